@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+// The core does no I/O; printing would be the first step towards it.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod channel_id;
+pub mod eip712;
+pub mod error;
+pub mod locks;
+pub mod settlement;
+pub mod signing;
+pub mod types;
+
+pub use channel_id::{channel_id, clone_init_code, vault_address};
+pub use eip712::{
+    domain, signing_hash, BalanceProof, CooperativeClose, TowerAuthorisation, Withdrawal,
+};
+pub use error::{Error, Result};
+pub use locks::{locks_root, secret_hash};
+pub use settlement::{settle, Direction, Settlement};
+pub use signing::{recover, sign_hash, sign_message, verify};
+pub use types::{ChannelParams, Lock, Side};
+
+/// Re-exported so callers use the same alloy types (and version) as the core.
+pub use alloy::primitives::{Address, B256, U256};

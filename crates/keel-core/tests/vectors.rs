@@ -1,0 +1,167 @@
+//! Cross-language test vectors.
+//!
+//! Computes channel id, vault address, lock root and every EIP-712 digest for fixed inputs
+//! and compares them with `contracts/test/vectors/signed-messages.json`, which the Solidity
+//! tests read too; so if both pass, Rust and the contracts agree byte for byte.
+//! `KEEL_WRITE_VECTORS=1` rewrites the file instead (review the diff before committing it).
+
+use alloy::primitives::{address, keccak256, Address, B256, U256};
+use alloy::sol_types::SolStruct;
+use keel_core::{
+    channel_id, domain, locks_root, secret_hash, vault_address, BalanceProof, ChannelParams,
+    CooperativeClose, Lock, TowerAuthorisation, Withdrawal,
+};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+const CHAIN_ID: u64 = 31337;
+// Addresses Anvil gives its first deployments / accounts, so a forge test can reproduce
+// them; nothing depends on that beyond readability.
+const FACTORY: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+const IMPLEMENTATION: Address = address!("e7f1725E7734CE288F8367e1Bb143E90bb3F0512");
+const TOKEN: Address = address!("9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0");
+const PARTICIPANT_A: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+const PARTICIPANT_B: Address = address!("70997970C51812dc3A010C7d01b50e0d17dc79C8");
+
+fn ether(milli: u64) -> U256 {
+    U256::from(milli) * U256::from(10u64.pow(15))
+}
+
+/// The vectors, in file order. Numbers are decimal strings, bytes are 0x-hex.
+fn compute() -> Map<String, Value> {
+    let params = ChannelParams {
+        participant_a: PARTICIPANT_A,
+        participant_b: PARTICIPANT_B,
+        token: TOKEN, // an ERC-20 channel, so the token feeds both the id and the vault
+        challenge_period: 86_400,
+        salt: keccak256("keel test vector salt"),
+    };
+    let id = channel_id(CHAIN_ID, FACTORY, &params);
+    let vault = vault_address(FACTORY, IMPLEMENTATION, id, params.token);
+    let dom = domain(CHAIN_ID, vault);
+
+    let locks = [
+        Lock {
+            expiration: 1_767_225_600,
+            amount: ether(1_500),
+            secret_hash: secret_hash(B256::repeat_byte(0x11)),
+        },
+        Lock {
+            expiration: 1_767_312_000,
+            amount: ether(250),
+            secret_hash: secret_hash(B256::repeat_byte(0x22)),
+        },
+    ];
+    let proof = BalanceProof {
+        channelId: id,
+        nonce: 7,
+        transferredAmount: ether(12_345),
+        lockedAmount: locks[0].amount + locks[1].amount,
+        locksRoot: locks_root(&locks),
+    };
+    let tower = TowerAuthorisation {
+        balanceProof: proof.clone(),
+    };
+    let withdrawal = Withdrawal {
+        channelId: id,
+        participant: PARTICIPANT_A,
+        totalWithdrawn: ether(2_000),
+        expiry: 1_767_225_600,
+    };
+    let close = CooperativeClose {
+        channelId: id,
+        payoutA: ether(40_000),
+        payoutB: ether(7_655),
+    };
+
+    let mut m = Map::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_owned(), Value::String(v));
+    };
+    put("chainId", CHAIN_ID.to_string());
+    put("factory", FACTORY.to_string());
+    put("implementation", IMPLEMENTATION.to_string());
+    put("participantA", params.participant_a.to_string());
+    put("participantB", params.participant_b.to_string());
+    put("token", params.token.to_string());
+    put("challengePeriod", params.challenge_period.to_string());
+    put("salt", params.salt.to_string());
+    put("channelId", id.to_string());
+    put("vault", vault.to_string());
+    put("domainSeparator", dom.separator().to_string());
+    put("nonce", proof.nonce.to_string());
+    put("transferredAmount", proof.transferredAmount.to_string());
+    put("lockedAmount", proof.lockedAmount.to_string());
+    for (i, lock) in locks.iter().enumerate() {
+        put(&format!("lock{i}Expiration"), lock.expiration.to_string());
+        put(&format!("lock{i}Amount"), lock.amount.to_string());
+        put(&format!("lock{i}SecretHash"), lock.secret_hash.to_string());
+    }
+    put("locksRoot", proof.locksRoot.to_string());
+    put(
+        "balanceProofDigest",
+        proof.eip712_signing_hash(&dom).to_string(),
+    );
+    put(
+        "towerAuthorisationDigest",
+        tower.eip712_signing_hash(&dom).to_string(),
+    );
+    put("withdrawalParticipant", withdrawal.participant.to_string());
+    put("totalWithdrawn", withdrawal.totalWithdrawn.to_string());
+    put("withdrawalExpiry", withdrawal.expiry.to_string());
+    put(
+        "withdrawalDigest",
+        withdrawal.eip712_signing_hash(&dom).to_string(),
+    );
+    put("payoutA", close.payoutA.to_string());
+    put("payoutB", close.payoutB.to_string());
+    put(
+        "cooperativeCloseDigest",
+        close.eip712_signing_hash(&dom).to_string(),
+    );
+    m
+}
+
+fn vectors_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../contracts/test/vectors/signed-messages.json")
+}
+
+#[test]
+fn signed_message_vectors_match_committed_file() {
+    let computed = compute();
+    let path = vectors_path();
+
+    if std::env::var("KEEL_WRITE_VECTORS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text = serde_json::to_string_pretty(&Value::Object(computed)).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with KEEL_WRITE_VECTORS=1 to create it",
+            path.display()
+        )
+    });
+    let committed: Map<String, Value> = serde_json::from_str(&text).expect("vectors file is JSON");
+
+    // List every differing key rather than stopping at the first one.
+    let mut diffs = Vec::new();
+    for (key, want) in &computed {
+        match committed.get(key) {
+            Some(got) if got == want => {}
+            got => diffs.push(format!("  {key}: file has {got:?}, Rust computes {want}")),
+        }
+    }
+    for key in committed.keys().filter(|k| !computed.contains_key(*k)) {
+        diffs.push(format!("  {key}: in file only"));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differs from keel-core (KEEL_WRITE_VECTORS=1 regenerates it):\n{}",
+        path.display(),
+        diffs.join("\n")
+    );
+}

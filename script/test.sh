@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test Keel has, after installing what they need. The README's test command.
+#   script/test.sh          everything
+# Each step prints a header; the first failure stops the run with a non-zero exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash script/setup.sh
+source script/env.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+profile=default
+[ "${CI:-}" = "true" ] && profile=ci
+
+step "forge fmt --check"
+forge fmt --check
+
+step "forge build"
+forge build
+
+step "forge test (profile $profile)"
+FOUNDRY_PROFILE=$profile forge test
+
+# Fuzz and invariant runs use random inputs, so only the fixed-input tests are snapshotted.
+step "gas snapshot unchanged (.gas-snapshot)"
+forge snapshot --check --no-match-test 'testFuzz_|invariant_'
+
+step "slither (no high or medium findings)"
+bash script/slither.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
