@@ -24,6 +24,9 @@ FOUNDRY_PROFILE=$profile forge test
 step "gas snapshot unchanged (.gas-snapshot)"
 forge snapshot --check --no-match-test 'testFuzz_|invariant_'
 
+step "deploy to Anvil and measure gas against the targets (script/gas-report.sh --check)"
+bash script/gas-report.sh --check
+
 step "slither (no high or medium findings)"
 bash script/slither.sh
 
