@@ -17,6 +17,13 @@ forge fmt --check
 step "forge build"
 forge build
 
+step "Rust bindings match the build (crates/keel-bindings/artifacts)"
+python3 script/bindings.py
+git diff --exit-code --stat -- crates/keel-bindings/artifacts || {
+  echo "bindings are stale: run python3 script/bindings.py and commit the result" >&2
+  exit 1
+}
+
 step "forge test (profile $profile)"
 FOUNDRY_PROFILE=$profile forge test
 

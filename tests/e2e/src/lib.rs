@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+
+mod devnet;
+
+pub use devnet::{
+    balance_data, succeeded, to_abi, to_vault_abi, Channel, Devnet, Participant, MAX_PERIOD,
+    MIN_PERIOD,
+};
