@@ -269,18 +269,23 @@ contract GasReport is Script {
         view
         returns (bytes memory)
     {
+        uint64 expiry = uint64(block.timestamp + 1 days);
         bytes32 h = keccak256(
             abi.encode(
-                keccak256("CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB)"),
+                keccak256(
+                    "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
+                ),
                 factory.channelId(p),
                 a,
-                b
+                b,
+                v.totalDeposit(0) + v.totalDeposit(1),
+                v.totalWithdrawn(0) + v.totalWithdrawn(1),
+                expiry
             )
         );
-        return
-            abi.encodeCall(
-                ChannelVault.cooperativeClose, (p, a, b, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h))
-            );
+        return abi.encodeCall(
+            ChannelVault.cooperativeClose, (p, a, b, expiry, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h))
+        );
     }
 
     function _close(ChannelParams memory p, ChannelVault v, uint256 signerPk, BalanceData memory b)

@@ -93,18 +93,28 @@ contract ChannelVault is ChannelAdjudicator {
     }
 
     /// @notice Pays both participants the final balances they both signed and ends the channel.
-    /// @dev The payouts may total up to what the vault actually holds, so funds sent to the vault
-    /// outside the protocol can be shared out here by agreement.
+    /// @dev The signatures cover the vault's current deposit and withdrawal totals, so a close
+    /// signed before any later deposit or withdrawal no longer verifies (WrongSigner), and an
+    /// expiry, after which a participant that signed may safely resume payments. The payouts may
+    /// total up to what the vault actually holds, so funds sent to the vault outside the protocol
+    /// can be shared out here by agreement.
     function cooperativeClose(
         ChannelParams calldata p,
         uint256 payoutA,
         uint256 payoutB,
+        uint64 expiry,
         bytes calldata sigA,
         bytes calldata sigB
     ) external nonReentrant {
         bytes32 id = _channelId(p);
-        if (_word.status() != StateWord.OPEN) revert ChannelNotOpen();
-        bytes32 structHash = SignedMessages.cooperativeCloseHash(id, payoutA, payoutB);
+        uint256 word = _word;
+        if (word.status() != StateWord.OPEN) revert ChannelNotOpen();
+        if (block.timestamp > expiry) revert Expired(expiry);
+        (uint256 depositA, uint256 depositB) = word.deposits();
+        (uint256 withdrawnA, uint256 withdrawnB) = _withdrawals();
+        bytes32 structHash = SignedMessages.cooperativeCloseHash(
+            id, payoutA, payoutB, depositA + depositB, withdrawnA + withdrawnB, expiry
+        );
         _checkSigner(structHash, sigA, p.participantA);
         _checkSigner(structHash, sigB, p.participantB);
         address asset = _token();

@@ -93,6 +93,7 @@ contract ChannelLifecycleTest is KeelTest {
             p,
             3 ether,
             7 ether,
+            CLOSE_EXPIRY,
             signCoopClose(alicePk, p, address(v), 3 ether, 7 ether),
             signCoopClose(bobPk, p, address(v), 3 ether, 7 ether)
         );

@@ -47,12 +47,18 @@ contract SignedMessagesHarness {
         return SignedMessages.digest(vault, SignedMessages.withdrawalHash(id, w));
     }
 
-    function cooperativeCloseDigest(address vault, bytes32 id, uint256 a, uint256 b)
-        external
-        view
-        returns (bytes32)
-    {
-        return SignedMessages.digest(vault, SignedMessages.cooperativeCloseHash(id, a, b));
+    function cooperativeCloseDigest(
+        address vault,
+        bytes32 id,
+        uint256 a,
+        uint256 b,
+        uint256 deposited,
+        uint256 withdrawn,
+        uint64 expiry
+    ) external view returns (bytes32) {
+        return SignedMessages.digest(
+            vault, SignedMessages.cooperativeCloseHash(id, a, b, deposited, withdrawn, expiry)
+        );
     }
 
     function recover(bytes32 hash, bytes calldata sig) external pure returns (address) {
@@ -110,7 +116,13 @@ contract SignedMessagesTest is Test {
     function test_CooperativeCloseDigestMatchesRust() public view {
         assertEq(
             h.cooperativeCloseDigest(
-                _addr(".vault"), _b32(".channelId"), _uint(".payoutA"), _uint(".payoutB")
+                _addr(".vault"),
+                _b32(".channelId"),
+                _uint(".payoutA"),
+                _uint(".payoutB"),
+                _uint(".closeTotalDeposited"),
+                _uint(".closeTotalWithdrawn"),
+                uint64(_uint(".closeExpiry"))
             ),
             _b32(".cooperativeCloseDigest")
         );

@@ -27,8 +27,9 @@ library SignedMessages {
     );
     bytes32 internal constant WITHDRAWAL_TYPEHASH =
         keccak256("Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry)");
-    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH =
-        keccak256("CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB)");
+    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH = keccak256(
+        "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
+    );
 
     /// @notice The EIP-712 domain separator of the vault at `vault` on this chain.
     function domainSeparator(address vault) internal view returns (bytes32) {
@@ -57,12 +58,28 @@ library SignedMessages {
             keccak256(abi.encode(WITHDRAWAL_TYPEHASH, channelId, w.participant, w.totalWithdrawn, w.expiry));
     }
 
-    function cooperativeCloseHash(bytes32 channelId, uint256 payoutA, uint256 payoutB)
-        internal
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, channelId, payoutA, payoutB));
+    /// @dev `totalDeposited` and `totalWithdrawn` (both participants' sums) pin the ledger the
+    /// close was agreed on: both only ever grow, so any deposit or withdrawal after signing
+    /// invalidates the close.
+    function cooperativeCloseHash(
+        bytes32 channelId,
+        uint256 payoutA,
+        uint256 payoutB,
+        uint256 totalDeposited,
+        uint256 totalWithdrawn,
+        uint64 expiry
+    ) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                COOPERATIVE_CLOSE_TYPEHASH,
+                channelId,
+                payoutA,
+                payoutB,
+                totalDeposited,
+                totalWithdrawn,
+                expiry
+            )
+        );
     }
 
     /// @notice The digest a wallet signs for `structHash` under the domain of `vault`.

@@ -156,6 +156,10 @@ abstract contract KeelTest is Test {
         );
     }
 
+    /// @dev Expiry of the cooperative closes signCoopClose makes (the fixture starts at 1.7e9).
+    uint64 internal constant CLOSE_EXPIRY = 2_000_000_000;
+
+    /// @dev Signs a cooperative close against the vault's current deposit and withdrawal totals.
     function signCoopClose(
         uint256 pk,
         ChannelParams memory p,
@@ -163,8 +167,30 @@ abstract contract KeelTest is Test {
         uint256 payoutA,
         uint256 payoutB
     ) internal view returns (bytes memory) {
-        bytes32 typeHash = keccak256("CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB)");
-        return sign(pk, vault, keccak256(abi.encode(typeHash, channelIdOf(p), payoutA, payoutB)));
+        ChannelVault v = ChannelVault(vault);
+        uint256 deposited = v.totalDeposit(0) + v.totalDeposit(1);
+        uint256 withdrawn = v.totalWithdrawn(0) + v.totalWithdrawn(1);
+        return signCoopCloseFor(pk, p, vault, payoutA, payoutB, deposited, withdrawn, CLOSE_EXPIRY);
+    }
+
+    function signCoopCloseFor(
+        uint256 pk,
+        ChannelParams memory p,
+        address vault,
+        uint256 payoutA,
+        uint256 payoutB,
+        uint256 deposited,
+        uint256 withdrawn,
+        uint64 expiry
+    ) internal view returns (bytes memory) {
+        bytes32 typeHash = keccak256(
+            "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
+        );
+        return sign(
+            pk,
+            vault,
+            keccak256(abi.encode(typeHash, channelIdOf(p), payoutA, payoutB, deposited, withdrawn, expiry))
+        );
     }
 
     // ---------------------------------------------------------------- flows

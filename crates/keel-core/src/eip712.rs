@@ -46,11 +46,17 @@ mod messages {
         }
 
         /// Closes the channel at once with these payouts; signed by both participants.
+        /// `totalDeposited` and `totalWithdrawn` are both sides' sums as the vault records them
+        /// when signing: any later deposit or withdrawal invalidates the close. After `expiry`
+        /// (unix seconds) it is dead, so a signer may safely resume payments.
         #[derive(Debug, PartialEq, Eq, Hash)]
         struct CooperativeClose {
             bytes32 channelId;
             uint256 payoutA;
             uint256 payoutB;
+            uint256 totalDeposited;
+            uint256 totalWithdrawn;
+            uint64 expiry;
         }
     }
 }
@@ -99,7 +105,7 @@ mod tests {
         );
         assert_eq!(
             CooperativeClose::eip712_encode_type(),
-            "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB)"
+            "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
         );
         assert_eq!(
             domain(1, Address::ZERO).encode_type(),

@@ -72,6 +72,9 @@ fn compute() -> Map<String, Value> {
         channelId: id,
         payoutA: ether(40_000),
         payoutB: ether(7_655),
+        totalDeposited: ether(50_000),
+        totalWithdrawn: ether(2_345),
+        expiry: 1_767_229_200,
     };
 
     let mut m = Map::new();
@@ -115,6 +118,9 @@ fn compute() -> Map<String, Value> {
     );
     put("payoutA", close.payoutA.to_string());
     put("payoutB", close.payoutB.to_string());
+    put("closeTotalDeposited", close.totalDeposited.to_string());
+    put("closeTotalWithdrawn", close.totalWithdrawn.to_string());
+    put("closeExpiry", close.expiry.to_string());
     put(
         "cooperativeCloseDigest",
         close.eip712_signing_hash(&dom).to_string(),

@@ -64,6 +64,10 @@ async fn main() -> Result<()> {
         channelId: ch.id,
         payoutA: parse_ether("1")? - sent,
         payoutB: parse_ether("0.5")? + sent,
+        // The ledger the close is agreed on, and how long the offer stands.
+        totalDeposited: parse_ether("1.5")?,
+        totalWithdrawn: U256::ZERO,
+        expiry: u64::MAX,
     };
     let (sig_a, sig_b) = net.sign_cooperative_close(&ch, &close)?;
     let r = bob_vault
@@ -71,6 +75,7 @@ async fn main() -> Result<()> {
             to_vault_abi(&ch.params),
             close.payoutA,
             close.payoutB,
+            close.expiry,
             sig_a,
             sig_b,
         )

@@ -36,6 +36,9 @@ async fn open_pay_and_close_cooperatively_pays_the_signed_balances() -> Result<(
         channelId: ch.id,
         payoutA: parse_ether("7")?,
         payoutB: parse_ether("7")?,
+        totalDeposited: parse_ether("14")?,
+        totalWithdrawn: U256::ZERO,
+        expiry: u64::MAX,
     };
     let (sig_a, sig_b) = net.sign_cooperative_close(&ch, &close)?;
     let (a0, b0) = (net.alice.balance().await?, net.bob.balance().await?);
@@ -44,6 +47,7 @@ async fn open_pay_and_close_cooperatively_pays_the_signed_balances() -> Result<(
             to_vault_abi(&ch.params),
             close.payoutA,
             close.payoutB,
+            close.expiry,
             sig_a,
             sig_b,
         )
