@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity 0.8.37;
+
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {KeelTest} from "./utils/KeelTest.sol";
+import {ChannelFactory} from "../src/ChannelFactory.sol";
+import {ChannelVault} from "../src/ChannelVault.sol";
+import {IChannelVault} from "../src/interfaces/IChannelVault.sol";
+import {BalanceData, ChannelParams, DisputeState, Withdrawal} from "../src/libraries/ChannelTypes.sol";
+import {BlocklistToken} from "./mocks/BlocklistToken.sol";
+import {AlwaysFalseToken, FalseReturnToken} from "./mocks/FalseReturnToken.sol";
+import {FeeOnTransferToken} from "./mocks/FeeOnTransferToken.sol";
+import {MissingReturnToken} from "./mocks/MissingReturnToken.sol";
+import {MockERC20} from "./mocks/MockERC20.sol";
+import {RevertingToken} from "./mocks/RevertingToken.sol";
+
+/// @notice The calls these tests make on every mock token. `approve` is declared without a return
+/// value so that the same interface drives tokens that return a bool and tokens that return nothing.
+interface ITestToken {
+    function mint(address to, uint256 amount) external;
+    function approve(address spender, uint256 amount) external;
+    function transfer(address to, uint256 amount) external;
+    function balanceOf(address account) external view returns (uint256);
+}
+
+/// @notice ERC-20 channels: the full lifecycle with standard and non-standard tokens, and payouts
+/// that a paused or blocklisting token refuses.
+contract TokensTest is KeelTest {
+    address internal carol = makeAddr("carol");
+    address internal stranger = makeAddr("stranger");
+
+    // ---------------------------------------------------------------- helpers
+
+    /// @dev Opens a channel of `token`: alice opens with `depositA`, bob tops up with `depositB`.
+    function openToken(address token, uint256 depositA, uint256 depositB)
+        internal
+        returns (ChannelParams memory p, ChannelVault v)
+    {
+        p = tokenParams(token);
+        ITestToken(token).mint(alice, 1000 ether);
+        ITestToken(token).mint(bob, 1000 ether);
+        vm.startPrank(alice);
+        ITestToken(token).approve(address(factory), depositA);
+        (address vault,) = factory.open(p, depositA);
+        vm.stopPrank();
+        v = ChannelVault(vault);
+        if (depositB != 0) topUp(v, token, bob, 1, v.totalDeposit(1) + depositB);
+    }
+
+    function topUp(ChannelVault v, address token, address from, uint8 side, uint256 newTotal) internal {
+        vm.startPrank(from);
+        ITestToken(token).approve(address(v), newTotal - v.totalDeposit(side));
+        v.deposit(side, newTotal);
+        vm.stopPrank();
+    }
+
+    function withdrawSigned(ChannelParams memory p, ChannelVault v, address who, uint256 total) internal {
+        Withdrawal memory w = Withdrawal(who, total, uint64(block.timestamp + 1 hours));
+        v.withdraw(p, w, signWithdrawal(alicePk, p, address(v), w), signWithdrawal(bobPk, p, address(v), w));
+    }
+
+    function coopClose(ChannelParams memory p, ChannelVault v, uint256 payoutA, uint256 payoutB) internal {
+        v.cooperativeClose(
+            p,
+            payoutA,
+            payoutB,
+            CLOSE_EXPIRY,
+            signCoopClose(alicePk, p, address(v), payoutA, payoutB),
+            signCoopClose(bobPk, p, address(v), payoutA, payoutB)
+        );
+    }
+
+    /// @dev Alice closes with bob's proof (bob sent `fromBob`), bob refutes with alice's (alice sent
+    /// `fromAlice`); returns the dispute state to settle with, already past its deadline.
+    function disputeToDeadline(ChannelParams memory p, ChannelVault v, uint256 fromAlice, uint256 fromBob)
+        internal
+        returns (DisputeState memory s)
+    {
+        s = closeWith(p, v, true, balance(1, fromBob));
+        BalanceData memory aliceProof = balance(2, fromAlice);
+        vm.prank(bob);
+        v.refute(p, s, aliceProof, signBalance(alicePk, p, address(v), aliceProof), "");
+        s.fromA = aliceProof;
+        vm.warp(s.deadline + 1);
+    }
+
+    /// @dev Open 10 / top-up 6 / top-up 4 / withdraw 2 / cooperative close 11 + 7, checking every balance.
+    function runCooperativeLifecycle(address token) internal {
+        ITestToken t = ITestToken(token);
+        (ChannelParams memory p, ChannelVault v) = openToken(token, 10 ether, 6 ether);
+        assertEq(v.token(), token);
+        assertEq(v.totalDeposit(0), 10 ether);
+        assertEq(v.totalDeposit(1), 6 ether);
+        assertEq(t.balanceOf(address(v)), 16 ether);
+
+        topUp(v, token, alice, 0, 14 ether);
+        assertEq(v.totalDeposit(0), 14 ether);
+        assertEq(t.balanceOf(address(v)), 20 ether);
+
+        uint256 bob0 = t.balanceOf(bob);
+        withdrawSigned(p, v, bob, 2 ether);
+        assertEq(t.balanceOf(bob), bob0 + 2 ether);
+        assertEq(v.totalWithdrawn(1), 2 ether);
+        assertEq(t.balanceOf(address(v)), 18 ether);
+        assertEq(v.status(), 1);
+
+        uint256 alice0 = t.balanceOf(alice);
+        coopClose(p, v, 11 ether, 7 ether);
+        assertEq(t.balanceOf(alice), alice0 + 11 ether);
+        assertEq(t.balanceOf(bob), bob0 + 9 ether);
+        assertEq(t.balanceOf(address(v)), 0);
+        assertEq(v.status(), 3);
+    }
+
+    /// @dev Open 10 + 6, alice sent 3, bob sent 1: settlement pays 8 and 8.
+    function runDisputeLifecycle(address token) internal {
+        ITestToken t = ITestToken(token);
+        (ChannelParams memory p, ChannelVault v) = openToken(token, 10 ether, 6 ether);
+        DisputeState memory s = disputeToDeadline(p, v, 3 ether, 1 ether);
+        uint256 alice0 = t.balanceOf(alice);
+        uint256 bob0 = t.balanceOf(bob);
+        v.settle(p, s);
+        assertEq(t.balanceOf(alice), alice0 + 8 ether);
+        assertEq(t.balanceOf(bob), bob0 + 8 ether);
+        assertEq(t.balanceOf(address(v)), 0);
+        assertEq(v.status(), 3);
+    }
+
+    // ---------------------------------------------------------------- standard and missing-return tokens
+
+    function test_StandardTokenCooperativeLifecycle() public {
+        runCooperativeLifecycle(address(new MockERC20("Token", "TOK")));
+    }
+
+    function test_StandardTokenDisputeLifecycle() public {
+        runDisputeLifecycle(address(new MockERC20("Token", "TOK")));
+    }
+
+    function test_MissingReturnTokenCooperativeLifecycle() public {
+        runCooperativeLifecycle(address(new MissingReturnToken()));
+    }
+
+    function test_MissingReturnTokenDisputeLifecycle() public {
+        runDisputeLifecycle(address(new MissingReturnToken()));
+    }
+
+    function test_FalseReturnTokenWorksWhileTransfersSucceed() public {
+        runCooperativeLifecycle(address(new FalseReturnToken()));
+    }
+
+    function test_RevertWhen_OpenDepositInETHForTokenChannel() public {
+        MockERC20 t = new MockERC20("Token", "TOK");
+        ChannelParams memory p = tokenParams(address(t));
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.WrongValue.selector, 0, 1 ether));
+        factory.open{value: 1 ether}(p, 1 ether);
+    }
+
+    // ---------------------------------------------------------------- tokens that return false
+
+    function test_RevertWhen_FalseReturnTokenOpenWithoutAllowance() public {
+        FalseReturnToken t = new FalseReturnToken();
+        t.mint(alice, 10 ether);
+        ChannelParams memory p = tokenParams(address(t));
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, address(t)));
+        factory.open(p, 10 ether);
+    }
+
+    function test_RevertWhen_FalseReturnTokenTopUpExceedsBalance() public {
+        FalseReturnToken t = new FalseReturnToken();
+        (, ChannelVault v) = openToken(address(t), 10 ether, 0);
+        // Approved, but bob holds only 1000: the token returns false instead of reverting.
+        vm.startPrank(bob);
+        t.approve(address(v), 2000 ether);
+        vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, address(t)));
+        v.deposit(1, 2000 ether);
+        vm.stopPrank();
+        assertEq(v.totalDeposit(1), 0);
+    }
+
+    function test_RevertWhen_AlwaysFalseTokenDeposits() public {
+        AlwaysFalseToken t = new AlwaysFalseToken();
+        t.mint(alice, 10 ether);
+        ChannelParams memory p = tokenParams(address(t));
+        vm.startPrank(alice);
+        t.approve(address(factory), 10 ether);
+        vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, address(t)));
+        factory.open(p, 10 ether);
+
+        // A channel opened without a deposit still cannot be funded.
+        (address vault,) = factory.open(p, 0);
+        t.approve(vault, 10 ether);
+        vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, address(t)));
+        ChannelVault(vault).deposit(0, 10 ether);
+        vm.stopPrank();
+        assertEq(ChannelVault(vault).totalDeposit(0), 0);
+    }
+
+    // ---------------------------------------------------------------- fee-on-transfer
+
+    function test_FeeOnTransferCreditsWhatArrivedAtOpen() public {
+        FeeOnTransferToken t = new FeeOnTransferToken();
+        (, ChannelVault v) = openToken(address(t), 100 ether, 0);
+        assertEq(v.totalDeposit(0), 99 ether);
+        assertEq(t.balanceOf(address(v)), 99 ether);
+    }
+
+    function test_FeeOnTransferCreditsWhatArrivedAtTopUp() public {
+        FeeOnTransferToken t = new FeeOnTransferToken();
+        (, ChannelVault v) = openToken(address(t), 100 ether, 50 ether);
+        assertEq(v.totalDeposit(1), 49.5 ether);
+        // A top-up asks for the new total; the credit is the old total plus what arrived.
+        topUp(v, address(t), alice, 0, 109 ether);
+        assertEq(v.totalDeposit(0), 99 ether + 9.9 ether);
+        assertEq(t.balanceOf(address(v)), v.totalDeposit(0) + v.totalDeposit(1));
+    }
+
+    function test_FeeOnTransferDisputeConservesFunds() public {
+        FeeOnTransferToken t = new FeeOnTransferToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 100 ether, 50 ether);
+        uint256 held = t.balanceOf(address(v));
+        assertEq(held, 148.5 ether);
+        DisputeState memory s = disputeToDeadline(p, v, 30 ether, 10 ether);
+        assertEq(s.total, held);
+        uint256 alice0 = t.balanceOf(alice);
+        uint256 bob0 = t.balanceOf(bob);
+        v.settle(p, s);
+        // Shares: alice 99 - 30 + 10 = 79, bob 49.5 + 30 - 10 = 69.5; each loses 1% on the way out.
+        assertEq(t.balanceOf(alice), alice0 + t.afterFee(79 ether));
+        assertEq(t.balanceOf(bob), bob0 + t.afterFee(69.5 ether));
+        assertEq(t.balanceOf(address(v)), 0);
+    }
+
+    function test_FeeOnTransferWithdrawAndCooperativeCloseEmptyTheVault() public {
+        FeeOnTransferToken t = new FeeOnTransferToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 100 ether, 50 ether);
+        withdrawSigned(p, v, alice, 9 ether);
+        uint256 held = t.balanceOf(address(v));
+        assertEq(held, 148.5 ether - 9 ether);
+        coopClose(p, v, 60 ether, held - 60 ether);
+        assertEq(t.balanceOf(address(v)), 0);
+        assertEq(v.status(), 3);
+    }
+
+    // ---------------------------------------------------------------- payouts the token refuses
+
+    function test_PausedTokenAtSettlementDefersBothPayoutsUntilUnpaused() public {
+        RevertingToken t = new RevertingToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        DisputeState memory s = disputeToDeadline(p, v, 3 ether, 1 ether);
+        t.setPaused(true);
+
+        vm.expectEmit(address(v));
+        emit IChannelVault.PayoutDeferred(alice, 8 ether);
+        vm.expectEmit(address(v));
+        emit IChannelVault.PayoutDeferred(bob, 8 ether);
+        v.settle(p, s);
+        assertEq(v.status(), 3);
+        assertEq(v.owed(alice), 8 ether);
+        assertEq(v.owed(bob), 8 ether);
+        assertEq(t.balanceOf(address(v)), 16 ether);
+
+        // Still paused: the claim reverts and the debt stays on record.
+        vm.prank(alice);
+        vm.expectRevert(RevertingToken.TokenPaused.selector);
+        v.claim(alice);
+        assertEq(v.owed(alice), 8 ether);
+
+        t.setPaused(false);
+        uint256 alice0 = t.balanceOf(alice);
+        uint256 bob0 = t.balanceOf(bob);
+        vm.prank(alice);
+        v.claim(alice);
+        vm.prank(bob);
+        v.claim(bob);
+        assertEq(t.balanceOf(alice), alice0 + 8 ether);
+        assertEq(t.balanceOf(bob), bob0 + 8 ether);
+        assertEq(v.owed(alice), 0);
+        assertEq(v.owed(bob), 0);
+        assertEq(t.balanceOf(address(v)), 0);
+    }
+
+    function test_PausedTokenAtCooperativeCloseDefersBothPayouts() public {
+        RevertingToken t = new RevertingToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        t.setPaused(true);
+        coopClose(p, v, 9 ether, 7 ether);
+        assertEq(v.status(), 3);
+        assertEq(v.owed(alice), 9 ether);
+        assertEq(v.owed(bob), 7 ether);
+    }
+
+    function test_BlocklistedParticipantDeferredWhileOtherIsPaidAtSettlement() public {
+        BlocklistToken t = new BlocklistToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        DisputeState memory s = disputeToDeadline(p, v, 3 ether, 1 ether);
+        t.setBlocked(bob, true);
+        uint256 alice0 = t.balanceOf(alice);
+
+        vm.expectEmit(address(v));
+        emit IChannelVault.PayoutDeferred(bob, 8 ether);
+        v.settle(p, s);
+        assertEq(t.balanceOf(alice), alice0 + 8 ether);
+        assertEq(v.owed(alice), 0);
+        assertEq(v.owed(bob), 8 ether);
+
+        // Bob pulls his share to an address that is not blocked.
+        vm.prank(bob);
+        vm.expectEmit(address(v));
+        emit IChannelVault.Claimed(bob, carol, 8 ether);
+        v.claim(carol);
+        assertEq(t.balanceOf(carol), 8 ether);
+        assertEq(t.balanceOf(address(v)), 0);
+    }
+
+    function test_BlocklistedParticipantDeferredWhileOtherIsPaidAtCooperativeClose() public {
+        BlocklistToken t = new BlocklistToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        t.setBlocked(alice, true);
+        uint256 bob0 = t.balanceOf(bob);
+        coopClose(p, v, 12 ether, 4 ether);
+        assertEq(t.balanceOf(bob), bob0 + 4 ether);
+        assertEq(v.owed(alice), 12 ether);
+        assertEq(v.owed(bob), 0);
+    }
+
+    function test_ClaimPaysAnotherAddressOnce() public {
+        BlocklistToken t = new BlocklistToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        t.setBlocked(alice, true);
+        coopClose(p, v, 10 ether, 6 ether);
+
+        vm.prank(alice);
+        v.claim(carol);
+        assertEq(t.balanceOf(carol), 10 ether);
+        assertEq(v.owed(alice), 0);
+
+        vm.prank(alice);
+        vm.expectRevert(IChannelVault.NothingOwed.selector);
+        v.claim(carol);
+        // Nobody else can pull alice's payout: the debt is keyed by the caller.
+        vm.prank(carol);
+        vm.expectRevert(IChannelVault.NothingOwed.selector);
+        v.claim(carol);
+    }
+
+    function test_RevertWhen_ClaimToBlocklistedAddressKeepsDebt() public {
+        BlocklistToken t = new BlocklistToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        t.setBlocked(alice, true);
+        coopClose(p, v, 10 ether, 6 ether);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(BlocklistToken.Blocklisted.selector, alice));
+        v.claim(alice);
+        assertEq(v.owed(alice), 10 ether);
+    }
+
+    // ---------------------------------------------------------------- tokens sent outside the protocol
+
+    function test_StrayTokensDoNotChangeTheLedger() public {
+        MockERC20 t = new MockERC20("Token", "TOK");
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 5 ether);
+        t.mint(stranger, 7 ether);
+        vm.prank(stranger);
+        assertTrue(t.transfer(address(v), 7 ether));
+        assertEq(v.totalDeposit(0), 10 ether);
+        assertEq(v.totalDeposit(1), 5 ether);
+
+        // A dispute divides only the ledger's 15; the stray 7 stay in the vault.
+        DisputeState memory s = disputeToDeadline(p, v, 2 ether, 0);
+        assertEq(s.total, 15 ether);
+        uint256 alice0 = t.balanceOf(alice);
+        uint256 bob0 = t.balanceOf(bob);
+        v.settle(p, s);
+        assertEq(t.balanceOf(alice), alice0 + 8 ether);
+        assertEq(t.balanceOf(bob), bob0 + 7 ether);
+        assertEq(t.balanceOf(address(v)), 7 ether);
+    }
+
+    function test_StrayTokensCanBeSharedByCooperativeCloseUpToTheRealBalance() public {
+        MockERC20 t = new MockERC20("Token", "TOK");
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 5 ether);
+        t.mint(address(v), 7 ether);
+
+        bytes memory sigA = signCoopClose(alicePk, p, address(v), 13 ether, 10 ether);
+        bytes memory sigB = signCoopClose(bobPk, p, address(v), 13 ether, 10 ether);
+        vm.expectRevert(
+            abi.encodeWithSelector(IChannelVault.PayoutsExceedBalance.selector, 23 ether, 22 ether)
+        );
+        v.cooperativeClose(p, 13 ether, 10 ether, CLOSE_EXPIRY, sigA, sigB);
+
+        uint256 alice0 = t.balanceOf(alice);
+        uint256 bob0 = t.balanceOf(bob);
+        coopClose(p, v, 12 ether, 10 ether);
+        assertEq(t.balanceOf(alice), alice0 + 12 ether);
+        assertEq(t.balanceOf(bob), bob0 + 10 ether);
+        assertEq(t.balanceOf(address(v)), 0);
+    }
+}
