@@ -1,0 +1,98 @@
+//! Hot paths of the protocol core, timed over many iterations: what a client pays per payment
+//! (sign a balance proof) and what a receiver or watchtower pays per proof (verify it).
+//! Run: `cargo bench -p keel-core --bench core`. Results go to docs/benchmarks.md by hand.
+
+// A bench binary reports on stdout.
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::{hint::black_box, time::Instant};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use keel_core::{
+    channel_id, locks_root, settle, sign_message, signing_hash, vault_address, verify,
+    BalanceProof, ChannelParams, Direction, Lock,
+};
+
+fn time<T>(name: &str, iterations: u32, mut f: impl FnMut(u32) -> T) {
+    for i in 0..iterations / 10 {
+        black_box(f(i));
+    }
+    let start = Instant::now();
+    for i in 0..iterations {
+        black_box(f(i));
+    }
+    let per = start.elapsed() / iterations;
+    println!(
+        "{name:<40} {:>10.2} µs/op   ({iterations} iterations)",
+        per.as_nanos() as f64 / 1000.0
+    );
+}
+
+fn main() {
+    let signer = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x11)).expect("valid key");
+    let params = ChannelParams {
+        participant_a: signer.address(),
+        participant_b: Address::repeat_byte(0x22),
+        token: Address::ZERO,
+        challenge_period: 86_400,
+        salt: B256::ZERO,
+    };
+    let factory = Address::repeat_byte(0x33);
+    let id = channel_id(31337, factory, &params);
+    let vault = vault_address(factory, Address::repeat_byte(0x44), id, Address::ZERO);
+    let proof = |nonce: u32| BalanceProof {
+        channelId: id,
+        nonce: u64::from(nonce) + 1,
+        transferredAmount: U256::from(nonce) * U256::from(1_000_000_000u64),
+        lockedAmount: U256::ZERO,
+        locksRoot: B256::ZERO,
+    };
+    let signed = sign_message(&signer, &proof(7), 31337, vault).expect("signs");
+    let digest = signing_hash(&proof(7), 31337, vault);
+    let locks: Vec<Lock> = (0..16u64)
+        .map(|i| Lock {
+            expiration: 1_800_000_000 + i,
+            amount: U256::from(i),
+            secret_hash: B256::repeat_byte(i as u8),
+        })
+        .collect();
+
+    time("channel_id + vault_address", 100_000, |i| {
+        let mut p = params;
+        p.salt = B256::from(U256::from(i));
+        vault_address(
+            factory,
+            Address::ZERO,
+            channel_id(31337, factory, &p),
+            Address::ZERO,
+        )
+    });
+    time("balance proof EIP-712 signing hash", 100_000, |i| {
+        signing_hash(&proof(i), 31337, vault)
+    });
+    time("sign a balance proof (hash + ECDSA)", 5_000, |i| {
+        sign_message(&signer, &proof(i), 31337, vault)
+    });
+    time("verify a balance proof signature", 5_000, |_| {
+        verify(&digest, &signed, signer.address())
+    });
+    time("locks_root of 16 locks", 100_000, |_| locks_root(&locks));
+    time("settle (payout formula)", 1_000_000, |i| {
+        settle(
+            U256::from(20u64 + u64::from(i % 7)),
+            U256::from(10u64),
+            U256::ZERO,
+            Direction {
+                transferred: U256::from(4u64),
+                locked: U256::from(1u64),
+            },
+            Direction {
+                transferred: U256::from(1u64),
+                locked: U256::ZERO,
+            },
+        )
+    });
+}
