@@ -13,15 +13,27 @@ import subprocess
 # Targets from issue 2 and the anchors measured on anvil 1.7.1 (../shared/GAS-ANCHORS.md).
 TARGETS = {
     "open with deposit (ETH)": (100_000, "Raiden 142,103 (ERC-20, open + deposit)"),
+    "first deposit by the counterparty (ETH)": (32_000, "Raiden 75,838; Nitro first deposit 46,496"),
     "top-up, a later deposit (ETH)": (32_000, "Raiden 75,838; Nitro 29,408 (no per-channel vault)"),
     "withdraw while open (ETH)": (75_000, "Raiden 115,037"),
     "cooperative close (ETH)": (65_000, "Nitro 88,972 (payees exist)"),
     "unilateral close (ETH)": (70_000, "Nitro 113,146; Raiden 137,717"),
     "refutation by the counterparty (ETH)": (50_000, "Nitro 73,936; Raiden 90,538"),
     "settle (ETH)": (55_000, "Nitro 57,026 (payees exist); Raiden 173,781"),
+    "refutation by a watchtower (ETH)": (None, "Raiden 90,538 (a third party with the non-closer's signature)"),
     "unlock 1 lock": (None, "Raiden 59,034"),
     "unlock 6 locks": (None, "Raiden 83,834"),
     "register a secret": (None, "Raiden 46,205"),
+}
+
+# Raiden's figures (ERC-20) from ../shared/GAS-ANCHORS.md, beside Keel's ERC-20 operations.
+RAIDEN_ERC20 = {
+    "open with deposit (ERC-20)": 142_103,
+    "top-up, a later deposit (ERC-20)": 75_838,
+    "withdraw while open (ERC-20)": 115_037,
+    "cooperative close (ERC-20)": 167_416,
+    "unilateral close (ERC-20)": 137_717,
+    "settle (ERC-20)": 173_781,
 }
 
 SCENARIOS = {
@@ -91,6 +103,13 @@ def main():
         t = f"{target:,}" if target else "—"
         met = ("yes" if g <= target else "**no**") if target else ""
         out.append(f"| {label} | {SCENARIOS.get(label, '')} | {g:,} | {t} | {anchor} | {met} |")
+
+    out.append("\n## ERC-20 channels against Raiden (an ERC-20 TokenNetwork)\n")
+    out.append("| operation | Keel | Raiden |")
+    out.append("|---|---:|---:|")
+    for label, raiden in RAIDEN_ERC20.items():
+        if label in measured:
+            out.append(f"| {label} | {measured[label]:,} | {raiden:,} |")
 
     out.append("\n## Every measured operation\n")
     out.append("| operation | gasUsed |")

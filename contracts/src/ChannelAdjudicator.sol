@@ -89,16 +89,14 @@ abstract contract ChannelAdjudicator is VaultBase {
         if (block.timestamp <= s.deadline) revert ChallengePeriodNotOver(s.deadline);
 
         Settlement.Outcome memory o = Settlement.outcome(s);
-        // Stays all-zero when nothing is pending, which is what the Settled event should say.
-        // slither-disable-next-line uninitialized-local
-        LockState memory locks;
         if (o.retainedA != 0 || o.retainedB != 0) {
-            locks = LockState(o.retainedA, s.fromA.locksRoot, o.retainedB, s.fromB.locksRoot);
+            LockState memory locks = LockState(o.retainedA, s.fromA.locksRoot, o.retainedB, s.fromB.locksRoot);
             _word = StateWord.commit(keccak256(abi.encode(locks)), StateWord.SETTLED);
+            emit LocksRetained(locks);
         } else {
             _word = StateWord.SETTLED;
         }
-        emit Settled(o.payoutA, o.payoutB, locks);
+        emit Settled(o.payoutA, o.payoutB);
 
         address asset = _token();
         _payOrDefer(asset, p.participantA, o.payoutA);

@@ -16,8 +16,11 @@ interface IChannelVault {
     event Closed(DisputeState state);
     /// @notice A newer balance proof of the closer was accepted; `state` replaces the previous one.
     event Refuted(DisputeState state);
-    /// @notice The challenge period ended and the vault paid out; `locks` is what unlock takes back.
-    event Settled(uint256 payoutA, uint256 payoutB, LockState locks);
+    /// @notice The challenge period ended and the vault paid out.
+    event Settled(uint256 payoutA, uint256 payoutB);
+    /// @notice Settlement kept funds for pending locks; `locks` is what unlock takes back.
+    /// @dev Emitted only when something is retained, so the common settlement logs less.
+    event LocksRetained(LockState locks);
     /// @notice The pending locks of one direction were resolved.
     event Unlocked(uint8 indexed senderSide, uint256 toReceiver, uint256 toSender, LockState locks);
     /// @notice A payout failed (a rejecting recipient or token); `to` can pull it with claim().
