@@ -12,7 +12,7 @@ use alloy::primitives::{
 use alloy::providers::Provider;
 use eyre::Result;
 use keel_core::{BalanceProof, CooperativeClose};
-use keel_e2e::{succeeded, to_vault_abi, Devnet};
+use keel_e2e::Devnet;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
@@ -29,15 +29,7 @@ async fn main() -> Result<()> {
         ch.id, ch.vault
     );
 
-    let bob_vault = net.vault_for(&ch, &net.bob);
-    let r = bob_vault
-        .deposit(1, parse_ether("0.5")?)
-        .value(parse_ether("0.5")?)
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    let r = succeeded(r, "deposit")?;
+    let r = net.top_up(&ch, &net.bob, parse_ether("0.5")?).await?;
     println!("2. bob deposited 0.5 ETH (gas {})", r.gas_used);
 
     // Payments: each is one balance proof signed by its sender, never sent to the chain.
@@ -69,21 +61,7 @@ async fn main() -> Result<()> {
         totalWithdrawn: U256::ZERO,
         expiry: u64::MAX,
     };
-    let (sig_a, sig_b) = net.sign_cooperative_close(&ch, &close)?;
-    let r = bob_vault
-        .cooperativeClose(
-            to_vault_abi(&ch.params),
-            close.payoutA,
-            close.payoutB,
-            close.expiry,
-            sig_a,
-            sig_b,
-        )
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    let r = succeeded(r, "cooperativeClose")?;
+    let r = net.cooperative_close(&ch, &close, &net.bob).await?;
     println!(
         "4. closed cooperatively in one transaction (gas {}): alice gets {} ETH, bob {} ETH",
         r.gas_used,
@@ -92,7 +70,7 @@ async fn main() -> Result<()> {
     );
     println!(
         "   vault status {} (3 = settled), balance {} ETH",
-        bob_vault.status().call().await?,
+        net.vault_for(&ch, &net.bob).status().call().await?,
         format_ether(net.bob.provider.get_balance(ch.vault).await?)
     );
     Ok(())

@@ -193,6 +193,52 @@ impl Devnet {
         Ok((a.to_vec().into(), b.to_vec().into()))
     }
 
+    /// `who` raises its own side's ETH deposit in `channel` by `amount`.
+    pub async fn top_up(
+        &self,
+        channel: &Channel,
+        who: &Participant,
+        amount: U256,
+    ) -> Result<TransactionReceipt> {
+        let side = match channel.params.side_of(who.address()) {
+            Some(keel_core::Side::A) => 0,
+            Some(keel_core::Side::B) => 1,
+            None => eyre::bail!("{} is not in the channel", who.address()),
+        };
+        let vault = self.vault_for(channel, who);
+        let total = vault.totalDeposit(side).call().await? + amount;
+        succeeded(
+            vault
+                .deposit(side, total)
+                .value(amount)
+                .send()
+                .await?
+                .get_receipt()
+                .await?,
+            "deposit",
+        )
+    }
+
+    /// Both participants sign `close`; `submitter` sends it.
+    pub async fn cooperative_close(
+        &self,
+        channel: &Channel,
+        close: &CooperativeClose,
+        submitter: &Participant,
+    ) -> Result<TransactionReceipt> {
+        let (sig_a, sig_b) = self.sign_cooperative_close(channel, close)?;
+        let vault = self.vault_for(channel, submitter);
+        let call = vault.cooperativeClose(
+            to_vault_abi(&channel.params),
+            close.payoutA,
+            close.payoutB,
+            close.expiry,
+            sig_a,
+            sig_b,
+        );
+        succeeded(call.send().await?.get_receipt().await?, "cooperativeClose")
+    }
+
     /// Moves the chain's clock forward by `seconds` and mines a block.
     pub async fn advance_time(&self, seconds: u64) -> Result<()> {
         let p = &self.alice.provider;

@@ -18,17 +18,8 @@ fn proof(id: B256, nonce: u64, transferred: U256) -> BalanceProof {
 async fn open_pay_and_close_cooperatively_pays_the_signed_balances() -> Result<()> {
     let net = Devnet::start().await?;
     let ch = net.open_eth(1, parse_ether("10")?).await?;
+    net.top_up(&ch, &net.bob, parse_ether("4")?).await?;
     let bob_vault = net.vault_for(&ch, &net.bob);
-    succeeded(
-        bob_vault
-            .deposit(1, parse_ether("4")?)
-            .value(parse_ether("4")?)
-            .send()
-            .await?
-            .get_receipt()
-            .await?,
-        "deposit",
-    )?;
     assert_eq!(bob_vault.totalDeposit(1).call().await?, parse_ether("4")?);
 
     // Off-chain, alice pays bob 3 ETH over three balance proofs; both then sign the final split.
@@ -40,22 +31,8 @@ async fn open_pay_and_close_cooperatively_pays_the_signed_balances() -> Result<(
         totalWithdrawn: U256::ZERO,
         expiry: u64::MAX,
     };
-    let (sig_a, sig_b) = net.sign_cooperative_close(&ch, &close)?;
     let (a0, b0) = (net.alice.balance().await?, net.bob.balance().await?);
-    let receipt = bob_vault
-        .cooperativeClose(
-            to_vault_abi(&ch.params),
-            close.payoutA,
-            close.payoutB,
-            close.expiry,
-            sig_a,
-            sig_b,
-        )
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    let receipt = succeeded(receipt, "cooperativeClose")?;
+    let receipt = net.cooperative_close(&ch, &close, &net.bob).await?;
     let fee = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
     assert_eq!(net.alice.balance().await?, a0 + parse_ether("7")?);
     assert_eq!(net.bob.balance().await?, b0 + parse_ether("7")? - fee);
@@ -68,17 +45,7 @@ async fn stale_close_is_refuted_and_settlement_matches_keel_core() -> Result<()>
     let net = Devnet::start().await?;
     let ch = net.open_eth(2, parse_ether("10")?).await?;
     let params = to_vault_abi(&ch.params);
-    let bob_vault = net.vault_for(&ch, &net.bob);
-    succeeded(
-        bob_vault
-            .deposit(1, parse_ether("10")?)
-            .value(parse_ether("10")?)
-            .send()
-            .await?
-            .get_receipt()
-            .await?,
-        "deposit",
-    )?;
+    net.top_up(&ch, &net.bob, parse_ether("10")?).await?;
 
     // Alice paid bob 4 ETH (nonce 6); bob paid alice 1 ETH (nonce 2).
     let from_alice = proof(ch.id, 6, parse_ether("4")?);
