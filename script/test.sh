@@ -8,6 +8,8 @@ bash script/setup.sh
 source script/env.sh
 
 step() { printf '\n==> %s\n' "$*"; }
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 
@@ -25,7 +27,7 @@ git diff --exit-code --stat -- crates/keel-bindings/artifacts || {
 }
 
 step "forge test (profile $profile)"
-FOUNDRY_PROFILE=$profile forge test
+FOUNDRY_PROFILE=$profile forge test | tee "$logs/forge.log"
 
 # Fuzz and invariant runs use random inputs, so only the fixed-input tests are snapshotted.
 step "gas snapshot unchanged (.gas-snapshot)"
@@ -44,4 +46,10 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$logs/cargo.log"
+
+# One closing line over both runners, so a reader (or CI) sees the whole count at once.
+# Any failure has already stopped the run (set -e, pipefail), so what remains is a pass count.
+forge_passed=$(awk '/tests passed/ { for (i = 1; i < NF; i++) if ($(i+1) == "tests" && $(i+2) == "passed,") n = $i } END { print n + 0 }' "$logs/forge.log")
+cargo_passed=$(awk '/^test result: ok\./ { n += $4 } END { print n + 0 }' "$logs/cargo.log")
+printf '\nKeel: %d passed, 0 failed\n' "$((forge_passed + cargo_passed))"
