@@ -13,9 +13,9 @@ if [ ! -x node_modules/.bin/forge ] || ! cmp -s package-lock.json node_modules/.
   cp package-lock.json node_modules/.package-lock.json.keel
 fi
 
-# Slither in a project-local virtualenv, pinned by script/requirements-analysis.txt.
+# Slither and halmos in a project-local virtualenv, pinned by script/requirements-analysis.txt.
 if [ ! -x .venv/bin/slither ] || ! cmp -s script/requirements-analysis.txt .venv/.requirements.keel 2>/dev/null; then
-  log "python venv with slither"
+  log "python venv with slither and halmos"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r script/requirements-analysis.txt
   cp script/requirements-analysis.txt .venv/.requirements.keel

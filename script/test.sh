@@ -39,6 +39,9 @@ bash script/gas-report.sh --check
 step "slither (no high or medium findings)"
 bash script/slither.sh
 
+step "halmos: symbolic proofs (contracts/test/symbolic)"
+halmos --match-contract Symbolic --forge-build-out contracts/out
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
