@@ -59,6 +59,30 @@ contract TokensTest is KeelTest {
         v.withdraw(p, w, signWithdrawal(alicePk, p, address(v), w), signWithdrawal(bobPk, p, address(v), w));
     }
 
+    function test_WithdrawIntoMovesTokensToAnotherChannelAndLeavesNoAllowance() public {
+        MockERC20 token = new MockERC20("Token", "TOK");
+        (ChannelParams memory p, ChannelVault x) = openToken(address(token), 5 ether, 5 ether);
+        // Bob's second channel of the same token, with carol, where bob is participant A.
+        ChannelParams memory q = ChannelParams(bob, carol, address(token), PERIOD, bytes32(uint256(7)));
+        vm.startPrank(bob);
+        token.approve(address(factory), 1 ether);
+        (address yAddr,) = factory.open(q, 1 ether);
+        vm.stopPrank();
+        ChannelVault y = ChannelVault(yAddr);
+
+        Withdrawal memory w = Withdrawal(bob, 3 ether, uint64(block.timestamp + 1 hours));
+        bytes memory sigA = signWithdrawal(alicePk, p, address(x), w);
+        bytes memory sigB = signWithdrawal(bobPk, p, address(x), w);
+        vm.prank(bob);
+        x.withdrawInto(p, w, sigA, sigB, y, 0);
+
+        assertEq(token.balanceOf(address(x)), 7 ether);
+        assertEq(token.balanceOf(address(y)), 4 ether);
+        assertEq(y.totalDeposit(0), 4 ether);
+        assertEq(x.totalWithdrawn(1), 3 ether);
+        assertEq(token.allowance(address(x), address(y)), 0);
+    }
+
     function coopClose(ChannelParams memory p, ChannelVault v, uint256 payoutA, uint256 payoutB) internal {
         v.cooperativeClose(
             p,
