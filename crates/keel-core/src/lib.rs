@@ -2,6 +2,7 @@
 // The core does no I/O; printing would be the first step towards it.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod channel;
 pub mod channel_id;
 pub mod eip712;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod settlement;
 pub mod signing;
 pub mod types;
 
+pub use channel::{Change, ChannelError, ChannelState, Policy};
 pub use channel_id::{channel_id, clone_init_code, vault_address};
 pub use eip712::{
     domain, signing_hash, BalanceProof, CooperativeClose, TowerAuthorisation, Withdrawal,

@@ -1,0 +1,83 @@
+//! Why the channel state machine refused an operation. The state is unchanged whenever one is
+//! returned, so the channel stays usable.
+
+use alloy::primitives::{Address, B256, U256};
+
+/// A refused channel operation or peer message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// Amounts must be non-zero.
+    #[error("amount must be non-zero")]
+    ZeroAmount,
+    /// The sender cannot commit that much.
+    #[error("needs {needed}, only {available} available")]
+    InsufficientCapacity {
+        /// What the operation needs.
+        needed: U256,
+        /// What the side can still commit.
+        available: U256,
+    },
+    /// 2^64 - 1 proofs were made in one direction.
+    #[error("nonce space exhausted")]
+    NonceExhausted,
+    /// A lock must expire within the policy's window from now.
+    #[error("lock expiration {expiration} outside [{earliest}, {latest}]")]
+    LockExpirationOutOfRange {
+        /// The lock's expiration.
+        expiration: u64,
+        /// Earliest acceptable.
+        earliest: u64,
+        /// Latest acceptable.
+        latest: u64,
+    },
+    /// The direction already holds the most pending locks the policy allows (unlock gas bound).
+    #[error("at most {0} pending locks")]
+    TooManyLocks(usize),
+    /// A pending lock with this secret hash exists already.
+    #[error("lock {0} is already pending")]
+    DuplicateLock(B256),
+    /// No pending lock has this secret hash.
+    #[error("no pending lock {0}")]
+    UnknownLock(B256),
+    /// The lock cannot be removed before it expires.
+    #[error("lock {secret_hash} expires at {expiration}")]
+    LockNotExpired {
+        /// The lock.
+        secret_hash: B256,
+        /// Its expiration.
+        expiration: u64,
+    },
+    /// The proof is for another channel (or chain, or vault).
+    #[error("proof is for channel {found}, expected {expected}")]
+    WrongChannel {
+        /// This channel's id.
+        expected: B256,
+        /// The proof's.
+        found: B256,
+    },
+    /// The received proof is not the one the announced change produces from the current state.
+    #[error("proof does not match the announced change (expected nonce {expected_nonce})")]
+    ProofMismatch {
+        /// The nonce the next proof must carry.
+        expected_nonce: u64,
+    },
+    /// The signature is malformed or not the counterparty's.
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    /// The withdrawal is not for a participant of this channel or does not raise its total.
+    #[error("invalid withdrawal: {0}")]
+    InvalidWithdrawal(&'static str),
+    /// A withdrawal for this side is already pending.
+    #[error("a withdrawal for {0} is already pending")]
+    WithdrawalPending(Address),
+    /// The channel is closing or closed: no more off-chain updates.
+    #[error("channel is not open for updates")]
+    NotOpen,
+    /// The cooperative close does not pay the balances this side holds.
+    #[error("cooperative close does not match the channel's balances")]
+    CloseMismatch,
+    /// An on-chain total went backwards (a lying RPC node or a reorg the caller must handle).
+    #[error("on-chain total for {0} went backwards")]
+    TotalWentBackwards(Address),
+}

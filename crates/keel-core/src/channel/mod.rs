@@ -1,0 +1,361 @@
+//! The channel state machine: what each side may send or accept next.
+//!
+//! Both participants hold a [`ChannelState`] of the same channel. A payment, a new lock, a claim
+//! or the removal of an expired lock is a [`Change`] to the sender's [`Direction`]; the sender
+//! applies it with [`ChannelState::send`] and transmits the change, the resulting proof and its
+//! signature; the receiver applies the same change with [`ChannelState::receive`], which accepts
+//! only the exact proof that change produces. Both therefore hold identical directions, and every
+//! check (capacity, nonce, lock rules) runs on both sides. No I/O happens here: the client
+//! persists the state the calls return before it sends or acknowledges anything.
+
+mod direction;
+mod error;
+
+pub use direction::{Change, Direction};
+pub use error::ChannelError;
+
+use alloy::primitives::{Address, B256, U256};
+
+use crate::{
+    channel_id, settlement::Direction as SettledDirection, signing, types::Side, vault_address,
+    BalanceProof, ChannelParams, CooperativeClose, Withdrawal,
+};
+
+/// Limits both sides enforce on locks and withdrawals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Shortest time, in seconds, a new lock may have before it expires: the receiver's window to
+    /// learn the secret and, if needed, register it on chain.
+    pub min_lock_lifetime: u64,
+    /// Longest time a new lock may have; bounds how long funds can be tied up.
+    pub max_lock_lifetime: u64,
+    /// Most pending locks per direction; bounds the gas of unlocking them on chain.
+    pub max_pending_locks: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_lock_lifetime: 600,
+            max_lock_lifetime: 7 * 86_400,
+            max_pending_locks: 32,
+        }
+    }
+}
+
+/// A withdrawal both sides have agreed to and which has not executed or expired yet; its amount
+/// is reserved from the withdrawing side's capacity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWithdrawal {
+    /// The signed message.
+    pub withdrawal: Withdrawal,
+    /// Amount it takes out now: `totalWithdrawn` less what was withdrawn before.
+    pub amount: U256,
+}
+
+/// One participant's view of a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelState {
+    params: ChannelParams,
+    chain_id: u64,
+    id: B256,
+    vault: Address,
+    me: Side,
+    policy: Policy,
+    /// Indexed by side (A = 0): cumulative on-chain deposits.
+    deposits: [U256; 2],
+    /// Cumulative on-chain withdrawals.
+    withdrawn: [U256; 2],
+    pending_withdrawals: [Option<PendingWithdrawal>; 2],
+    /// Indexed by sending side.
+    directions: [Direction; 2],
+    /// The counterparty's signature over its latest proof: what a close submits.
+    counterparty_signature: Option<[u8; 65]>,
+    /// Expiry of the cooperative close this side signed, while it may still execute.
+    closing: Option<u64>,
+}
+
+const fn index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl ChannelState {
+    /// A freshly opened channel as `me` sees it, before any deposit is known.
+    pub fn new(
+        params: ChannelParams,
+        chain_id: u64,
+        factory: Address,
+        implementation: Address,
+        me: Side,
+        policy: Policy,
+    ) -> Self {
+        let id = channel_id(chain_id, factory, &params);
+        let vault = vault_address(factory, implementation, id, params.token);
+        Self {
+            params,
+            chain_id,
+            id,
+            vault,
+            me,
+            policy,
+            deposits: [U256::ZERO; 2],
+            withdrawn: [U256::ZERO; 2],
+            pending_withdrawals: [None, None],
+            directions: [Direction::default(), Direction::default()],
+            counterparty_signature: None,
+            closing: None,
+        }
+    }
+
+    /// The channel id.
+    pub const fn id(&self) -> B256 {
+        self.id
+    }
+
+    /// The channel's vault (the EIP-712 verifying contract).
+    pub const fn vault(&self) -> Address {
+        self.vault
+    }
+
+    /// Which side this view belongs to.
+    pub const fn me(&self) -> Side {
+        self.me
+    }
+
+    /// The channel's parameters.
+    pub const fn params(&self) -> &ChannelParams {
+        &self.params
+    }
+
+    /// The direction `sender` sends in.
+    pub fn direction(&self, sender: Side) -> &Direction {
+        &self.directions[index(sender)]
+    }
+
+    /// The counterparty's latest proof and signature, if it ever sent one: what a close submits.
+    pub fn latest_counterparty_proof(&self) -> Option<(BalanceProof, [u8; 65])> {
+        let sig = self.counterparty_signature?;
+        Some((self.direction(self.me.other()).proof(self.id), sig))
+    }
+
+    /// `side`'s off-chain balance: deposit − withdrawn − sent − locked + received.
+    pub fn balance(&self, side: Side) -> U256 {
+        let own = &self.directions[index(side)];
+        let other = &self.directions[index(side.other())];
+        let credit = self.deposits[index(side)] + other.transferred;
+        let debit = self.withdrawn[index(side)] + own.transferred + own.locked();
+        // The checks in send/receive/withdrawals keep debit <= credit; saturate rather than
+        // panic if an on-chain report ever broke that.
+        credit.saturating_sub(debit)
+    }
+
+    /// What `side` can still commit: its balance less any pending withdrawal.
+    pub fn capacity(&self, side: Side) -> U256 {
+        let reserved = self.pending_withdrawals[index(side)]
+            .as_ref()
+            .map_or(U256::ZERO, |p| p.amount);
+        self.balance(side).saturating_sub(reserved)
+    }
+
+    /// Applies `change` to this side's outgoing direction and returns the proof to sign.
+    pub fn send(&mut self, change: &Change, now: u64) -> Result<BalanceProof, ChannelError> {
+        self.ensure_open()?;
+        let me = index(self.me);
+        let next = self.directions[me].apply(change, self.capacity(self.me), now, &self.policy)?;
+        let proof = next.proof(self.id);
+        self.directions[me] = next;
+        Ok(proof)
+    }
+
+    /// Accepts the counterparty's `change` if `proof` is exactly what it produces and `signature`
+    /// is the counterparty's; otherwise nothing changes.
+    pub fn receive(
+        &mut self,
+        change: &Change,
+        proof: &BalanceProof,
+        signature: &[u8],
+        now: u64,
+    ) -> Result<(), ChannelError> {
+        self.ensure_open()?;
+        if proof.channelId != self.id {
+            return Err(ChannelError::WrongChannel {
+                expected: self.id,
+                found: proof.channelId,
+            });
+        }
+        let them = self.me.other();
+        let current = &self.directions[index(them)];
+        let next = current.apply(change, self.capacity(them), now, &self.policy)?;
+        if next.proof(self.id) != *proof {
+            return Err(ChannelError::ProofMismatch {
+                expected_nonce: next.nonce,
+            });
+        }
+        let digest = crate::signing_hash(proof, self.chain_id, self.vault);
+        signing::verify(&digest, signature, self.params.participant(them))
+            .map_err(|e| ChannelError::BadSignature(e.to_string()))?;
+        let signature: [u8; 65] = signature
+            .try_into()
+            .map_err(|_| ChannelError::BadSignature("length".into()))?;
+        self.directions[index(them)] = next;
+        self.counterparty_signature = Some(signature);
+        Ok(())
+    }
+
+    /// Records a deposit total seen on chain (deposits only grow).
+    pub fn deposit_confirmed(&mut self, side: Side, total: U256) -> Result<(), ChannelError> {
+        let slot = &mut self.deposits[index(side)];
+        if total < *slot {
+            return Err(ChannelError::TotalWentBackwards(
+                self.params.participant(side),
+            ));
+        }
+        *slot = total;
+        Ok(())
+    }
+
+    /// Agrees to a withdrawal by `withdrawal.participant` (either side: this side proposing it,
+    /// or co-signing the counterparty's) and reserves its amount until it executes or expires.
+    pub fn approve_withdrawal(
+        &mut self,
+        withdrawal: &Withdrawal,
+        now: u64,
+    ) -> Result<(), ChannelError> {
+        self.ensure_open()?;
+        if withdrawal.channelId != self.id {
+            return Err(ChannelError::WrongChannel {
+                expected: self.id,
+                found: withdrawal.channelId,
+            });
+        }
+        let side =
+            self.params
+                .side_of(withdrawal.participant)
+                .ok_or(ChannelError::InvalidWithdrawal(
+                    "participant is not in the channel",
+                ))?;
+        if withdrawal.expiry <= now {
+            return Err(ChannelError::InvalidWithdrawal("already expired"));
+        }
+        if self.pending_withdrawals[index(side)].is_some() {
+            return Err(ChannelError::WithdrawalPending(withdrawal.participant));
+        }
+        let done = self.withdrawn[index(side)];
+        if withdrawal.totalWithdrawn <= done {
+            return Err(ChannelError::InvalidWithdrawal("total does not grow"));
+        }
+        let amount = withdrawal.totalWithdrawn - done;
+        let available = self.capacity(side);
+        if amount > available {
+            return Err(ChannelError::InsufficientCapacity {
+                needed: amount,
+                available,
+            });
+        }
+        self.pending_withdrawals[index(side)] = Some(PendingWithdrawal {
+            withdrawal: withdrawal.clone(),
+            amount,
+        });
+        Ok(())
+    }
+
+    /// Records a withdrawal total seen on chain and releases the matching reservation.
+    pub fn withdrawal_confirmed(&mut self, side: Side, total: U256) -> Result<(), ChannelError> {
+        let slot = &mut self.withdrawn[index(side)];
+        if total < *slot {
+            return Err(ChannelError::TotalWentBackwards(
+                self.params.participant(side),
+            ));
+        }
+        *slot = total;
+        let pending = &mut self.pending_withdrawals[index(side)];
+        if pending
+            .as_ref()
+            .is_some_and(|p| p.withdrawal.totalWithdrawn <= total)
+        {
+            *pending = None;
+        }
+        Ok(())
+    }
+
+    /// Releases reservations of withdrawals that expired unexecuted (`now` past their expiry).
+    pub fn expire_withdrawals(&mut self, now: u64) {
+        for pending in &mut self.pending_withdrawals {
+            if pending.as_ref().is_some_and(|p| p.withdrawal.expiry < now) {
+                *pending = None;
+            }
+        }
+    }
+
+    /// The cooperative close paying both current balances, valid until `expiry`; freezes the
+    /// channel. Needs no pending locks or withdrawals, so the balances are final.
+    pub fn propose_close(&mut self, expiry: u64) -> Result<CooperativeClose, ChannelError> {
+        let close = self.final_close(expiry)?;
+        self.closing = Some(expiry);
+        Ok(close)
+    }
+
+    /// Accepts the counterparty's proposed close if it pays exactly the balances held here;
+    /// freezes the channel.
+    pub fn approve_close(&mut self, close: &CooperativeClose) -> Result<(), ChannelError> {
+        if self.final_close(close.expiry)? != *close {
+            return Err(ChannelError::CloseMismatch);
+        }
+        self.closing = Some(close.expiry);
+        Ok(())
+    }
+
+    /// Re-opens the channel for updates once the close this side signed has expired unexecuted
+    /// (`now` past its expiry), when it can no longer be submitted. Returns whether it re-opened.
+    pub fn close_expired(&mut self, now: u64) -> bool {
+        if self.closing.is_some_and(|expiry| expiry < now) {
+            self.closing = None;
+        }
+        self.closing.is_none()
+    }
+
+    /// What settlement on chain would pay from the latest proofs, per keel-core's formula.
+    pub fn settlement_directions(&self) -> (SettledDirection, SettledDirection) {
+        let d = |side: Side| {
+            let dir = self.direction(side);
+            SettledDirection {
+                transferred: dir.transferred,
+                locked: dir.locked(),
+            }
+        };
+        (d(Side::A), d(Side::B))
+    }
+
+    /// Cumulative deposits and withdrawals of `side` as last seen on chain.
+    pub fn ledger(&self, side: Side) -> (U256, U256) {
+        (self.deposits[index(side)], self.withdrawn[index(side)])
+    }
+
+    fn final_close(&self, expiry: u64) -> Result<CooperativeClose, ChannelError> {
+        self.ensure_open()?;
+        let settled = self.directions.iter().all(|d| d.locks.is_empty())
+            && self.pending_withdrawals.iter().all(Option::is_none);
+        if !settled {
+            return Err(ChannelError::CloseMismatch);
+        }
+        Ok(CooperativeClose {
+            channelId: self.id,
+            payoutA: self.balance(Side::A),
+            payoutB: self.balance(Side::B),
+            totalDeposited: self.deposits[0] + self.deposits[1],
+            totalWithdrawn: self.withdrawn[0] + self.withdrawn[1],
+            expiry,
+        })
+    }
+
+    fn ensure_open(&self) -> Result<(), ChannelError> {
+        if self.closing.is_some() {
+            Err(ChannelError::NotOpen)
+        } else {
+            Ok(())
+        }
+    }
+}

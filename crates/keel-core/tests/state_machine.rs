@@ -1,0 +1,472 @@
+//! Property tests of the channel state machine: two views of one channel, driven through random
+//! sequences of payments, locks, claims, expiries, top-ups and withdrawals, must always agree and
+//! conserve funds, and what settlement would pay must equal the off-chain balances.
+
+use std::collections::HashMap;
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use keel_core::{
+    channel::Direction, secret_hash, settle, sign_message, Change, ChannelError, ChannelParams,
+    ChannelState, Lock, Policy, Side, Withdrawal,
+};
+use proptest::prelude::*;
+
+const CHAIN_ID: u64 = 31337;
+const START: u64 = 1_800_000_000;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Pay {
+        from: Side,
+        amount: u64,
+    },
+    AddLock {
+        from: Side,
+        amount: u64,
+        lifetime: u64,
+        secret: u8,
+    },
+    Claim {
+        from: Side,
+        which: usize,
+    },
+    Expire {
+        from: Side,
+        which: usize,
+    },
+    Deposit {
+        side: Side,
+        amount: u64,
+    },
+    Withdraw {
+        side: Side,
+        amount: u64,
+    },
+    Advance {
+        seconds: u64,
+    },
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::A), Just(Side::B)]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (side(), 0..400u64).prop_map(|(from, amount)| Op::Pay { from, amount }),
+        2 => (side(), 0..300u64, 0..20_000u64, any::<u8>())
+            .prop_map(|(from, amount, lifetime, secret)| Op::AddLock { from, amount, lifetime, secret }),
+        2 => (side(), 0..8usize).prop_map(|(from, which)| Op::Claim { from, which }),
+        1 => (side(), 0..8usize).prop_map(|(from, which)| Op::Expire { from, which }),
+        1 => (side(), 0..500u64).prop_map(|(side, amount)| Op::Deposit { side, amount }),
+        1 => (side(), 0..500u64).prop_map(|(side, amount)| Op::Withdraw { side, amount }),
+        1 => (0..10_000u64).prop_map(|seconds| Op::Advance { seconds }),
+    ]
+}
+
+struct World {
+    keys: [PrivateKeySigner; 2],
+    views: [ChannelState; 2],
+    secrets: HashMap<B256, B256>,
+    now: u64,
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl World {
+    fn new(deposit_a: u64, deposit_b: u64) -> Self {
+        let keys = [
+            PrivateKeySigner::from_bytes(&B256::repeat_byte(1)).unwrap(),
+            PrivateKeySigner::from_bytes(&B256::repeat_byte(2)).unwrap(),
+        ];
+        let params = ChannelParams {
+            participant_a: keys[0].address(),
+            participant_b: keys[1].address(),
+            token: Address::ZERO,
+            challenge_period: 86_400,
+            salt: B256::ZERO,
+        };
+        let factory = Address::repeat_byte(0xfa);
+        let implementation = Address::repeat_byte(0x1e);
+        let view = |me| {
+            ChannelState::new(
+                params,
+                CHAIN_ID,
+                factory,
+                implementation,
+                me,
+                Policy::default(),
+            )
+        };
+        let mut views = [view(Side::A), view(Side::B)];
+        for v in &mut views {
+            v.deposit_confirmed(Side::A, U256::from(deposit_a)).unwrap();
+            v.deposit_confirmed(Side::B, U256::from(deposit_b)).unwrap();
+        }
+        Self {
+            keys,
+            views,
+            secrets: HashMap::new(),
+            now: START,
+        }
+    }
+
+    /// The sender applies `change`; if it may, the receiver must accept the very same update.
+    fn update(&mut self, from: Side, change: Change) -> Result<(), ChannelError> {
+        let before = self.views[idx(from)].clone();
+        let proof = match self.views[idx(from)].send(&change, self.now) {
+            Ok(proof) => proof,
+            Err(e) => {
+                assert_eq!(
+                    self.views[idx(from)],
+                    before,
+                    "a refused send must change nothing"
+                );
+                return Err(e);
+            }
+        };
+        let vault = self.views[0].vault();
+        let sig = sign_message(&self.keys[idx(from)], &proof, CHAIN_ID, vault).unwrap();
+        self.views[idx(from.other())]
+            .receive(&change, &proof, &sig, self.now)
+            .expect("the receiver accepts exactly what an honest sender may send");
+        Ok(())
+    }
+
+    fn pending_lock(&self, from: Side, which: usize) -> Option<Lock> {
+        let locks = &self.views[0].direction(from).locks;
+        (!locks.is_empty()).then(|| locks[which % locks.len()])
+    }
+
+    fn balances(&self) -> (U256, U256) {
+        (
+            self.views[0].balance(Side::A),
+            self.views[0].balance(Side::B),
+        )
+    }
+
+    /// After an accepted update from `from`: the sender's balance fell by `out` (or rose by
+    /// `back`), and the receiver's rose by `into`.
+    fn moved(&self, before: (U256, U256), from: Side, out: U256, back: U256, into: U256) {
+        let (a, b) = self.balances();
+        let (sender_before, sender_now, receiver_before, receiver_now) = match from {
+            Side::A => (before.0, a, before.1, b),
+            Side::B => (before.1, b, before.0, a),
+        };
+        assert_eq!(
+            sender_now + out,
+            sender_before + back,
+            "sender's balance moves by the change"
+        );
+        assert_eq!(
+            receiver_now,
+            receiver_before + into,
+            "receiver's balance moves by the change"
+        );
+    }
+
+    fn run(&mut self, op: &Op) {
+        let before = self.balances();
+        let zero = U256::ZERO;
+        let _ = match *op {
+            Op::Pay { from, amount } => {
+                let amount = U256::from(amount);
+                let r = self.update(from, Change::Pay { amount });
+                if r.is_ok() {
+                    self.moved(before, from, amount, zero, amount);
+                }
+                r
+            }
+            Op::AddLock {
+                from,
+                amount,
+                lifetime,
+                secret,
+            } => {
+                let secret = B256::repeat_byte(secret);
+                let hash = secret_hash(secret);
+                self.secrets.insert(hash, secret);
+                let amount = U256::from(amount);
+                let lock = Lock {
+                    expiration: self.now + lifetime,
+                    amount,
+                    secret_hash: hash,
+                };
+                let r = self.update(from, Change::AddLock(lock));
+                if r.is_ok() {
+                    self.moved(before, from, amount, zero, zero);
+                }
+                r
+            }
+            Op::Claim { from, which } => match self.pending_lock(from, which) {
+                Some(lock) => {
+                    let secret = self.secrets[&lock.secret_hash];
+                    let r = self.update(from, Change::ClaimLock { secret });
+                    if r.is_ok() {
+                        self.moved(before, from, zero, zero, lock.amount);
+                    }
+                    r
+                }
+                None => Ok(()),
+            },
+            Op::Expire { from, which } => match self.pending_lock(from, which) {
+                Some(lock) => {
+                    let r = self.update(
+                        from,
+                        Change::RemoveExpiredLock {
+                            secret_hash: lock.secret_hash,
+                        },
+                    );
+                    if r.is_ok() {
+                        self.moved(before, from, zero, lock.amount, zero);
+                    }
+                    r
+                }
+                None => Ok(()),
+            },
+            Op::Deposit { side, amount } => {
+                let (total, _) = self.views[0].ledger(side);
+                for v in &mut self.views {
+                    v.deposit_confirmed(side, total + U256::from(amount))
+                        .unwrap();
+                }
+                Ok(())
+            }
+            Op::Withdraw { side, amount } => {
+                let (_, done) = self.views[0].ledger(side);
+                let w = Withdrawal {
+                    channelId: self.views[0].id(),
+                    participant: self.views[0].params().participant(side),
+                    totalWithdrawn: done + U256::from(amount),
+                    expiry: self.now + 3_600,
+                };
+                let a = self.views[0].approve_withdrawal(&w, self.now);
+                let b = self.views[1].approve_withdrawal(&w, self.now);
+                assert_eq!(
+                    a.is_ok(),
+                    b.is_ok(),
+                    "both sides judge a withdrawal alike: {a:?} {b:?}"
+                );
+                if a.is_ok() {
+                    for v in &mut self.views {
+                        v.withdrawal_confirmed(side, w.totalWithdrawn).unwrap();
+                    }
+                }
+                a
+            }
+            Op::Advance { seconds } => {
+                self.now += seconds;
+                Ok(())
+            }
+        };
+    }
+
+    fn check(&self) {
+        let [a, b] = &self.views;
+        for side in [Side::A, Side::B] {
+            assert_eq!(
+                a.direction(side),
+                b.direction(side),
+                "views of {side:?}'s direction differ"
+            );
+            assert_eq!(a.ledger(side), b.ledger(side));
+            assert_eq!(a.balance(side), b.balance(side));
+        }
+        let locked = |d: &Direction| d.locked();
+        let (dep_a, wd_a) = a.ledger(Side::A);
+        let (dep_b, wd_b) = a.ledger(Side::B);
+        let total = dep_a + dep_b - wd_a - wd_b;
+        let held = a.balance(Side::A)
+            + a.balance(Side::B)
+            + locked(a.direction(Side::A))
+            + locked(a.direction(Side::B));
+        assert_eq!(held, total, "funds are conserved");
+
+        let (from_a, from_b) = a.settlement_directions();
+        let s = settle(total, dep_a, wd_a, from_a, from_b).unwrap();
+        assert_eq!(
+            s.payout_a,
+            a.balance(Side::A),
+            "settlement pays A its off-chain balance"
+        );
+        assert_eq!(
+            s.payout_b,
+            a.balance(Side::B),
+            "settlement pays B its off-chain balance"
+        );
+        assert_eq!(s.retained_a, locked(a.direction(Side::A)));
+        assert_eq!(s.retained_b, locked(a.direction(Side::B)));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn both_views_agree_and_conserve_funds(
+        deposit_a in 0..2_000u64,
+        deposit_b in 0..2_000u64,
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        let mut world = World::new(deposit_a, deposit_b);
+        world.check();
+        for op in &ops {
+            world.run(op);
+            world.check();
+        }
+    }
+}
+
+#[test]
+fn overspending_and_replays_are_refused_and_change_nothing() {
+    let mut w = World::new(100, 0);
+    assert!(matches!(
+        w.update(
+            Side::A,
+            Change::Pay {
+                amount: U256::from(101)
+            }
+        ),
+        Err(ChannelError::InsufficientCapacity { .. })
+    ));
+    assert!(matches!(
+        w.update(
+            Side::B,
+            Change::Pay {
+                amount: U256::from(1)
+            }
+        ),
+        Err(ChannelError::InsufficientCapacity { .. })
+    ));
+    w.update(
+        Side::A,
+        Change::Pay {
+            amount: U256::from(40),
+        },
+    )
+    .unwrap();
+
+    // Bob replays the first proof: its nonce is no longer the next one.
+    let mut old = w.views[0].clone();
+    let first = {
+        let mut fresh = World::new(100, 0);
+        let p = fresh.views[0]
+            .send(
+                &Change::Pay {
+                    amount: U256::from(40),
+                },
+                START,
+            )
+            .unwrap();
+        let s = sign_message(&fresh.keys[0], &p, CHAIN_ID, fresh.views[0].vault()).unwrap();
+        (p, s)
+    };
+    let before = w.views[1].clone();
+    let err = w.views[1]
+        .receive(
+            &Change::Pay {
+                amount: U256::from(40),
+            },
+            &first.0,
+            &first.1,
+            START,
+        )
+        .unwrap_err();
+    assert_eq!(err, ChannelError::ProofMismatch { expected_nonce: 2 });
+    assert_eq!(w.views[1], before);
+
+    // A proof signed by the wrong key is refused.
+    let p = old
+        .send(
+            &Change::Pay {
+                amount: U256::from(1),
+            },
+            START,
+        )
+        .unwrap();
+    let forged = sign_message(&w.keys[1], &p, CHAIN_ID, w.views[0].vault()).unwrap();
+    assert!(matches!(
+        w.views[1].receive(
+            &Change::Pay {
+                amount: U256::from(1)
+            },
+            &p,
+            &forged,
+            START
+        ),
+        Err(ChannelError::BadSignature(_))
+    ));
+    assert_eq!(w.views[1], before);
+}
+
+#[test]
+fn locks_expire_only_after_their_expiration_and_cannot_be_claimed_without_the_secret() {
+    let mut w = World::new(1_000, 1_000);
+    let secret = B256::repeat_byte(7);
+    let lock = Lock {
+        expiration: START + 3_600,
+        amount: U256::from(300),
+        secret_hash: secret_hash(secret),
+    };
+    w.update(Side::A, Change::AddLock(lock)).unwrap();
+    assert_eq!(w.views[1].capacity(Side::A), U256::from(700));
+    assert!(matches!(
+        w.update(
+            Side::A,
+            Change::RemoveExpiredLock {
+                secret_hash: lock.secret_hash
+            }
+        ),
+        Err(ChannelError::LockNotExpired { .. })
+    ));
+    assert!(matches!(
+        w.update(Side::A, Change::ClaimLock { secret: B256::ZERO }),
+        Err(ChannelError::UnknownLock(_))
+    ));
+    w.now = START + 3_601;
+    w.update(
+        Side::A,
+        Change::RemoveExpiredLock {
+            secret_hash: lock.secret_hash,
+        },
+    )
+    .unwrap();
+    assert_eq!(w.views[1].balance(Side::A), U256::from(1_000));
+}
+
+#[test]
+fn a_signed_cooperative_close_freezes_the_channel_until_it_expires() {
+    let mut w = World::new(100, 50);
+    w.update(
+        Side::A,
+        Change::Pay {
+            amount: U256::from(30),
+        },
+    )
+    .unwrap();
+    let close = w.views[0].propose_close(START + 600).unwrap();
+    assert_eq!(
+        (close.payoutA, close.payoutB),
+        (U256::from(70), U256::from(80))
+    );
+    w.views[1].approve_close(&close).unwrap();
+    assert_eq!(
+        w.update(
+            Side::A,
+            Change::Pay {
+                amount: U256::from(1)
+            }
+        ),
+        Err(ChannelError::NotOpen)
+    );
+    assert!(!w.views[0].close_expired(START + 600));
+    assert!(w.views[0].close_expired(START + 601));
+}
