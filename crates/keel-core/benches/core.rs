@@ -79,6 +79,10 @@ fn main() {
     time("verify a balance proof signature", 5_000, |_| {
         verify(&digest, &signed, signer.address())
     });
+    let key = keel_core::signing::verifying_key(&signer);
+    time("verify against a known key", 5_000, |_| {
+        keel_core::signing::verify_with_key(&key, &digest, &signed)
+    });
     time("locks_root of 16 locks", 100_000, |_| locks_root(&locks));
     time("settle (payout formula)", 1_000_000, |i| {
         settle(

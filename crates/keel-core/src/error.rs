@@ -34,6 +34,14 @@ pub enum Error {
     /// A settlement sum exceeded `U256::MAX` (the contract reverts in the same case); names the sum.
     #[error("arithmetic overflow computing {0}")]
     Overflow(&'static str),
+    /// The signature's `r` or `s` is zero or not below the curve order (`ecrecover` rejects it).
+    #[error("signature r or s is zero or not below the curve order")]
+    SignatureRange,
+    /// The signature is well-formed but not one the contract would attribute to this key's
+    /// address (wrong key or digest, or a `v` that makes `ecrecover` return another address);
+    /// holds that address.
+    #[error("signature is not valid for the key of {0}")]
+    NotSignedByKey(Address),
 }
 
 /// Result with this crate's [`Error`].

@@ -1,5 +1,10 @@
 //! Signing and verifying Keel messages as the contracts do (`ecrecover` on a 65-byte
 //! `r ‖ s ‖ v` signature, `v` ∈ {27, 28}, low `s` only).
+//!
+//! Two ways to check a signature: [`verify`] recovers the signer's address (what the contract
+//! does; needs nothing but the address), [`verify_with_key`] checks against a public key already
+//! known, about twice as fast. A peer recovers its counterparty's key once ([`recover_key`]),
+//! then checks every later message with it.
 
 use crate::{
     eip712::domain,
@@ -10,6 +15,18 @@ use alloy::{
     signers::{local::PrivateKeySigner, SignerSync},
     sol_types::SolStruct,
 };
+use k256::{
+    elliptic_curve::{
+        group::Group,
+        ops::{Invert, LinearCombination, Reduce},
+        point::AffineCoordinates,
+    },
+    ProjectivePoint, Scalar,
+};
+
+/// A secp256k1 public key, as [`verify_with_key`] takes it (re-exported so callers need no
+/// direct `k256` dependency).
+pub use k256::ecdsa::VerifyingKey;
 
 /// Length of an encoded signature.
 pub const SIGNATURE_LEN: usize = 65;
@@ -36,8 +53,8 @@ pub fn sign_message<T: SolStruct>(
     sign_hash(signer, &msg.eip712_signing_hash(&domain(chain_id, vault)))
 }
 
-/// Recovers the signer of `digest` from `signature`, rejecting anything the contract would.
-pub fn recover(digest: &B256, signature: &[u8]) -> Result<Address> {
+/// Checks length, `v` and low `s` as the contract does; returns the signature and `v`'s parity.
+fn parse(signature: &[u8]) -> Result<(Signature, bool)> {
     let bytes: &[u8; SIGNATURE_LEN] = signature
         .try_into()
         .map_err(|_| Error::SignatureLength(signature.len()))?;
@@ -50,7 +67,73 @@ pub fn recover(digest: &B256, signature: &[u8]) -> Result<Address> {
     if sig.s() > HALF_ORDER {
         return Err(Error::SignatureHighS);
     }
-    Ok(sig.recover_address_from_prehash(digest)?)
+    Ok((sig, v == 28))
+}
+
+/// Recovers the signer of `digest` from `signature`, rejecting anything the contract would.
+pub fn recover(digest: &B256, signature: &[u8]) -> Result<Address> {
+    Ok(parse(signature)?.0.recover_address_from_prehash(digest)?)
+}
+
+/// Recovers the signer's public key, with the same checks as [`recover`]; keep it to check the
+/// same signer's later messages with [`verify_with_key`].
+///
+/// ```
+/// use alloy::{primitives::B256, signers::local::PrivateKeySigner};
+/// use keel_core::signing::{recover_key, sign_hash, verify_with_key, verifying_key};
+///
+/// let peer = PrivateKeySigner::random();
+/// let hello = sign_hash(&peer, &B256::repeat_byte(1))?;
+/// let key = recover_key(&B256::repeat_byte(1), &hello)?; // once, at the handshake
+/// assert_eq!(key, verifying_key(&peer));
+///
+/// let digest = B256::repeat_byte(2);
+/// verify_with_key(&key, &digest, &sign_hash(&peer, &digest)?)?; // every later message
+/// # Ok::<(), keel_core::Error>(())
+/// ```
+pub fn recover_key(digest: &B256, signature: &[u8]) -> Result<VerifyingKey> {
+    Ok(parse(signature)?.0.recover_from_prehash(digest)?)
+}
+
+/// The public key of a local signer.
+pub fn verifying_key(signer: &PrivateKeySigner) -> VerifyingKey {
+    *signer.credential().verifying_key()
+}
+
+/// Checks that `signature` over `digest` was made by `key`, accepting exactly the signatures
+/// the contract accepts for `key`'s address: those for which `ecrecover` returns that address.
+///
+/// Beyond the checks of [`recover`] and plain ECDSA verification, `v` must name the point
+/// `R = u1·G + u2·Q` that verification computes: `x(R)` must equal `r` (not merely modulo the
+/// curve order) and `y(R)`'s parity must be `v - 27`. Otherwise `ecrecover`, which rebuilds
+/// `R` from `r` and `v`, would return a different address, and the contract would refuse a
+/// signature that ECDSA alone accepts (e.g. any valid signature with `v` flipped).
+///
+/// One double-scalar multiplication instead of recovery's two (plus a square root): about
+/// twice as fast as [`verify`] (docs/benchmarks.md).
+pub fn verify_with_key(key: &VerifyingKey, digest: &B256, signature: &[u8]) -> Result<()> {
+    let (_, odd) = parse(signature)?;
+    // Rejects r or s equal to zero or not below the order, as `ecrecover` does.
+    let sig =
+        k256::ecdsa::Signature::from_slice(&signature[..64]).map_err(|_| Error::SignatureRange)?;
+    let (r, s) = sig.split_scalars();
+    let e = <Scalar as Reduce<k256::U256>>::reduce_bytes(&digest.0.into());
+    // Variable time is fine: nothing here is secret.
+    let s_inv = *s.invert_vartime();
+    let point = ProjectivePoint::lincomb(
+        &ProjectivePoint::GENERATOR,
+        &(e * s_inv),
+        &ProjectivePoint::from(*key.as_affine()),
+        &(*r * s_inv),
+    );
+    let affine = point.to_affine();
+    let valid = !bool::from(point.is_identity())
+        && affine.x() == sig.r().to_bytes()
+        && bool::from(affine.y_is_odd()) == odd;
+    if !valid {
+        return Err(Error::NotSignedByKey(Address::from_public_key(key)));
+    }
+    Ok(())
 }
 
 /// Checks that `signature` over `digest` was made by `expected`.
@@ -69,6 +152,7 @@ pub fn verify(digest: &B256, signature: &[u8], expected: Address) -> Result<()> 
 mod tests {
     use super::*;
     use alloy::primitives::SignatureError;
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
 
     const SECP256K1N: U256 = U256::from_be_slice(&alloy::primitives::hex!(
         "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
@@ -121,6 +205,133 @@ mod tests {
         let mut v0 = sig;
         v0[64] = 0;
         assert!(matches!(recover(&digest, &v0), Err(Error::SignatureV(0))));
+    }
+
+    /// `verify_with_key` with `key` must accept exactly when `verify` with `key`'s address does.
+    fn agree(key: &VerifyingKey, digest: &B256, sig: &[u8]) -> bool {
+        let by_address = verify(digest, sig, Address::from_public_key(key)).is_ok();
+        let by_key = verify_with_key(key, digest, sig).is_ok();
+        assert_eq!(
+            by_address, by_key,
+            "verify and verify_with_key disagree on {sig:02x?}"
+        );
+        by_key
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn verify_with_key_accepts_exactly_what_verify_accepts(
+            key in proptest::array::uniform32(proptest::num::u8::ANY),
+            other in proptest::array::uniform32(proptest::num::u8::ANY),
+            digest in proptest::array::uniform32(proptest::num::u8::ANY),
+            garbage in proptest::collection::vec(proptest::num::u8::ANY, 65),
+        ) {
+            let (Ok(signer), Ok(other)) = (
+                PrivateKeySigner::from_bytes(&key.into()),
+                PrivateKeySigner::from_bytes(&other.into()),
+            ) else {
+                return Err(proptest::test_runner::TestCaseError::reject("not a valid key"));
+            };
+            proptest::prop_assume!(signer.address() != other.address());
+            let digest = B256::from(digest);
+            let key = verifying_key(&signer);
+            let sig = sign_hash(&signer, &digest).unwrap();
+
+            assert!(agree(&key, &digest, &sig));
+            assert_eq!(recover_key(&digest, &sig).unwrap(), key);
+
+            // v flipped: still a valid ECDSA signature for the key, but ecrecover names another.
+            let mut flipped = sig;
+            flipped[64] ^= 27 ^ 28;
+            assert!(!agree(&key, &digest, &flipped));
+            let k256_sig = k256::ecdsa::Signature::from_slice(&sig[..64]).unwrap();
+            assert!(key.verify_prehash(digest.as_slice(), &k256_sig).is_ok());
+            assert!(matches!(
+                verify_with_key(&key, &digest, &flipped),
+                Err(Error::NotSignedByKey(a)) if a == signer.address()
+            ));
+
+            // High-s twin: the same point, so ecrecover would accept it; the contract does not.
+            let mut twin = flipped;
+            let s = U256::from_be_slice(&sig[32..64]);
+            twin[32..64].copy_from_slice(&(SECP256K1N - s).to_be_bytes::<32>());
+            assert!(!agree(&key, &digest, &twin));
+            assert!(matches!(verify_with_key(&key, &digest, &twin), Err(Error::SignatureHighS)));
+
+            assert!(!agree(&verifying_key(&other), &digest, &sig));
+            let mut wrong_digest = digest;
+            wrong_digest[0] ^= 1;
+            assert!(!agree(&key, &wrong_digest, &sig));
+            assert!(!agree(&key, &digest, &sig[..64]));
+            assert!(matches!(
+                verify_with_key(&key, &digest, &sig[..64]),
+                Err(Error::SignatureLength(64))
+            ));
+            for v in [0, 1] {
+                let mut raw = sig;
+                raw[64] = sig[64] - 27 + v;
+                assert!(!agree(&key, &digest, &raw));
+                assert!(matches!(verify_with_key(&key, &digest, &raw), Err(Error::SignatureV(_))));
+            }
+            assert!(!agree(&key, &digest, &garbage));
+        }
+    }
+
+    /// Sets `r` (and keeps `s`, `v`) to values `ecrecover` rejects: 0, n and above.
+    #[test]
+    fn rejects_r_and_s_out_of_range() {
+        let (signer, digest, sig) = fixture();
+        let key = verifying_key(&signer);
+        for (range, value) in [
+            (0..32, U256::ZERO),
+            (0..32, SECP256K1N),
+            (0..32, U256::MAX),
+            (32..64, U256::ZERO),
+        ] {
+            let mut bad = sig;
+            bad[range].copy_from_slice(&value.to_be_bytes::<32>());
+            assert!(!agree(&key, &digest, &bad));
+            assert!(matches!(
+                verify_with_key(&key, &digest, &bad),
+                Err(Error::SignatureRange)
+            ));
+        }
+    }
+
+    /// A signature whose `R` has `x ≥ n`, so `r = x - n`: ECDSA (which compares `x mod n`)
+    /// accepts it, but `ecrecover` rebuilds `R` from `x = r` and gets another key.
+    #[test]
+    fn rejects_r_reduced_modulo_the_order() {
+        use k256::{
+            elliptic_curve::{point::DecompressPoint, PrimeField},
+            AffinePoint, FieldBytes,
+        };
+        // The first x in (n, p) on the curve (x = n would make r zero).
+        let (x, point) = (1u64..)
+            .find_map(|k| {
+                let x = SECP256K1N + U256::from(k);
+                let p = AffinePoint::decompress(&FieldBytes::from(x.to_be_bytes::<32>()), 0.into());
+                Option::<AffinePoint>::from(p).map(|p| (x, ProjectivePoint::from(p)))
+            })
+            .unwrap();
+        let r = x - SECP256K1N;
+        let r_scalar = Scalar::from_repr(r.to_be_bytes::<32>().into()).unwrap();
+        let s = Scalar::ONE;
+        let digest = B256::repeat_byte(0x5a);
+        let e = <Scalar as Reduce<k256::U256>>::reduce_bytes(&digest.0.into());
+        // Q = r⁻¹·(s·R − e·G), the key for which (r, s) verifies over `digest`.
+        let q = (point * s - ProjectivePoint::GENERATOR * e) * r_scalar.invert().unwrap();
+        let key = VerifyingKey::from_affine(q.to_affine()).unwrap();
+
+        let mut sig = [0u8; 65];
+        sig[..32].copy_from_slice(&r.to_be_bytes::<32>());
+        sig[32..64].copy_from_slice(&U256::from(1).to_be_bytes::<32>());
+        sig[64] = 27; // R was decompressed with even y.
+        let k256_sig = k256::ecdsa::Signature::from_slice(&sig[..64]).unwrap();
+        assert!(key.verify_prehash(digest.as_slice(), &k256_sig).is_ok());
+        assert!(!agree(&key, &digest, &sig));
+        sig[64] = 28;
+        assert!(!agree(&key, &digest, &sig));
     }
 
     #[test]

@@ -3,3 +3,4 @@
 
 mod deploy;
 mod lifecycle;
+mod typed_data;

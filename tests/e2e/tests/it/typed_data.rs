@@ -1,0 +1,220 @@
+//! Signatures from a wallet: the JSON-RPC call MetaMask and hardware wallets implement,
+//! `eth_signTypedData_v4`, answered by Anvil for its unlocked dev accounts.
+//!
+//! The typed data is written out by hand, as a dApp would send it to a wallet, so these tests
+//! check keel-core's message definitions against EIP-712 as a wallet reads it, and the
+//! contract's digest against both.
+
+use alloy::{
+    primitives::{utils::parse_ether, Address, Bytes, B256, U256},
+    providers::Provider,
+};
+use eyre::{ensure, Result};
+use keel_bindings::ChannelVault;
+use keel_core::{
+    signing::{recover_key, verify_with_key, verifying_key},
+    BalanceProof, Withdrawal,
+};
+use keel_e2e::{balance_data, succeeded, to_vault_abi, Channel, Devnet, Participant};
+use serde_json::{json, Value};
+
+/// The typed-data document a dApp hands a wallet: `primaryType` with its fields, under Keel's
+/// domain for `channel`'s vault.
+fn typed_data(
+    net: &Devnet,
+    channel: &Channel,
+    primary: &str,
+    fields: Value,
+    message: Value,
+) -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                { "name": "name", "type": "string" },
+                { "name": "version", "type": "string" },
+                { "name": "chainId", "type": "uint256" },
+                { "name": "verifyingContract", "type": "address" },
+            ],
+            primary: fields,
+        },
+        "primaryType": primary,
+        "domain": {
+            "name": "Keel",
+            "version": "1",
+            "chainId": net.chain_id,
+            "verifyingContract": channel.vault,
+        },
+        "message": message,
+    })
+}
+
+fn balance_proof_json(net: &Devnet, channel: &Channel, p: &BalanceProof) -> Value {
+    typed_data(
+        net,
+        channel,
+        "BalanceProof",
+        json!([
+            { "name": "channelId", "type": "bytes32" },
+            { "name": "nonce", "type": "uint64" },
+            { "name": "transferredAmount", "type": "uint256" },
+            { "name": "lockedAmount", "type": "uint256" },
+            { "name": "locksRoot", "type": "bytes32" },
+        ]),
+        // Integers as decimal strings, as wallets receive them (JSON numbers lose precision
+        // beyond 2^53).
+        json!({
+            "channelId": p.channelId,
+            "nonce": p.nonce.to_string(),
+            "transferredAmount": p.transferredAmount.to_string(),
+            "lockedAmount": p.lockedAmount.to_string(),
+            "locksRoot": p.locksRoot,
+        }),
+    )
+}
+
+fn withdrawal_json(net: &Devnet, channel: &Channel, w: &Withdrawal) -> Value {
+    typed_data(
+        net,
+        channel,
+        "Withdrawal",
+        json!([
+            { "name": "channelId", "type": "bytes32" },
+            { "name": "participant", "type": "address" },
+            { "name": "totalWithdrawn", "type": "uint256" },
+            { "name": "expiry", "type": "uint64" },
+        ]),
+        json!({
+            "channelId": w.channelId,
+            "participant": w.participant,
+            "totalWithdrawn": w.totalWithdrawn.to_string(),
+            "expiry": w.expiry.to_string(),
+        }),
+    )
+}
+
+/// Asks the node's wallet to sign `typed` as `who`.
+async fn wallet_sign(who: &Participant, typed: &Value) -> Result<Bytes> {
+    Ok(who
+        .provider
+        .raw_request("eth_signTypedData_v4".into(), (who.address(), typed))
+        .await?)
+}
+
+/// The wallet's signature is the one keel-core makes with the same key. ECDSA signing here is
+/// deterministic (RFC 6979), so equal bytes mean the wallet signed keel-core's digest; then it
+/// verifies by address and by key.
+fn check_against_keel_core(
+    who: &Participant,
+    wallet_sig: &Bytes,
+    digest: &B256,
+    local_sig: [u8; 65],
+) -> Result<()> {
+    ensure!(
+        wallet_sig.as_ref() == local_sig.as_slice(),
+        "wallet signed another digest than keel-core's: {wallet_sig} vs {}",
+        Bytes::from(local_sig.to_vec())
+    );
+    keel_core::verify(digest, wallet_sig, who.address())?;
+    verify_with_key(&verifying_key(&who.signer), digest, wallet_sig)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn domain_separator_matches_the_vaults() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(20, parse_ether("1")?).await?;
+    let on_chain = net
+        .vault_for(&ch, &net.alice)
+        .domainSeparator()
+        .call()
+        .await?;
+    assert_eq!(
+        on_chain,
+        keel_core::domain(net.chain_id, ch.vault).separator()
+    );
+    // A different vault has a different domain: signatures do not cross channels.
+    assert_ne!(
+        on_chain,
+        keel_core::domain(net.chain_id, Address::repeat_byte(1)).separator()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn wallet_signed_balance_proof_closes_the_channel() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(21, parse_ether("5")?).await?;
+    net.top_up(&ch, &net.bob, parse_ether("5")?).await?;
+
+    // Bob's wallet signs a payment of 2 ETH to alice.
+    let proof = BalanceProof {
+        channelId: ch.id,
+        nonce: 3,
+        transferredAmount: parse_ether("2")?,
+        lockedAmount: U256::ZERO,
+        locksRoot: B256::ZERO,
+    };
+    let sig = wallet_sign(&net.bob, &balance_proof_json(&net, &ch, &proof)).await?;
+    let digest = keel_core::signing_hash(&proof, net.chain_id, ch.vault);
+    let local = keel_core::sign_message(&net.bob.signer, &proof, net.chain_id, ch.vault)?;
+    check_against_keel_core(&net.bob, &sig, &digest, local)?;
+    // Alice learns bob's key from his first signature and checks later ones against it.
+    assert_eq!(recover_key(&digest, &sig)?, verifying_key(&net.bob.signer));
+
+    // Alice, the counterparty, closes with it; the contract attributes it to bob.
+    let receipt = net
+        .vault_for(&ch, &net.alice)
+        .close(to_vault_abi(&ch.params), balance_data(&proof), sig)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let closed = succeeded(receipt, "close")?
+        .decoded_log::<ChannelVault::Closed>()
+        .ok_or_else(|| eyre::eyre!("no Closed event"))?;
+    assert_eq!(closed.state.fromB.nonce, proof.nonce);
+    assert_eq!(
+        closed.state.fromB.transferredAmount,
+        proof.transferredAmount
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn wallet_signed_withdrawal_is_paid_out() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(22, parse_ether("5")?).await?;
+    let w = Withdrawal {
+        channelId: ch.id,
+        participant: net.alice.address(),
+        totalWithdrawn: parse_ether("2")?,
+        // u64::MAX does not fit a JSON number exactly: checks the wallet reads the string.
+        expiry: u64::MAX,
+    };
+    let typed = withdrawal_json(&net, &ch, &w);
+    let digest = keel_core::signing_hash(&w, net.chain_id, ch.vault);
+    let sig_a = wallet_sign(&net.alice, &typed).await?;
+    let sig_b = wallet_sign(&net.bob, &typed).await?;
+    for (who, sig) in [(&net.alice, &sig_a), (&net.bob, &sig_b)] {
+        let local = keel_core::sign_message(&who.signer, &w, net.chain_id, ch.vault)?;
+        check_against_keel_core(who, sig, &digest, local)?;
+    }
+
+    let abi_w = ChannelVault::Withdrawal {
+        participant: w.participant,
+        totalWithdrawn: w.totalWithdrawn,
+        expiry: w.expiry,
+    };
+    let a0 = net.alice.balance().await?;
+    succeeded(
+        net.vault_for(&ch, &net.bob)
+            .withdraw(to_vault_abi(&ch.params), abi_w, sig_a, sig_b)
+            .send()
+            .await?
+            .get_receipt()
+            .await?,
+        "withdraw",
+    )?;
+    assert_eq!(net.alice.balance().await?, a0 + parse_ether("2")?);
+    Ok(())
+}
