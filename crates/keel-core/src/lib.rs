@@ -10,6 +10,7 @@ pub mod locks;
 pub mod settlement;
 pub mod signing;
 pub mod types;
+pub mod wire;
 
 pub use channel::{Change, ChannelError, ChannelState, Policy};
 pub use channel_id::{channel_id, clone_init_code, vault_address};

@@ -1,0 +1,318 @@
+//! The byte layout of [`Message`]: hand-written, fixed-size fields, so that decoding is a few
+//! bounds-checked copies and cannot allocate more than one frame.
+
+use alloy::primitives::{Address, B256, U256};
+
+use super::{Message, Signature, MAX_FRAME_LEN, VERSION};
+use crate::{channel::Change, types::Lock, BalanceProof, CooperativeClose, Withdrawal};
+
+/// Why bytes from a peer are not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Fewer bytes than the frame or field needs.
+    #[error("truncated frame")]
+    Truncated,
+    /// The length prefix exceeds [`MAX_FRAME_LEN`].
+    #[error("frame of {0} bytes exceeds the limit")]
+    Oversized(usize),
+    /// A version this implementation does not speak.
+    #[error("unsupported wire version {0}")]
+    UnsupportedVersion(u8),
+    /// An unknown message kind.
+    #[error("unknown message kind {0}")]
+    UnknownKind(u8),
+    /// An unknown change tag inside an update.
+    #[error("unknown change tag {0}")]
+    UnknownChange(u8),
+    /// Bytes left after the message.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+}
+
+const UPDATE: u8 = 1;
+const ACK: u8 = 2;
+const WITHDRAWAL_REQUEST: u8 = 3;
+const WITHDRAWAL_APPROVAL: u8 = 4;
+const CLOSE_REQUEST: u8 = 5;
+const CLOSE_APPROVAL: u8 = 6;
+const RESYNC: u8 = 7;
+const REJECT: u8 = 8;
+const HELLO: u8 = 9;
+
+/// Appends the frame for `msg` (length prefix included) to `out`.
+pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.push(VERSION);
+    let mut w = Writer(out);
+    match msg {
+        Message::Update {
+            change,
+            proof,
+            signature,
+        } => {
+            w.u8(UPDATE);
+            w.change(change);
+            w.proof(proof);
+            w.bytes(signature);
+        }
+        Message::Ack { channel_id, nonce } => {
+            w.u8(ACK);
+            w.bytes(channel_id.as_slice());
+            w.u64(*nonce);
+        }
+        Message::WithdrawalRequest {
+            withdrawal,
+            signature,
+        }
+        | Message::WithdrawalApproval {
+            withdrawal,
+            signature,
+        } => {
+            w.u8(if matches!(msg, Message::WithdrawalRequest { .. }) {
+                WITHDRAWAL_REQUEST
+            } else {
+                WITHDRAWAL_APPROVAL
+            });
+            w.bytes(withdrawal.channelId.as_slice());
+            w.bytes(withdrawal.participant.as_slice());
+            w.u256(withdrawal.totalWithdrawn);
+            w.u64(withdrawal.expiry);
+            w.bytes(signature);
+        }
+        Message::CloseRequest { close, signature }
+        | Message::CloseApproval { close, signature } => {
+            w.u8(if matches!(msg, Message::CloseRequest { .. }) {
+                CLOSE_REQUEST
+            } else {
+                CLOSE_APPROVAL
+            });
+            w.bytes(close.channelId.as_slice());
+            w.u256(close.payoutA);
+            w.u256(close.payoutB);
+            w.u256(close.totalDeposited);
+            w.u256(close.totalWithdrawn);
+            w.u64(close.expiry);
+            w.bytes(signature);
+        }
+        Message::Resync {
+            channel_id,
+            sent_nonce,
+            received_nonce,
+        } => {
+            w.u8(RESYNC);
+            w.bytes(channel_id.as_slice());
+            w.u64(*sent_nonce);
+            w.u64(*received_nonce);
+        }
+        Message::Reject { channel_id, code } => {
+            w.u8(REJECT);
+            w.bytes(channel_id.as_slice());
+            w.bytes(&code.to_be_bytes());
+        }
+        Message::Hello { address, chain_id } => {
+            w.u8(HELLO);
+            w.bytes(address.as_slice());
+            w.u64(*chain_id);
+        }
+    }
+    // Every message is far below u32::MAX (and MAX_FRAME_LEN) by construction.
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Decodes one frame from the front of `buf`: `Ok(None)` if more bytes are needed, else the
+/// message and how many bytes it used.
+pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(WireError::Oversized(len));
+    }
+    let Some(body) = buf.get(4..4 + len) else {
+        return Ok(None);
+    };
+    let mut r = Reader(body);
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let msg = match r.u8()? {
+        UPDATE => Message::Update {
+            change: r.change()?,
+            proof: r.proof()?,
+            signature: r.signature()?,
+        },
+        ACK => Message::Ack {
+            channel_id: r.b256()?,
+            nonce: r.u64()?,
+        },
+        kind @ (WITHDRAWAL_REQUEST | WITHDRAWAL_APPROVAL) => {
+            let withdrawal = Withdrawal {
+                channelId: r.b256()?,
+                participant: r.address()?,
+                totalWithdrawn: r.u256()?,
+                expiry: r.u64()?,
+            };
+            let signature = r.signature()?;
+            if kind == WITHDRAWAL_REQUEST {
+                Message::WithdrawalRequest {
+                    withdrawal,
+                    signature,
+                }
+            } else {
+                Message::WithdrawalApproval {
+                    withdrawal,
+                    signature,
+                }
+            }
+        }
+        kind @ (CLOSE_REQUEST | CLOSE_APPROVAL) => {
+            let close = CooperativeClose {
+                channelId: r.b256()?,
+                payoutA: r.u256()?,
+                payoutB: r.u256()?,
+                totalDeposited: r.u256()?,
+                totalWithdrawn: r.u256()?,
+                expiry: r.u64()?,
+            };
+            let signature = r.signature()?;
+            if kind == CLOSE_REQUEST {
+                Message::CloseRequest { close, signature }
+            } else {
+                Message::CloseApproval { close, signature }
+            }
+        }
+        RESYNC => Message::Resync {
+            channel_id: r.b256()?,
+            sent_nonce: r.u64()?,
+            received_nonce: r.u64()?,
+        },
+        REJECT => Message::Reject {
+            channel_id: r.b256()?,
+            code: u16::from_be_bytes(r.take::<2>()?),
+        },
+        HELLO => Message::Hello {
+            address: r.address()?,
+            chain_id: r.u64()?,
+        },
+        other => return Err(WireError::UnknownKind(other)),
+    };
+    if !r.0.is_empty() {
+        return Err(WireError::TrailingBytes(r.0.len()));
+    }
+    Ok(Some((msg, 4 + len)))
+}
+
+const PAY: u8 = 0;
+const ADD_LOCK: u8 = 1;
+const CLAIM_LOCK: u8 = 2;
+const REMOVE_EXPIRED_LOCK: u8 = 3;
+
+struct Writer<'a>(&'a mut Vec<u8>);
+
+impl Writer<'_> {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u256(&mut self, v: U256) {
+        self.0.extend_from_slice(&v.to_be_bytes::<32>());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
+    fn change(&mut self, change: &Change) {
+        match change {
+            Change::Pay { amount } => {
+                self.u8(PAY);
+                self.u256(*amount);
+            }
+            Change::AddLock(lock) => {
+                self.u8(ADD_LOCK);
+                self.u64(lock.expiration);
+                self.u256(lock.amount);
+                self.bytes(lock.secret_hash.as_slice());
+            }
+            Change::ClaimLock { secret } => {
+                self.u8(CLAIM_LOCK);
+                self.bytes(secret.as_slice());
+            }
+            Change::RemoveExpiredLock { secret_hash } => {
+                self.u8(REMOVE_EXPIRED_LOCK);
+                self.bytes(secret_hash.as_slice());
+            }
+        }
+    }
+    fn proof(&mut self, p: &BalanceProof) {
+        self.bytes(p.channelId.as_slice());
+        self.u64(p.nonce);
+        self.u256(p.transferredAmount);
+        self.u256(p.lockedAmount);
+        self.bytes(p.locksRoot.as_slice());
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(WireError::Truncated)?;
+        self.0 = rest;
+        Ok(*head)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+    fn u256(&mut self) -> Result<U256, WireError> {
+        Ok(U256::from_be_bytes(self.take::<32>()?))
+    }
+    fn b256(&mut self) -> Result<B256, WireError> {
+        Ok(B256::from(self.take::<32>()?))
+    }
+    fn address(&mut self) -> Result<Address, WireError> {
+        Ok(Address::from(self.take::<20>()?))
+    }
+    fn signature(&mut self) -> Result<Signature, WireError> {
+        self.take::<65>()
+    }
+    fn change(&mut self) -> Result<Change, WireError> {
+        Ok(match self.u8()? {
+            PAY => Change::Pay {
+                amount: self.u256()?,
+            },
+            ADD_LOCK => Change::AddLock(Lock {
+                expiration: self.u64()?,
+                amount: self.u256()?,
+                secret_hash: self.b256()?,
+            }),
+            CLAIM_LOCK => Change::ClaimLock {
+                secret: self.b256()?,
+            },
+            REMOVE_EXPIRED_LOCK => Change::RemoveExpiredLock {
+                secret_hash: self.b256()?,
+            },
+            other => return Err(WireError::UnknownChange(other)),
+        })
+    }
+    fn proof(&mut self) -> Result<BalanceProof, WireError> {
+        Ok(BalanceProof {
+            channelId: self.b256()?,
+            nonce: self.u64()?,
+            transferredAmount: self.u256()?,
+            lockedAmount: self.u256()?,
+            locksRoot: self.b256()?,
+        })
+    }
+}
