@@ -470,3 +470,27 @@ fn a_signed_cooperative_close_freezes_the_channel_until_it_expires() {
     assert!(!w.views[0].close_expired(START + 600));
     assert!(w.views[0].close_expired(START + 601));
 }
+
+#[test]
+fn a_first_proof_from_the_wrong_key_is_refused_before_any_key_is_cached() {
+    let mut w = World::new(100, 0);
+    let change = Change::Pay {
+        amount: U256::from(5),
+    };
+    let mut sender = w.views[0].clone();
+    let proof = sender.send(&change, START).unwrap();
+    let vault = w.views[0].vault();
+    let by_bob = sign_message(&w.keys[1], &proof, CHAIN_ID, vault).unwrap();
+    let before = w.views[1].clone();
+    assert!(matches!(
+        w.views[1].receive(&change, &proof, &by_bob, START),
+        Err(ChannelError::BadSignature(_))
+    ));
+    assert_eq!(w.views[1], before);
+    let by_alice = sign_message(&w.keys[0], &proof, CHAIN_ID, vault).unwrap();
+    w.views[1]
+        .receive(&change, &proof, &by_alice, START)
+        .unwrap();
+    let (latest, sig) = w.views[1].latest_counterparty_proof().unwrap();
+    assert_eq!((latest, sig), (proof, by_alice));
+}

@@ -17,8 +17,11 @@ pub use error::ChannelError;
 use alloy::primitives::{Address, B256, U256};
 
 use crate::{
-    channel_id, settlement::Direction as SettledDirection, signing, types::Side, vault_address,
-    BalanceProof, ChannelParams, CooperativeClose, Withdrawal,
+    channel_id,
+    settlement::Direction as SettledDirection,
+    signing::{self, VerifyingKey},
+    types::Side,
+    vault_address, BalanceProof, ChannelParams, CooperativeClose, Withdrawal,
 };
 
 /// Limits both sides enforce on locks and withdrawals.
@@ -71,6 +74,9 @@ pub struct ChannelState {
     directions: [Direction; 2],
     /// The counterparty's signature over its latest proof: what a close submits.
     counterparty_signature: Option<[u8; 65]>,
+    /// The counterparty's public key, recovered from its first signature: later proofs are
+    /// checked against it directly, which is twice as fast as recovering each time.
+    counterparty_key: Option<VerifyingKey>,
     /// Expiry of the cooperative close this side signed, while it may still execute.
     closing: Option<u64>,
 }
@@ -106,6 +112,7 @@ impl ChannelState {
             pending_withdrawals: [None, None],
             directions: [Direction::default(), Direction::default()],
             counterparty_signature: None,
+            counterparty_key: None,
             closing: None,
         }
     }
@@ -195,13 +202,13 @@ impl ChannelState {
             });
         }
         let digest = crate::signing_hash(proof, self.chain_id, self.vault);
-        signing::verify(&digest, signature, self.params.participant(them))
-            .map_err(|e| ChannelError::BadSignature(e.to_string()))?;
+        let key = self.check_counterparty_signature(&digest, signature)?;
         let signature: [u8; 65] = signature
             .try_into()
             .map_err(|_| ChannelError::BadSignature("length".into()))?;
         self.directions[index(them)] = next;
         self.counterparty_signature = Some(signature);
+        self.counterparty_key = Some(key);
         Ok(())
     }
 
@@ -349,6 +356,28 @@ impl ChannelState {
             totalWithdrawn: self.withdrawn[0] + self.withdrawn[1],
             expiry,
         })
+    }
+
+    /// Checks `signature` over `digest` is the counterparty's; returns its key.
+    fn check_counterparty_signature(
+        &self,
+        digest: &B256,
+        signature: &[u8],
+    ) -> Result<VerifyingKey, ChannelError> {
+        let bad = |e: crate::Error| ChannelError::BadSignature(e.to_string());
+        if let Some(key) = self.counterparty_key {
+            signing::verify_with_key(&key, digest, signature).map_err(bad)?;
+            return Ok(key);
+        }
+        let key = signing::recover_key(digest, signature).map_err(bad)?;
+        let expected = self.params.participant(self.me.other());
+        let recovered = Address::from_public_key(&key);
+        if recovered != expected {
+            return Err(ChannelError::BadSignature(format!(
+                "signed by {recovered}, expected {expected}"
+            )));
+        }
+        Ok(key)
     }
 
     fn ensure_open(&self) -> Result<(), ChannelError> {
