@@ -207,6 +207,24 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
     Ok(Some((msg, 4 + len)))
 }
 
+/// Appends `change` and `proof` in exactly the layout they have inside an [`Message::Update`]
+/// body (no length, version or kind byte): for callers that persist them, such as the client's
+/// channel store, which adds its own version prefix.
+pub fn encode_change_proof(change: &Change, proof: &BalanceProof, out: &mut Vec<u8>) {
+    let mut w = Writer(out);
+    w.change(change);
+    w.proof(proof);
+}
+
+/// Decodes what [`encode_change_proof`] wrote from the front of `buf`; returns the change, the
+/// proof and the bytes after them.
+pub fn decode_change_proof(buf: &[u8]) -> Result<(Change, BalanceProof, &[u8]), WireError> {
+    let mut r = Reader(buf);
+    let change = r.change()?;
+    let proof = r.proof()?;
+    Ok((change, proof, r.0))
+}
+
 const PAY: u8 = 0;
 const ADD_LOCK: u8 = 1;
 const CLAIM_LOCK: u8 = 2;
@@ -314,5 +332,65 @@ impl Reader<'_> {
             lockedAmount: self.u256()?,
             locksRoot: self.b256()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Change, BalanceProof) {
+        let change = Change::AddLock(Lock {
+            expiration: 1_000,
+            amount: U256::from(7),
+            secret_hash: B256::repeat_byte(0x5e),
+        });
+        let proof = BalanceProof {
+            channelId: B256::repeat_byte(0xc1),
+            nonce: 3,
+            transferredAmount: U256::from(10),
+            lockedAmount: U256::from(7),
+            locksRoot: B256::repeat_byte(0x77),
+        };
+        (change, proof)
+    }
+
+    #[test]
+    fn change_proof_round_trips_and_matches_the_update_body() {
+        let (change, proof) = sample();
+        let mut bytes = Vec::new();
+        encode_change_proof(&change, &proof, &mut bytes);
+        bytes.push(0xee);
+        let (c, p, rest) = decode_change_proof(&bytes).unwrap();
+        assert_eq!((c, p, rest), (change.clone(), proof.clone(), &[0xee][..]));
+
+        // Same bytes as inside an Update frame: after length (4), version and kind.
+        let mut frame = Vec::new();
+        let update = Message::Update {
+            change,
+            proof,
+            signature: [0; 65],
+        };
+        encode_frame(&update, &mut frame);
+        let body = &bytes[..bytes.len() - 1];
+        assert_eq!(&frame[6..6 + body.len()], body);
+    }
+
+    #[test]
+    fn change_proof_rejects_truncation_and_unknown_tags() {
+        let (change, proof) = sample();
+        let mut bytes = Vec::new();
+        encode_change_proof(&change, &proof, &mut bytes);
+        for len in 0..bytes.len() {
+            assert_eq!(
+                decode_change_proof(&bytes[..len]).unwrap_err(),
+                WireError::Truncated
+            );
+        }
+        bytes[0] = 9;
+        assert_eq!(
+            decode_change_proof(&bytes).unwrap_err(),
+            WireError::UnknownChange(9)
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 mod codec;
 
-pub use codec::{decode_frame, encode_frame, WireError};
+pub use codec::{decode_change_proof, decode_frame, encode_change_proof, encode_frame, WireError};
 
 use alloy::primitives::{Address, B256};
 

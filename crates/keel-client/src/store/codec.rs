@@ -1,0 +1,390 @@
+//! The stored byte layout: a format version byte, then fixed-size big-endian fields.
+//!
+//! - Opening (version 1): `chain_id u64 ‖ factory ‖ implementation ‖ participant_a ‖
+//!   participant_b ‖ token (20 bytes each) ‖ challenge_period u32 ‖ salt (32) ‖ me u8 (A = 0) ‖
+//!   min_lock_lifetime u64 ‖ max_lock_lifetime u64 ‖ max_pending_locks u64`.
+//! - Event (version 1): `kind u8 ‖ fields`. Changes and proofs use exactly their wire layout
+//!   ([`keel_core::wire::encode_change_proof`]); amounts are `U256` (32 bytes), times `u64`,
+//!   signatures 65 bytes.
+//!
+//! A new layout gets a new version byte; decoding keeps reading every older one.
+
+use alloy::primitives::{Address, B256, U256};
+use keel_core::{
+    wire::{decode_change_proof, encode_change_proof},
+    ChannelParams, CooperativeClose, Policy, Side, Withdrawal,
+};
+
+use super::{ChannelOpening, DecodeError, Event};
+
+/// The layout this build writes.
+pub(super) const FORMAT_VERSION: u8 = 1;
+
+const SENT: u8 = 1;
+const RECEIVED: u8 = 2;
+const DEPOSIT_CONFIRMED: u8 = 3;
+const WITHDRAWAL_APPROVED: u8 = 4;
+const WITHDRAWAL_CONFIRMED: u8 = 5;
+const WITHDRAWALS_EXPIRED: u8 = 6;
+const CLOSE_PROPOSED: u8 = 7;
+const CLOSE_APPROVED: u8 = 8;
+const CLOSE_EXPIRED: u8 = 9;
+
+/// The stored form of `opening`.
+pub(super) fn encode_opening(opening: &ChannelOpening) -> Vec<u8> {
+    let mut w = Writer(vec![FORMAT_VERSION]);
+    let p = &opening.params;
+    w.u64(opening.chain_id);
+    for a in [
+        opening.factory,
+        opening.implementation,
+        p.participant_a,
+        p.participant_b,
+        p.token,
+    ] {
+        w.bytes(a.as_slice());
+    }
+    w.bytes(&p.challenge_period.to_be_bytes());
+    w.bytes(p.salt.as_slice());
+    w.side(opening.me);
+    w.u64(opening.policy.min_lock_lifetime);
+    w.u64(opening.policy.max_lock_lifetime);
+    // usize is at most 64 bits on every supported target.
+    w.u64(opening.policy.max_pending_locks as u64);
+    w.0
+}
+
+/// Reads an opening record.
+pub(super) fn decode_opening(bytes: &[u8]) -> Result<ChannelOpening, DecodeError> {
+    let mut r = Reader::versioned(bytes)?;
+    let chain_id = r.u64()?;
+    let factory = r.address()?;
+    let implementation = r.address()?;
+    let params = ChannelParams {
+        participant_a: r.address()?,
+        participant_b: r.address()?,
+        token: r.address()?,
+        challenge_period: u32::from_be_bytes(r.take()?),
+        salt: r.b256()?,
+    };
+    let me = r.side()?;
+    let policy = Policy {
+        min_lock_lifetime: r.u64()?,
+        max_lock_lifetime: r.u64()?,
+        max_pending_locks: usize::try_from(r.u64()?)
+            .map_err(|_| DecodeError::Invalid("max_pending_locks"))?,
+    };
+    r.finish()?;
+    Ok(ChannelOpening {
+        params,
+        chain_id,
+        factory,
+        implementation,
+        me,
+        policy,
+    })
+}
+
+/// The stored form of `event`.
+pub(super) fn encode_event(event: &Event) -> Vec<u8> {
+    let mut w = Writer(vec![FORMAT_VERSION]);
+    match event {
+        Event::Sent { change, proof, now } => {
+            w.u8(SENT);
+            w.u64(*now);
+            encode_change_proof(change, proof, &mut w.0);
+        }
+        Event::Received {
+            change,
+            proof,
+            signature,
+            now,
+        } => {
+            w.u8(RECEIVED);
+            w.u64(*now);
+            encode_change_proof(change, proof, &mut w.0);
+            w.bytes(signature);
+        }
+        Event::DepositConfirmed { side, total } => {
+            w.u8(DEPOSIT_CONFIRMED);
+            w.side(*side);
+            w.u256(*total);
+        }
+        Event::WithdrawalApproved { withdrawal, now } => {
+            w.u8(WITHDRAWAL_APPROVED);
+            w.u64(*now);
+            w.bytes(withdrawal.channelId.as_slice());
+            w.bytes(withdrawal.participant.as_slice());
+            w.u256(withdrawal.totalWithdrawn);
+            w.u64(withdrawal.expiry);
+        }
+        Event::WithdrawalConfirmed { side, total } => {
+            w.u8(WITHDRAWAL_CONFIRMED);
+            w.side(*side);
+            w.u256(*total);
+        }
+        Event::WithdrawalsExpired { now } => {
+            w.u8(WITHDRAWALS_EXPIRED);
+            w.u64(*now);
+        }
+        Event::CloseProposed { close } | Event::CloseApproved { close } => {
+            w.u8(if matches!(event, Event::CloseProposed { .. }) {
+                CLOSE_PROPOSED
+            } else {
+                CLOSE_APPROVED
+            });
+            w.bytes(close.channelId.as_slice());
+            w.u256(close.payoutA);
+            w.u256(close.payoutB);
+            w.u256(close.totalDeposited);
+            w.u256(close.totalWithdrawn);
+            w.u64(close.expiry);
+        }
+        Event::CloseExpired { now } => {
+            w.u8(CLOSE_EXPIRED);
+            w.u64(*now);
+        }
+    }
+    w.0
+}
+
+/// Reads an event record.
+pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let mut r = Reader::versioned(bytes)?;
+    let event = match r.u8()? {
+        kind @ (SENT | RECEIVED) => {
+            let now = r.u64()?;
+            let (change, proof, rest) = decode_change_proof(r.0)?;
+            r.0 = rest;
+            if kind == SENT {
+                Event::Sent { change, proof, now }
+            } else {
+                Event::Received {
+                    change,
+                    proof,
+                    signature: r.take()?,
+                    now,
+                }
+            }
+        }
+        DEPOSIT_CONFIRMED => Event::DepositConfirmed {
+            side: r.side()?,
+            total: r.u256()?,
+        },
+        WITHDRAWAL_APPROVED => Event::WithdrawalApproved {
+            now: r.u64()?,
+            withdrawal: Withdrawal {
+                channelId: r.b256()?,
+                participant: r.address()?,
+                totalWithdrawn: r.u256()?,
+                expiry: r.u64()?,
+            },
+        },
+        WITHDRAWAL_CONFIRMED => Event::WithdrawalConfirmed {
+            side: r.side()?,
+            total: r.u256()?,
+        },
+        WITHDRAWALS_EXPIRED => Event::WithdrawalsExpired { now: r.u64()? },
+        kind @ (CLOSE_PROPOSED | CLOSE_APPROVED) => {
+            let close = CooperativeClose {
+                channelId: r.b256()?,
+                payoutA: r.u256()?,
+                payoutB: r.u256()?,
+                totalDeposited: r.u256()?,
+                totalWithdrawn: r.u256()?,
+                expiry: r.u64()?,
+            };
+            if kind == CLOSE_PROPOSED {
+                Event::CloseProposed { close }
+            } else {
+                Event::CloseApproved { close }
+            }
+        }
+        CLOSE_EXPIRED => Event::CloseExpired { now: r.u64()? },
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    r.finish()?;
+    Ok(event)
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u256(&mut self, v: U256) {
+        self.0.extend_from_slice(&v.to_be_bytes::<32>());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
+    fn side(&mut self, side: Side) {
+        self.u8(match side {
+            Side::A => 0,
+            Side::B => 1,
+        });
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    /// A reader past the version byte, which must be one this build reads.
+    fn versioned(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Self(bytes);
+        match r.u8()? {
+            FORMAT_VERSION => Ok(r),
+            other => Err(DecodeError::UnsupportedVersion(other)),
+        }
+    }
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError::Truncated)?;
+        self.0 = rest;
+        Ok(*head)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+    fn u256(&mut self) -> Result<U256, DecodeError> {
+        Ok(U256::from_be_bytes(self.take::<32>()?))
+    }
+    fn b256(&mut self) -> Result<B256, DecodeError> {
+        Ok(B256::from(self.take::<32>()?))
+    }
+    fn address(&mut self) -> Result<Address, DecodeError> {
+        Ok(Address::from(self.take::<20>()?))
+    }
+    fn side(&mut self) -> Result<Side, DecodeError> {
+        match self.u8()? {
+            0 => Ok(Side::A),
+            1 => Ok(Side::B),
+            _ => Err(DecodeError::Invalid("side")),
+        }
+    }
+    fn finish(self) -> Result<(), DecodeError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.0.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keel_core::{Change, Lock};
+
+    use super::*;
+
+    fn events() -> Vec<Event> {
+        let id = B256::repeat_byte(0xc1);
+        let proof = keel_core::BalanceProof {
+            channelId: id,
+            nonce: 4,
+            transferredAmount: U256::from(9),
+            lockedAmount: U256::from(2),
+            locksRoot: B256::repeat_byte(0x33),
+        };
+        let close = CooperativeClose {
+            channelId: id,
+            payoutA: U256::from(1),
+            payoutB: U256::from(2),
+            totalDeposited: U256::from(3),
+            totalWithdrawn: U256::ZERO,
+            expiry: 77,
+        };
+        vec![
+            Event::Sent {
+                change: Change::Pay {
+                    amount: U256::from(5),
+                },
+                proof: proof.clone(),
+                now: 10,
+            },
+            Event::Received {
+                change: Change::AddLock(Lock {
+                    expiration: 900,
+                    amount: U256::from(2),
+                    secret_hash: B256::repeat_byte(0x5e),
+                }),
+                proof,
+                signature: [0xab; 65],
+                now: 11,
+            },
+            Event::DepositConfirmed {
+                side: Side::B,
+                total: U256::MAX,
+            },
+            Event::WithdrawalApproved {
+                withdrawal: Withdrawal {
+                    channelId: id,
+                    participant: Address::repeat_byte(0xaa),
+                    totalWithdrawn: U256::from(6),
+                    expiry: 99,
+                },
+                now: 12,
+            },
+            Event::WithdrawalConfirmed {
+                side: Side::A,
+                total: U256::from(6),
+            },
+            Event::WithdrawalsExpired { now: 13 },
+            Event::CloseProposed {
+                close: close.clone(),
+            },
+            Event::CloseApproved { close },
+            Event::CloseExpired { now: 14 },
+        ]
+    }
+
+    #[test]
+    fn every_event_round_trips_and_rejects_truncation() {
+        for event in events() {
+            let bytes = encode_event(&event);
+            assert_eq!(bytes[0], FORMAT_VERSION);
+            assert_eq!(decode_event(&bytes), Ok(event.clone()));
+            for len in 0..bytes.len() {
+                assert!(decode_event(&bytes[..len]).is_err(), "{event:?} at {len}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(decode_event(&longer), Err(DecodeError::TrailingBytes(1)));
+        }
+    }
+
+    #[test]
+    fn opening_round_trips_and_rejects_other_versions() {
+        let opening = ChannelOpening {
+            params: ChannelParams {
+                participant_a: Address::repeat_byte(1),
+                participant_b: Address::repeat_byte(2),
+                token: Address::repeat_byte(3),
+                challenge_period: 86_400,
+                salt: B256::repeat_byte(4),
+            },
+            chain_id: 31337,
+            factory: Address::repeat_byte(5),
+            implementation: Address::repeat_byte(6),
+            me: Side::B,
+            policy: Policy::default(),
+        };
+        let mut bytes = encode_opening(&opening);
+        assert_eq!(decode_opening(&bytes), Ok(opening));
+        bytes[0] = 2;
+        assert_eq!(
+            decode_opening(&bytes),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        assert_eq!(decode_opening(&[]), Err(DecodeError::Truncated));
+    }
+}

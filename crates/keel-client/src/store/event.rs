@@ -1,0 +1,149 @@
+//! What the store records: a channel's opening and the events applied to it since.
+
+use alloy::primitives::{Address, U256};
+use keel_core::{
+    channel::Policy, wire::Signature, BalanceProof, Change, ChannelParams, ChannelState,
+    CooperativeClose, Side, Withdrawal,
+};
+
+use super::ReplayError;
+
+/// Everything [`ChannelState::new`] takes: the fixed facts of a channel, stored once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelOpening {
+    /// The channel's parameters.
+    pub params: ChannelParams,
+    /// The chain it lives on.
+    pub chain_id: u64,
+    /// The factory that created its vault.
+    pub factory: Address,
+    /// The vault implementation the factory clones.
+    pub implementation: Address,
+    /// Which side we are.
+    pub me: Side,
+    /// The limits both sides enforce.
+    pub policy: Policy,
+}
+
+impl ChannelOpening {
+    /// The freshly opened channel, before any event.
+    pub fn state(&self) -> ChannelState {
+        ChannelState::new(
+            self.params,
+            self.chain_id,
+            self.factory,
+            self.implementation,
+            self.me,
+            self.policy,
+        )
+    }
+}
+
+/// One applied state transition, as the log records it. Each variant is one
+/// [`ChannelState`] call with its arguments (time-dependent calls keep their `now`), so replaying
+/// the log through [`Event::apply`] rebuilds exactly the state the calls produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// [`ChannelState::send`] made `proof`; stored before it is signed and sent.
+    Sent {
+        /// The change.
+        change: Change,
+        /// The proof `send` returned.
+        proof: BalanceProof,
+        /// The time passed to `send`.
+        now: u64,
+    },
+    /// [`ChannelState::receive`] accepted the counterparty's proof; stored before it is
+    /// acknowledged.
+    Received {
+        /// The change.
+        change: Change,
+        /// The counterparty's proof.
+        proof: BalanceProof,
+        /// The counterparty's signature over it (what a close submits).
+        signature: Signature,
+        /// The time passed to `receive`.
+        now: u64,
+    },
+    /// [`ChannelState::deposit_confirmed`].
+    DepositConfirmed {
+        /// Whose deposit.
+        side: Side,
+        /// The cumulative total seen on chain.
+        total: U256,
+    },
+    /// [`ChannelState::approve_withdrawal`].
+    WithdrawalApproved {
+        /// The withdrawal.
+        withdrawal: Withdrawal,
+        /// The time passed to `approve_withdrawal`.
+        now: u64,
+    },
+    /// [`ChannelState::withdrawal_confirmed`].
+    WithdrawalConfirmed {
+        /// Whose withdrawal.
+        side: Side,
+        /// The cumulative total seen on chain.
+        total: U256,
+    },
+    /// [`ChannelState::expire_withdrawals`]; recorded when it released capacity that later
+    /// events may use.
+    WithdrawalsExpired {
+        /// The time passed.
+        now: u64,
+    },
+    /// [`ChannelState::propose_close`] returned `close`.
+    CloseProposed {
+        /// The close this side proposed.
+        close: CooperativeClose,
+    },
+    /// [`ChannelState::approve_close`] accepted `close`.
+    CloseApproved {
+        /// The counterparty's close.
+        close: CooperativeClose,
+    },
+    /// [`ChannelState::close_expired`] re-opened the channel.
+    CloseExpired {
+        /// The time passed.
+        now: u64,
+    },
+}
+
+impl Event {
+    /// Re-applies this event to `state` through the same state-machine call that first applied
+    /// it. Received proofs are verified again (a tampered row fails here); a `Sent` or
+    /// `CloseProposed` must reproduce the stored proof or close exactly.
+    pub fn apply(&self, state: &mut ChannelState) -> Result<(), ReplayError> {
+        match self {
+            Self::Sent { change, proof, now } => {
+                if state.send(change, *now)? != *proof {
+                    return Err(ReplayError::Mismatch("sent proof"));
+                }
+            }
+            Self::Received {
+                change,
+                proof,
+                signature,
+                now,
+            } => state.receive(change, proof, signature, *now)?,
+            Self::DepositConfirmed { side, total } => state.deposit_confirmed(*side, *total)?,
+            Self::WithdrawalApproved { withdrawal, now } => {
+                state.approve_withdrawal(withdrawal, *now)?;
+            }
+            Self::WithdrawalConfirmed { side, total } => {
+                state.withdrawal_confirmed(*side, *total)?;
+            }
+            Self::WithdrawalsExpired { now } => state.expire_withdrawals(*now),
+            Self::CloseProposed { close } => {
+                if state.propose_close(close.expiry)? != *close {
+                    return Err(ReplayError::Mismatch("close"));
+                }
+            }
+            Self::CloseApproved { close } => state.approve_close(close)?,
+            Self::CloseExpired { now } => {
+                state.close_expired(*now);
+            }
+        }
+        Ok(())
+    }
+}

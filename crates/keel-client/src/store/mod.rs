@@ -1,0 +1,225 @@
+//! Crash-safe persistence of channel state in SQLite.
+//!
+//! The store is event-sourced: per channel it keeps the [`ChannelOpening`] (everything
+//! [`ChannelState::new`] takes) and an append-only log of the [`Event`]s applied since, each the
+//! arguments of one state-machine call. [`Store::load_all`] rebuilds every channel by replaying
+//! its log through those same calls ([`Event::apply`]), so a restarted client resumes exactly
+//! where it stopped; received proofs are re-verified on the way. Rows are binary records that
+//! start with a format version byte (layout in `src/store/codec.rs`; changes and proofs keep
+//! their [`keel_core::wire`] layout); an unreadable row is a typed [`StoreError`], never a
+//! panic.
+//!
+//! The rule callers follow: apply an operation to the [`ChannelState`], [`Store::append`] the
+//! event, and only when `append` returns send the proof (or acknowledge the received one). So a
+//! proof that ever left the process is on disk, and after a crash the next proof's nonce is one
+//! past every nonce sent. If `append` fails, the in-memory state is ahead of the disk: drop it
+//! and reload. Appends to one channel must be made in the order the events were applied (hold
+//! the channel's lock across apply and append); appends to different channels may race freely.
+//!
+//! Durability without one fsync per payment: the database runs in WAL mode with
+//! `synchronous = FULL`, and a single writer task commits whatever appends are queued in one
+//! transaction (group commit), answering each waiter only after that commit.
+//! [`Store::commits`] counts the transactions.
+//!
+//! One process owns a store file at a time.
+
+mod codec;
+mod error;
+mod event;
+mod writer;
+
+pub use error::{DecodeError, ReplayError, Result, StoreError};
+pub use event::{ChannelOpening, Event};
+
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use keel_core::{ChannelState, B256};
+use sqlx::{
+    migrate::Migrator,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+    ConnectOptions,
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use writer::{Request, Write};
+
+/// The schema, embedded from `crates/keel-client/migrations`.
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// Appends waiting for the writer before `append` itself waits for room.
+const QUEUE_LEN: usize = 4 * writer::MAX_BATCH;
+
+/// The channel store: one SQLite file, one writer task. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    queue: mpsc::Sender<Request>,
+    pool: SqlitePool,
+    commits: Arc<AtomicU64>,
+    writer: JoinHandle<()>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, brings its schema up to date and starts
+    /// the writer task. Must be called inside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> keel_client::store::Result<()> {
+    /// use keel_client::store::{ChannelOpening, Event, Store};
+    /// use keel_core::{Address, ChannelParams, Policy, Side, B256, U256};
+    ///
+    /// let path = std::env::temp_dir().join(format!("keel-doctest-{}.db", std::process::id()));
+    /// let store = Store::open(&path).await?;
+    /// let opening = ChannelOpening {
+    ///     params: ChannelParams {
+    ///         participant_a: Address::repeat_byte(0xa),
+    ///         participant_b: Address::repeat_byte(0xb),
+    ///         token: Address::ZERO,
+    ///         challenge_period: 86_400,
+    ///         salt: B256::ZERO,
+    ///     },
+    ///     chain_id: 31337,
+    ///     factory: Address::repeat_byte(0xfa),
+    ///     implementation: Address::repeat_byte(0x1e),
+    ///     me: Side::A,
+    ///     policy: Policy::default(),
+    /// };
+    /// let mut state = store.open_channel(&opening).await?;
+    ///
+    /// // Apply, persist, then act.
+    /// let event = Event::DepositConfirmed { side: Side::A, total: U256::from(100) };
+    /// event.apply(&mut state).expect("valid");
+    /// store.append(state.id(), &event).await?;
+    ///
+    /// store.close().await;
+    /// let store = Store::open(&path).await?;
+    /// assert_eq!(store.load_all().await?, vec![state]);
+    /// # store.close().await;
+    /// # for suffix in ["", "-wal", "-shm"] {
+    /// #     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    /// # }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let conn = options.connect().await?;
+        let (queue, rx) = mpsc::channel(QUEUE_LEN);
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(writer::run(conn, rx, commits.clone()));
+        Ok(Self {
+            queue,
+            pool,
+            commits,
+            writer,
+        })
+    }
+
+    /// Records a new channel and returns its initial state; durable when it returns.
+    pub async fn open_channel(&self, opening: &ChannelOpening) -> Result<ChannelState> {
+        let state = opening.state();
+        self.write(Write::Channel {
+            id: state.id(),
+            opening: codec::encode_opening(opening),
+        })
+        .await?;
+        Ok(state)
+    }
+
+    /// Appends `event`, already applied to `channel_id`'s state, to its log. Returns only once
+    /// the event is durable on disk; concurrent appends share one commit.
+    pub async fn append(&self, channel_id: B256, event: &Event) -> Result<()> {
+        self.write(Write::Event {
+            channel_id,
+            body: codec::encode_event(event),
+        })
+        .await
+    }
+
+    /// Every stored channel, rebuilt by replaying its log, in the order they were opened.
+    pub async fn load_all(&self) -> Result<Vec<ChannelState>> {
+        let channels: Vec<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT id, opening FROM channels ORDER BY rowid")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut states = Vec::with_capacity(channels.len());
+        for (id, opening) in channels {
+            let id = B256::try_from(id.as_slice()).map_err(|_| StoreError::Corrupt {
+                channel_id: B256::ZERO,
+                seq: None,
+                source: DecodeError::Invalid("channel id"),
+            })?;
+            let corrupt = |seq, source| StoreError::Corrupt {
+                channel_id: id,
+                seq,
+                source,
+            };
+            let opening = codec::decode_opening(&opening).map_err(|e| corrupt(None, e))?;
+            let mut state = opening.state();
+            if state.id() != id {
+                return Err(corrupt(None, DecodeError::WrongChannel(state.id())));
+            }
+            let events: Vec<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, body FROM events WHERE channel_id = ? ORDER BY seq")
+                    .bind(id.as_slice())
+                    .fetch_all(&self.pool)
+                    .await?;
+            for (seq, body) in events {
+                let event = codec::decode_event(&body).map_err(|e| corrupt(Some(seq), e))?;
+                event
+                    .apply(&mut state)
+                    .map_err(|source| StoreError::Replay {
+                        channel_id: id,
+                        seq,
+                        source,
+                    })?;
+            }
+            states.push(state);
+        }
+        Ok(states)
+    }
+
+    /// How many transactions the writer has committed since this store was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Stops the writer once every queued append is committed, and closes the database.
+    /// Dropping the store instead is safe too: every append that returned is already durable.
+    pub async fn close(self) {
+        drop(self.queue);
+        // The writer only ends when its queue is drained; a panic there has nothing to return.
+        let _ = self.writer.await;
+        self.pool.close().await;
+    }
+
+    async fn write(&self, write: Write) -> Result<()> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Request { write, done })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}

@@ -1,0 +1,117 @@
+//! The single writer task: group commit.
+//!
+//! Appends queue here; the task takes everything queued (up to [`MAX_BATCH`]), writes it in one
+//! transaction, commits (one WAL fsync with `synchronous = FULL`), and only then answers each
+//! waiter. While one commit is on disk the next batch queues up, so N concurrent appends cost
+//! about one fsync, and no append returns before its row is durable.
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use keel_core::B256;
+use sqlx::{error::ErrorKind, Connection, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Result, StoreError};
+
+/// Most writes committed in one transaction.
+pub(super) const MAX_BATCH: usize = 1024;
+
+/// One row to write.
+#[derive(Debug)]
+pub(super) enum Write {
+    /// A channel's opening record.
+    Channel {
+        /// The channel id.
+        id: B256,
+        /// Its encoded opening.
+        opening: Vec<u8>,
+    },
+    /// An event appended to a channel's log.
+    Event {
+        /// The channel id.
+        channel_id: B256,
+        /// The encoded event.
+        body: Vec<u8>,
+    },
+}
+
+/// A write and who waits for it to be durable.
+#[derive(Debug)]
+pub(super) struct Request {
+    /// The row.
+    pub(super) write: Write,
+    /// Answered once the row is committed (or refused).
+    pub(super) done: oneshot::Sender<Result<()>>,
+}
+
+/// Runs until every sender is dropped, then closes the connection.
+pub(super) async fn run(
+    mut conn: SqliteConnection,
+    mut queue: mpsc::Receiver<Request>,
+    commits: Arc<AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let answers = commit(&mut conn, &batch).await;
+        match answers {
+            Ok(answers) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                for (request, answer) in batch.drain(..).zip(answers) {
+                    // A waiter that gave up no longer needs the answer.
+                    let _ = request.done.send(answer);
+                }
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                for request in batch.drain(..) {
+                    let _ = request.done.send(Err(StoreError::Commit(error.clone())));
+                }
+            }
+        }
+    }
+    // Best effort: every answered write is committed already.
+    let _ = conn.close().await;
+}
+
+/// Writes `batch` in one transaction. A write refused by a constraint (unknown or duplicate
+/// channel) gets its own error and the rest still commit; any other failure fails the batch.
+async fn commit(
+    conn: &mut SqliteConnection,
+    batch: &[Request],
+) -> Result<Vec<Result<()>>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for request in batch {
+        let (query, id) = match &request.write {
+            Write::Channel { id, opening } => (
+                sqlx::query("INSERT INTO channels (id, opening) VALUES (?, ?)")
+                    .bind(id.as_slice())
+                    .bind(opening.as_slice()),
+                *id,
+            ),
+            Write::Event { channel_id, body } => (
+                sqlx::query("INSERT INTO events (channel_id, body) VALUES (?, ?)")
+                    .bind(channel_id.as_slice())
+                    .bind(body.as_slice()),
+                *channel_id,
+            ),
+        };
+        // A failed statement leaves the transaction and the batch's earlier rows in place.
+        let answer = match query.execute(&mut *tx).await {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::UniqueViolation => {
+                Err(StoreError::ChannelExists(id))
+            }
+            Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+                Err(StoreError::UnknownChannel(id))
+            }
+            Err(e) => return Err(e),
+        };
+        answers.push(answer);
+    }
+    tx.commit().await?;
+    Ok(answers)
+}

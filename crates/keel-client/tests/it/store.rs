@@ -1,0 +1,603 @@
+//! The channel store over real SQLite files in the temp directory.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use alloy::signers::local::PrivateKeySigner;
+use keel_client::store::{ChannelOpening, DecodeError, Event, ReplayError, Store, StoreError};
+use keel_core::{
+    secret_hash, sign_message, Address, Change, ChannelParams, ChannelState, Lock, Policy, Side,
+    Withdrawal, B256, U256,
+};
+use sqlx::{sqlite::SqliteConnectOptions, ConnectOptions, Executor};
+
+const NOW: u64 = 1_700_000_000;
+const CHAIN_ID: u64 = 31337;
+
+/// A database file unique to one test, removed (with its WAL files) afterwards.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!(
+            "keel-store-{}-{nanos}-{}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        Self(std::env::temp_dir().join(name))
+    }
+
+    async fn store(&self) -> Store {
+        Store::open(&self.0).await.unwrap()
+    }
+
+    /// Runs raw SQL against the file, as a corruption on disk would.
+    async fn tamper(&self, sql: &str) {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&self.0)
+            .connect()
+            .await
+            .unwrap();
+        conn.execute(sql).await.unwrap();
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+fn opening(a: Address, b: Address, me: Side, salt: u64) -> ChannelOpening {
+    ChannelOpening {
+        params: ChannelParams {
+            participant_a: a,
+            participant_b: b,
+            token: Address::ZERO,
+            challenge_period: 86_400,
+            salt: B256::from(U256::from(salt)),
+        },
+        chain_id: CHAIN_ID,
+        factory: Address::repeat_byte(0xfa),
+        implementation: Address::repeat_byte(0x1e),
+        me,
+        policy: Policy::default(),
+    }
+}
+
+fn pay(amount: u64) -> Change {
+    Change::Pay {
+        amount: U256::from(amount),
+    }
+}
+
+/// Two views of one channel; Alice's is persisted, Bob's lives in memory as her counterparty.
+struct Pair {
+    alice_key: PrivateKeySigner,
+    bob_key: PrivateKeySigner,
+    alice: ChannelState,
+    bob: ChannelState,
+}
+
+impl Pair {
+    async fn open(store: &Store) -> Self {
+        let (alice_key, bob_key) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let (a, b) = (alice_key.address(), bob_key.address());
+        let alice = store
+            .open_channel(&opening(a, b, Side::A, 0))
+            .await
+            .unwrap();
+        let bob = opening(a, b, Side::B, 0).state();
+        Self {
+            alice_key,
+            bob_key,
+            alice,
+            bob,
+        }
+    }
+
+    /// Alice sends `change`: applied, stored, and only then signed and delivered to Bob.
+    async fn alice_sends(&mut self, store: &Store, change: Change, now: u64) {
+        let proof = self.alice.send(&change, now).unwrap();
+        let event = Event::Sent {
+            change: change.clone(),
+            proof: proof.clone(),
+            now,
+        };
+        store.append(self.alice.id(), &event).await.unwrap();
+        let signature =
+            sign_message(&self.alice_key, &proof, CHAIN_ID, self.alice.vault()).unwrap();
+        self.bob.receive(&change, &proof, &signature, now).unwrap();
+    }
+
+    /// Bob sends `change`; Alice accepts it and stores it before she would acknowledge it.
+    async fn bob_sends(&mut self, store: &Store, change: Change, now: u64) {
+        let proof = self.bob.send(&change, now).unwrap();
+        let signature = sign_message(&self.bob_key, &proof, CHAIN_ID, self.bob.vault()).unwrap();
+        self.alice
+            .receive(&change, &proof, &signature, now)
+            .unwrap();
+        let event = Event::Received {
+            change,
+            proof,
+            signature,
+            now,
+        };
+        store.append(self.alice.id(), &event).await.unwrap();
+    }
+
+    /// An on-chain fact both views learn; Alice stores it.
+    async fn both(&mut self, store: &Store, event: Event) {
+        event.apply(&mut self.bob).unwrap();
+        store.append(self.alice.id(), &event).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn empty_database_loads_no_channels() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    assert_eq!(store.load_all().await.unwrap(), vec![]);
+    store.close().await;
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&db.0)
+        .connect()
+        .await
+        .unwrap();
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal", "the store leaves the file in WAL mode");
+    drop(conn);
+    // Re-running the migrations on an existing file is a no-op.
+    let store = db.store().await;
+    assert_eq!(store.load_all().await.unwrap(), vec![]);
+    assert_eq!(store.commits(), 0);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn reopened_store_rebuilds_the_state_built_in_memory() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let mut p = Pair::open(&store).await;
+    let id = p.alice.id();
+
+    p.alice
+        .deposit_confirmed(Side::A, U256::from(1_000))
+        .unwrap();
+    p.both(
+        &store,
+        Event::DepositConfirmed {
+            side: Side::A,
+            total: U256::from(1_000),
+        },
+    )
+    .await;
+    p.alice.deposit_confirmed(Side::B, U256::from(500)).unwrap();
+    p.both(
+        &store,
+        Event::DepositConfirmed {
+            side: Side::B,
+            total: U256::from(500),
+        },
+    )
+    .await;
+
+    p.alice_sends(&store, pay(10), NOW).await;
+    p.bob_sends(&store, pay(3), NOW + 1).await;
+    let secret = B256::repeat_byte(0x51);
+    let lock = Lock {
+        expiration: NOW + 3_600,
+        amount: U256::from(50),
+        secret_hash: secret_hash(secret),
+    };
+    p.alice_sends(&store, Change::AddLock(lock), NOW + 2).await;
+    p.alice_sends(&store, Change::ClaimLock { secret }, NOW + 3)
+        .await;
+    let bob_lock = Lock {
+        expiration: NOW + 700,
+        amount: U256::from(20),
+        secret_hash: secret_hash(B256::repeat_byte(0x52)),
+    };
+    p.bob_sends(&store, Change::AddLock(bob_lock), NOW + 4)
+        .await;
+    // Replayed with its stored time: would be refused "now" if the lock had not expired then.
+    let remove = Change::RemoveExpiredLock {
+        secret_hash: bob_lock.secret_hash,
+    };
+    p.bob_sends(&store, remove, NOW + 800).await;
+
+    // Bob withdraws 100; Alice co-signs, it executes.
+    let withdrawal = Withdrawal {
+        channelId: id,
+        participant: p.bob_key.address(),
+        totalWithdrawn: U256::from(100),
+        expiry: NOW + 2_000,
+    };
+    p.alice.approve_withdrawal(&withdrawal, NOW + 900).unwrap();
+    p.both(
+        &store,
+        Event::WithdrawalApproved {
+            withdrawal,
+            now: NOW + 900,
+        },
+    )
+    .await;
+    p.alice
+        .withdrawal_confirmed(Side::B, U256::from(100))
+        .unwrap();
+    p.both(
+        &store,
+        Event::WithdrawalConfirmed {
+            side: Side::B,
+            total: U256::from(100),
+        },
+    )
+    .await;
+
+    // Alice's own withdrawal expires unexecuted, and its reservation is released.
+    let mine = Withdrawal {
+        channelId: id,
+        participant: p.alice_key.address(),
+        totalWithdrawn: U256::from(900),
+        expiry: NOW + 1_000,
+    };
+    p.alice.approve_withdrawal(&mine, NOW + 950).unwrap();
+    p.both(
+        &store,
+        Event::WithdrawalApproved {
+            withdrawal: mine,
+            now: NOW + 950,
+        },
+    )
+    .await;
+    p.alice.expire_withdrawals(NOW + 1_001);
+    p.both(&store, Event::WithdrawalsExpired { now: NOW + 1_001 })
+        .await;
+    p.alice_sends(&store, pay(900), NOW + 1_002).await;
+
+    // A close that expires, then one that sticks.
+    let close = p.alice.propose_close(NOW + 1_100).unwrap();
+    store
+        .append(id, &Event::CloseProposed { close })
+        .await
+        .unwrap();
+    assert!(p.alice.close_expired(NOW + 1_101));
+    store
+        .append(id, &Event::CloseExpired { now: NOW + 1_101 })
+        .await
+        .unwrap();
+    let close = p.bob.propose_close(NOW + 5_000).unwrap();
+    p.alice.approve_close(&close).unwrap();
+    store
+        .append(id, &Event::CloseApproved { close })
+        .await
+        .unwrap();
+
+    let expected = p.alice.clone();
+    store.close().await;
+
+    let store = db.store().await;
+    let loaded = store.load_all().await.unwrap();
+    assert_eq!(loaded, vec![expected.clone()]);
+    assert_eq!(
+        loaded[0].latest_counterparty_proof(),
+        expected.latest_counterparty_proof()
+    );
+    assert_eq!(loaded[0].direction(Side::A).nonce, 4);
+    assert_eq!(
+        loaded[0].balance(Side::B),
+        U256::from(500 - 100 - 3 + 10 + 50 + 900)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn restarted_sender_never_reuses_a_nonce() {
+    let db = TempDb::new();
+    let mut sent = Vec::new();
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    {
+        let store = db.store().await;
+        let mut alice = store
+            .open_channel(&opening(a, b, Side::A, 7))
+            .await
+            .unwrap();
+        alice.deposit_confirmed(Side::A, U256::from(1_000)).unwrap();
+        let event = Event::DepositConfirmed {
+            side: Side::A,
+            total: U256::from(1_000),
+        };
+        store.append(alice.id(), &event).await.unwrap();
+    }
+    for _restart in 0..3 {
+        let store = db.store().await;
+        let mut states = store.load_all().await.unwrap();
+        assert_eq!(states.len(), 1);
+        let mut alice = states.remove(0);
+        for _ in 0..5 {
+            let change = pay(1);
+            let proof = alice.send(&change, NOW).unwrap();
+            store
+                .append(
+                    alice.id(),
+                    &Event::Sent {
+                        change,
+                        proof: proof.clone(),
+                        now: NOW,
+                    },
+                )
+                .await
+                .unwrap();
+            // Only now may the proof leave the process.
+            sent.push(proof.nonce);
+        }
+        // Crash mid-payment: applied in memory, never stored, so never sent.
+        alice.send(&pay(1), NOW).unwrap();
+        drop(store);
+    }
+    assert_eq!(sent, (1..=15).collect::<Vec<_>>());
+
+    let store = db.store().await;
+    let mut alice = store.load_all().await.unwrap().remove(0);
+    assert_eq!(alice.send(&pay(1), NOW).unwrap().nonce, 16);
+    assert_eq!(alice.direction(Side::A).transferred, U256::from(16));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn concurrent_appends_all_land_in_fewer_commits() {
+    const N: u64 = 1_000;
+    let db = TempDb::new();
+    let store = Arc::new(db.store().await);
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+
+    let mut opened = Vec::new();
+    for salt in 0..N {
+        let store = store.clone();
+        opened.push(tokio::spawn(async move {
+            store
+                .open_channel(&opening(a, b, Side::B, salt))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut states = Vec::new();
+    for task in opened {
+        states.push(task.await.unwrap());
+    }
+
+    let before = store.commits();
+    let mut appends = Vec::new();
+    for (i, mut state) in states.into_iter().enumerate() {
+        let store = store.clone();
+        appends.push(tokio::spawn(async move {
+            let event = Event::DepositConfirmed {
+                side: Side::A,
+                total: U256::from(i + 1),
+            };
+            event.apply(&mut state).unwrap();
+            store.append(state.id(), &event).await.unwrap();
+            state
+        }));
+    }
+    let mut expected = HashMap::new();
+    for task in appends {
+        let state = task.await.unwrap();
+        expected.insert(state.id(), state);
+    }
+    let commits = store.commits() - before;
+    assert!(
+        (1..=N / 10).contains(&commits),
+        "{N} appends took {commits} commits"
+    );
+
+    let loaded = store.load_all().await.unwrap();
+    assert_eq!(loaded.len(), expected.len());
+    for state in loaded {
+        assert_eq!(Some(&state), expected.get(&state.id()));
+    }
+    Arc::into_inner(store).unwrap().close().await;
+}
+
+#[tokio::test]
+async fn concurrent_payment_streams_keep_their_order_across_batches() {
+    const CHANNELS: u64 = 20;
+    const PAYMENTS: u64 = 50;
+    let db = TempDb::new();
+    let store = Arc::new(db.store().await);
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let before = store.commits();
+    let mut tasks = Vec::new();
+    for salt in 0..CHANNELS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut state = store
+                .open_channel(&opening(a, b, Side::A, salt))
+                .await
+                .unwrap();
+            let deposit = Event::DepositConfirmed {
+                side: Side::A,
+                total: U256::from(PAYMENTS),
+            };
+            deposit.apply(&mut state).unwrap();
+            store.append(state.id(), &deposit).await.unwrap();
+            // Each channel's payments in order, one at a time, as a client sends them.
+            for i in 0..PAYMENTS {
+                let change = pay(1);
+                let proof = state.send(&change, NOW + i).unwrap();
+                let event = Event::Sent {
+                    change,
+                    proof,
+                    now: NOW + i,
+                };
+                store.append(state.id(), &event).await.unwrap();
+            }
+            state
+        }));
+    }
+    let mut expected = HashMap::new();
+    for task in tasks {
+        let state = task.await.unwrap();
+        expected.insert(state.id(), state);
+    }
+    let writes = CHANNELS * (PAYMENTS + 2);
+    let commits = store.commits() - before;
+    assert!(
+        commits < writes / 2,
+        "{writes} writes took {commits} commits"
+    );
+
+    let loaded = store.load_all().await.unwrap();
+    assert_eq!(loaded.len(), expected.len());
+    for state in loaded {
+        assert_eq!(state.direction(Side::A).nonce, PAYMENTS);
+        assert_eq!(Some(&state), expected.get(&state.id()));
+    }
+    Arc::into_inner(store).unwrap().close().await;
+}
+
+#[tokio::test]
+async fn refused_writes_are_typed_and_spare_their_batch() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let state = store
+        .open_channel(&opening(a, b, Side::A, 0))
+        .await
+        .unwrap();
+    let duplicate = store.open_channel(&opening(a, b, Side::A, 0)).await;
+    assert!(matches!(duplicate, Err(StoreError::ChannelExists(id)) if id == state.id()));
+
+    let event = Event::DepositConfirmed {
+        side: Side::A,
+        total: U256::from(5),
+    };
+    let unknown = B256::repeat_byte(0x99);
+    let (bad, good) = tokio::join!(
+        store.append(unknown, &event),
+        store.append(state.id(), &event)
+    );
+    assert!(matches!(bad, Err(StoreError::UnknownChannel(id)) if id == unknown));
+    good.unwrap();
+    assert_eq!(
+        store.load_all().await.unwrap()[0].ledger(Side::A).0,
+        U256::from(5)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn corrupt_or_unknown_rows_are_typed_errors() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let state = store
+        .open_channel(&opening(a, b, Side::A, 0))
+        .await
+        .unwrap();
+    let event = Event::DepositConfirmed {
+        side: Side::A,
+        total: U256::from(5),
+    };
+    store.append(state.id(), &event).await.unwrap();
+    store.close().await;
+
+    let cases: [(&str, DecodeError); 4] = [
+        (
+            "UPDATE events SET body = x'63'",
+            DecodeError::UnsupportedVersion(0x63),
+        ),
+        ("UPDATE events SET body = x''", DecodeError::Truncated),
+        (
+            "UPDATE events SET body = x'01c8'",
+            DecodeError::UnknownKind(200),
+        ),
+        (
+            "UPDATE events SET body = x'010302'",
+            DecodeError::Invalid("side"),
+        ),
+    ];
+    for (sql, expected) in cases {
+        db.tamper(sql).await;
+        let store = db.store().await;
+        match store.load_all().await {
+            Err(StoreError::Corrupt {
+                channel_id,
+                seq: Some(_),
+                source,
+            }) => {
+                assert_eq!(channel_id, state.id());
+                assert_eq!(source, expected);
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+        store.close().await;
+    }
+
+    db.tamper("UPDATE channels SET opening = x'02'").await;
+    let store = db.store().await;
+    assert!(matches!(
+        store.load_all().await,
+        Err(StoreError::Corrupt {
+            seq: None,
+            source: DecodeError::UnsupportedVersion(2),
+            ..
+        })
+    ));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_event_the_state_machine_refuses_fails_the_load() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let mut state = store
+        .open_channel(&opening(a, b, Side::A, 0))
+        .await
+        .unwrap();
+    state.deposit_confirmed(Side::A, U256::from(10)).unwrap();
+    let deposit = Event::DepositConfirmed {
+        side: Side::A,
+        total: U256::from(10),
+    };
+    store.append(state.id(), &deposit).await.unwrap();
+
+    // A stored proof the change does not produce (wrong amount).
+    let mut proof = state.send(&pay(1), NOW).unwrap();
+    proof.transferredAmount = U256::from(2);
+    let sent = Event::Sent {
+        change: pay(1),
+        proof,
+        now: NOW,
+    };
+    store.append(state.id(), &sent).await.unwrap();
+    let err = store.load_all().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Replay {
+                source: ReplayError::Mismatch("sent proof"),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store.close().await;
+}
