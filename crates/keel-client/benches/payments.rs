@@ -14,21 +14,18 @@
 #![allow(clippy::print_stdout, missing_docs)]
 
 use std::{
-    future::{self, Future},
     hint::black_box,
     path::PathBuf,
-    pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
     },
-    task::{Context, Poll, Waker},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_client::{
-    store::{self, ChannelOpening, Event, Store},
+    store::{ChannelOpening, Commit, Event, Store},
     transport::{Connection, Receiver, Sender, Transport},
 };
 use keel_core::{
@@ -40,7 +37,6 @@ use keel_core::{
 use tokio::{
     net::TcpListener,
     sync::{mpsc, Semaphore},
-    task,
 };
 
 const CHAIN_ID: u64 = 31337;
@@ -102,27 +98,6 @@ struct Peer {
 enum Outgoing {
     Update { change: Change, proof: BalanceProof },
     Ack { nonce: u64 },
-}
-
-/// An append already in the store's queue: await it for durability.
-type Durable = Pin<Box<dyn Future<Output = store::Result<()>> + Send>>;
-
-/// Starts `store.append`, returning once the event is in the writer's queue, without waiting
-/// for the commit. The store requires appends in the order events were applied; awaiting each
-/// append before applying the next would cost a commit per payment, so this takes the first
-/// step — the queue send, immediate while the queue has room, FIFO otherwise — now, and leaves
-/// the wait for the commit to the caller. `unconstrained`: tokio's cooperative budget must not
-/// postpone that first step.
-fn enqueue(store: &Arc<Store>, channel_id: B256, event: Event) -> Durable {
-    let store = Arc::clone(store);
-    let mut append: Durable = Box::pin(task::unconstrained(async move {
-        store.append(channel_id, &event).await
-    }));
-    let mut cx = Context::from_waker(Waker::noop());
-    match append.as_mut().poll(&mut cx) {
-        Poll::Ready(result) => Box::pin(future::ready(result)),
-        Poll::Pending => append,
-    }
 }
 
 /// A fresh directory for one store.
@@ -202,8 +177,8 @@ impl Peer {
                     state.receive(&change, &proof, &signature, now).expect("valid update");
                     let nonce = proof.nonce;
                     let event = Event::Received { change, proof, signature, now };
-                    let durable = enqueue(&store, id, event);
-                    out.send((durable, Outgoing::Ack { nonce })).expect("writer");
+                    let commit = store.enqueue(id, &event).await.expect("enqueue");
+                    out.send((commit, Outgoing::Ack { nonce })).expect("writer");
                     received += 1;
                 }
                 permit = window.acquire(), if sent < to_send => {
@@ -212,8 +187,8 @@ impl Peer {
                     let change = Change::Pay { amount: U256::from(1) };
                     let proof = state.send(&change, now).expect("capacity");
                     let event = Event::Sent { change: change.clone(), proof: proof.clone(), now };
-                    let durable = enqueue(&store, id, event);
-                    out.send((durable, Outgoing::Update { change, proof })).expect("writer");
+                    let commit = store.enqueue(id, &event).await.expect("enqueue");
+                    out.send((commit, Outgoing::Update { change, proof })).expect("writer");
                     sent += 1;
                 }
             }
@@ -227,13 +202,13 @@ impl Peer {
 /// Sends each outgoing message, in order, once its event is durable; signs updates then.
 async fn write(
     mut sender: Sender,
-    mut queue: mpsc::UnboundedReceiver<(Durable, Outgoing)>,
+    mut queue: mpsc::UnboundedReceiver<(Commit, Outgoing)>,
     signer: PrivateKeySigner,
     channel_id: B256,
     vault: Address,
 ) {
-    while let Some((durable, outgoing)) = queue.recv().await {
-        durable.await.expect("append");
+    while let Some((commit, outgoing)) = queue.recv().await {
+        commit.durable().await.expect("append");
         let msg = match outgoing {
             Outgoing::Update { change, proof } => {
                 let signature = sign_message(&signer, &proof, CHAIN_ID, vault).expect("sign");

@@ -150,7 +150,15 @@ impl Store {
     /// Appends `event`, already applied to `channel_id`'s state, to its log. Returns only once
     /// the event is durable on disk; concurrent appends share one commit.
     pub async fn append(&self, channel_id: B256, event: &Event) -> Result<()> {
-        self.write(Write::Event {
+        self.enqueue(channel_id, event).await?.durable().await
+    }
+
+    /// Queues `event` behind every event queued before it and returns without waiting for the
+    /// commit: a pipelining caller applies and enqueues events one by one, in order, and awaits
+    /// each [`Commit`] before sending or acknowledging what that event records. Events queued
+    /// while a commit is on disk share the next one.
+    pub async fn enqueue(&self, channel_id: B256, event: &Event) -> Result<Commit> {
+        self.enqueue_write(Write::Event {
             channel_id,
             body: codec::encode_event(event),
         })
@@ -215,11 +223,27 @@ impl Store {
     }
 
     async fn write(&self, write: Write) -> Result<()> {
+        self.enqueue_write(write).await?.durable().await
+    }
+
+    async fn enqueue_write(&self, write: Write) -> Result<Commit> {
         let (done, answer) = oneshot::channel();
         self.queue
             .send(Request { write, done })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
-        answer.await.map_err(|_| StoreError::WriterStopped)?
+        Ok(Commit(answer))
+    }
+}
+
+/// An event in the writer's queue that may not be on disk yet.
+#[derive(Debug)]
+#[must_use = "an event is durable only once Commit::durable returns Ok"]
+pub struct Commit(oneshot::Receiver<Result<()>>);
+
+impl Commit {
+    /// Waits until the event is committed (or refused).
+    pub async fn durable(self) -> Result<()> {
+        self.0.await.map_err(|_| StoreError::WriterStopped)?
     }
 }

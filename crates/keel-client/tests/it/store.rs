@@ -601,3 +601,37 @@ async fn an_event_the_state_machine_refuses_fails_the_load() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn pipelined_enqueues_keep_their_order_and_share_commits() {
+    const N: u64 = 200;
+    let db = TempDb::new();
+    let store = db.store().await;
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let mut state = store
+        .open_channel(&opening(a, b, Side::B, 1))
+        .await
+        .unwrap();
+
+    // One caller applies and enqueues events in order without waiting for each commit, then
+    // waits for all of them: the log replays in that order, in fewer commits than events.
+    let before = store.commits();
+    let mut commits = Vec::new();
+    for i in 1..=N {
+        let event = Event::DepositConfirmed {
+            side: Side::A,
+            total: U256::from(i),
+        };
+        event.apply(&mut state).unwrap();
+        commits.push(store.enqueue(state.id(), &event).await.unwrap());
+    }
+    for commit in commits {
+        commit.durable().await.unwrap();
+    }
+    assert!(
+        store.commits() - before < N,
+        "pipelined events share commits"
+    );
+    assert_eq!(store.load_all().await.unwrap(), vec![state]);
+    store.close().await;
+}
