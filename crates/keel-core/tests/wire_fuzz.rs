@@ -108,6 +108,10 @@ fn samples() -> Vec<Message> {
             address: Address::repeat_byte(0xbb),
             chain_id: 31337,
         },
+        Message::RevealSecret {
+            channel_id: id,
+            secret: B256::repeat_byte(0x53),
+        },
     ]
 }
 
@@ -208,7 +212,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_frames_never_panic(which in 0..12usize, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+    fn mutated_frames_never_panic(which in 0..samples().len(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
         let mut f = frame(&samples()[which]);
         for (at, byte) in flips {
             let i = at.index(f.len());

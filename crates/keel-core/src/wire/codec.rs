@@ -39,6 +39,7 @@ const CLOSE_APPROVAL: u8 = 6;
 const RESYNC: u8 = 7;
 const REJECT: u8 = 8;
 const HELLO: u8 = 9;
+const REVEAL_SECRET: u8 = 10;
 
 /// Appends the frame for `msg` (length prefix included) to `out`.
 pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
@@ -110,6 +111,11 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
             w.u8(REJECT);
             w.bytes(channel_id.as_slice());
             w.bytes(&code.to_be_bytes());
+        }
+        Message::RevealSecret { channel_id, secret } => {
+            w.u8(REVEAL_SECRET);
+            w.bytes(channel_id.as_slice());
+            w.bytes(secret.as_slice());
         }
         Message::Hello { address, chain_id } => {
             w.u8(HELLO);
@@ -194,6 +200,10 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
         REJECT => Message::Reject {
             channel_id: r.b256()?,
             code: u16::from_be_bytes(r.take::<2>()?),
+        },
+        REVEAL_SECRET => Message::RevealSecret {
+            channel_id: r.b256()?,
+            secret: r.b256()?,
         },
         HELLO => Message::Hello {
             address: r.address()?,

@@ -85,6 +85,14 @@ pub enum Message {
         /// A short machine-readable reason code.
         code: u16,
     },
+    /// The receiver of a hash-time-locked payment reveals its secret to the sender, who then
+    /// pays the lock out with a [`Change::ClaimLock`] update.
+    RevealSecret {
+        /// The channel holding the lock.
+        channel_id: B256,
+        /// The preimage of the lock's secret hash.
+        secret: B256,
+    },
     /// First message on a connection: who the sender says it is (the transport authenticates it).
     Hello {
         /// The sender's Ethereum address.
