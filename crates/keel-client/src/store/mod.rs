@@ -165,6 +165,57 @@ impl Store {
         .await
     }
 
+    /// Waits until every event queued before this call is durable: a barrier for callers that
+    /// must read back what they enqueued.
+    pub async fn flush(&self) -> Result<()> {
+        self.write(Write::Barrier).await
+    }
+
+    /// The proofs this side sent in `channel_id` with a nonce above `after`, oldest first, with
+    /// the changes that made them: what a peer that missed them needs resent. Reads committed
+    /// rows only; [`Store::flush`] first to include queued ones.
+    pub async fn sent_since(
+        &self,
+        channel_id: B256,
+        after: u64,
+    ) -> Result<Vec<(keel_core::Change, keel_core::BalanceProof)>> {
+        const PAGE: i64 = 256;
+        let mut sent = Vec::new();
+        let mut before = i64::MAX;
+        // Newest first, a page at a time: stop at the first proof the peer has, so only the
+        // unacknowledged tail of the log is read.
+        'pages: loop {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, body FROM events WHERE channel_id = ? AND seq < ? \
+                 ORDER BY seq DESC LIMIT ?",
+            )
+            .bind(channel_id.as_slice())
+            .bind(before)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(&(last, _)) = rows.last() else {
+                break;
+            };
+            for (seq, body) in rows {
+                let event = codec::decode_event(&body).map_err(|source| StoreError::Corrupt {
+                    channel_id,
+                    seq: Some(seq),
+                    source,
+                })?;
+                if let Event::Sent { change, proof, .. } = event {
+                    if proof.nonce <= after {
+                        break 'pages;
+                    }
+                    sent.push((change, proof));
+                }
+            }
+            before = last;
+        }
+        sent.reverse();
+        Ok(sent)
+    }
+
     /// Every stored channel, rebuilt by replaying its log, in the order they were opened.
     pub async fn load_all(&self) -> Result<Vec<ChannelState>> {
         let channels: Vec<(Vec<u8>, Vec<u8>)> =

@@ -36,6 +36,8 @@ pub(super) enum Write {
         /// The encoded event.
         body: Vec<u8>,
     },
+    /// Writes nothing: answered once everything queued before it is committed.
+    Barrier,
 }
 
 /// A write and who waits for it to be durable.
@@ -86,6 +88,10 @@ async fn commit(
     let mut answers = Vec::with_capacity(batch.len());
     for request in batch {
         let (query, id) = match &request.write {
+            Write::Barrier => {
+                answers.push(Ok(()));
+                continue;
+            }
             Write::Channel { id, opening } => (
                 sqlx::query("INSERT INTO channels (id, opening) VALUES (?, ?)")
                     .bind(id.as_slice())

@@ -1,4 +1,5 @@
 //! Integration tests, one binary for the crate.
 
+mod client;
 mod store;
 mod transport;

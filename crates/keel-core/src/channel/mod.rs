@@ -132,6 +132,22 @@ impl ChannelState {
         self.me
     }
 
+    /// The chain the channel lives on (part of every signature's EIP-712 domain).
+    pub const fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// Whether a cooperative close this side signed may still execute: no updates until it
+    /// executes or expires.
+    pub const fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// The withdrawal `side` has pending, if any.
+    pub fn pending_withdrawal(&self, side: Side) -> Option<&PendingWithdrawal> {
+        self.pending_withdrawals[index(side)].as_ref()
+    }
+
     /// The channel's parameters.
     pub const fn params(&self) -> &ChannelParams {
         &self.params

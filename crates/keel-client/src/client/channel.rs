@@ -1,0 +1,189 @@
+//! One channel inside the client: its state machine, what we sent that the peer has not
+//! acknowledged yet, and who is waiting for answers.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::atomic::AtomicBool,
+};
+
+use keel_core::{wire::Signature, Address, ChannelState, Lock, Side, B256, U256};
+use tokio::sync::{oneshot, watch, Mutex, Semaphore};
+
+use super::{ClientError, Result};
+
+/// Answers a caller waiting on the peer.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A channel and everything the client tracks for it.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    /// Channel id.
+    pub(crate) id: B256,
+    /// The counterparty's address.
+    pub(crate) peer: Address,
+    /// Bounds the updates in flight (sent, not acknowledged).
+    pub(crate) window: Semaphore,
+    /// Whether the peer resynchronised this channel on the current connection; updates wait
+    /// for it so that none overtakes a resend.
+    pub(crate) synced: watch::Sender<bool>,
+    /// Whether we sent our `Resync` for this channel on the current connection.
+    pub(crate) resync_sent: AtomicBool,
+    /// The state and waiters; held across apply-and-enqueue so log order is apply order.
+    pub(crate) rt: Mutex<Runtime>,
+}
+
+/// The mutable part of a [`Channel`].
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    /// The state machine.
+    pub(crate) state: ChannelState,
+    /// Nonces of our updates the peer has not acknowledged, oldest first, with their callers.
+    pub(crate) unacked: VecDeque<(u64, Option<Reply<()>>)>,
+    /// Set once the channel stops taking updates.
+    pub(crate) failed: Option<String>,
+    /// Caller of `withdraw`, waiting for the peer's co-signature.
+    pub(crate) withdrawal: Option<Reply<Signature>>,
+    /// Caller of `close`, waiting for the peer's co-signature.
+    pub(crate) close: Option<Reply<Signature>>,
+    /// Callers of `claim_lock`, by secret hash, waiting for the peer to pay the lock out.
+    pub(crate) claims: HashMap<B256, Reply<()>>,
+}
+
+impl Channel {
+    /// Wraps a loaded or new channel state; `window` updates may be in flight.
+    pub(crate) fn new(state: ChannelState, window: usize) -> Self {
+        let me = state.me();
+        Self {
+            id: state.id(),
+            peer: state.params().participant(me.other()),
+            window: Semaphore::new(window),
+            synced: watch::Sender::new(false),
+            resync_sent: AtomicBool::new(false),
+            rt: Mutex::new(Runtime {
+                state,
+                unacked: VecDeque::new(),
+                failed: None,
+                withdrawal: None,
+                close: None,
+                claims: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl Runtime {
+    /// Errors if the channel stopped taking updates.
+    pub(crate) fn ensure_usable(&self) -> Result<()> {
+        match self.failed {
+            Some(_) => Err(ClientError::ChannelFailed(self.state.id())),
+            None => Ok(()),
+        }
+    }
+
+    /// Completes every waiter for a nonce up to `nonce`; returns how many updates that frees.
+    pub(crate) fn acknowledge(&mut self, nonce: u64) -> usize {
+        let mut freed = 0;
+        while self.unacked.front().is_some_and(|(n, _)| *n <= nonce) {
+            if let Some((_, Some(reply))) = self.unacked.pop_front() {
+                // A caller that stopped waiting does not need the answer.
+                let _ = reply.send(Ok(()));
+            }
+            freed += 1;
+        }
+        freed
+    }
+
+    /// Fails every waiter with `error()`: the channel failed or the client stops.
+    pub(crate) fn fail_waiters(&mut self, error: impl Fn() -> ClientError) {
+        for (_, reply) in self.unacked.drain(..) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(error()));
+            }
+        }
+        self.fail_requests(error);
+    }
+
+    /// Fails the callers waiting for a co-signature or a claim (the peer went away; updates
+    /// in flight are resent on reconnect, but requests are not).
+    pub(crate) fn fail_requests(&mut self, error: impl Fn() -> ClientError) {
+        for reply in [self.withdrawal.take(), self.close.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = reply.send(Err(error()));
+        }
+        for (_, reply) in self.claims.drain() {
+            let _ = reply.send(Err(error()));
+        }
+    }
+
+    /// A summary for the application.
+    pub(crate) fn info(&self) -> ChannelInfo {
+        Self::info_of(&self.state, self.failed.clone())
+    }
+
+    /// A summary of `state`.
+    pub(crate) fn info_of(state: &ChannelState, failed: Option<String>) -> ChannelInfo {
+        let me = state.me();
+        let params = state.params();
+        ChannelInfo {
+            id: state.id(),
+            chain_id: state.chain_id(),
+            vault: state.vault(),
+            token: params.token,
+            me,
+            peer: params.participant(me.other()),
+            balance: state.balance(me),
+            peer_balance: state.balance(me.other()),
+            capacity: state.capacity(me),
+            sent_nonce: state.direction(me).nonce,
+            received_nonce: state.direction(me.other()).nonce,
+            outgoing_locks: state.direction(me).locks.clone(),
+            incoming_locks: state.direction(me.other()).locks.clone(),
+            deposits: [state.ledger(Side::A).0, state.ledger(Side::B).0],
+            withdrawn: [state.ledger(Side::A).1, state.ledger(Side::B).1],
+            closing: state.is_closing(),
+            failed,
+        }
+    }
+}
+
+/// A snapshot of one channel, for display and decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelInfo {
+    /// Channel id.
+    pub id: B256,
+    /// The chain it lives on.
+    pub chain_id: u64,
+    /// Its vault.
+    pub vault: Address,
+    /// Its token (`Address::ZERO` for ETH).
+    pub token: Address,
+    /// Our side.
+    pub me: Side,
+    /// The counterparty.
+    pub peer: Address,
+    /// Our off-chain balance.
+    pub balance: U256,
+    /// The counterparty's off-chain balance.
+    pub peer_balance: U256,
+    /// What we can still send (balance less a pending withdrawal).
+    pub capacity: U256,
+    /// Nonce of our latest proof.
+    pub sent_nonce: u64,
+    /// Nonce of the counterparty's latest proof we hold.
+    pub received_nonce: u64,
+    /// Locks we sent that are pending.
+    pub outgoing_locks: Vec<Lock>,
+    /// Locks the counterparty sent us that are pending.
+    pub incoming_locks: Vec<Lock>,
+    /// Cumulative deposits seen on chain, A then B.
+    pub deposits: [U256; 2],
+    /// Cumulative withdrawals seen on chain, A then B.
+    pub withdrawn: [U256; 2],
+    /// A cooperative close is signed and may execute: no updates meanwhile.
+    pub closing: bool,
+    /// Why the channel stopped taking updates, if it did.
+    pub failed: Option<String>,
+}

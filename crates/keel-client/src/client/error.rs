@@ -1,0 +1,103 @@
+//! Why a client operation failed.
+
+use keel_core::{Address, ChannelError, B256};
+
+use crate::{store::StoreError, transport};
+
+/// Why the peer refused one of our messages, as carried by `Message::Reject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectCode {
+    /// The peer does not know the channel (yet).
+    UnknownChannel,
+    /// The channel is not one between the peer and us.
+    NotYourChannel,
+    /// The state machine refused the update, withdrawal or close.
+    Refused,
+    /// The signature is not ours over that message.
+    BadSignature,
+    /// The peer could not store the message.
+    Storage,
+    /// The peer claims a state we never had: one of us lost data.
+    OutOfSync,
+    /// A code this version does not know.
+    Other(u16),
+}
+
+impl RejectCode {
+    /// The code on the wire.
+    pub const fn to_u16(self) -> u16 {
+        match self {
+            Self::UnknownChannel => 1,
+            Self::NotYourChannel => 2,
+            Self::Refused => 3,
+            Self::BadSignature => 4,
+            Self::Storage => 5,
+            Self::OutOfSync => 6,
+            Self::Other(code) => code,
+        }
+    }
+
+    /// The code a wire value stands for.
+    pub const fn from_u16(code: u16) -> Self {
+        match code {
+            1 => Self::UnknownChannel,
+            2 => Self::NotYourChannel,
+            3 => Self::Refused,
+            4 => Self::BadSignature,
+            5 => Self::Storage,
+            6 => Self::OutOfSync,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// A failed client operation. Unless the variant says otherwise, nothing was applied, stored
+/// or sent, and the channel stays usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No channel with this id is known to the client.
+    #[error("unknown channel {0}")]
+    UnknownChannel(B256),
+    /// The channel state machine refused the operation.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The store failed. The operation may have been applied in memory but not stored; the
+    /// channel is marked failed until the client restarts and reloads it.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The peer transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] transport::Error),
+    /// The channel's peer is not connected, or has not resynchronised the channel yet.
+    #[error("peer {0} is offline")]
+    PeerOffline(Address),
+    /// The peer refused our message.
+    #[error("peer rejected the message in channel {channel_id}: {code:?}")]
+    PeerRejected {
+        /// The channel.
+        channel_id: B256,
+        /// The peer's reason.
+        code: RejectCode,
+    },
+    /// The peer refused an update we had signed and stored, so the two sides no longer agree;
+    /// the channel takes no more updates and should be closed on chain.
+    #[error("channel {0} failed: the peer refused a signed update; close it on chain")]
+    ChannelFailed(B256),
+    /// Signing a message failed.
+    #[error("signing: {0}")]
+    Signing(keel_core::Error),
+    /// The peer's signature over a withdrawal or close is not its own.
+    #[error("peer's signature is invalid: {0}")]
+    BadPeerSignature(String),
+    /// The peer did not answer in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The client is shutting down.
+    #[error("client stopped")]
+    Stopped,
+}
+
+/// Result with the client's [`ClientError`].
+pub type Result<T, E = ClientError> = core::result::Result<T, E>;

@@ -1,0 +1,502 @@
+//! What the client does with each message a peer sends. A message that is invalid for any
+//! reason gets a `Reject` and changes nothing; the connection and the channel stay usable.
+
+use std::sync::{atomic::Ordering, Arc};
+
+use keel_core::{
+    secret_hash, signing_hash, wire::Message, wire::Signature, Address, BalanceProof, Change,
+    ChannelError, CooperativeClose, Withdrawal, B256,
+};
+
+use super::{
+    channel::{Channel, Runtime},
+    check_signer,
+    peer::{self, Outgoing},
+    ClientError, ClientEvent, Inner, RejectCode,
+};
+use crate::store::Event;
+
+/// Dispatches one message from `from`.
+pub(crate) async fn handle(inner: &Arc<Inner>, from: Address, msg: Message) {
+    let result = match msg {
+        Message::Update {
+            change,
+            proof,
+            signature,
+        } => update(inner, from, change, proof, signature).await,
+        Message::Ack { channel_id, nonce } => ack(inner, from, channel_id, nonce).await,
+        Message::WithdrawalRequest {
+            withdrawal,
+            signature,
+        } => withdrawal_request(inner, from, withdrawal, signature).await,
+        Message::WithdrawalApproval {
+            withdrawal,
+            signature,
+        } => withdrawal_approval(inner, from, &withdrawal, signature).await,
+        Message::CloseRequest { close, signature } => {
+            close_request(inner, from, close, signature).await
+        }
+        Message::CloseApproval { close, signature } => {
+            close_approval(inner, from, &close, signature).await
+        }
+        Message::RevealSecret { channel_id, secret } => {
+            reveal_secret(inner, from, channel_id, secret).await
+        }
+        Message::Resync {
+            channel_id,
+            sent_nonce,
+            received_nonce,
+        } => resync(inner, from, channel_id, sent_nonce, received_nonce).await,
+        Message::Reject { channel_id, code } => {
+            reject(inner, from, channel_id, RejectCode::from_u16(code)).await;
+            Ok(())
+        }
+        // Only the first message of a connection may be a Hello; a repeat is harmless.
+        Message::Hello { .. } => Ok(()),
+    };
+    if let Err((channel_id, code)) = result {
+        let reject = Message::Reject {
+            channel_id,
+            code: code.to_u16(),
+        };
+        // If the peer is gone it does not need the refusal either.
+        let _ = peer::send(inner, from, Outgoing::message(reject));
+    }
+}
+
+/// A refusal to send back: the channel and why.
+type Refusal = (B256, RejectCode);
+
+/// The channel `channel_id`, if `from` is its counterparty.
+fn channel_of(inner: &Inner, from: Address, channel_id: B256) -> Result<Arc<Channel>, Refusal> {
+    let channel = inner
+        .channel(channel_id)
+        .map_err(|_| (channel_id, RejectCode::UnknownChannel))?;
+    if channel.peer != from {
+        return Err((channel_id, RejectCode::NotYourChannel));
+    }
+    Ok(channel)
+}
+
+fn refused(channel_id: B256, e: &ChannelError) -> Refusal {
+    let code = match e {
+        ChannelError::BadSignature(_) => RejectCode::BadSignature,
+        _ => RejectCode::Refused,
+    };
+    (channel_id, code)
+}
+
+/// The peer's update to its direction: verified and applied by the state machine, stored,
+/// then acknowledged.
+async fn update(
+    inner: &Arc<Inner>,
+    from: Address,
+    change: Change,
+    proof: BalanceProof,
+    signature: Signature,
+) -> Result<(), Refusal> {
+    let id = proof.channelId;
+    let channel = channel_of(inner, from, id)?;
+    let mut rt = channel.rt.lock().await;
+    let now = inner.config.clock.now();
+    let them = rt.state.me().other();
+    // What a claim pays: read before the lock leaves the direction.
+    let claimed = match &change {
+        Change::ClaimLock { secret } => {
+            let hash = secret_hash(*secret);
+            rt.state
+                .direction(them)
+                .locks
+                .iter()
+                .find(|l| l.secret_hash == hash)
+                .map(|l| l.amount)
+        }
+        _ => None,
+    };
+    rt.state
+        .receive(&change, &proof, &signature, now)
+        .map_err(|e| refused(id, &e))?;
+    let nonce = proof.nonce;
+    let event = match &change {
+        Change::Pay { amount } => ClientEvent::PaymentReceived {
+            channel_id: id,
+            amount: *amount,
+            nonce,
+        },
+        Change::AddLock(lock) => ClientEvent::LockReceived {
+            channel_id: id,
+            lock: *lock,
+        },
+        Change::ClaimLock { secret } => {
+            let hash = secret_hash(*secret);
+            if let Some(reply) = rt.claims.remove(&hash) {
+                let _ = reply.send(Ok(()));
+            }
+            ClientEvent::LockClaimed {
+                channel_id: id,
+                secret_hash: hash,
+                secret: *secret,
+                amount: claimed.unwrap_or_default(),
+                incoming: true,
+            }
+        }
+        Change::RemoveExpiredLock { secret_hash } => ClientEvent::LockExpired {
+            channel_id: id,
+            secret_hash: *secret_hash,
+        },
+    };
+    let stored = Event::Received {
+        change,
+        proof,
+        signature,
+        now,
+    };
+    let commit = match inner.store.enqueue(id, &stored).await {
+        Ok(commit) => commit,
+        Err(e) => {
+            inner.fail_channel(id, &mut rt, format!("store failed: {e}"));
+            return Err((id, RejectCode::Storage));
+        }
+    };
+    let ack = Outgoing::Message {
+        commit: Some(commit),
+        msg: Message::Ack {
+            channel_id: id,
+            nonce,
+        },
+        event: Some(event),
+    };
+    // Sent while the channel is locked, so acks leave in nonce order.
+    let _ = peer::send(inner, from, ack);
+    Ok(())
+}
+
+/// The peer stored our updates up to `nonce`.
+async fn ack(inner: &Inner, from: Address, channel_id: B256, nonce: u64) -> Result<(), Refusal> {
+    let channel = channel_of(inner, from, channel_id)?;
+    let mut rt = channel.rt.lock().await;
+    if nonce > rt.state.direction(rt.state.me()).nonce {
+        // Acknowledges a proof we never made: ignore rather than free window slots.
+        return Err((channel_id, RejectCode::OutOfSync));
+    }
+    let freed = rt.acknowledge(nonce);
+    channel.window.add_permits(freed);
+    Ok(())
+}
+
+/// The peer asks us to co-sign its withdrawal.
+async fn withdrawal_request(
+    inner: &Arc<Inner>,
+    from: Address,
+    withdrawal: Withdrawal,
+    signature: Signature,
+) -> Result<(), Refusal> {
+    let id = withdrawal.channelId;
+    let channel = channel_of(inner, from, id)?;
+    let mut rt = channel.rt.lock().await;
+    if withdrawal.participant != from {
+        // Nobody withdraws for someone else.
+        return Err((id, RejectCode::Refused));
+    }
+    let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
+    check_signer(
+        &signing_hash(&withdrawal, chain_id, vault),
+        &signature,
+        from,
+    )
+    .map_err(|_| (id, RejectCode::BadSignature))?;
+    let now = inner.config.clock.now();
+    rt.state
+        .approve_withdrawal(&withdrawal, now)
+        .map_err(|e| refused(id, &e))?;
+    let ours = inner
+        .sign(&withdrawal, chain_id, vault)
+        .map_err(|_| (id, RejectCode::Refused))?;
+    let total_withdrawn = withdrawal.totalWithdrawn;
+    let event = Event::WithdrawalApproved {
+        withdrawal: withdrawal.clone(),
+        now,
+    };
+    answer_after_storing(
+        inner,
+        &channel,
+        &mut rt,
+        &event,
+        Message::WithdrawalApproval {
+            withdrawal,
+            signature: ours,
+        },
+        ClientEvent::WithdrawalApproved {
+            channel_id: id,
+            total_withdrawn,
+        },
+    )
+    .await
+}
+
+/// The peer co-signed the withdrawal we asked for.
+async fn withdrawal_approval(
+    inner: &Inner,
+    from: Address,
+    withdrawal: &Withdrawal,
+    signature: Signature,
+) -> Result<(), Refusal> {
+    let id = withdrawal.channelId;
+    let channel = channel_of(inner, from, id)?;
+    let mut rt = channel.rt.lock().await;
+    let me = rt.state.me();
+    let matches = rt
+        .state
+        .pending_withdrawal(me)
+        .is_some_and(|p| p.withdrawal == *withdrawal);
+    match rt.withdrawal.take() {
+        // The caller checks the signature; a mismatch fails its request, not the channel.
+        Some(reply) if matches => {
+            let _ = reply.send(Ok(signature));
+            Ok(())
+        }
+        other => {
+            rt.withdrawal = other;
+            Err((id, RejectCode::Refused))
+        }
+    }
+}
+
+/// The peer proposes a cooperative close.
+async fn close_request(
+    inner: &Arc<Inner>,
+    from: Address,
+    close: CooperativeClose,
+    signature: Signature,
+) -> Result<(), Refusal> {
+    let id = close.channelId;
+    let channel = channel_of(inner, from, id)?;
+    let mut rt = channel.rt.lock().await;
+    let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
+    check_signer(&signing_hash(&close, chain_id, vault), &signature, from)
+        .map_err(|_| (id, RejectCode::BadSignature))?;
+    if !rt.unacked.is_empty() {
+        // Our updates in flight would change the balances it pays.
+        return Err((id, RejectCode::Refused));
+    }
+    rt.state
+        .approve_close(&close)
+        .map_err(|e| refused(id, &e))?;
+    let ours = inner
+        .sign(&close, chain_id, vault)
+        .map_err(|_| (id, RejectCode::Refused))?;
+    let event = Event::CloseApproved {
+        close: close.clone(),
+    };
+    answer_after_storing(
+        inner,
+        &channel,
+        &mut rt,
+        &event,
+        Message::CloseApproval {
+            close,
+            signature: ours,
+        },
+        ClientEvent::CloseApproved { channel_id: id },
+    )
+    .await
+}
+
+/// The peer co-signed the close we proposed.
+async fn close_approval(
+    inner: &Inner,
+    from: Address,
+    close: &CooperativeClose,
+    signature: Signature,
+) -> Result<(), Refusal> {
+    let id = close.channelId;
+    let channel = channel_of(inner, from, id)?;
+    let mut rt = channel.rt.lock().await;
+    match rt.close.take() {
+        Some(reply) => {
+            let _ = reply.send(Ok(signature));
+            Ok(())
+        }
+        None => Err((id, RejectCode::Refused)),
+    }
+}
+
+/// The receiver of one of our locks revealed its secret: pay the lock out.
+async fn reveal_secret(
+    inner: &Arc<Inner>,
+    from: Address,
+    channel_id: B256,
+    secret: B256,
+) -> Result<(), Refusal> {
+    let channel = channel_of(inner, from, channel_id)?;
+    let hash = secret_hash(secret);
+    let amount = {
+        let rt = channel.rt.lock().await;
+        rt.state
+            .direction(rt.state.me())
+            .locks
+            .iter()
+            .find(|l| l.secret_hash == hash)
+            .map(|l| l.amount)
+            .ok_or((channel_id, RejectCode::Refused))?
+    };
+    // Sending waits for a window slot, which the reader must not: the acks that free slots
+    // arrive through it.
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = inner
+            .send_change(channel_id, Change::ClaimLock { secret }, Some(reply))
+            .await;
+        if sent.is_ok() && matches!(answer.await, Ok(Ok(()))) {
+            inner.emit(ClientEvent::LockClaimed {
+                channel_id,
+                secret_hash: hash,
+                secret,
+                amount,
+                incoming: false,
+            });
+        }
+    });
+    Ok(())
+}
+
+/// The peer's view after a (re)connect: acknowledge what it has, resend what it lacks, and
+/// from then on let updates through.
+async fn resync(
+    inner: &Arc<Inner>,
+    from: Address,
+    channel_id: B256,
+    sent_nonce: u64,
+    received_nonce: u64,
+) -> Result<(), Refusal> {
+    let channel = channel_of(inner, from, channel_id)?;
+    let mut rt = channel.rt.lock().await;
+    let me = rt.state.me();
+    let ours = rt.state.direction(me).nonce;
+    let theirs = rt.state.direction(me.other()).nonce;
+    if received_nonce > ours || sent_nonce < theirs {
+        // It holds proofs we never made, or lost proofs it made: one side lost data, and the
+        // nonces no longer line up.
+        let reason = format!(
+            "out of sync: peer holds our nonce {received_nonce} (we sent {ours}), sent \
+             {sent_nonce} (we hold {theirs})"
+        );
+        inner.fail_channel(channel_id, &mut rt, reason);
+        return Err((channel_id, RejectCode::OutOfSync));
+    }
+    let freed = rt.acknowledge(received_nonce);
+    channel.window.add_permits(freed);
+    if *channel.synced.borrow() {
+        // A repeat on this connection: resending again would duplicate what is in flight.
+        return Ok(());
+    }
+    if received_nonce < ours {
+        resend(inner, &channel, &mut rt, received_nonce, ours).await?;
+    }
+    channel.synced.send_replace(true);
+    drop(rt);
+    // The peer may have learnt of the channel only now, after refusing our first Resync.
+    peer::announce(inner, &channel).await;
+    Ok(())
+}
+
+/// Queues our stored proofs with nonces in `(after, through]` for the peer, oldest first.
+async fn resend(
+    inner: &Inner,
+    channel: &Channel,
+    rt: &mut Runtime,
+    after: u64,
+    through: u64,
+) -> Result<(), Refusal> {
+    let id = channel.id;
+    // Proofs applied but still queued for the disk are included once they are durable.
+    let stored = match inner.store.flush().await {
+        Ok(()) => inner.store.sent_since(id, after).await,
+        Err(e) => Err(e),
+    };
+    let sent = match stored {
+        Ok(sent) => sent,
+        Err(e) => {
+            inner.fail_channel(id, rt, format!("store failed: {e}"));
+            return Err((id, RejectCode::Storage));
+        }
+    };
+    let expected = usize::try_from(through - after).unwrap_or(usize::MAX);
+    if sent.len() != expected || sent.last().map(|(_, p)| p.nonce) != Some(through) {
+        inner.fail_channel(id, rt, "store lacks proofs the peer needs".into());
+        return Err((id, RejectCode::OutOfSync));
+    }
+    let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
+    for (change, proof) in sent {
+        let update = Outgoing::Update {
+            commit: None,
+            change,
+            proof,
+            chain_id,
+            vault,
+        };
+        peer::send(inner, channel.peer, update).map_err(|_| (id, RejectCode::Storage))?;
+    }
+    Ok(())
+}
+
+/// The peer refused one of our messages. A refused request fails only its caller; a refused
+/// update means the peer does not hold a proof we signed and stored, so the channel fails.
+async fn reject(inner: &Inner, from: Address, channel_id: B256, code: RejectCode) {
+    let Ok(channel) = channel_of(inner, from, channel_id) else {
+        return;
+    };
+    inner.emit(ClientEvent::PeerRejected { channel_id, code });
+    match code {
+        // Our Resync reached it before it learnt of the channel; its own Resync follows.
+        RejectCode::UnknownChannel => {
+            channel.resync_sent.store(false, Ordering::Relaxed);
+            return;
+        }
+        // It could not store our update; the next Resync asks for it again.
+        RejectCode::Storage => return,
+        _ => {}
+    }
+    let mut rt = channel.rt.lock().await;
+    let error = || ClientError::PeerRejected { channel_id, code };
+    if let Some(reply) = rt.withdrawal.take() {
+        let _ = reply.send(Err(error()));
+    } else if let Some(reply) = rt.close.take() {
+        let _ = reply.send(Err(error()));
+    } else if !rt.unacked.is_empty() {
+        inner.fail_channel(
+            channel_id,
+            &mut rt,
+            format!("peer refused our update: {code:?}"),
+        );
+    }
+}
+
+/// Stores `event` (already applied), then sends `answer` and emits `note` once it is durable.
+async fn answer_after_storing(
+    inner: &Inner,
+    channel: &Channel,
+    rt: &mut Runtime,
+    event: &Event,
+    answer: Message,
+    note: ClientEvent,
+) -> Result<(), Refusal> {
+    let commit = match inner.store.enqueue(channel.id, event).await {
+        Ok(commit) => commit,
+        Err(e) => {
+            inner.fail_channel(channel.id, rt, format!("store failed: {e}"));
+            return Err((channel.id, RejectCode::Storage));
+        }
+    };
+    let _ = peer::send(
+        inner,
+        channel.peer,
+        Outgoing::Message {
+            commit: Some(commit),
+            msg: answer,
+            event: Some(note),
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,624 @@
+//! The client API: channels driven over the peer transport and persisted in the store.
+//!
+//! A [`Client`] owns one identity (an Ethereum key), one [`Store`] and a connection per peer.
+//! Every operation that changes a channel follows the same order: apply it to the channel's
+//! [`ChannelState`] under the channel's lock, queue the event in the store, and only once the
+//! event is durable sign and send the message (or acknowledge the peer's). Payments pipeline:
+//! up to [`Config::window`] updates per channel are in flight, and their events share commits.
+//!
+//! After a reconnect each side sends `Resync` for every channel it shares with the peer: the
+//! nonce of its latest proof sent and of the latest received. Each resends, from its store, the
+//! proofs the other has not stored, and new updates wait until the peer's `Resync` arrived, so
+//! none overtakes a resend. See docs/protocol.md, "Resync".
+
+mod channel;
+mod clock;
+mod error;
+mod event;
+mod handlers;
+mod peer;
+
+pub use channel::ChannelInfo;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{ClientError, RejectCode, Result};
+pub use event::ClientEvent;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use alloy::signers::local::PrivateKeySigner;
+use keel_core::{
+    signing_hash, wire::Signature, Address, Change, CooperativeClose, Lock, Policy, Side,
+    Withdrawal, B256, U256,
+};
+use tokio::{
+    net::ToSocketAddrs,
+    sync::{broadcast, oneshot, watch},
+};
+
+use crate::{
+    store::{ChannelOpening, Event, Store},
+    transport::Transport,
+};
+use channel::Channel;
+use peer::{Outgoing, Peer};
+
+/// How a [`Client`] runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our identity: signs proofs, and authenticates us to peers.
+    pub signer: PrivateKeySigner,
+    /// The SQLite file holding our channels.
+    pub store_path: PathBuf,
+    /// Limits on locks, for channels this client creates.
+    pub policy: Policy,
+    /// Most updates per channel sent and not yet acknowledged.
+    pub window: usize,
+    /// How long an update waits for the peer to (re)connect and resynchronise the channel.
+    pub sync_timeout: Duration,
+    /// How long a withdrawal or close request waits for the peer's co-signature.
+    pub reply_timeout: Duration,
+    /// How long a co-signed withdrawal or cooperative close stays valid, in seconds.
+    pub signature_lifetime: u64,
+    /// Delay before redialling a peer we connected to after the connection drops; doubles up
+    /// to [`Config::max_reconnect_delay`].
+    pub reconnect_delay: Duration,
+    /// See [`Config::reconnect_delay`].
+    pub max_reconnect_delay: Duration,
+    /// The time lock and withdrawal expiries are checked against.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    /// Defaults for `signer` with its store at `store_path`.
+    pub fn new(signer: PrivateKeySigner, store_path: impl Into<PathBuf>) -> Self {
+        Self {
+            signer,
+            store_path: store_path.into(),
+            policy: Policy::default(),
+            window: 64,
+            sync_timeout: Duration::from_secs(10),
+            reply_timeout: Duration::from_secs(10),
+            signature_lifetime: 3_600,
+            reconnect_delay: Duration::from_millis(100),
+            max_reconnect_delay: Duration::from_secs(5),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A withdrawal both participants signed: what `ChannelVault.withdraw` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedWithdrawal {
+    /// The withdrawal.
+    pub withdrawal: Withdrawal,
+    /// Participant A's signature.
+    pub signature_a: Signature,
+    /// Participant B's signature.
+    pub signature_b: Signature,
+}
+
+/// A cooperative close both participants signed: what `ChannelVault.cooperativeClose` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedClose {
+    /// The close.
+    pub close: CooperativeClose,
+    /// Participant A's signature.
+    pub signature_a: Signature,
+    /// Participant B's signature.
+    pub signature_b: Signature,
+}
+
+/// The channel client. Cheap to clone: clones share everything.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What the client's tasks share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) address: Address,
+    pub(crate) transport: Transport,
+    pub(crate) store: Store,
+    pub(crate) channels: RwLock<HashMap<B256, Arc<Channel>>>,
+    pub(crate) peers: std::sync::Mutex<HashMap<Address, Arc<Peer>>>,
+    pub(crate) events: broadcast::Sender<ClientEvent>,
+    /// Flips to true once, when the client stops; tasks watch it.
+    pub(crate) stopping: watch::Sender<bool>,
+}
+
+impl Client {
+    /// Opens the store and resumes every channel in it. Must be called inside a tokio runtime.
+    pub async fn start(config: Config) -> Result<Self> {
+        let store = Store::open(&config.store_path).await?;
+        let states = store.load_all().await?;
+        let transport = Transport::new(config.signer.clone())?;
+        let (events, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            address: config.signer.address(),
+            channels: RwLock::new(
+                states
+                    .into_iter()
+                    .map(|s| (s.id(), Arc::new(Channel::new(s, config.window))))
+                    .collect(),
+            ),
+            config,
+            transport,
+            store,
+            peers: std::sync::Mutex::new(HashMap::new()),
+            events,
+            stopping: watch::Sender::new(false),
+        });
+        Ok(Self { inner })
+    }
+
+    /// Our address.
+    pub fn address(&self) -> Address {
+        self.inner.address
+    }
+
+    /// Every event from now on. A subscriber that falls more than 4,096 events behind misses
+    /// the oldest (and is told so by the receiver).
+    pub fn subscribe(&self) -> broadcast::Receiver<ClientEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Accepts peers on `addr`; returns the bound address. Any Keel peer may connect; its
+    /// messages are accepted only for channels it is a participant of.
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
+        peer::listen(&self.inner, addr).await
+    }
+
+    /// Connects to `peer` at `addr` (it must prove it holds `peer`'s key), and keeps
+    /// reconnecting whenever the connection drops, until the client stops.
+    pub async fn connect(&self, addr: SocketAddr, peer: Address) -> Result<()> {
+        peer::connect(&self.inner, addr, peer).await
+    }
+
+    /// Starts tracking a channel that exists (or is being opened) on chain; durable when it
+    /// returns. Deposits count once [`Client::deposit_confirmed`] reports them.
+    pub async fn add_channel(&self, opening: &ChannelOpening) -> Result<ChannelInfo> {
+        let state = self.inner.store.open_channel(opening).await?;
+        let info = channel::Runtime::info_of(&state, None);
+        let channel = Arc::new(Channel::new(state, self.inner.config.window));
+        self.inner
+            .channels
+            .write()
+            .expect("channel map poisoned")
+            .insert(channel.id, Arc::clone(&channel));
+        peer::announce(&self.inner, &channel).await;
+        Ok(info)
+    }
+
+    /// Records a cumulative deposit total seen on chain (the chain monitor's report).
+    pub async fn deposit_confirmed(&self, channel_id: B256, side: Side, total: U256) -> Result<()> {
+        self.apply_chain_event(channel_id, Event::DepositConfirmed { side, total })
+            .await
+    }
+
+    /// Records a cumulative withdrawal total seen on chain.
+    pub async fn withdrawal_confirmed(
+        &self,
+        channel_id: B256,
+        side: Side,
+        total: U256,
+    ) -> Result<()> {
+        self.apply_chain_event(channel_id, Event::WithdrawalConfirmed { side, total })
+            .await
+    }
+
+    /// Pays `amount` to the peer; returns once the peer has stored the proof.
+    ///
+    /// Waits up to [`Config::sync_timeout`] for the peer to be connected and synchronised. Once
+    /// the proof is stored here it will reach the peer, after reconnects if need be: this call
+    /// then waits for the acknowledgement for as long as it takes (wrap it in a timeout to stop
+    /// waiting; the payment stands either way).
+    pub async fn pay(&self, channel_id: B256, amount: U256) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .send_change(channel_id, Change::Pay { amount }, Some(reply))
+            .await?;
+        answer.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Locks `amount` for the peer behind `secret_hash` (sha256 of a secret), refundable after
+    /// `expiration` (Unix seconds, within the channel's lock policy); returns once the peer
+    /// stored it. The peer claims it by revealing the secret ([`Client::claim_lock`]).
+    pub async fn pay_locked(
+        &self,
+        channel_id: B256,
+        amount: U256,
+        secret_hash: B256,
+        expiration: u64,
+    ) -> Result<Lock> {
+        let lock = Lock {
+            expiration,
+            amount,
+            secret_hash,
+        };
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .send_change(channel_id, Change::AddLock(lock), Some(reply))
+            .await?;
+        answer.await.map_err(|_| ClientError::Stopped)??;
+        Ok(lock)
+    }
+
+    /// Claims a lock the peer sent us by revealing `secret` to it; returns once the peer paid
+    /// the lock out (or fails after [`Config::reply_timeout`]; the lock is then still pending
+    /// and the secret can be registered on chain before the lock expires).
+    pub async fn claim_lock(&self, channel_id: B256, secret: B256) -> Result<()> {
+        let channel = self.inner.channel(channel_id)?;
+        let hash = keel_core::secret_hash(secret);
+        let answer = {
+            let mut rt = channel.rt.lock().await;
+            let incoming = rt.state.direction(rt.state.me().other());
+            if !incoming.locks.iter().any(|l| l.secret_hash == hash) {
+                return Err(keel_core::ChannelError::UnknownLock(hash).into());
+            }
+            let (reply, answer) = oneshot::channel();
+            rt.claims.insert(hash, reply);
+            answer
+        };
+        let sent = peer::send(
+            &self.inner,
+            channel.peer,
+            Outgoing::message(keel_core::wire::Message::RevealSecret { channel_id, secret }),
+        );
+        if let Err(e) = sent {
+            channel.rt.lock().await.claims.remove(&hash);
+            return Err(e);
+        }
+        self.inner.await_reply(answer, "lock claim").await
+    }
+
+    /// Takes back every lock we sent in this channel that expired unclaimed; returns how many.
+    pub async fn remove_expired_locks(&self, channel_id: B256) -> Result<usize> {
+        let channel = self.inner.channel(channel_id)?;
+        let now = self.inner.config.clock.now();
+        let expired: Vec<B256> = {
+            let rt = channel.rt.lock().await;
+            rt.state
+                .direction(rt.state.me())
+                .locks
+                .iter()
+                .filter(|l| l.expiration < now)
+                .map(|l| l.secret_hash)
+                .collect()
+        };
+        let mut answers = Vec::with_capacity(expired.len());
+        for secret_hash in &expired {
+            let (reply, answer) = oneshot::channel();
+            self.inner
+                .send_change(
+                    channel_id,
+                    Change::RemoveExpiredLock {
+                        secret_hash: *secret_hash,
+                    },
+                    Some(reply),
+                )
+                .await?;
+            answers.push(answer);
+        }
+        for answer in answers {
+            answer.await.map_err(|_| ClientError::Stopped)??;
+        }
+        Ok(expired.len())
+    }
+
+    /// Agrees a withdrawal of `amount` from our side with the peer: reserves it (no payment can
+    /// spend it), and returns the withdrawal with both signatures, ready for the vault. The
+    /// reservation ends when the withdrawal is seen on chain or expires.
+    pub async fn request_withdrawal(
+        &self,
+        channel_id: B256,
+        amount: U256,
+    ) -> Result<SignedWithdrawal> {
+        let inner = &self.inner;
+        let channel = inner.channel(channel_id)?;
+        let now = inner.config.clock.now();
+        let (withdrawal, ours, answer, chain_id, vault, me) = {
+            let mut rt = channel.rt.lock().await;
+            rt.ensure_usable()?;
+            let state = &mut rt.state;
+            let me = state.me();
+            let withdrawal = Withdrawal {
+                channelId: channel_id,
+                participant: inner.address,
+                totalWithdrawn: state.ledger(me).1.checked_add(amount).ok_or(
+                    keel_core::ChannelError::InvalidWithdrawal("total overflows"),
+                )?,
+                expiry: now.saturating_add(inner.config.signature_lifetime),
+            };
+            state.approve_withdrawal(&withdrawal, now)?;
+            let (chain_id, vault) = (state.chain_id(), state.vault());
+            let event = Event::WithdrawalApproved {
+                withdrawal: withdrawal.clone(),
+                now,
+            };
+            inner.persist(&channel, &mut rt, &event).await?;
+            let ours = inner.sign(&withdrawal, chain_id, vault)?;
+            let (reply, answer) = oneshot::channel();
+            rt.withdrawal = Some(reply);
+            (withdrawal, ours, answer, chain_id, vault, me)
+        };
+        peer::send(
+            inner,
+            channel.peer,
+            Outgoing::message(keel_core::wire::Message::WithdrawalRequest {
+                withdrawal: withdrawal.clone(),
+                signature: ours,
+            }),
+        )?;
+        let theirs = inner.await_reply(answer, "withdrawal co-signature").await?;
+        let digest = signing_hash(&withdrawal, chain_id, vault);
+        check_signer(&digest, &theirs, channel.peer)?;
+        let (signature_a, signature_b) = ordered(me, ours, theirs);
+        Ok(SignedWithdrawal {
+            withdrawal,
+            signature_a,
+            signature_b,
+        })
+    }
+
+    /// Agrees the cooperative close that pays both current balances with the peer, and returns
+    /// it with both signatures, ready for the vault. The channel takes no more updates unless
+    /// the close expires unexecuted. Needs no pending locks or withdrawals.
+    pub async fn request_close(&self, channel_id: B256) -> Result<SignedClose> {
+        let inner = &self.inner;
+        let channel = inner.channel(channel_id)?;
+        let now = inner.config.clock.now();
+        let (close, ours, answer, chain_id, vault, me) = {
+            let mut rt = channel.rt.lock().await;
+            rt.ensure_usable()?;
+            if !rt.unacked.is_empty() {
+                return Err(ClientError::Channel(keel_core::ChannelError::CloseMismatch));
+            }
+            let close = rt
+                .state
+                .propose_close(now.saturating_add(inner.config.signature_lifetime))?;
+            let (chain_id, vault, me) = (rt.state.chain_id(), rt.state.vault(), rt.state.me());
+            inner
+                .persist(
+                    &channel,
+                    &mut rt,
+                    &Event::CloseProposed {
+                        close: close.clone(),
+                    },
+                )
+                .await?;
+            let ours = inner.sign(&close, chain_id, vault)?;
+            let (reply, answer) = oneshot::channel();
+            rt.close = Some(reply);
+            (close, ours, answer, chain_id, vault, me)
+        };
+        peer::send(
+            inner,
+            channel.peer,
+            Outgoing::message(keel_core::wire::Message::CloseRequest {
+                close: close.clone(),
+                signature: ours,
+            }),
+        )?;
+        let theirs = inner.await_reply(answer, "close co-signature").await?;
+        check_signer(
+            &signing_hash(&close, chain_id, vault),
+            &theirs,
+            channel.peer,
+        )?;
+        let (signature_a, signature_b) = ordered(me, ours, theirs);
+        Ok(SignedClose {
+            close,
+            signature_a,
+            signature_b,
+        })
+    }
+
+    /// A snapshot of every channel.
+    pub async fn channels(&self) -> Vec<ChannelInfo> {
+        let channels: Vec<_> = self
+            .inner
+            .channels
+            .read()
+            .expect("channel map poisoned")
+            .values()
+            .cloned()
+            .collect();
+        let mut infos = Vec::with_capacity(channels.len());
+        for channel in channels {
+            infos.push(channel.rt.lock().await.info());
+        }
+        infos
+    }
+
+    /// A snapshot of one channel.
+    pub async fn channel(&self, channel_id: B256) -> Result<ChannelInfo> {
+        Ok(self.inner.channel(channel_id)?.rt.lock().await.info())
+    }
+
+    /// The counterparty's latest proof and signature in a channel: what a unilateral close or a
+    /// refutation submits, and what a watchtower is given.
+    pub async fn latest_peer_proof(
+        &self,
+        channel_id: B256,
+    ) -> Result<Option<(keel_core::BalanceProof, Signature)>> {
+        let channel = self.inner.channel(channel_id)?;
+        let rt = channel.rt.lock().await;
+        Ok(rt.state.latest_counterparty_proof())
+    }
+
+    /// Stops every connection and task, waits for queued events to be stored, and closes the
+    /// store.
+    pub async fn shutdown(self) {
+        self.inner.stopping.send_replace(true);
+        let peers: Vec<_> = self
+            .inner
+            .peers
+            .lock()
+            .expect("peer map poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for peer in peers {
+            peer.disconnect();
+        }
+        // Best effort: every event whose commit was awaited is durable already.
+        let _ = self.inner.store.flush().await;
+    }
+
+    async fn apply_chain_event(&self, channel_id: B256, event: Event) -> Result<()> {
+        let channel = self.inner.channel(channel_id)?;
+        let mut rt = channel.rt.lock().await;
+        event.apply(&mut rt.state).map_err(|e| match e {
+            crate::store::ReplayError::Channel(e) => ClientError::Channel(e),
+            // Only `Sent` and `CloseProposed` compare results; chain events never do.
+            other => ClientError::Channel(keel_core::ChannelError::BadSignature(other.to_string())),
+        })?;
+        self.inner.persist(&channel, &mut rt, &event).await
+    }
+}
+
+impl Inner {
+    /// The channel with this id.
+    pub(crate) fn channel(&self, channel_id: B256) -> Result<Arc<Channel>> {
+        self.channels
+            .read()
+            .expect("channel map poisoned")
+            .get(&channel_id)
+            .cloned()
+            .ok_or(ClientError::UnknownChannel(channel_id))
+    }
+
+    /// Signs an EIP-712 message for the channel's domain with our key.
+    pub(crate) fn sign<T: alloy::sol_types::SolStruct>(
+        &self,
+        msg: &T,
+        chain_id: u64,
+        vault: Address,
+    ) -> Result<Signature> {
+        keel_core::sign_message(&self.config.signer, msg, chain_id, vault)
+            .map_err(ClientError::Signing)
+    }
+
+    /// Stores an event already applied to `rt.state`; if that fails the state in memory is
+    /// ahead of the disk, so the channel stops taking updates until a restart reloads it.
+    pub(crate) async fn persist(
+        &self,
+        channel: &Channel,
+        rt: &mut channel::Runtime,
+        event: &Event,
+    ) -> Result<()> {
+        let result = match self.store.enqueue(channel.id, event).await {
+            Ok(commit) => commit.durable().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.fail_channel(channel.id, rt, format!("store failed: {e}"));
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Marks a channel failed and tells the application.
+    pub(crate) fn fail_channel(&self, channel_id: B256, rt: &mut channel::Runtime, reason: String) {
+        if rt.failed.is_none() {
+            rt.failed = Some(reason.clone());
+            rt.fail_waiters(|| ClientError::ChannelFailed(channel_id));
+            self.emit(ClientEvent::ChannelFailed { channel_id, reason });
+        }
+    }
+
+    /// Tells subscribers; nobody listening is fine.
+    pub(crate) fn emit(&self, event: ClientEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Waits for a peer's answer, at most [`Config::reply_timeout`].
+    pub(crate) async fn await_reply<T>(
+        &self,
+        answer: oneshot::Receiver<Result<T>>,
+        what: &'static str,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.config.reply_timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Timeout(what)),
+        }
+    }
+
+    /// Applies `change` to our direction, queues it for storage and, once stored, for sending;
+    /// `reply` is answered when the peer acknowledges it. Returns the proof's nonce.
+    pub(crate) async fn send_change(
+        self: &Arc<Self>,
+        channel_id: B256,
+        change: Change,
+        reply: Option<channel::Reply<()>>,
+    ) -> Result<u64> {
+        let channel = self.channel(channel_id)?;
+        peer::wait_synced(self, &channel).await?;
+        let permit = channel
+            .window
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        let mut rt = channel.rt.lock().await;
+        rt.ensure_usable()?;
+        let outbox = peer::outbox(self, channel.peer)?;
+        let now = self.config.clock.now();
+        let proof = rt.state.send(&change, now)?;
+        let event = Event::Sent {
+            change: change.clone(),
+            proof: proof.clone(),
+            now,
+        };
+        let commit = match self.store.enqueue(channel_id, &event).await {
+            Ok(commit) => commit,
+            Err(e) => {
+                self.fail_channel(channel_id, &mut rt, format!("store failed: {e}"));
+                return Err(e.into());
+            }
+        };
+        // The window slot comes back with the acknowledgement.
+        permit.forget();
+        let nonce = proof.nonce;
+        rt.unacked.push_back((nonce, reply));
+        let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
+        // If the connection just dropped the update is lost with it; the peer's Resync on the
+        // next connection asks for it again.
+        let _ = outbox.send(Outgoing::Update {
+            commit: Some(commit),
+            change,
+            proof,
+            chain_id,
+            vault,
+        });
+        Ok(nonce)
+    }
+}
+
+/// Checks `signature` over `digest` is `expected`'s.
+pub(crate) fn check_signer(digest: &B256, signature: &Signature, expected: Address) -> Result<()> {
+    let signer = keel_core::recover(digest, signature)
+        .map_err(|e| ClientError::BadPeerSignature(e.to_string()))?;
+    if signer != expected {
+        return Err(ClientError::BadPeerSignature(format!(
+            "signed by {signer}, expected {expected}"
+        )));
+    }
+    Ok(())
+}
+
+/// Our and the peer's signatures as (A's, B's).
+const fn ordered(me: Side, ours: Signature, theirs: Signature) -> (Signature, Signature) {
+    match me {
+        Side::A => (ours, theirs),
+        Side::B => (theirs, ours),
+    }
+}

@@ -1,0 +1,371 @@
+//! Connections to peers: one per counterparty, its writer and reader tasks, reconnects, and
+//! the resync that follows each connect.
+//!
+//! Outgoing messages go through the peer's outbox to one writer task, in order. An item may
+//! carry the [`Commit`] of the event behind it: the writer waits until that event is durable
+//! before it signs (updates are signed only then) and sends, so nothing leaves the process
+//! before it is stored.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use keel_core::{wire::Message, Address, BalanceProof, Change};
+use tokio::{
+    net::{TcpListener, ToSocketAddrs},
+    sync::mpsc,
+};
+
+use super::{channel::Channel, handlers, ClientError, ClientEvent, Inner, Result};
+use crate::{
+    store::Commit,
+    transport::{self, Connection, Receiver, Sender},
+};
+
+/// A message waiting in a peer's outbox.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// One of our updates: signed by the writer once `commit` is durable.
+    Update {
+        /// The `Sent` event behind it; `None` when resending a stored one.
+        commit: Option<Commit>,
+        /// The change.
+        change: Change,
+        /// The proof to sign.
+        proof: BalanceProof,
+        /// The channel's chain.
+        chain_id: u64,
+        /// The channel's vault.
+        vault: Address,
+    },
+    /// Any other message, sent once `commit` (if any) is durable; `event` is emitted then.
+    Message {
+        /// The event the message reports, if any.
+        commit: Option<Commit>,
+        /// The message.
+        msg: Message,
+        /// What to tell the application once `commit` is durable.
+        event: Option<ClientEvent>,
+    },
+}
+
+impl Outgoing {
+    /// A message with nothing to wait for.
+    pub(crate) const fn message(msg: Message) -> Self {
+        Self::Message {
+            commit: None,
+            msg,
+            event: None,
+        }
+    }
+}
+
+/// One counterparty.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    address: Address,
+    link: Mutex<Link>,
+}
+
+#[derive(Debug, Default)]
+struct Link {
+    /// Counts connections, so a finished reader does not tear down its successor.
+    generation: u64,
+    /// The current connection's queue; `None` while disconnected.
+    outbox: Option<mpsc::UnboundedSender<Outgoing>>,
+    /// Where we dialled the peer, if we did: we redial there.
+    dial: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// Drops the current connection (its tasks end once the outbox closes).
+    pub(crate) fn disconnect(&self) {
+        self.link.lock().expect("link poisoned").outbox = None;
+    }
+}
+
+fn peer(inner: &Inner, address: Address) -> Arc<Peer> {
+    Arc::clone(
+        inner
+            .peers
+            .lock()
+            .expect("peer map poisoned")
+            .entry(address)
+            .or_insert_with(|| {
+                Arc::new(Peer {
+                    address,
+                    link: Mutex::new(Link::default()),
+                })
+            }),
+    )
+}
+
+/// The current connection's outbox for `address`.
+pub(crate) fn outbox(inner: &Inner, address: Address) -> Result<mpsc::UnboundedSender<Outgoing>> {
+    let peer = inner
+        .peers
+        .lock()
+        .expect("peer map poisoned")
+        .get(&address)
+        .cloned();
+    peer.and_then(|p| p.link.lock().expect("link poisoned").outbox.clone())
+        .ok_or(ClientError::PeerOffline(address))
+}
+
+/// Queues `item` for `address`'s current connection.
+pub(crate) fn send(inner: &Inner, address: Address, item: Outgoing) -> Result<()> {
+    outbox(inner, address)?
+        .send(item)
+        .map_err(|_| ClientError::PeerOffline(address))
+}
+
+/// Waits until the peer resynchronised `channel` on the current connection, at most the
+/// configured sync timeout.
+pub(crate) async fn wait_synced(inner: &Inner, channel: &Channel) -> Result<()> {
+    if *channel.synced.borrow() {
+        return Ok(());
+    }
+    let mut synced = channel.synced.subscribe();
+    let waited = tokio::time::timeout(inner.config.sync_timeout, synced.wait_for(|s| *s)).await;
+    match waited {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(ClientError::Stopped),
+        Err(_) => Err(ClientError::PeerOffline(channel.peer)),
+    }
+}
+
+/// Binds `addr` and accepts peers until the client stops.
+pub(crate) async fn listen(inner: &Arc<Inner>, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(transport::Error::Io)?;
+    let local = listener.local_addr().map_err(transport::Error::Io)?;
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        let mut stopping = inner.stopping.subscribe();
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of descriptors and the like: keep serving the others.
+                    Err(_) => continue,
+                },
+                _ = stopping.wait_for(|s| *s) => return,
+            };
+            let inner = Arc::clone(&inner);
+            tokio::spawn(async move {
+                // A peer that fails the handshake just goes away.
+                if let Ok(conn) = inner.transport.accept(stream).await {
+                    attach(&inner, conn, None);
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+/// Dials `address` at `addr` once now (failing if that fails), then redials after drops.
+pub(crate) async fn connect(inner: &Arc<Inner>, addr: SocketAddr, address: Address) -> Result<()> {
+    let conn = inner.transport.connect(addr, address).await?;
+    attach(inner, conn, Some(addr));
+    Ok(())
+}
+
+/// Starts the tasks of a fresh authenticated connection, replacing any previous one to the
+/// same peer, and sends `Hello` and a `Resync` per shared channel.
+fn attach(inner: &Arc<Inner>, conn: Connection, dial: Option<SocketAddr>) {
+    let address = conn.peer();
+    let peer = peer(inner, address);
+    let (sender, receiver) = conn.split();
+    let (outbox, queue) = mpsc::unbounded_channel();
+    let generation = {
+        let mut link = peer.link.lock().expect("link poisoned");
+        link.generation += 1;
+        if dial.is_some() {
+            link.dial = dial;
+        }
+        // Until the peer's Resync arrives, this connection carries no updates.
+        for channel in channels_with(inner, address) {
+            channel.synced.send_replace(false);
+            channel
+                .resync_sent
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = outbox.send(Outgoing::message(Message::Hello {
+            address: inner.address,
+            chain_id: 0,
+        }));
+        link.outbox = Some(outbox.clone());
+        link.generation
+    };
+    tokio::spawn(write(Arc::clone(inner), sender, queue));
+    let reader_inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        read(&reader_inner, address, receiver).await;
+        disconnected(&reader_inner, &peer, generation).await;
+    });
+    inner.emit(ClientEvent::PeerConnected(address));
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        for channel in channels_with(&inner, address) {
+            announce(&inner, &channel).await;
+        }
+    });
+}
+
+/// Sends our `Resync` for `channel` if its peer is connected and we have not on this
+/// connection.
+pub(crate) async fn announce(inner: &Inner, channel: &Channel) {
+    let rt = channel.rt.lock().await;
+    if channel
+        .resync_sent
+        .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
+    let me = rt.state.me();
+    let msg = Message::Resync {
+        channel_id: channel.id,
+        sent_nonce: rt.state.direction(me).nonce,
+        received_nonce: rt.state.direction(me.other()).nonce,
+    };
+    if send(inner, channel.peer, Outgoing::message(msg)).is_err() {
+        channel
+            .resync_sent
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The channels shared with `address`.
+pub(crate) fn channels_with(inner: &Inner, address: Address) -> Vec<Arc<Channel>> {
+    inner
+        .channels
+        .read()
+        .expect("channel map poisoned")
+        .values()
+        .filter(|c| c.peer == address)
+        .cloned()
+        .collect()
+}
+
+/// Sends the outbox in order, each item once its event is durable. Ends when the outbox
+/// closes (disconnect) or the socket fails.
+async fn write(
+    inner: Arc<Inner>,
+    mut sender: Sender,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some(item) = queue.recv().await {
+        let (commit, msg, event) = match item {
+            Outgoing::Update {
+                commit,
+                change,
+                proof,
+                chain_id,
+                vault,
+            } => {
+                let signature = match inner.sign(&proof, chain_id, vault) {
+                    Ok(signature) => signature,
+                    // A local key that cannot sign is not a state to carry on in.
+                    Err(_) => break,
+                };
+                let msg = Message::Update {
+                    change,
+                    proof,
+                    signature,
+                };
+                (commit, msg, None)
+            }
+            Outgoing::Message { commit, msg, event } => (commit, msg, event),
+        };
+        if let Some(commit) = commit {
+            // A failed commit fails its channel where it was enqueued; whatever follows it
+            // must not be sent either, so the connection ends and the peer resyncs.
+            if commit.durable().await.is_err() {
+                break;
+            }
+        }
+        if let Some(event) = event {
+            inner.emit(event);
+        }
+        if sender.send(&msg).await.is_err() {
+            break;
+        }
+    }
+    let _ = sender.close().await;
+}
+
+/// Reads until the connection ends: first the peer's `Hello`, which must name the address it
+/// authenticated as, then anything.
+async fn read(inner: &Arc<Inner>, address: Address, mut receiver: Receiver) {
+    let mut stopping = inner.stopping.subscribe();
+    let first = tokio::select! {
+        msg = receiver.recv() => msg,
+        _ = stopping.wait_for(|s| *s) => return,
+    };
+    match first {
+        Ok(Message::Hello {
+            address: claimed, ..
+        }) if claimed == address => {}
+        _ => return,
+    }
+    loop {
+        let msg = tokio::select! {
+            msg = receiver.recv() => msg,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        match msg {
+            Ok(msg) => handlers::handle(inner, address, msg).await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Cleans up after a connection ended and, if we dialled this peer, redials it.
+async fn disconnected(inner: &Arc<Inner>, peer: &Arc<Peer>, generation: u64) {
+    let dial = {
+        let mut link = peer.link.lock().expect("link poisoned");
+        if link.generation != generation {
+            // A newer connection replaced this one already.
+            return;
+        }
+        link.outbox = None;
+        link.dial
+    };
+    for channel in channels_with(inner, peer.address) {
+        channel.synced.send_replace(false);
+        let mut rt = channel.rt.lock().await;
+        rt.fail_requests(|| ClientError::PeerOffline(peer.address));
+    }
+    inner.emit(ClientEvent::PeerDisconnected(peer.address));
+    if let Some(addr) = dial {
+        tokio::spawn(redial(
+            Arc::clone(inner),
+            Arc::clone(peer),
+            addr,
+            generation,
+        ));
+    }
+}
+
+/// Redials with exponential back-off until connected, superseded or stopped.
+async fn redial(inner: Arc<Inner>, peer: Arc<Peer>, addr: SocketAddr, generation: u64) {
+    let mut delay = inner.config.reconnect_delay;
+    let mut stopping = inner.stopping.subscribe();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        if peer.link.lock().expect("link poisoned").generation != generation {
+            // The peer dialled us meanwhile.
+            return;
+        }
+        if let Ok(conn) = inner.transport.connect(addr, peer.address).await {
+            attach(&inner, conn, Some(addr));
+            return;
+        }
+        delay = (delay * 2).min(inner.config.max_reconnect_delay);
+    }
+}

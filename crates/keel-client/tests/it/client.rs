@@ -1,0 +1,497 @@
+//! The client API between two real clients over loopback TCP, each with its own SQLite store.
+//! Deposits are reported the way the chain monitor reports them; the on-chain side is covered
+//! by the end-to-end tests (tests/e2e).
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use alloy::signers::local::PrivateKeySigner;
+use keel_client::{
+    client::{ChannelInfo, ClientError, ClientEvent, Config, ManualClock, RejectCode},
+    store::ChannelOpening,
+    transport::Transport,
+    Client,
+};
+use keel_core::{
+    recover, secret_hash, sign_message, signing_hash, wire::Message, Address, Change, ChannelError,
+    ChannelParams, Policy, Side, B256, U256,
+};
+use tokio::sync::broadcast;
+
+const CHAIN_ID: u64 = 31337;
+const NOW: u64 = 1_700_000_000;
+const DEPOSIT: u64 = 1_000_000;
+
+/// A directory for one test's stores, removed afterwards.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "keel-client-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn opening(a: Address, b: Address, me: Side) -> ChannelOpening {
+    ChannelOpening {
+        params: ChannelParams {
+            participant_a: a,
+            participant_b: b,
+            token: Address::ZERO,
+            challenge_period: 86_400,
+            salt: B256::ZERO,
+        },
+        chain_id: CHAIN_ID,
+        factory: Address::repeat_byte(0xfa),
+        implementation: Address::repeat_byte(0x1e),
+        me,
+        policy: Policy::default(),
+    }
+}
+
+/// Two connected clients sharing one channel with `DEPOSIT` on each side.
+struct Pair {
+    dir: TempDir,
+    clock: ManualClock,
+    signers: [PrivateKeySigner; 2],
+    a: Client,
+    b: Client,
+    b_addr: SocketAddr,
+    id: B256,
+}
+
+impl Pair {
+    fn config(&self, which: usize) -> Config {
+        config(&self.dir, &self.signers[which], which, &self.clock)
+    }
+
+    async fn new() -> Self {
+        let dir = TempDir::new();
+        let clock = ManualClock::new(NOW);
+        let signers = [PrivateKeySigner::random(), PrivateKeySigner::random()];
+        let a = Client::start(config(&dir, &signers[0], 0, &clock))
+            .await
+            .unwrap();
+        let b = Client::start(config(&dir, &signers[1], 1, &clock))
+            .await
+            .unwrap();
+        let (addr_a, addr_b) = (signers[0].address(), signers[1].address());
+        let info = a
+            .add_channel(&opening(addr_a, addr_b, Side::A))
+            .await
+            .unwrap();
+        b.add_channel(&opening(addr_a, addr_b, Side::B))
+            .await
+            .unwrap();
+        for client in [&a, &b] {
+            for side in [Side::A, Side::B] {
+                client
+                    .deposit_confirmed(info.id, side, U256::from(DEPOSIT))
+                    .await
+                    .unwrap();
+            }
+        }
+        let b_addr = b.listen("127.0.0.1:0").await.unwrap();
+        a.connect(b_addr, addr_b).await.unwrap();
+        Self {
+            dir,
+            clock,
+            signers,
+            a,
+            b,
+            b_addr,
+            id: info.id,
+        }
+    }
+
+    async fn infos(&self) -> (ChannelInfo, ChannelInfo) {
+        (
+            self.a.channel(self.id).await.unwrap(),
+            self.b.channel(self.id).await.unwrap(),
+        )
+    }
+
+    /// Both sides hold the same balances and nonces.
+    async fn assert_agree(&self) -> (U256, U256) {
+        let (a, b) = self.infos().await;
+        assert_eq!(a.balance, b.peer_balance);
+        assert_eq!(a.peer_balance, b.balance);
+        assert_eq!(a.sent_nonce, b.received_nonce);
+        assert_eq!(a.received_nonce, b.sent_nonce);
+        assert_eq!(a.outgoing_locks, b.incoming_locks);
+        let held = a.deposits[0] + a.deposits[1] - a.withdrawn[0] - a.withdrawn[1];
+        assert_eq!(
+            a.balance + a.peer_balance + locked(&a),
+            held,
+            "funds are conserved"
+        );
+        (a.balance, b.balance)
+    }
+}
+
+fn locked(info: &ChannelInfo) -> U256 {
+    info.outgoing_locks
+        .iter()
+        .chain(&info.incoming_locks)
+        .fold(U256::ZERO, |sum, l| sum + l.amount)
+}
+
+fn config(dir: &TempDir, signer: &PrivateKeySigner, which: usize, clock: &ManualClock) -> Config {
+    let mut config = Config::new(signer.clone(), dir.0.join(format!("peer-{which}.db")));
+    config.clock = std::sync::Arc::new(clock.clone());
+    config.sync_timeout = Duration::from_secs(10);
+    config.reply_timeout = Duration::from_secs(10);
+    config.reconnect_delay = Duration::from_millis(20);
+    config.max_reconnect_delay = Duration::from_millis(200);
+    config
+}
+
+/// The next event matching `pick`, skipping others.
+async fn next<T>(
+    events: &mut broadcast::Receiver<ClientEvent>,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(found) = pick(events.recv().await.expect("event stream")) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("event in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_flow_both_ways_and_both_sides_agree() {
+    let pair = Pair::new().await;
+    let mut b_events = pair.b.subscribe();
+    let (a, b, id) = (pair.a.clone(), pair.b.clone(), pair.id);
+    let a_pays = tokio::spawn(async move {
+        let payments: Vec<_> = (1..=200u64)
+            .map(|i| {
+                let a = a.clone();
+                tokio::spawn(async move { a.pay(id, U256::from(i)).await })
+            })
+            .collect();
+        for p in payments {
+            p.await.unwrap().unwrap();
+        }
+    });
+    let b_pays = tokio::spawn(async move {
+        for _ in 0..100 {
+            b.pay(id, U256::from(3)).await.unwrap();
+        }
+    });
+    a_pays.await.unwrap();
+    b_pays.await.unwrap();
+
+    let (a_balance, b_balance) = pair.assert_agree().await;
+    let a_paid: u64 = (1..=200).sum();
+    assert_eq!(a_balance, U256::from(DEPOSIT - a_paid + 300));
+    assert_eq!(b_balance, U256::from(DEPOSIT + a_paid - 300));
+    let (a, b) = pair.infos().await;
+    assert_eq!((a.sent_nonce, b.sent_nonce), (200, 100));
+
+    let received = next(&mut b_events, |e| match e {
+        ClientEvent::PaymentReceived { amount, nonce, .. } => Some((amount, nonce)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(received.1, 1, "the first payment is reported first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overspending_is_refused_and_the_channel_stays_usable() {
+    let pair = Pair::new().await;
+    let err = pair
+        .a
+        .pay(pair.id, U256::from(DEPOSIT + 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Channel(ChannelError::InsufficientCapacity { .. })
+        ),
+        "{err:?}"
+    );
+    let err = pair.a.pay(pair.id, U256::ZERO).await.unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::Channel(ChannelError::ZeroAmount)
+    ));
+    let err = pair
+        .a
+        .pay(B256::repeat_byte(9), U256::from(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::UnknownChannel(_)));
+    pair.a.pay(pair.id, U256::from(DEPOSIT)).await.unwrap();
+    let (a, b) = pair.assert_agree().await;
+    assert_eq!((a, b), (U256::ZERO, U256::from(2 * DEPOSIT)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_locked_payment_is_claimed_with_its_secret() {
+    let pair = Pair::new().await;
+    let mut a_events = pair.a.subscribe();
+    let mut b_events = pair.b.subscribe();
+    let secret = B256::repeat_byte(0x5e);
+    let hash = secret_hash(secret);
+    pair.a
+        .pay_locked(pair.id, U256::from(500), hash, NOW + 3_600)
+        .await
+        .unwrap();
+    let lock = next(&mut b_events, |e| match e {
+        ClientEvent::LockReceived { lock, .. } => Some(lock),
+        _ => None,
+    })
+    .await;
+    assert_eq!((lock.amount, lock.secret_hash), (U256::from(500), hash));
+    let (a, _) = pair.assert_agree().await;
+    assert_eq!(a, U256::from(DEPOSIT - 500), "the lock is reserved");
+
+    // A wrong secret is refused locally; the right one makes A pay the lock out.
+    let err = pair
+        .b
+        .claim_lock(pair.id, B256::repeat_byte(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::Channel(ChannelError::UnknownLock(_))
+    ));
+    pair.b.claim_lock(pair.id, secret).await.unwrap();
+    let (a, b) = pair.assert_agree().await;
+    assert_eq!(
+        (a, b),
+        (U256::from(DEPOSIT - 500), U256::from(DEPOSIT + 500))
+    );
+    assert!(pair.infos().await.0.outgoing_locks.is_empty());
+    let claimed = next(&mut a_events, |e| match e {
+        ClientEvent::LockClaimed {
+            incoming: false,
+            secret: s,
+            amount,
+            ..
+        } => Some((s, amount)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(claimed, (secret, U256::from(500)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lock_goes_back_to_its_sender() {
+    let pair = Pair::new().await;
+    let mut b_events = pair.b.subscribe();
+    let hash = secret_hash(B256::repeat_byte(0x77));
+    let expiration = NOW + 600;
+    pair.a
+        .pay_locked(pair.id, U256::from(250), hash, expiration)
+        .await
+        .unwrap();
+    // Not expired yet: nothing to remove.
+    assert_eq!(pair.a.remove_expired_locks(pair.id).await.unwrap(), 0);
+    pair.clock.set(expiration + 1);
+    assert_eq!(pair.a.remove_expired_locks(pair.id).await.unwrap(), 1);
+    let expired = next(&mut b_events, |e| match e {
+        ClientEvent::LockExpired { secret_hash, .. } => Some(secret_hash),
+        _ => None,
+    })
+    .await;
+    assert_eq!(expired, hash);
+    let (a, b) = pair.assert_agree().await;
+    assert_eq!((a, b), (U256::from(DEPOSIT), U256::from(DEPOSIT)));
+    // A lock whose expiry is outside the policy window is refused before anything is sent.
+    let err = pair
+        .a
+        .pay_locked(pair.id, U256::from(1), hash, pair.clock_now() + 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::Channel(ChannelError::LockExpirationOutOfRange { .. })
+    ));
+}
+
+impl Pair {
+    fn clock_now(&self) -> u64 {
+        keel_client::client::Clock::now(&self.clock)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawals_and_closes_come_back_signed_by_both() {
+    let pair = Pair::new().await;
+    pair.a.pay(pair.id, U256::from(100)).await.unwrap();
+    let signed = pair
+        .b
+        .request_withdrawal(pair.id, U256::from(40))
+        .await
+        .unwrap();
+    let b_info = pair.infos().await.1;
+    let digest = signing_hash(&signed.withdrawal, CHAIN_ID, b_info.vault);
+    assert_eq!(
+        recover(&digest, &signed.signature_a).unwrap(),
+        pair.signers[0].address()
+    );
+    assert_eq!(
+        recover(&digest, &signed.signature_b).unwrap(),
+        pair.signers[1].address()
+    );
+    assert_eq!(signed.withdrawal.totalWithdrawn, U256::from(40));
+    assert_eq!(b_info.capacity, b_info.balance - U256::from(40), "reserved");
+    // A second withdrawal while one is pending is refused.
+    let err = pair
+        .b
+        .request_withdrawal(pair.id, U256::from(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::Channel(ChannelError::WithdrawalPending(_))
+    ));
+    // The withdrawal executes on chain; both sides learn it from the chain.
+    for client in [&pair.a, &pair.b] {
+        client
+            .withdrawal_confirmed(pair.id, Side::B, U256::from(40))
+            .await
+            .unwrap();
+    }
+    let (a, b) = pair.assert_agree().await;
+    assert_eq!(
+        (a, b),
+        (U256::from(DEPOSIT - 100), U256::from(DEPOSIT + 60))
+    );
+
+    let close = pair.a.request_close(pair.id).await.unwrap();
+    assert_eq!(close.close.payoutA, U256::from(DEPOSIT - 100));
+    assert_eq!(close.close.payoutB, U256::from(DEPOSIT + 60));
+    assert_eq!(close.close.totalDeposited, U256::from(2 * DEPOSIT));
+    assert_eq!(close.close.totalWithdrawn, U256::from(40));
+    let digest = signing_hash(&close.close, CHAIN_ID, b_info.vault);
+    assert_eq!(
+        recover(&digest, &close.signature_a).unwrap(),
+        pair.signers[0].address()
+    );
+    assert_eq!(
+        recover(&digest, &close.signature_b).unwrap(),
+        pair.signers[1].address()
+    );
+    // Both sides froze the channel.
+    for client in [&pair.a, &pair.b] {
+        let err = client.pay(pair.id, U256::from(1)).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Channel(ChannelError::NotOpen)),
+            "{err:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_resumes_and_missed_updates_are_resent() {
+    let mut pair = Pair::new().await;
+    for _ in 0..50 {
+        pair.a.pay(pair.id, U256::from(1)).await.unwrap();
+    }
+    // B stops; A's payments now wait for it to come back.
+    pair.b.clone().shutdown().await;
+    let a = pair.a.clone();
+    let id = pair.id;
+    let paying = tokio::spawn(async move {
+        for _ in 0..50 {
+            a.pay(id, U256::from(2)).await.unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    pair.b = Client::start(pair.config(1)).await.unwrap();
+    // B comes back on the same port; A redials it and they resync.
+    pair.b.listen(pair.b_addr).await.unwrap();
+    paying.await.unwrap();
+    let (a, b) = pair.assert_agree().await;
+    assert_eq!(
+        (a, b),
+        (U256::from(DEPOSIT - 150), U256::from(DEPOSIT + 150))
+    );
+    assert_eq!(pair.infos().await.0.sent_nonce, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_messages_are_rejected_and_change_nothing() {
+    let pair = Pair::new().await;
+    pair.a.pay(pair.id, U256::from(10)).await.unwrap();
+    let before = pair.infos().await.1;
+
+    // Mallory authenticates as herself and sends B messages about A and B's channel.
+    let mallory = PrivateKeySigner::random();
+    let transport = Transport::new(mallory.clone()).unwrap();
+    let mut conn = transport
+        .connect(pair.b_addr, pair.signers[1].address())
+        .await
+        .unwrap();
+    conn.send(&Message::Hello {
+        address: mallory.address(),
+        chain_id: CHAIN_ID,
+    })
+    .await
+    .unwrap();
+    let _hello = conn.recv().await.unwrap();
+    let proof = keel_core::BalanceProof {
+        channelId: pair.id,
+        nonce: 2,
+        transferredAmount: U256::from(1_000),
+        lockedAmount: U256::ZERO,
+        locksRoot: B256::ZERO,
+    };
+    let signature = sign_message(&mallory, &proof, CHAIN_ID, before.vault).unwrap();
+    conn.send(&Message::Update {
+        change: Change::Pay {
+            amount: U256::from(990),
+        },
+        proof: proof.clone(),
+        signature,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.recv().await.unwrap(),
+        Message::Reject {
+            channel_id: pair.id,
+            code: RejectCode::NotYourChannel.to_u16()
+        }
+    );
+    conn.send(&Message::Ack {
+        channel_id: B256::repeat_byte(3),
+        nonce: 1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        conn.recv().await.unwrap(),
+        Message::Reject {
+            channel_id: B256::repeat_byte(3),
+            code: RejectCode::UnknownChannel.to_u16()
+        }
+    );
+    assert_eq!(pair.infos().await.1, before, "nothing changed");
+    pair.a.pay(pair.id, U256::from(5)).await.unwrap();
+    pair.assert_agree().await;
+}
