@@ -83,6 +83,13 @@ fn main() {
     time("verify against a known key", 5_000, |_| {
         keel_core::signing::verify_with_key(&key, &digest, &signed)
     });
+    let table = keel_core::signing::KeyTable::new(key);
+    time("verify against a known key's table", 5_000, |_| {
+        table.verify(&digest, &signed)
+    });
+    time("build a key table", 200, |_| {
+        keel_core::signing::KeyTable::new(key)
+    });
     time("locks_root of 16 locks", 100_000, |_| locks_root(&locks));
     time("settle (payout formula)", 1_000_000, |i| {
         settle(

@@ -20,8 +20,9 @@ use k256::{
         group::Group,
         ops::{Invert, LinearCombination, Reduce},
         point::AffineCoordinates,
+        BatchNormalize,
     },
-    ProjectivePoint, Scalar,
+    AffinePoint, ProjectivePoint, Scalar,
 };
 
 /// A secp256k1 public key, as [`verify_with_key`] takes it (re-exported so callers need no
@@ -136,6 +137,117 @@ pub fn verify_with_key(key: &VerifyingKey, digest: &B256, signature: &[u8]) -> R
     Ok(())
 }
 
+/// A public key with a precomputed multiples table, for checking many signatures by the same
+/// key: [`KeyTable::verify`] accepts exactly what [`verify_with_key`] accepts, two to three
+/// times as fast, because `u1·G + u2·Q` becomes at most 128 table additions (from a shared
+/// table for `G` and this one for `Q`) instead of 256 doublings and additions. The table holds
+/// 1,024 points, ~90 KB: build one for a key that signs often, such as a channel
+/// counterparty's.
+#[derive(Clone)]
+pub struct KeyTable {
+    key: VerifyingKey,
+    /// `rows[i][j] = j · 16^i · Q`.
+    rows: Box<Multiples>,
+}
+
+impl core::fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KeyTable")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for KeyTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for KeyTable {}
+
+impl KeyTable {
+    /// Precomputes the table for `key` (about half a millisecond).
+    pub fn new(key: VerifyingKey) -> Self {
+        Self {
+            key,
+            rows: multiples(ProjectivePoint::from(*key.as_affine())),
+        }
+    }
+
+    /// The key.
+    pub const fn key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// Checks `signature` over `digest` was made by this key, exactly as [`verify_with_key`].
+    pub fn verify(&self, digest: &B256, signature: &[u8]) -> Result<()> {
+        let (_, odd) = parse(signature)?;
+        let sig = k256::ecdsa::Signature::from_slice(&signature[..64])
+            .map_err(|_| Error::SignatureRange)?;
+        let (r, s) = sig.split_scalars();
+        let e = <Scalar as Reduce<k256::U256>>::reduce_bytes(&digest.0.into());
+        let s_inv = *s.invert_vartime();
+        // k256's own generator multiplication is constant-time, which verification does not
+        // need; the same variable-time table as for the key is faster.
+        let point = mul_vartime(&GENERATOR_MULTIPLES, &(e * s_inv))
+            + mul_vartime(&self.rows, &(*r * s_inv));
+        let affine = point.to_affine();
+        let valid = !bool::from(point.is_identity())
+            && affine.x() == sig.r().to_bytes()
+            && bool::from(affine.y_is_odd()) == odd;
+        if !valid {
+            return Err(Error::NotSignedByKey(Address::from_public_key(&self.key)));
+        }
+        Ok(())
+    }
+}
+
+/// `j · 16^i · G` for the generator, built on first use.
+static GENERATOR_MULTIPLES: std::sync::LazyLock<Box<Multiples>> =
+    std::sync::LazyLock::new(|| multiples(ProjectivePoint::GENERATOR));
+
+/// `rows[i][j] = j · 16^i · P`; entries at `j = 0` (the identity) are never read.
+type Multiples = [[AffinePoint; 16]; 64];
+
+/// The multiples table of `base`.
+fn multiples(mut base: ProjectivePoint) -> Box<Multiples> {
+    let mut points = Vec::with_capacity(64 * 16);
+    for _ in 0..64 {
+        let mut multiple = ProjectivePoint::IDENTITY;
+        for _ in 0..16 {
+            points.push(multiple);
+            multiple += base;
+        }
+        // `multiple` is now 16 · base: the next row's base.
+        base = multiple;
+    }
+    // One field inversion for all 1,024 points instead of one each.
+    let affine =
+        <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points.as_slice());
+    let mut rows = Box::new([[AffinePoint::IDENTITY; 16]; 64]);
+    for (i, point) in affine.into_iter().enumerate() {
+        rows[i / 16][i % 16] = point;
+    }
+    rows
+}
+
+/// `k · P` from `P`'s multiples table, in variable time (verification handles no secrets):
+/// one mixed addition per non-zero nibble of `k`, no doublings.
+fn mul_vartime(rows: &Multiples, k: &Scalar) -> ProjectivePoint {
+    let bytes = k.to_bytes();
+    let mut sum = ProjectivePoint::IDENTITY;
+    // Byte 31 holds nibbles 0 and 1 (least significant first).
+    for (row, byte) in bytes.iter().rev().enumerate() {
+        for (half, nibble) in [(0, byte & 0x0f), (1, byte >> 4)] {
+            if nibble != 0 {
+                sum += &rows[2 * row + half][usize::from(nibble)];
+            }
+        }
+    }
+    sum
+}
+
 /// Checks that `signature` over `digest` was made by `expected`.
 pub fn verify(digest: &B256, signature: &[u8], expected: Address) -> Result<()> {
     let recovered = recover(digest, signature)?;
@@ -207,13 +319,19 @@ mod tests {
         assert!(matches!(recover(&digest, &v0), Err(Error::SignatureV(0))));
     }
 
-    /// `verify_with_key` with `key` must accept exactly when `verify` with `key`'s address does.
+    /// `verify_with_key` and `KeyTable::verify` with `key` must accept exactly when `verify`
+    /// with `key`'s address does.
     fn agree(key: &VerifyingKey, digest: &B256, sig: &[u8]) -> bool {
         let by_address = verify(digest, sig, Address::from_public_key(key)).is_ok();
         let by_key = verify_with_key(key, digest, sig).is_ok();
         assert_eq!(
             by_address, by_key,
             "verify and verify_with_key disagree on {sig:02x?}"
+        );
+        let by_table = KeyTable::new(*key).verify(digest, sig).is_ok();
+        assert_eq!(
+            by_address, by_table,
+            "verify and KeyTable::verify disagree on {sig:02x?}"
         );
         by_key
     }

@@ -2,9 +2,9 @@
 //! the resync that follows each connect.
 //!
 //! Outgoing messages go through the peer's outbox to one writer task, in order. An item may
-//! carry the [`Commit`] of the event behind it: the writer waits until that event is durable
-//! before it signs (updates are signed only then) and sends, so nothing leaves the process
-//! before it is stored.
+//! carry the [`Commit`] of the event behind it: the writer signs the update while the event
+//! is on its way to disk, and sends it only once the event is durable, so nothing leaves the
+//! process before it is stored.
 
 use std::{
     net::SocketAddr,
@@ -249,14 +249,31 @@ pub(crate) fn channels_with(inner: &Inner, address: Address) -> Vec<Arc<Channel>
         .collect()
 }
 
-/// Sends the outbox in order, each item once its event is durable. Ends when the outbox
-/// closes (disconnect) or the socket fails.
+/// Most bytes queued on the socket before they are written regardless of what follows.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// Sends the outbox in order, each item once its event is durable. Messages that are ready
+/// together leave in one write; nothing is held back while waiting for a commit or for more
+/// items. Ends when the outbox closes (disconnect) or the socket fails.
 async fn write(
     inner: Arc<Inner>,
     mut sender: Sender,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    while let Some(item) = queue.recv().await {
+    loop {
+        let item = match queue.try_recv() {
+            Ok(item) => item,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if sender.flush().await.is_err() {
+                    break;
+                }
+                match queue.recv().await {
+                    Some(item) => item,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
         let (commit, msg, event) = match item {
             Outgoing::Update {
                 commit,
@@ -279,20 +296,34 @@ async fn write(
             }
             Outgoing::Message { commit, msg, event } => (commit, msg, event),
         };
-        if let Some(commit) = commit {
+        if let Some(mut commit) = commit {
+            let answer = match commit.try_durable() {
+                Some(answer) => answer,
+                None => {
+                    // Send what is ready before waiting on the disk.
+                    if sender.flush().await.is_err() {
+                        break;
+                    }
+                    commit.durable().await
+                }
+            };
             // A failed commit fails its channel where it was enqueued; whatever follows it
             // must not be sent either, so the connection ends and the peer resyncs.
-            if commit.durable().await.is_err() {
+            if answer.is_err() {
                 break;
             }
         }
         if let Some(event) = event {
             inner.emit(event);
         }
-        if sender.send(&msg).await.is_err() {
+        if sender.queue(&msg).is_err() {
+            break;
+        }
+        if sender.buffered() >= FLUSH_AT && sender.flush().await.is_err() {
             break;
         }
     }
+    let _ = sender.flush().await;
     let _ = sender.close().await;
 }
 

@@ -293,6 +293,16 @@ impl Store {
 pub struct Commit(oneshot::Receiver<Result<()>>);
 
 impl Commit {
+    /// The answer if the writer gave it already; `None` while the event is still queued or on
+    /// its way to disk (then [`Commit::durable`] waits for it).
+    pub fn try_durable(&mut self) -> Option<Result<()>> {
+        match self.0.try_recv() {
+            Ok(answer) => Some(answer),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(StoreError::WriterStopped)),
+        }
+    }
+
     /// Waits until the event is committed (or refused).
     pub async fn durable(self) -> Result<()> {
         self.0.await.map_err(|_| StoreError::WriterStopped)?

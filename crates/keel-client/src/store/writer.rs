@@ -78,46 +78,101 @@ pub(super) async fn run(
     let _ = conn.close().await;
 }
 
+/// Rows per multi-row `INSERT` of events: one statement (one trip to SQLite's thread) for many
+/// events, within SQLite's limit of 32,766 bound parameters.
+const EVENTS_PER_STATEMENT: usize = 256;
+
 /// Writes `batch` in one transaction. A write refused by a constraint (unknown or duplicate
 /// channel) gets its own error and the rest still commit; any other failure fails the batch.
+///
+/// Consecutive events go in multi-row statements; if one is refused (an event for an unknown
+/// channel) SQLite undoes just that statement, and its rows are retried one by one so that only
+/// the offending write fails.
 async fn commit(
     conn: &mut SqliteConnection,
     batch: &[Request],
 ) -> Result<Vec<Result<()>>, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let mut answers = Vec::with_capacity(batch.len());
-    for request in batch {
-        let (query, id) = match &request.write {
-            Write::Barrier => {
-                answers.push(Ok(()));
-                continue;
+    let mut start = 0;
+    while start < batch.len() {
+        let run = batch[start..]
+            .iter()
+            .take(EVENTS_PER_STATEMENT)
+            .take_while(|r| matches!(r.write, Write::Event { .. }))
+            .count();
+        if run > 1 {
+            let rows = &batch[start..start + run];
+            match insert_events(&mut tx, rows).await {
+                Ok(()) => {
+                    answers.extend(rows.iter().map(|_| Ok(())));
+                    start += run;
+                    continue;
+                }
+                Err(sqlx::Error::Database(e)) if refusal(e.kind()) => {}
+                Err(e) => return Err(e),
             }
-            Write::Channel { id, opening } => (
-                sqlx::query("INSERT INTO channels (id, opening) VALUES (?, ?)")
-                    .bind(id.as_slice())
-                    .bind(opening.as_slice()),
-                *id,
-            ),
-            Write::Event { channel_id, body } => (
-                sqlx::query("INSERT INTO events (channel_id, body) VALUES (?, ?)")
-                    .bind(channel_id.as_slice())
-                    .bind(body.as_slice()),
-                *channel_id,
-            ),
-        };
-        // A failed statement leaves the transaction and the batch's earlier rows in place.
-        let answer = match query.execute(&mut *tx).await {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::UniqueViolation => {
-                Err(StoreError::ChannelExists(id))
+            for request in rows {
+                answers.push(write_one(&mut tx, &request.write).await?);
             }
-            Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
-                Err(StoreError::UnknownChannel(id))
-            }
-            Err(e) => return Err(e),
-        };
-        answers.push(answer);
+            start += run;
+        } else {
+            answers.push(write_one(&mut tx, &batch[start].write).await?);
+            start += 1;
+        }
     }
     tx.commit().await?;
     Ok(answers)
+}
+
+/// Whether SQLite refused a row for a constraint (as opposed to failing).
+fn refusal(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation
+    )
+}
+
+/// Inserts event rows in one statement.
+async fn insert_events(conn: &mut SqliteConnection, rows: &[Request]) -> Result<(), sqlx::Error> {
+    let mut builder =
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO events (channel_id, body) ");
+    builder.push_values(rows, |mut row, request| {
+        if let Write::Event { channel_id, body } = &request.write {
+            row.push_bind(channel_id.as_slice())
+                .push_bind(body.as_slice());
+        }
+    });
+    builder.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Writes one row; a constraint refusal is that row's answer.
+async fn write_one(conn: &mut SqliteConnection, write: &Write) -> Result<Result<()>, sqlx::Error> {
+    let (query, id) = match write {
+        Write::Barrier => return Ok(Ok(())),
+        Write::Channel { id, opening } => (
+            sqlx::query("INSERT INTO channels (id, opening) VALUES (?, ?)")
+                .bind(id.as_slice())
+                .bind(opening.as_slice()),
+            *id,
+        ),
+        Write::Event { channel_id, body } => (
+            sqlx::query("INSERT INTO events (channel_id, body) VALUES (?, ?)")
+                .bind(channel_id.as_slice())
+                .bind(body.as_slice()),
+            *channel_id,
+        ),
+    };
+    // A failed statement leaves the transaction and the batch's earlier rows in place.
+    Ok(match query.execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::UniqueViolation => {
+            Err(StoreError::ChannelExists(id))
+        }
+        Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+            Err(StoreError::UnknownChannel(id))
+        }
+        Err(e) => return Err(e),
+    })
 }

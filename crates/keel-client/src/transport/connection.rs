@@ -106,6 +106,13 @@ impl Sender {
     /// Not cancel-safe: if the future is dropped mid-write, the stream is cut inside a message
     /// and this sender returns [`Error::Closed`] from then on.
     pub async fn send(&mut self, msg: &Message) -> Result<()> {
+        self.queue(msg)?;
+        self.flush().await
+    }
+
+    /// Encrypts `msg` into the send buffer without writing it: a burst of queued messages goes
+    /// out in one write at the next [`Sender::flush`] (or [`Sender::send`]).
+    pub fn queue(&mut self, msg: &Message) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
         }
@@ -115,17 +122,36 @@ impl Sender {
         if len > MAX_MESSAGE_LEN {
             return Err(Error::Oversized(len));
         }
-        self.out.clear();
-        self.out.resize(2 + len, 0);
+        let start = self.out.len();
+        self.out.resize(start + 2 + len, 0);
         // len ≤ MAX_MESSAGE_LEN < u16::MAX.
-        self.out[..2].copy_from_slice(&(len as u16).to_be_bytes());
+        self.out[start..start + 2].copy_from_slice(&(len as u16).to_be_bytes());
         self.noise
-            .write_message(self.nonce, &self.frame, &mut self.out[2..])?;
+            .write_message(self.nonce, &self.frame, &mut self.out[start + 2..])?;
         self.nonce += 1;
+        Ok(())
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn buffered(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Writes every queued message, waiting while the socket's buffer is full.
+    ///
+    /// Not cancel-safe, as [`Sender::send`].
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.out.is_empty() {
+            return Ok(());
+        }
         // Stays set if the write fails or is cancelled: the stream is then mid-message.
         self.closed = true;
         self.write.write_all(&self.out).await?;
         self.closed = false;
+        self.out.clear();
         Ok(())
     }
 

@@ -499,6 +499,34 @@ async fn refused_writes_are_typed_and_spare_their_batch() {
         store.load_all().await.unwrap()[0].ledger(Side::A).0,
         U256::from(5)
     );
+
+    // Queued together, the events share one multi-row statement; the refused one is singled
+    // out and the others still commit, in order, in that one transaction.
+    let commits = store.commits();
+    let deposit = |total: u64| Event::DepositConfirmed {
+        side: Side::B,
+        total: U256::from(total),
+    };
+    let mut queued = Vec::new();
+    for (id, total) in [
+        (state.id(), 1),
+        (unknown, 2),
+        (state.id(), 3),
+        (state.id(), 4),
+    ] {
+        queued.push(store.enqueue(id, &deposit(total)).await.unwrap());
+    }
+    let mut answers = Vec::new();
+    for commit in queued {
+        answers.push(commit.durable().await);
+    }
+    assert!(answers[0].is_ok() && answers[2].is_ok() && answers[3].is_ok());
+    assert!(matches!(answers[1], Err(StoreError::UnknownChannel(id)) if id == unknown));
+    assert_eq!(store.commits(), commits + 1, "one transaction");
+    assert_eq!(
+        store.load_all().await.unwrap()[0].ledger(Side::B).0,
+        U256::from(4)
+    );
     store.close().await;
 }
 

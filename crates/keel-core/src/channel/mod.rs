@@ -14,12 +14,14 @@ mod error;
 pub use direction::{Change, Direction};
 pub use error::ChannelError;
 
+use std::sync::Arc;
+
 use alloy::primitives::{Address, B256, U256};
 
 use crate::{
     channel_id,
     settlement::Direction as SettledDirection,
-    signing::{self, VerifyingKey},
+    signing::{self, KeyTable, VerifyingKey},
     types::Side,
     vault_address, BalanceProof, ChannelParams, CooperativeClose, Withdrawal,
 };
@@ -56,6 +58,41 @@ pub struct PendingWithdrawal {
     pub amount: U256,
 }
 
+/// Proofs checked against the counterparty's plain key before its [`KeyTable`] is built: a
+/// short-lived channel never pays the table's ~90 KB and half a millisecond.
+const KEY_TABLE_AFTER: u32 = 16;
+
+/// The counterparty's [`KeyTable`], once it has signed [`KEY_TABLE_AFTER`] proofs. Derived
+/// from the key, so equal whenever the keys are: states compare equal with or without it.
+#[derive(Debug, Clone, Default)]
+struct KeyTableCache {
+    checked: u32,
+    table: Option<Arc<KeyTable>>,
+}
+
+impl PartialEq for KeyTableCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for KeyTableCache {}
+
+impl KeyTableCache {
+    /// Checks `signature` over `digest` is `key`'s, through the table once it exists.
+    fn verify(&mut self, key: &VerifyingKey, digest: &B256, signature: &[u8]) -> crate::Result<()> {
+        if let Some(table) = &self.table {
+            return table.verify(digest, signature);
+        }
+        signing::verify_with_key(key, digest, signature)?;
+        self.checked += 1;
+        if self.checked >= KEY_TABLE_AFTER {
+            self.table = Some(Arc::new(KeyTable::new(*key)));
+        }
+        Ok(())
+    }
+}
+
 /// One participant's view of a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelState {
@@ -77,6 +114,8 @@ pub struct ChannelState {
     /// The counterparty's public key, recovered from its first signature: later proofs are
     /// checked against it directly, which is twice as fast as recovering each time.
     counterparty_key: Option<VerifyingKey>,
+    /// Speeds up checking that key once it has signed often (a cache: never compared).
+    key_table: KeyTableCache,
     /// Expiry of the cooperative close this side signed, while it may still execute.
     closing: Option<u64>,
 }
@@ -113,6 +152,7 @@ impl ChannelState {
             directions: [Direction::default(), Direction::default()],
             counterparty_signature: None,
             counterparty_key: None,
+            key_table: KeyTableCache::default(),
             closing: None,
         }
     }
@@ -376,13 +416,15 @@ impl ChannelState {
 
     /// Checks `signature` over `digest` is the counterparty's; returns its key.
     fn check_counterparty_signature(
-        &self,
+        &mut self,
         digest: &B256,
         signature: &[u8],
     ) -> Result<VerifyingKey, ChannelError> {
         let bad = |e: crate::Error| ChannelError::BadSignature(e.to_string());
         if let Some(key) = self.counterparty_key {
-            signing::verify_with_key(&key, digest, signature).map_err(bad)?;
+            self.key_table
+                .verify(&key, digest, signature)
+                .map_err(bad)?;
             return Ok(key);
         }
         let key = signing::recover_key(digest, signature).map_err(bad)?;
