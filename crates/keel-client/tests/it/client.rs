@@ -495,3 +495,173 @@ async fn hostile_messages_are_rejected_and_change_nothing() {
     pair.a.pay(pair.id, U256::from(5)).await.unwrap();
     pair.assert_agree().await;
 }
+
+/// A's side played by hand over a raw transport, against B's real client.
+struct RawPeer {
+    conn: keel_client::transport::Connection,
+    signer: PrivateKeySigner,
+    vault: Address,
+    id: B256,
+}
+
+impl RawPeer {
+    async fn update(
+        &mut self,
+        amount: u64,
+        nonce: u64,
+        transferred: u64,
+        chain_id: u64,
+    ) -> Message {
+        let proof = keel_core::BalanceProof {
+            channelId: self.id,
+            nonce,
+            transferredAmount: U256::from(transferred),
+            lockedAmount: U256::ZERO,
+            locksRoot: B256::ZERO,
+        };
+        let signature = sign_message(&self.signer, &proof, chain_id, self.vault).unwrap();
+        self.exchange(Message::Update {
+            change: Change::Pay {
+                amount: U256::from(amount),
+            },
+            proof,
+            signature,
+        })
+        .await
+    }
+
+    async fn exchange(&mut self, msg: Message) -> Message {
+        self.conn.send(&msg).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.conn.recv())
+            .await
+            .expect("an answer")
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_peer_gets_typed_rejections_and_nothing_is_stored() {
+    let dir = TempDir::new();
+    let clock = ManualClock::new(NOW);
+    let (alice, bob) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let b = Client::start(config(&dir, &bob, 1, &clock)).await.unwrap();
+    let info = b
+        .add_channel(&opening(alice.address(), bob.address(), Side::B))
+        .await
+        .unwrap();
+    for side in [Side::A, Side::B] {
+        b.deposit_confirmed(info.id, side, U256::from(DEPOSIT))
+            .await
+            .unwrap();
+    }
+    let addr = b.listen("127.0.0.1:0").await.unwrap();
+    let transport = Transport::new(alice.clone()).unwrap();
+    let conn = transport.connect(addr, bob.address()).await.unwrap();
+    let mut a = RawPeer {
+        conn,
+        signer: alice.clone(),
+        vault: info.vault,
+        id: info.id,
+    };
+    assert!(
+        matches!(a.conn.recv().await.unwrap(), Message::Hello { address, .. } if address == bob.address())
+    );
+    a.conn
+        .send(&Message::Hello {
+            address: alice.address(),
+            chain_id: CHAIN_ID,
+        })
+        .await
+        .unwrap();
+    let resync = a
+        .exchange(Message::Resync {
+            channel_id: info.id,
+            sent_nonce: 0,
+            received_nonce: 0,
+        })
+        .await;
+    assert_eq!(
+        resync,
+        Message::Resync {
+            channel_id: info.id,
+            sent_nonce: 0,
+            received_nonce: 0
+        }
+    );
+
+    let ack = |nonce| Message::Ack {
+        channel_id: info.id,
+        nonce,
+    };
+    let reject = |code: RejectCode| Message::Reject {
+        channel_id: info.id,
+        code: code.to_u16(),
+    };
+    assert_eq!(a.update(10, 1, 10, CHAIN_ID).await, ack(1));
+    // Replayed nonce, skipped nonce, amount that does not match the proof, overspending.
+    assert_eq!(
+        a.update(10, 1, 20, CHAIN_ID).await,
+        reject(RejectCode::Refused)
+    );
+    assert_eq!(
+        a.update(10, 3, 20, CHAIN_ID).await,
+        reject(RejectCode::Refused)
+    );
+    assert_eq!(
+        a.update(10, 2, 25, CHAIN_ID).await,
+        reject(RejectCode::Refused)
+    );
+    assert_eq!(
+        a.update(DEPOSIT, 2, DEPOSIT + 10, CHAIN_ID).await,
+        reject(RejectCode::Refused)
+    );
+    // Signed for another chain (another EIP-712 domain), or by someone else.
+    assert_eq!(
+        a.update(10, 2, 20, 1).await,
+        reject(RejectCode::BadSignature)
+    );
+    a.signer = PrivateKeySigner::random();
+    assert_eq!(
+        a.update(10, 2, 20, CHAIN_ID).await,
+        reject(RejectCode::BadSignature)
+    );
+    a.signer = alice.clone();
+    // A proof for a channel B does not have.
+    a.id = B256::repeat_byte(0x42);
+    assert_eq!(
+        a.update(10, 2, 20, CHAIN_ID).await,
+        Message::Reject {
+            channel_id: a.id,
+            code: RejectCode::UnknownChannel.to_u16()
+        }
+    );
+    a.id = info.id;
+    // An ack for a proof B never sent, and a withdrawal for B's funds.
+    assert_eq!(a.exchange(ack(5)).await, reject(RejectCode::OutOfSync));
+    let theft = keel_core::Withdrawal {
+        channelId: info.id,
+        participant: bob.address(),
+        totalWithdrawn: U256::from(DEPOSIT),
+        expiry: NOW + 600,
+    };
+    let signature = sign_message(&alice, &theft, CHAIN_ID, info.vault).unwrap();
+    assert_eq!(
+        a.exchange(Message::WithdrawalRequest {
+            withdrawal: theft,
+            signature
+        })
+        .await,
+        reject(RejectCode::Refused)
+    );
+
+    // The channel still works, and only the two valid updates were stored.
+    assert_eq!(a.update(10, 2, 20, CHAIN_ID).await, ack(2));
+    let before = b.channel(info.id).await.unwrap();
+    assert_eq!(
+        (before.received_nonce, before.balance),
+        (2, U256::from(DEPOSIT + 20))
+    );
+    b.shutdown().await;
+    let b = Client::start(config(&dir, &bob, 1, &clock)).await.unwrap();
+    assert_eq!(b.channel(info.id).await.unwrap(), before);
+}
