@@ -2,6 +2,7 @@
 // A library: output goes through return values (and, later, `tracing`), never to stdout.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod chain;
 pub mod client;
 pub mod store;
 pub mod transport;

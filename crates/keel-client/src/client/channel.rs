@@ -10,6 +10,7 @@ use keel_core::{wire::Signature, Address, ChannelState, Lock, Side, B256, U256};
 use tokio::sync::{oneshot, watch, Mutex, Semaphore};
 
 use super::{ClientError, Result};
+use crate::store::ChainStatus;
 
 /// Answers a caller waiting on the peer.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -19,6 +20,10 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 pub(crate) struct Channel {
     /// Channel id.
     pub(crate) id: B256,
+    /// Its chain.
+    pub(crate) chain_id: u64,
+    /// Its vault.
+    pub(crate) vault: Address,
     /// The counterparty's address.
     pub(crate) peer: Address,
     /// Bounds the updates in flight (sent, not acknowledged).
@@ -37,6 +42,8 @@ pub(crate) struct Channel {
 pub(crate) struct Runtime {
     /// The state machine.
     pub(crate) state: ChannelState,
+    /// Where the channel stands on chain.
+    pub(crate) chain: ChainStatus,
     /// Nonces of our updates the peer has not acknowledged, oldest first, with their callers.
     pub(crate) unacked: VecDeque<(u64, Option<Reply<()>>)>,
     /// Set once the channel stops taking updates.
@@ -50,17 +57,25 @@ pub(crate) struct Runtime {
 }
 
 impl Channel {
-    /// Wraps a loaded or new channel state; `window` updates may be in flight.
+    /// Wraps a new channel state; `window` updates may be in flight.
     pub(crate) fn new(state: ChannelState, window: usize) -> Self {
+        Self::with_status(state, ChainStatus::Open, window)
+    }
+
+    /// Wraps a loaded channel state and its on-chain status.
+    pub(crate) fn with_status(state: ChannelState, chain: ChainStatus, window: usize) -> Self {
         let me = state.me();
         Self {
             id: state.id(),
+            chain_id: state.chain_id(),
+            vault: state.vault(),
             peer: state.params().participant(me.other()),
             window: Semaphore::new(window),
             synced: watch::Sender::new(false),
             resync_sent: AtomicBool::new(false),
             rt: Mutex::new(Runtime {
                 state,
+                chain,
                 unacked: VecDeque::new(),
                 failed: None,
                 withdrawal: None,
@@ -74,6 +89,9 @@ impl Channel {
 impl Runtime {
     /// Errors if the channel stopped taking updates.
     pub(crate) fn ensure_usable(&self) -> Result<()> {
+        if !self.chain.is_open() {
+            return Err(ClientError::ChannelClosed(self.state.id()));
+        }
         match self.failed {
             Some(_) => Err(ClientError::ChannelFailed(self.state.id())),
             None => Ok(()),
@@ -119,11 +137,15 @@ impl Runtime {
 
     /// A summary for the application.
     pub(crate) fn info(&self) -> ChannelInfo {
-        Self::info_of(&self.state, self.failed.clone())
+        Self::info_of(&self.state, self.failed.clone(), self.chain)
     }
 
     /// A summary of `state`.
-    pub(crate) fn info_of(state: &ChannelState, failed: Option<String>) -> ChannelInfo {
+    pub(crate) fn info_of(
+        state: &ChannelState,
+        failed: Option<String>,
+        chain: ChainStatus,
+    ) -> ChannelInfo {
         let me = state.me();
         let params = state.params();
         ChannelInfo {
@@ -144,6 +166,7 @@ impl Runtime {
             withdrawn: [state.ledger(Side::A).1, state.ledger(Side::B).1],
             closing: state.is_closing(),
             failed,
+            chain,
         }
     }
 }
@@ -186,4 +209,6 @@ pub struct ChannelInfo {
     pub closing: bool,
     /// Why the channel stopped taking updates, if it did.
     pub failed: Option<String>,
+    /// Where it stands on chain.
+    pub chain: ChainStatus,
 }

@@ -97,6 +97,22 @@ pub enum ClientError {
     /// The client is shutting down.
     #[error("client stopped")]
     Stopped,
+    /// A chain transaction or query failed.
+    #[error("chain: {0}")]
+    Chain(#[from] crate::chain::ChainError),
+    /// No chain with this id is configured.
+    #[error("chain {0} is not configured")]
+    NoChain(u64),
+    /// The channel is not in the on-chain state the operation needs (closed unilaterally for
+    /// `settle`, settled with retained locks for `unlock`).
+    #[error("channel {0} is not in a dispute or settlement that allows this")]
+    NotDisputed(B256),
+    /// The channel was closed on chain: no more off-chain updates.
+    #[error("channel {0} is closed on chain")]
+    ChannelClosed(B256),
+    /// Re-applying a recorded operation did not reproduce it (a bug, or a tampered store).
+    #[error("state inconsistent: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// Result with the client's [`ClientError`].

@@ -1,6 +1,6 @@
 //! What the client tells the application, in the order it happened.
 
-use keel_core::{Address, Lock, B256, U256};
+use keel_core::{Address, Lock, Side, B256, U256};
 
 use super::RejectCode;
 
@@ -68,6 +68,71 @@ pub enum ClientEvent {
         channel_id: B256,
         /// The peer's reason.
         code: RejectCode,
+    },
+    /// The chain monitor found a channel the peer opened with us.
+    ChannelOpened {
+        /// The channel.
+        channel_id: B256,
+        /// The peer.
+        peer: Address,
+    },
+    /// A deposit reached its confirmation depth.
+    DepositConfirmed {
+        /// The channel.
+        channel_id: B256,
+        /// Whose deposit.
+        side: Side,
+        /// The new cumulative deposit.
+        total: U256,
+    },
+    /// A withdrawal reached its confirmation depth.
+    WithdrawalConfirmed {
+        /// The channel.
+        channel_id: B256,
+        /// Whose withdrawal.
+        side: Side,
+        /// The new cumulative withdrawal.
+        total: U256,
+    },
+    /// The peer closed the channel unilaterally; the client refutes by itself if it holds a
+    /// newer proof.
+    ClosedByPeer {
+        /// The channel.
+        channel_id: B256,
+        /// Last second a refutation is accepted.
+        deadline: u64,
+    },
+    /// We submitted the closer's newer proof.
+    RefutationSubmitted {
+        /// The channel.
+        channel_id: B256,
+        /// Nonce of the proof submitted.
+        nonce: u64,
+        /// The transaction.
+        tx_hash: B256,
+    },
+    /// A refutation was confirmed: the closer's proof on record now has this nonce.
+    DisputeAnswered {
+        /// The channel.
+        channel_id: B256,
+        /// The closer's nonce on record.
+        closer_nonce: u64,
+    },
+    /// The vault paid out (cooperative close or settlement).
+    Settled {
+        /// The channel.
+        channel_id: B256,
+        /// Paid to A.
+        payout_a: U256,
+        /// Paid to B.
+        payout_b: U256,
+    },
+    /// Following a chain ran into trouble (the monitor retries by itself).
+    ChainTrouble {
+        /// The chain.
+        chain_id: u64,
+        /// What went wrong.
+        reason: String,
     },
     /// A channel stopped taking updates (see [`super::ClientError::ChannelFailed`]).
     ChannelFailed {

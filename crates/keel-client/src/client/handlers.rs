@@ -98,6 +98,9 @@ async fn update(
     let id = proof.channelId;
     let channel = channel_of(inner, from, id)?;
     let mut rt = channel.rt.lock().await;
+    if !rt.chain.is_open() {
+        return Err((id, RejectCode::Refused));
+    }
     let now = inner.config.clock.now();
     let them = rt.state.me().other();
     // What a claim pays: read before the lock leaves the direction.
@@ -194,7 +197,7 @@ async fn withdrawal_request(
     let id = withdrawal.channelId;
     let channel = channel_of(inner, from, id)?;
     let mut rt = channel.rt.lock().await;
-    if withdrawal.participant != from {
+    if withdrawal.participant != from || !rt.chain.is_open() {
         // Nobody withdraws for someone else.
         return Err((id, RejectCode::Refused));
     }
@@ -275,7 +278,7 @@ async fn close_request(
     let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
     check_signer(&signing_hash(&close, chain_id, vault), &signature, from)
         .map_err(|_| (id, RejectCode::BadSignature))?;
-    if !rt.unacked.is_empty() {
+    if !rt.unacked.is_empty() || !rt.chain.is_open() {
         // Our updates in flight would change the balances it pays.
         return Err((id, RejectCode::Refused));
     }

@@ -16,6 +16,7 @@ mod clock;
 mod error;
 mod event;
 mod handlers;
+mod onchain;
 mod peer;
 
 pub use channel::ChannelInfo;
@@ -27,7 +28,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
@@ -42,7 +43,8 @@ use tokio::{
 };
 
 use crate::{
-    store::{ChannelOpening, Event, Store},
+    chain::ChainConfig,
+    store::{ChannelOpening, Event, ReplayError, Store},
     transport::Transport,
 };
 use channel::Channel;
@@ -72,6 +74,10 @@ pub struct Config {
     pub max_reconnect_delay: Duration,
     /// The time lock and withdrawal expiries are checked against.
     pub clock: Arc<dyn Clock>,
+    /// The chains our channels live on, one entry per chain id. Without any, the client
+    /// works off-chain only: deposits and withdrawals are whatever
+    /// [`Client::deposit_confirmed`] and [`Client::withdrawal_confirmed`] report.
+    pub chains: Vec<ChainConfig>,
 }
 
 impl Config {
@@ -88,6 +94,7 @@ impl Config {
             reconnect_delay: Duration::from_millis(100),
             max_reconnect_delay: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
+            chains: Vec::new(),
         }
     }
 }
@@ -126,7 +133,9 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) address: Address,
     pub(crate) transport: Transport,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
+    /// Set once at start: the configured chains.
+    pub(crate) chains: OnceLock<Vec<(u64, onchain::ChainLink)>>,
     pub(crate) channels: RwLock<HashMap<B256, Arc<Channel>>>,
     pub(crate) peers: std::sync::Mutex<HashMap<Address, Arc<Peer>>>,
     pub(crate) events: broadcast::Sender<ClientEvent>,
@@ -137,8 +146,8 @@ pub(crate) struct Inner {
 impl Client {
     /// Opens the store and resumes every channel in it. Must be called inside a tokio runtime.
     pub async fn start(config: Config) -> Result<Self> {
-        let store = Store::open(&config.store_path).await?;
-        let states = store.load_all().await?;
+        let store = Arc::new(Store::open(&config.store_path).await?);
+        let states = store.load_channels().await?;
         let transport = Transport::new(config.signer.clone())?;
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
@@ -146,16 +155,24 @@ impl Client {
             channels: RwLock::new(
                 states
                     .into_iter()
-                    .map(|s| (s.id(), Arc::new(Channel::new(s, config.window))))
+                    .map(|(s, status)| {
+                        (
+                            s.id(),
+                            Arc::new(Channel::with_status(s, status, config.window)),
+                        )
+                    })
                     .collect(),
             ),
             config,
             transport,
             store,
+            chains: OnceLock::new(),
             peers: std::sync::Mutex::new(HashMap::new()),
             events,
             stopping: watch::Sender::new(false),
         });
+        let links = onchain::start(&inner, &inner.config.chains).await?;
+        inner.chains.set(links).expect("chains are set once, here");
         Ok(Self { inner })
     }
 
@@ -185,16 +202,7 @@ impl Client {
     /// Starts tracking a channel that exists (or is being opened) on chain; durable when it
     /// returns. Deposits count once [`Client::deposit_confirmed`] reports them.
     pub async fn add_channel(&self, opening: &ChannelOpening) -> Result<ChannelInfo> {
-        let state = self.inner.store.open_channel(opening).await?;
-        let info = channel::Runtime::info_of(&state, None);
-        let channel = Arc::new(Channel::new(state, self.inner.config.window));
-        self.inner
-            .channels
-            .write()
-            .expect("channel map poisoned")
-            .insert(channel.id, Arc::clone(&channel));
-        peer::announce(&self.inner, &channel).await;
-        Ok(info)
+        add_channel(&self.inner, opening).await
     }
 
     /// Records a cumulative deposit total seen on chain (the chain monitor's report).
@@ -476,11 +484,7 @@ impl Client {
     async fn apply_chain_event(&self, channel_id: B256, event: Event) -> Result<()> {
         let channel = self.inner.channel(channel_id)?;
         let mut rt = channel.rt.lock().await;
-        event.apply(&mut rt.state).map_err(|e| match e {
-            crate::store::ReplayError::Channel(e) => ClientError::Channel(e),
-            // Only `Sent` and `CloseProposed` compare results; chain events never do.
-            other => ClientError::Channel(keel_core::ChannelError::BadSignature(other.to_string())),
-        })?;
+        apply_event(&mut rt.state, &event)?;
         self.inner.persist(&channel, &mut rt, &event).await
     }
 }
@@ -601,6 +605,36 @@ impl Inner {
         });
         Ok(nonce)
     }
+}
+
+/// Records a channel (durable when it returns), starts watching its vault if its chain is
+/// configured, and announces it to its peer if connected.
+pub(crate) async fn add_channel(
+    inner: &Arc<Inner>,
+    opening: &ChannelOpening,
+) -> Result<ChannelInfo> {
+    let state = inner.store.open_channel(opening).await?;
+    let info = channel::Runtime::info_of(&state, None, crate::store::ChainStatus::Open);
+    let channel = Arc::new(Channel::new(state, inner.config.window));
+    inner
+        .channels
+        .write()
+        .expect("channel map poisoned")
+        .insert(channel.id, Arc::clone(&channel));
+    if let Ok(link) = inner.link(opening.chain_id) {
+        link.monitor.watch(channel.vault, channel.id);
+    }
+    peer::announce(inner, &channel).await;
+    Ok(info)
+}
+
+/// Applies a chain-reported event to a channel state.
+pub(crate) fn apply_event(state: &mut keel_core::ChannelState, event: &Event) -> Result<()> {
+    event.apply(state).map_err(|e| match e {
+        ReplayError::Channel(e) => ClientError::Channel(e),
+        // Only `Sent` and `CloseProposed` compare their results; nothing else fails this way.
+        ReplayError::Mismatch(what) => ClientError::Inconsistent(what),
+    })
 }
 
 /// Checks `signature` over `digest` is `expected`'s.

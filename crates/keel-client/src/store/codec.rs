@@ -16,6 +16,7 @@ use keel_core::{
 };
 
 use super::{ChannelOpening, DecodeError, Event};
+use crate::chain::{BalanceData, DisputeState, LockState};
 
 /// The layout this build writes.
 pub(super) const FORMAT_VERSION: u8 = 1;
@@ -29,6 +30,10 @@ const WITHDRAWALS_EXPIRED: u8 = 6;
 const CLOSE_PROPOSED: u8 = 7;
 const CLOSE_APPROVED: u8 = 8;
 const CLOSE_EXPIRED: u8 = 9;
+const CHAIN_CLOSED: u8 = 10;
+const CHAIN_REFUTED: u8 = 11;
+const CHAIN_SETTLED: u8 = 12;
+const LOCKS_RETAINED: u8 = 13;
 
 /// The stored form of `opening`.
 pub(super) fn encode_opening(opening: &ChannelOpening) -> Vec<u8> {
@@ -144,6 +149,36 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
             w.u8(CLOSE_EXPIRED);
             w.u64(*now);
         }
+        Event::ChainClosed(dispute) | Event::ChainRefuted(dispute) => {
+            w.u8(if matches!(event, Event::ChainClosed(_)) {
+                CHAIN_CLOSED
+            } else {
+                CHAIN_REFUTED
+            });
+            w.side(dispute.closer);
+            w.u64(dispute.deadline);
+            w.u256(dispute.total);
+            w.u256(dispute.deposit_a);
+            w.u256(dispute.withdrawn_a);
+            for data in [&dispute.from_a, &dispute.from_b] {
+                w.u64(data.nonce);
+                w.u256(data.transferred);
+                w.u256(data.locked);
+                w.bytes(data.locks_root.as_slice());
+            }
+        }
+        Event::ChainSettled { payout_a, payout_b } => {
+            w.u8(CHAIN_SETTLED);
+            w.u256(*payout_a);
+            w.u256(*payout_b);
+        }
+        Event::LocksRetained(locks) => {
+            w.u8(LOCKS_RETAINED);
+            w.u256(locks.retained_a);
+            w.bytes(locks.locks_root_a.as_slice());
+            w.u256(locks.retained_b);
+            w.bytes(locks.locks_root_b.as_slice());
+        }
     }
     w.0
 }
@@ -201,6 +236,43 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
         }
         CLOSE_EXPIRED => Event::CloseExpired { now: r.u64()? },
+        kind @ (CHAIN_CLOSED | CHAIN_REFUTED) => {
+            let closer = r.side()?;
+            let deadline = r.u64()?;
+            let (total, deposit_a, withdrawn_a) = (r.u256()?, r.u256()?, r.u256()?);
+            let mut data = || -> Result<BalanceData, DecodeError> {
+                Ok(BalanceData {
+                    nonce: r.u64()?,
+                    transferred: r.u256()?,
+                    locked: r.u256()?,
+                    locks_root: r.b256()?,
+                })
+            };
+            let dispute = DisputeState {
+                closer,
+                deadline,
+                total,
+                deposit_a,
+                withdrawn_a,
+                from_a: data()?,
+                from_b: data()?,
+            };
+            if kind == CHAIN_CLOSED {
+                Event::ChainClosed(dispute)
+            } else {
+                Event::ChainRefuted(dispute)
+            }
+        }
+        CHAIN_SETTLED => Event::ChainSettled {
+            payout_a: r.u256()?,
+            payout_b: r.u256()?,
+        },
+        LOCKS_RETAINED => Event::LocksRetained(LockState {
+            retained_a: r.u256()?,
+            locks_root_a: r.b256()?,
+            retained_b: r.u256()?,
+            locks_root_b: r.b256()?,
+        }),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     r.finish()?;
@@ -303,6 +375,20 @@ mod tests {
             totalWithdrawn: U256::ZERO,
             expiry: 77,
         };
+        let dispute = DisputeState {
+            closer: Side::A,
+            deadline: 1_900_000_000,
+            total: U256::from(100),
+            deposit_a: U256::from(60),
+            withdrawn_a: U256::from(5),
+            from_a: BalanceData {
+                nonce: 7,
+                transferred: U256::from(9),
+                locked: U256::from(2),
+                locks_root: B256::repeat_byte(0x34),
+            },
+            from_b: BalanceData::default(),
+        };
         vec![
             Event::Sent {
                 change: Change::Pay {
@@ -344,6 +430,21 @@ mod tests {
             },
             Event::CloseApproved { close },
             Event::CloseExpired { now: 14 },
+            Event::ChainClosed(dispute),
+            Event::ChainRefuted(DisputeState {
+                closer: Side::B,
+                ..dispute
+            }),
+            Event::ChainSettled {
+                payout_a: U256::from(8),
+                payout_b: U256::MAX,
+            },
+            Event::LocksRetained(LockState {
+                retained_a: U256::from(3),
+                locks_root_a: B256::repeat_byte(0x71),
+                retained_b: U256::ZERO,
+                locks_root_b: B256::ZERO,
+            }),
         ]
     }
 

@@ -7,6 +7,7 @@ use keel_core::{
 };
 
 use super::ReplayError;
+use crate::chain::{DisputeState, LockState};
 
 /// Everything [`ChannelState::new`] takes: the fixed facts of a channel, stored once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,76 @@ pub enum Event {
         /// The time passed.
         now: u64,
     },
+    /// The channel was closed unilaterally on chain (`Closed`): no more off-chain updates.
+    ChainClosed(DisputeState),
+    /// A refutation replaced the closer's proof on record (`Refuted`).
+    ChainRefuted(DisputeState),
+    /// The vault paid out (`Settled` or `CooperativelyClosed`): the channel is over, except for
+    /// locks settlement retained.
+    ChainSettled {
+        /// Paid to A.
+        payout_a: U256,
+        /// Paid to B.
+        payout_b: U256,
+    },
+    /// Settlement kept funds for pending locks (`LocksRetained`), or an unlock left this much
+    /// (`Unlocked`).
+    LocksRetained(LockState),
+}
+
+/// Where a channel stands on chain, as the recorded chain events left it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChainStatus {
+    /// Open: off-chain updates go on.
+    #[default]
+    Open,
+    /// Closed unilaterally; the challenge period runs until the dispute's deadline.
+    Disputed(DisputeState),
+    /// Paid out.
+    Settled {
+        /// Paid to A.
+        payout_a: U256,
+        /// Paid to B.
+        payout_b: U256,
+        /// The dispute it settled, if it was not a cooperative close.
+        dispute: Option<DisputeState>,
+        /// What settlement kept for pending locks, if anything.
+        locks: Option<LockState>,
+    },
+}
+
+impl ChainStatus {
+    /// Folds in a recorded event (events that are not about the chain leave it unchanged).
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::ChainClosed(dispute) | Event::ChainRefuted(dispute) => {
+                *self = Self::Disputed(*dispute);
+            }
+            Event::ChainSettled { payout_a, payout_b } => {
+                let dispute = match self {
+                    Self::Disputed(dispute) => Some(*dispute),
+                    _ => None,
+                };
+                *self = Self::Settled {
+                    payout_a: *payout_a,
+                    payout_b: *payout_b,
+                    dispute,
+                    locks: None,
+                };
+            }
+            Event::LocksRetained(retained) => {
+                if let Self::Settled { locks, .. } = self {
+                    *locks = Some(*retained);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether off-chain updates may go on.
+    pub const fn is_open(&self) -> bool {
+        matches!(self, Self::Open)
+    }
 }
 
 impl Event {
@@ -143,6 +214,12 @@ impl Event {
             Self::CloseExpired { now } => {
                 state.close_expired(*now);
             }
+            // On-chain outcomes: the state machine's balances stay as they were; the client
+            // tracks them in a [`ChainStatus`].
+            Self::ChainClosed(_)
+            | Self::ChainRefuted(_)
+            | Self::ChainSettled { .. }
+            | Self::LocksRetained(_) => {}
         }
         Ok(())
     }

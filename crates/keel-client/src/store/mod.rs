@@ -23,13 +23,15 @@
 //!
 //! One process owns a store file at a time.
 
+mod checkpoint;
 mod codec;
 mod error;
 mod event;
 mod writer;
 
+pub use checkpoint::Checkpoint;
 pub use error::{DecodeError, ReplayError, Result, StoreError};
-pub use event::{ChannelOpening, Event};
+pub use event::{ChainStatus, ChannelOpening, Event};
 
 use std::{
     path::Path,
@@ -218,6 +220,17 @@ impl Store {
 
     /// Every stored channel, rebuilt by replaying its log, in the order they were opened.
     pub async fn load_all(&self) -> Result<Vec<ChannelState>> {
+        Ok(self
+            .load_channels()
+            .await?
+            .into_iter()
+            .map(|(state, _)| state)
+            .collect())
+    }
+
+    /// Every stored channel with where it stands on chain, rebuilt by replaying its log, in
+    /// the order they were opened.
+    pub async fn load_channels(&self) -> Result<Vec<(ChannelState, ChainStatus)>> {
         let channels: Vec<(Vec<u8>, Vec<u8>)> =
             sqlx::query_as("SELECT id, opening FROM channels ORDER BY rowid")
                 .fetch_all(&self.pool)
@@ -236,6 +249,7 @@ impl Store {
             };
             let opening = codec::decode_opening(&opening).map_err(|e| corrupt(None, e))?;
             let mut state = opening.state();
+            let mut status = ChainStatus::default();
             if state.id() != id {
                 return Err(corrupt(None, DecodeError::WrongChannel(state.id())));
             }
@@ -253,8 +267,9 @@ impl Store {
                         seq,
                         source,
                     })?;
+                status.apply(&event);
             }
-            states.push(state);
+            states.push((state, status));
         }
         Ok(states)
     }

@@ -1,6 +1,13 @@
 //! Keel's contracts on a real Anvil, driven with keel-core's messages through keel-bindings.
 //! Each test spawns its own Anvil on a free port, so they can run in parallel.
 
+mod chain_monitor;
+mod chain_ops;
+mod chain_reorg;
+mod chain_support;
+mod client_faults;
+mod client_flow;
+mod crash;
 mod deploy;
 mod lifecycle;
 mod typed_data;

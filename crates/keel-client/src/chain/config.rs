@@ -1,0 +1,47 @@
+//! Where a chain is and how closely to follow it.
+
+use std::time::Duration;
+
+use keel_bindings::Deployment;
+
+/// One chain: its RPC endpoint, Keel's contracts on it, and how the client follows it.
+/// [`Chain`](super::Chain) and [`Monitor`](super::Monitor) each take one; nothing is global, so
+/// a client on several chains holds one of each per chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint, `http://…` (an `https://` URL needs alloy's TLS feature, not on yet).
+    pub rpc_url: String,
+    /// Chain id and contract addresses (`deployments/<chainId>.json`).
+    pub deployment: Deployment,
+    /// How deep a block must be before the monitor delivers its events: an event in block `b`
+    /// is delivered once the head is at least `b + confirmations` (0 = at the head). A reorg no
+    /// deeper than this is never seen.
+    pub confirmations: u64,
+    /// How often the monitor asks for the head when it has caught up, and how often a
+    /// transaction's receipt is polled.
+    pub poll_interval: Duration,
+    /// Largest block range of one `eth_getLogs` query (providers cap it, often at 1,000–10,000).
+    pub max_block_range: u64,
+    /// Longest wait for one RPC answer before it counts as a failure.
+    pub request_timeout: Duration,
+}
+
+impl ChainConfig {
+    /// A configuration with defaults suited to a public chain: 12 confirmations, a 2-second
+    /// poll, 1,000-block log queries, 30-second requests.
+    pub fn new(rpc_url: impl Into<String>, deployment: Deployment) -> Self {
+        Self {
+            rpc_url: rpc_url.into(),
+            deployment,
+            confirmations: 12,
+            poll_interval: Duration::from_secs(2),
+            max_block_range: 1_000,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The chain id the deployment is for.
+    pub fn chain_id(&self) -> u64 {
+        self.deployment.chain_id
+    }
+}

@@ -1,0 +1,156 @@
+//! Why a chain operation failed.
+
+use std::fmt;
+
+use alloy::{
+    contract::Error as CallError,
+    primitives::{Bytes, B256},
+    transports::{RpcError, TransportError},
+};
+use keel_bindings::{ChannelFactory::ChannelFactoryErrors, ChannelVault::ChannelVaultErrors};
+
+/// Result of a chain operation.
+pub type Result<T, E = ChainError> = std::result::Result<T, E>;
+
+/// A failed chain operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The RPC URL does not parse.
+    #[error("invalid RPC URL {0:?}")]
+    InvalidUrl(String),
+    /// The endpoint failed: unreachable, timed out, or it answered with an error that is not a
+    /// revert. Worth retrying.
+    #[error("RPC: {0}")]
+    Rpc(String),
+    /// The endpoint answered with something that does not decode (malformed JSON, a log that is
+    /// not a Keel event, a missing field).
+    #[error("RPC answered with undecodable data: {0}")]
+    Garbage(String),
+    /// The endpoint serves another chain than the deployment is for.
+    #[error("the RPC endpoint is on chain {found}, the deployment is for chain {expected}")]
+    WrongChain {
+        /// The deployment's chain id.
+        expected: u64,
+        /// What `eth_chainId` answered.
+        found: u64,
+    },
+    /// The node would not run the transaction: simulating it reverted, so nothing was sent.
+    #[error("{what} would revert: {reason}")]
+    Rejected {
+        /// The operation.
+        what: &'static str,
+        /// Why, decoded where a Keel contract declares the error.
+        reason: Revert,
+    },
+    /// The transaction was mined and reverted.
+    #[error("{what} reverted in transaction {tx_hash}")]
+    Reverted {
+        /// The operation.
+        what: &'static str,
+        /// The reverted transaction.
+        tx_hash: B256,
+    },
+    /// The transaction was sent but its receipt could not be fetched (the endpoint kept
+    /// failing): it may or may not be mined; look it up by hash later.
+    #[error("{what}: sent as {tx_hash}, but its receipt is unavailable: {reason}")]
+    ReceiptUnavailable {
+        /// The operation.
+        what: &'static str,
+        /// The sent transaction.
+        tx_hash: B256,
+        /// The last lookup failure.
+        reason: String,
+    },
+    /// The client's store failed (saving or loading the monitor's checkpoint).
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The caller asked for something impossible (an amount that overflows, a side that is not
+    /// ours); nothing was sent.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Why a simulated transaction reverted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Revert {
+    /// A `ChannelVault` error (`TotalNotIncreasing`, `ChallengePeriodNotOver`, …).
+    Vault(ChannelVaultErrors),
+    /// A `ChannelFactory` error (`ChannelExists`, …).
+    Factory(ChannelFactoryErrors),
+    /// Revert data no Keel contract declares (a token's error, say).
+    Data(Bytes),
+    /// No revert data, only the node's message.
+    Message(String),
+}
+
+impl fmt::Display for Revert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vault(e) => write!(f, "{e:?}"),
+            Self::Factory(e) => write!(f, "{e:?}"),
+            Self::Data(data) => write!(f, "revert data {data}"),
+            Self::Message(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl ChainError {
+    /// Classifies a failed transport call (no revert expected: a read).
+    pub(crate) fn transport(err: TransportError) -> Self {
+        match err {
+            RpcError::DeserError { err, text } => {
+                Self::Garbage(format!("{err} in {}", truncated(&text)))
+            }
+            RpcError::NullResp => Self::Garbage("null response".into()),
+            other => Self::Rpc(other.to_string()),
+        }
+    }
+
+    /// Classifies a failed contract call or transaction submission: a revert the node reports
+    /// while estimating gas becomes [`ChainError::Rejected`], decoded where possible.
+    pub(crate) fn call(what: &'static str, err: CallError) -> Self {
+        if let Some(e) = err.as_decoded_interface_error::<ChannelVaultErrors>() {
+            return Self::Rejected {
+                what,
+                reason: Revert::Vault(e),
+            };
+        }
+        if let Some(e) = err.as_decoded_interface_error::<ChannelFactoryErrors>() {
+            return Self::Rejected {
+                what,
+                reason: Revert::Factory(e),
+            };
+        }
+        if let Some(data) = err.as_revert_data() {
+            return Self::Rejected {
+                what,
+                reason: Revert::Data(data),
+            };
+        }
+        match err {
+            CallError::TransportError(RpcError::ErrorResp(payload))
+                if payload.message.contains("revert") =>
+            {
+                Self::Rejected {
+                    what,
+                    reason: Revert::Message(payload.message.to_string()),
+                }
+            }
+            CallError::TransportError(e) => Self::transport(e),
+            CallError::AbiError(e) => Self::Garbage(e.to_string()),
+            CallError::ZeroData(..) => Self::Garbage(err.to_string()),
+            other => Self::Rpc(other.to_string()),
+        }
+    }
+}
+
+/// Keeps error messages readable when a node answers with a page of HTML.
+fn truncated(text: &str) -> &str {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}

@@ -1,0 +1,32 @@
+//! The chain side of the client: transactions ([`Chain`]) and the event monitor ([`Monitor`])
+//! for one chain each.
+//!
+//! [`Chain`] sends one participant's transactions (open, deposit, withdraw, close, refute,
+//! settle, unlock, register a secret) and waits until each is mined; a revert is a typed
+//! [`ChainError`]. [`Monitor`] follows the vaults of our channels and delivers their events
+//! ([`ChainEvent`]) in chain order once they are `confirmations` deep, checkpointing in the
+//! client's store only after the consumer acknowledged them; it survives restarts, RPC failures
+//! and reorgs (see [`monitor`]). The dispute and lock states the vault publishes come back as
+//! [`DisputeState`] and [`LockState`], which `refute`, `settle` and `unlock` take back verbatim;
+//! [`abi`] converts keel-core's messages to the contracts' ABI structs.
+//!
+//! Nothing is global: a client on several chains holds a [`ChainConfig`], a [`Chain`] and a
+//! [`Monitor`] per chain.
+
+pub mod abi;
+mod config;
+mod error;
+mod event;
+pub mod monitor;
+mod rpc;
+mod tx;
+
+pub use abi::{BalanceData, DisputeState, LockState};
+pub use config::ChainConfig;
+pub use error::{ChainError, Result, Revert};
+pub use event::{ChainEvent, ChainEventKind};
+pub use monitor::{Batch, Health, Monitor};
+pub use tx::{Chain, TxReceipt};
+
+/// Where Keel's contracts are on a chain (re-exported from keel-bindings for [`ChainConfig`]).
+pub use keel_bindings::Deployment;

@@ -1,0 +1,442 @@
+//! [`Chain`]: the transactions one participant sends on one chain.
+
+use std::sync::Arc;
+
+use alloy::{
+    contract::{CallBuilder, CallDecoder},
+    eips::BlockNumberOrTag,
+    network::EthereumWallet,
+    primitives::{Address, Bytes, B256, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+    sol,
+};
+use keel_bindings::{ChannelFactory, ChannelVault, Deployment, SecretRegistry};
+use keel_core::{BalanceProof, ChannelParams, CooperativeClose, Lock, Side, Withdrawal};
+use tokio::sync::Mutex;
+
+use super::{
+    abi::{self, DisputeState, LockState},
+    config::ChainConfig,
+    error::{ChainError, Result},
+    rpc,
+};
+
+/// A mined, successful transaction's receipt (its logs carry the events it emitted).
+pub type TxReceipt = TransactionReceipt;
+
+sol! {
+    /// The two ERC-20 calls a deposit needs; any token Keel accepts implements them.
+    #[sol(rpc)]
+    interface IERC20 {
+        function allowance(address owner, address spender) external view returns (uint256);
+        function approve(address spender, uint256 amount) external returns (bool);
+    }
+}
+
+/// Consecutive failed receipt lookups after which a sent transaction is reported as
+/// [`ChainError::ReceiptUnavailable`] rather than waited for.
+const RECEIPT_RETRIES: u32 = 20;
+
+/// One participant's transactions on one chain: open, deposit, withdraw, close cooperatively or
+/// unilaterally, refute, settle, unlock, register secrets.
+///
+/// Each method simulates its transaction first (so a revert is a [`ChainError::Rejected`] with
+/// the contract's error and costs nothing), sends it, and waits until it is mined. It does not
+/// wait for confirmations: the [`Monitor`](super::Monitor) reports an effect once it is final
+/// enough. Cheap to clone; clones share one sender, which sends one transaction at a time so
+/// that each takes the next nonce.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    provider: DynProvider,
+    config: Arc<ChainConfig>,
+    address: Address,
+    // Held while a transaction is signed and handed to the node: the nonce filler reads the
+    // account's pending nonce, so two sends at once would take the same one.
+    send_lock: Arc<Mutex<()>>,
+    // Held from an ERC-20 approval to the transaction that spends it, so two token operations
+    // of this account cannot overwrite each other's allowance in between.
+    token_lock: Arc<Mutex<()>>,
+}
+
+impl Chain {
+    /// Connects to `config.rpc_url` with `signer` paying for and signing transactions; fails
+    /// with [`ChainError::WrongChain`] unless the endpoint serves the deployment's chain.
+    ///
+    /// ```no_run
+    /// # async fn demo(key: alloy::signers::local::PrivateKeySigner) -> Result<(), Box<dyn std::error::Error>> {
+    /// use keel_client::chain::{Chain, ChainConfig, Deployment};
+    /// use keel_core::{Address, ChannelParams, Side, B256, U256};
+    ///
+    /// let deployment = Deployment::load("deployments".as_ref(), 11155111)?;
+    /// let chain = Chain::connect(ChainConfig::new("http://127.0.0.1:8545", deployment), key).await?;
+    /// let params = ChannelParams {
+    ///     participant_a: chain.address(),
+    ///     participant_b: Address::repeat_byte(0xb),
+    ///     token: Address::ZERO,
+    ///     challenge_period: 86_400,
+    ///     salt: B256::ZERO,
+    /// };
+    /// let receipt = chain.open(&params, U256::from(10u64.pow(18))).await?;
+    /// // Watch the vault from the block it was opened in (see `Monitor::watch_from`).
+    /// let (vault, opened_at) = (chain.vault_address(&params), receipt.block_number);
+    /// chain.deposit(&params, Side::A, U256::from(10u64.pow(17))).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(config: ChainConfig, signer: PrivateKeySigner) -> Result<Self> {
+        let address = signer.address();
+        let expected = config.chain_id();
+        // Gas estimation (which surfaces reverts before sending), the account's pending nonce
+        // read afresh for each transaction (robust to other senders and to reorgs), the chain
+        // id pinned to the deployment's.
+        let provider = ProviderBuilder::default()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .with_chain_id(expected)
+            .wallet(EthereumWallet::from(signer))
+            .connect_client(rpc::client(&config)?)
+            .erased();
+        let found = provider
+            .get_chain_id()
+            .await
+            .map_err(ChainError::transport)?;
+        if found != expected {
+            return Err(ChainError::WrongChain { expected, found });
+        }
+        Ok(Self {
+            provider,
+            config: Arc::new(config),
+            address,
+            send_lock: Arc::default(),
+            token_lock: Arc::default(),
+        })
+    }
+
+    /// The chain id (checked against the endpoint at connect).
+    pub fn chain_id(&self) -> u64 {
+        self.config.chain_id()
+    }
+
+    /// The account that signs and pays.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The configuration this chain was connected with.
+    pub fn config(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    /// Keel's contracts on this chain.
+    pub fn deployment(&self) -> &Deployment {
+        &self.config.deployment
+    }
+
+    /// The provider, for reads this type does not wrap.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The id of channel `params` on this chain.
+    pub fn channel_id(&self, params: &ChannelParams) -> B256 {
+        keel_core::channel_id(self.chain_id(), self.deployment().channel_factory, params)
+    }
+
+    /// The vault address of channel `params`, opened or not.
+    pub fn vault_address(&self, params: &ChannelParams) -> Address {
+        let d = self.deployment();
+        keel_core::vault_address(
+            d.channel_factory,
+            d.vault_implementation,
+            self.channel_id(params),
+            params.token,
+        )
+    }
+
+    /// Opens channel `params` with our deposit of `deposit`: sends it as value for ETH, or
+    /// first approves the factory (which pulls the tokens into the vault) for a token.
+    pub async fn open(&self, params: &ChannelParams, deposit: U256) -> Result<TxReceipt> {
+        if params.side_of(self.address).is_none() {
+            return Err(ChainError::Invalid("only a participant may open a channel"));
+        }
+        let factory = ChannelFactory::new(self.deployment().channel_factory, &self.provider);
+        let call = factory.open(abi::factory_params(params), deposit);
+        if params.token.is_zero() {
+            return self.submit("open", call.value(deposit)).await;
+        }
+        let _token = self.token_lock.lock().await;
+        if !deposit.is_zero() {
+            self.approve(params.token, *factory.address(), deposit)
+                .await?;
+        }
+        self.submit("open", call).await
+    }
+
+    /// Raises `side`'s deposit by `amount`. Reads the side's cumulative total and asks the vault
+    /// for `total + amount`, so if another deposit lands first this one reverts instead of
+    /// counting twice. For a token, first approves the vault for `amount`.
+    pub async fn deposit(
+        &self,
+        params: &ChannelParams,
+        side: Side,
+        amount: U256,
+    ) -> Result<TxReceipt> {
+        if amount.is_zero() {
+            return Err(ChainError::Invalid("a deposit must be positive"));
+        }
+        let vault = self.vault(params);
+        let index = abi::side_index(side);
+        let current = vault
+            .totalDeposit(index)
+            .call()
+            .await
+            .map_err(|e| ChainError::call("totalDeposit", e))?;
+        let total = current
+            .checked_add(amount)
+            .ok_or(ChainError::Invalid("the deposit total overflows"))?;
+        let call = vault.deposit(index, total);
+        if params.token.is_zero() {
+            return self.submit("deposit", call.value(amount)).await;
+        }
+        let _token = self.token_lock.lock().await;
+        self.approve(params.token, *vault.address(), amount).await?;
+        self.submit("deposit", call).await
+    }
+
+    /// Pays out a withdrawal both participants signed; anyone may submit it.
+    pub async fn withdraw(
+        &self,
+        params: &ChannelParams,
+        withdrawal: &Withdrawal,
+        sig_a: &[u8; 65],
+        sig_b: &[u8; 65],
+    ) -> Result<TxReceipt> {
+        let vault = self.vault(params);
+        let call = vault.withdraw(
+            abi::vault_params(params),
+            abi::withdrawal(withdrawal),
+            bytes(sig_a),
+            bytes(sig_b),
+        );
+        self.submit("withdraw", call).await
+    }
+
+    /// Settles the channel at once with the split both participants signed.
+    pub async fn cooperative_close(
+        &self,
+        params: &ChannelParams,
+        close: &CooperativeClose,
+        sig_a: &[u8; 65],
+        sig_b: &[u8; 65],
+    ) -> Result<TxReceipt> {
+        let vault = self.vault(params);
+        let call = vault.cooperativeClose(
+            abi::vault_params(params),
+            close.payoutA,
+            close.payoutB,
+            close.expiry,
+            bytes(sig_a),
+            bytes(sig_b),
+        );
+        self.submit("cooperativeClose", call).await
+    }
+
+    /// Closes unilaterally with the counterparty's newest balance proof and its signature, or
+    /// with `None` if the counterparty never sent anything (the vault's empty proof: nonce 0,
+    /// no signature). Starts the challenge period.
+    pub async fn close(
+        &self,
+        params: &ChannelParams,
+        counterparty: Option<(&BalanceProof, &[u8; 65])>,
+    ) -> Result<TxReceipt> {
+        let (proof, signature) = match counterparty {
+            Some((proof, sig)) => (abi::balance_data(proof), bytes(sig)),
+            None => (abi::BalanceData::default().to_abi(), Bytes::new()),
+        };
+        let vault = self.vault(params);
+        let call = vault.close(abi::vault_params(params), proof, signature);
+        self.submit("close", call).await
+    }
+
+    /// As the non-closer, replaces the closer's proof on record with the closer's newer
+    /// `closer_proof`. `dispute` is the state last published (`Closed` or `Refuted`).
+    pub async fn refute(
+        &self,
+        params: &ChannelParams,
+        dispute: &DisputeState,
+        closer_proof: &BalanceProof,
+        closer_sig: &[u8; 65],
+    ) -> Result<TxReceipt> {
+        self.submit_refute(params, dispute, closer_proof, closer_sig, Bytes::new())
+            .await
+    }
+
+    /// [`Chain::refute`] on the non-closer's behalf (a watchtower), carrying its signed
+    /// `TowerAuthorisation` over exactly `closer_proof`.
+    pub async fn refute_with_authorisation(
+        &self,
+        params: &ChannelParams,
+        dispute: &DisputeState,
+        closer_proof: &BalanceProof,
+        closer_sig: &[u8; 65],
+        authorisation: &[u8; 65],
+    ) -> Result<TxReceipt> {
+        self.submit_refute(
+            params,
+            dispute,
+            closer_proof,
+            closer_sig,
+            bytes(authorisation),
+        )
+        .await
+    }
+
+    /// Pays both participants once the challenge period of `dispute` (the state last
+    /// published) is over.
+    pub async fn settle(
+        &self,
+        params: &ChannelParams,
+        dispute: &DisputeState,
+    ) -> Result<TxReceipt> {
+        let vault = self.vault(params);
+        let call = vault.settle(abi::vault_params(params), dispute.to_abi());
+        self.submit("settle", call).await
+    }
+
+    /// Resolves the pending locks `sender_side` sent: `state` is the lock state last published
+    /// (`LocksRetained` or `Unlocked`), `locks` every lock of that side's final locks root, in
+    /// order.
+    pub async fn unlock(
+        &self,
+        params: &ChannelParams,
+        state: &LockState,
+        sender_side: Side,
+        locks: &[Lock],
+    ) -> Result<TxReceipt> {
+        let vault = self.vault(params);
+        let call = vault.unlock(
+            abi::vault_params(params),
+            state.to_abi(),
+            abi::side_index(sender_side),
+            locks.iter().map(abi::lock).collect(),
+        );
+        self.submit("unlock", call).await
+    }
+
+    /// Pulls a payout the vault deferred because we (or the token) rejected it, sending it to
+    /// `to` (`PayoutDeferred` names what is owed).
+    pub async fn claim(&self, params: &ChannelParams, to: Address) -> Result<TxReceipt> {
+        self.submit("claim", self.vault(params).claim(to)).await
+    }
+
+    /// Reveals a lock's secret in the registry (a second registration changes nothing).
+    pub async fn register_secret(&self, secret: B256) -> Result<TxReceipt> {
+        let registry = SecretRegistry::new(self.deployment().secret_registry, &self.provider);
+        self.submit("registerSecret", registry.registerSecret(secret))
+            .await
+    }
+
+    /// The latest block's timestamp: the clock the vault checks lock and withdrawal expiries and
+    /// dispute deadlines against.
+    pub async fn block_timestamp(&self) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(ChainError::transport)?
+            .ok_or_else(|| ChainError::Garbage("no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    fn vault(&self, params: &ChannelParams) -> ChannelVault::ChannelVaultInstance<&DynProvider> {
+        ChannelVault::new(self.vault_address(params), &self.provider)
+    }
+
+    async fn submit_refute(
+        &self,
+        params: &ChannelParams,
+        dispute: &DisputeState,
+        closer_proof: &BalanceProof,
+        closer_sig: &[u8; 65],
+        authorisation: Bytes,
+    ) -> Result<TxReceipt> {
+        let vault = self.vault(params);
+        let call = vault.refute(
+            abi::vault_params(params),
+            dispute.to_abi(),
+            abi::balance_data(closer_proof),
+            bytes(closer_sig),
+            authorisation,
+        );
+        self.submit("refute", call).await
+    }
+
+    /// Lets `spender` pull `amount` of `token` from us. Caller holds `token_lock`.
+    async fn approve(&self, token: Address, spender: Address, amount: U256) -> Result<()> {
+        let erc20 = IERC20::new(token, &self.provider);
+        let allowance = erc20
+            .allowance(self.address, spender)
+            .call()
+            .await
+            .map_err(|e| ChainError::call("allowance", e))?;
+        if allowance >= amount {
+            return Ok(());
+        }
+        // Some tokens (USDT) refuse to change a non-zero allowance to another non-zero one.
+        if !allowance.is_zero() {
+            self.submit("approve", erc20.approve(spender, U256::ZERO))
+                .await?;
+        }
+        self.submit("approve", erc20.approve(spender, amount))
+            .await?;
+        Ok(())
+    }
+
+    /// Simulates, sends and waits for `call` to be mined; a revert at any point is an error.
+    async fn submit<P: Provider, D: CallDecoder>(
+        &self,
+        what: &'static str,
+        call: CallBuilder<P, D>,
+    ) -> Result<TxReceipt> {
+        let tx_hash = {
+            let _sending = self.send_lock.lock().await;
+            *call
+                .send()
+                .await
+                .map_err(|e| ChainError::call(what, e))?
+                .tx_hash()
+        };
+        self.receipt(what, tx_hash).await
+    }
+
+    /// Polls for `tx_hash`'s receipt. Polling `eth_getTransactionReceipt` (rather than a block
+    /// filter) survives a node restart; a run of failed lookups gives up with the hash, so the
+    /// caller can look the transaction up later.
+    async fn receipt(&self, what: &'static str, tx_hash: B256) -> Result<TxReceipt> {
+        let mut failures = 0;
+        loop {
+            match self.provider.get_transaction_receipt(tx_hash).await {
+                Ok(Some(receipt)) if receipt.status() => return Ok(receipt),
+                Ok(Some(_)) => return Err(ChainError::Reverted { what, tx_hash }),
+                Ok(None) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    if failures >= RECEIPT_RETRIES {
+                        return Err(ChainError::ReceiptUnavailable {
+                            what,
+                            tx_hash,
+                            reason: ChainError::transport(e).to_string(),
+                        });
+                    }
+                }
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+}
+
+fn bytes(sig: &[u8; 65]) -> Bytes {
+    Bytes::copy_from_slice(sig)
+}

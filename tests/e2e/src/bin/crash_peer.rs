@@ -1,0 +1,66 @@
+//! A payer for the crash-safety test (tests/it/crash.rs): runs one `keel_client::Client` that
+//! pays its peer in a loop until the test kills it with SIGKILL.
+//!
+//! Configured by environment: `KEEL_KEY` (hex private key), `KEEL_STORE` (SQLite path),
+//! `KEEL_RPC` (node URL), `KEEL_DEPLOYMENT` (the deployments file's JSON), `KEEL_PEER` (address),
+//! `KEEL_PEER_ADDR` (host:port), `KEEL_CHANNEL` (channel id), `KEEL_NOW` (Unix time for the
+//! client's clock: the devnet's).
+
+use std::{sync::Arc, time::Duration};
+
+use alloy::signers::local::PrivateKeySigner;
+use eyre::{Result, WrapErr};
+use keel_bindings::Deployment;
+use keel_client::{
+    chain::ChainConfig,
+    client::{ClientError, ManualClock},
+    Client, Config,
+};
+use keel_core::{Address, B256, U256};
+
+fn var(name: &str) -> Result<String> {
+    std::env::var(name).wrap_err_with(|| format!("{name} is not set"))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let signer: PrivateKeySigner = var("KEEL_KEY")?.parse()?;
+    let deployment: Deployment = var("KEEL_DEPLOYMENT")?.parse()?;
+    let peer: Address = var("KEEL_PEER")?.parse()?;
+    let peer_addr = var("KEEL_PEER_ADDR")?.parse()?;
+    let channel: B256 = var("KEEL_CHANNEL")?.parse()?;
+    let mut config = Config::new(signer, var("KEEL_STORE")?);
+    config.clock = Arc::new(ManualClock::new(var("KEEL_NOW")?.parse()?));
+    config.chains = vec![ChainConfig {
+        confirmations: 0,
+        poll_interval: Duration::from_millis(50),
+        ..ChainConfig::new(var("KEEL_RPC")?, deployment)
+    }];
+    config.reconnect_delay = Duration::from_millis(20);
+    config.max_reconnect_delay = Duration::from_millis(200);
+    let client = Client::start(config).await?;
+    client.connect(peer_addr, peer).await?;
+    // Eight payers keep updates in flight, so a kill lands between store and send, between
+    // send and ack, and inside group commits.
+    let payers: Vec<_> = (0..8u64)
+        .map(|p| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut i = p;
+                loop {
+                    match client.pay(channel, U256::from(i % 997 + 1)).await {
+                        Ok(()) => i += 8,
+                        Err(ClientError::PeerOffline(_)) => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+        })
+        .collect();
+    for payer in payers {
+        payer.await??;
+    }
+    Ok(())
+}

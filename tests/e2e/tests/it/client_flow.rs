@@ -1,0 +1,440 @@
+//! The client API end to end: two `keel_client::Client`s (alice and bob) over loopback TCP,
+//! each with its own SQLite store and chain monitor, on Anvil with the contracts deployed by
+//! the deploy script. On-chain payouts must equal the off-chain balances to the wei.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use alloy::primitives::{utils::parse_ether, Address, B256, U256};
+use eyre::{ensure, eyre, Result};
+use keel_client::{
+    client::{ChannelInfo, ClientEvent, ManualClock},
+    store::ChainStatus,
+    Client, Config,
+};
+use keel_core::secret_hash;
+use keel_e2e::{Devnet, Participant, MIN_PERIOD};
+use tokio::sync::broadcast;
+
+/// Longest wait for anything that should happen; only reached when a test fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+pub(crate) fn units(s: &str) -> U256 {
+    parse_ether(s).expect("a valid constant")
+}
+
+/// A directory for one test's stores, removed afterwards.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "keel-e2e-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Alice's and Bob's clients on one devnet, connected, with a shared clock that follows the
+/// chain's.
+pub(crate) struct Pair {
+    pub(crate) net: Devnet,
+    pub(crate) dir: TempDir,
+    pub(crate) clock: ManualClock,
+    pub(crate) alice: Client,
+    pub(crate) bob: Client,
+    pub(crate) bob_addr: std::net::SocketAddr,
+}
+
+impl Pair {
+    pub(crate) async fn start(name: &str) -> Result<Self> {
+        Self::start_with(name, 0).await
+    }
+
+    /// Both clients following the chain `confirmations` deep.
+    pub(crate) async fn start_with(name: &str, confirmations: u64) -> Result<Self> {
+        let net = Devnet::start().await?;
+        let dir = TempDir::new(name);
+        let clock = ManualClock::new(chain_time(&net).await?);
+        let with_depth = |mut config: Config| {
+            config.chains = vec![net.chain_config(confirmations)];
+            config
+        };
+        let alice =
+            Client::start(with_depth(config(&net, &dir, &clock, &net.alice, "alice"))).await?;
+        let bob = Client::start(with_depth(config(&net, &dir, &clock, &net.bob, "bob"))).await?;
+        let bob_addr = bob.listen("127.0.0.1:0").await?;
+        alice.connect(bob_addr, net.bob.address()).await?;
+        Ok(Self {
+            net,
+            dir,
+            clock,
+            alice,
+            bob,
+            bob_addr,
+        })
+    }
+
+    /// Alice opens a channel in `token` with `deposit`, Bob tops it up with `deposit`; returns
+    /// once both clients saw both deposits.
+    pub(crate) async fn open(&self, token: Address, deposit: U256) -> Result<B256> {
+        let mut bob_events = self.bob.subscribe();
+        let info = self
+            .alice
+            .open_channel(
+                self.net.chain_id,
+                self.net.bob.address(),
+                token,
+                deposit,
+                MIN_PERIOD,
+            )
+            .await?;
+        let id = info.id;
+        wait_for(
+            &mut bob_events,
+            |e| matches!(e, ClientEvent::ChannelOpened { channel_id, .. } if *channel_id == id),
+        )
+        .await?;
+        self.bob.top_up(id, deposit).await?;
+        for client in [&self.alice, &self.bob] {
+            wait_until(client, id, |i| i.deposits == [deposit, deposit]).await?;
+        }
+        Ok(id)
+    }
+
+    /// Moves the chain's and the clients' clocks forward together.
+    pub(crate) async fn advance(&self, seconds: u64) -> Result<()> {
+        self.net.advance_time(seconds).await?;
+        self.clock.set(chain_time(&self.net).await?);
+        Ok(())
+    }
+}
+
+pub(crate) fn config(
+    net: &Devnet,
+    dir: &TempDir,
+    clock: &ManualClock,
+    who: &Participant,
+    name: &str,
+) -> Config {
+    let mut config = Config::new(who.signer.clone(), dir.0.join(format!("{name}.db")));
+    config.clock = Arc::new(clock.clone());
+    config.chains = vec![net.chain_config(0)];
+    config.reconnect_delay = Duration::from_millis(20);
+    config.max_reconnect_delay = Duration::from_millis(200);
+    config
+}
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface IERC20Balance {
+        function balanceOf(address who) external view returns (uint256);
+    }
+}
+
+/// What `who` holds of `asset` (`Address::ZERO` for ETH).
+pub(crate) async fn holdings(net: &Devnet, asset: Address, who: Address) -> Result<U256> {
+    use alloy::providers::Provider;
+    if asset.is_zero() {
+        return Ok(net.alice.provider.get_balance(who).await?);
+    }
+    Ok(IERC20Balance::new(asset, &net.alice.provider)
+        .balanceOf(who)
+        .call()
+        .await?)
+}
+
+/// The latest block's timestamp.
+pub(crate) async fn chain_time(net: &Devnet) -> Result<u64> {
+    use alloy::providers::Provider;
+    Ok(net
+        .alice
+        .provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .ok_or_else(|| eyre!("no latest block"))?
+        .header
+        .timestamp)
+}
+
+/// Waits for an event matching `pick`.
+pub(crate) async fn wait_for(
+    events: &mut broadcast::Receiver<ClientEvent>,
+    mut pick: impl FnMut(&ClientEvent) -> bool,
+) -> Result<ClientEvent> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pick(&event) => return Ok(event),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => return Err(eyre!("event stream ended: {e}")),
+            }
+        }
+    })
+    .await
+    .map_err(|_| eyre!("timed out waiting for an event"))?
+}
+
+/// Polls `client`'s view of `id` until `done` holds.
+pub(crate) async fn wait_until(
+    client: &Client,
+    id: B256,
+    mut done: impl FnMut(&ChannelInfo) -> bool,
+) -> Result<ChannelInfo> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(info) = client.channel(id).await {
+                if done(&info) {
+                    return info;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .map_err(|_| eyre!("timed out waiting on channel {id}"))
+}
+
+/// Both clients hold the same balances; returns (alice's, bob's).
+pub(crate) async fn agreed(pair: &Pair, id: B256) -> Result<(U256, U256)> {
+    let (a, b) = (pair.alice.channel(id).await?, pair.bob.channel(id).await?);
+    ensure!(
+        a.balance == b.peer_balance && a.peer_balance == b.balance,
+        "views differ: {a:?} vs {b:?}"
+    );
+    ensure!(a.sent_nonce == b.received_nonce && a.received_nonce == b.sent_nonce);
+    Ok((a.balance, b.balance))
+}
+
+/// `count` payments each way, all at once, of 1..=1000 base units; returns what each sent.
+async fn pay_both_ways(pair: &Pair, id: B256, count: u64) -> Result<(U256, U256)> {
+    let amount = |i: u64| U256::from(i % 1_000 + 1);
+    let spawn = |client: &Client| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            // 16 payers per side keep payments in flight while staying in order per payer.
+            let payers: Vec<_> = (0..16)
+                .map(|p| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        for i in (p..count).step_by(16) {
+                            client.pay(id, amount(i)).await?;
+                        }
+                        Ok::<_, keel_client::ClientError>(())
+                    })
+                })
+                .collect();
+            for payer in payers {
+                payer.await.expect("payer task")?;
+            }
+            Ok::<_, keel_client::ClientError>(())
+        })
+    };
+    let (a, b) = (spawn(&pair.alice), spawn(&pair.bob));
+    a.await??;
+    b.await??;
+    let sent = (0..count).map(amount).fold(U256::ZERO, |s, x| s + x);
+    Ok((sent, sent))
+}
+
+async fn pay_thousands_and_close(erc20: bool) -> Result<()> {
+    let pair = Pair::start(if erc20 { "erc20" } else { "eth" }).await?;
+    let token = if erc20 { pair.net.token } else { Address::ZERO };
+    let deposit = units("10");
+    let id = pair.open(token, deposit).await?;
+    let (a_sent, b_sent) = pay_both_ways(&pair, id, 5_000).await?;
+    // One more one-sided payment so the balances differ from the deposits.
+    pair.alice.pay(id, U256::from(123_456_789u64)).await?;
+    let (a, b) = agreed(&pair, id).await?;
+    ensure!(a == deposit - a_sent + b_sent - U256::from(123_456_789u64));
+    ensure!(b == deposit + a_sent - b_sent + U256::from(123_456_789u64));
+    let info = pair.alice.channel(id).await?;
+    ensure!(info.sent_nonce == 5_001 && info.received_nonce == 5_000);
+
+    let before = (
+        pair.net.alice.balance_of(token).await?,
+        pair.net.bob.balance_of(token).await?,
+    );
+    let mut events = pair.bob.subscribe();
+    let receipt = pair.alice.close(id).await?;
+    wait_for(
+        &mut events,
+        |e| matches!(e, ClientEvent::Settled { channel_id, .. } if *channel_id == id),
+    )
+    .await?;
+    let after = (
+        pair.net.alice.balance_of(token).await?,
+        pair.net.bob.balance_of(token).await?,
+    );
+    // Alice paid the gas of the close in ETH; in a token channel her token balance is exact.
+    let gas = if token.is_zero() {
+        U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price)
+    } else {
+        U256::ZERO
+    };
+    ensure!(
+        after.0 + gas - before.0 == a,
+        "alice's payout is her balance"
+    );
+    ensure!(after.1 - before.1 == b, "bob's payout is his balance");
+    let status = pair.bob.channel(id).await?.chain;
+    ensure!(
+        matches!(status, ChainStatus::Settled { payout_a, payout_b, .. } if payout_a == a && payout_b == b),
+        "{status:?}"
+    );
+    ensure!(
+        holdings(&pair.net, token, info.vault).await? == U256::ZERO,
+        "the vault is empty"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eth_channel_ten_thousand_payments_close_to_the_wei() -> Result<()> {
+    pay_thousands_and_close(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erc20_channel_ten_thousand_payments_close_to_the_wei() -> Result<()> {
+    pay_thousands_and_close(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_up_withdraw_and_hash_locks_while_open() -> Result<()> {
+    let pair = Pair::start("locks").await?;
+    let deposit = units("1");
+    let id = pair.open(Address::ZERO, deposit).await?;
+
+    // Top-up and withdrawal while open: both sides see both on chain.
+    pair.alice.top_up(id, units("0.5")).await?;
+    for client in [&pair.alice, &pair.bob] {
+        wait_until(client, id, |i| i.deposits[0] == units("1.5")).await?;
+    }
+    let before = pair.net.bob.balance().await?;
+    let receipt = pair.bob.withdraw(id, units("0.25")).await?;
+    let gas = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+    ensure!(pair.net.bob.balance().await? + gas - before == units("0.25"));
+    for client in [&pair.alice, &pair.bob] {
+        wait_until(client, id, |i| i.withdrawn[1] == units("0.25")).await?;
+    }
+    let (a, b) = agreed(&pair, id).await?;
+    ensure!((a, b) == (units("1.5"), units("0.75")), "{a} {b}");
+
+    // A lock claimed with its secret: Bob reveals it, Alice pays it out.
+    let secret = B256::repeat_byte(0x5e);
+    let now = chain_time(&pair.net).await?;
+    pair.clock.set(now);
+    pair.alice
+        .pay_locked(id, units("0.1"), secret_hash(secret), now + 3_600)
+        .await?;
+    pair.bob.claim_lock(id, secret).await?;
+    ensure!(agreed(&pair, id).await? == (units("1.4"), units("0.85")));
+
+    // A lock that expires unclaimed goes back to Alice.
+    pair.alice
+        .pay_locked(
+            id,
+            units("0.2"),
+            secret_hash(B256::repeat_byte(7)),
+            now + 900,
+        )
+        .await?;
+    ensure!(agreed(&pair, id).await? == (units("1.2"), units("0.85")));
+    ensure!(
+        pair.alice.remove_expired_locks(id).await? == 0,
+        "not expired yet"
+    );
+    pair.advance(1_000).await?;
+    ensure!(pair.alice.remove_expired_locks(id).await? == 1);
+    ensure!(agreed(&pair, id).await? == (units("1.4"), units("0.85")));
+
+    // Closing pays exactly those balances.
+    let mut events = pair.alice.subscribe();
+    pair.bob.close(id).await?;
+    let settled = wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
+    ensure!(
+        settled
+            == ClientEvent::Settled {
+                channel_id: id,
+                payout_a: units("1.4"),
+                payout_b: units("0.85")
+            },
+        "{settled:?}"
+    );
+    ensure!(
+        holdings(
+            &pair.net,
+            Address::ZERO,
+            pair.alice.channel(id).await?.vault
+        )
+        .await?
+            == U256::ZERO
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_close_is_refuted_by_the_online_peer() -> Result<()> {
+    let pair = Pair::start("refute").await?;
+    let deposit = units("1");
+    let id = pair.open(Address::ZERO, deposit).await?;
+    for _ in 0..5 {
+        pair.alice.pay(id, units("0.1")).await?;
+    }
+    pair.bob.pay(id, units("0.05")).await?;
+    let (a, b) = agreed(&pair, id).await?;
+    ensure!((a, b) == (units("0.55"), units("1.45")));
+
+    // Alice closes; on chain her own payments start at nonce 0, as if she never paid. Bob's
+    // client answers with her latest proof by itself.
+    let mut events = pair.bob.subscribe();
+    pair.alice.force_close(id).await?;
+    wait_for(
+        &mut events,
+        |e| matches!(e, ClientEvent::ClosedByPeer { channel_id, .. } if *channel_id == id),
+    )
+    .await?;
+    let refuted = wait_for(&mut events, |e| {
+        matches!(e, ClientEvent::DisputeAnswered { .. })
+    })
+    .await?;
+    ensure!(
+        refuted
+            == ClientEvent::DisputeAnswered {
+                channel_id: id,
+                closer_nonce: 5
+            },
+        "{refuted:?}"
+    );
+    // Nothing more goes through the channel.
+    let err = pair.alice.pay(id, U256::from(1)).await.unwrap_err();
+    ensure!(
+        matches!(err, keel_client::ClientError::ChannelClosed(_)),
+        "{err:?}"
+    );
+
+    // After the challenge period, settlement pays the off-chain balances.
+    pair.advance(u64::from(MIN_PERIOD) + 1).await?;
+    pair.bob.settle(id).await?;
+    let settled = wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
+    ensure!(
+        settled
+            == ClientEvent::Settled {
+                channel_id: id,
+                payout_a: a,
+                payout_b: b
+            },
+        "{settled:?}"
+    );
+    Ok(())
+}
