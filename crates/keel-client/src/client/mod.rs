@@ -173,6 +173,7 @@ impl Client {
         });
         let links = onchain::start(&inner, &inner.config.chains).await?;
         inner.chains.set(links).expect("chains are set once, here");
+        tokio::spawn(maintain(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
@@ -604,6 +605,60 @@ impl Inner {
             vault,
         });
         Ok(nonce)
+    }
+}
+
+/// How long past its expiry a co-signed withdrawal or close is still treated as live: a margin
+/// for the chain's clock running behind ours, during which the vault could still execute it.
+pub const EXPIRY_GRACE: u64 = 120;
+
+/// How often expired withdrawals and closes are released.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Releases, once a second, reservations of withdrawals and closes that expired unexecuted
+/// (with [`EXPIRY_GRACE`]), so the channel takes updates again. Ends with the client.
+async fn maintain(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(MAINTENANCE_INTERVAL).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if *inner.stopping.borrow() {
+            return;
+        }
+        let channels: Vec<_> = inner
+            .channels
+            .read()
+            .expect("channel map poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for channel in channels {
+            let mut rt = channel.rt.lock().await;
+            let Some(now) = inner.config.clock.now().checked_sub(EXPIRY_GRACE) else {
+                continue;
+            };
+            let mut events = Vec::new();
+            if rt.state.is_closing() && rt.state.clone().close_expired(now) {
+                events.push(Event::CloseExpired { now });
+            }
+            let expired = [Side::A, Side::B].into_iter().any(|side| {
+                rt.state
+                    .pending_withdrawal(side)
+                    .is_some_and(|p| p.withdrawal.expiry < now)
+            });
+            if expired {
+                events.push(Event::WithdrawalsExpired { now });
+            }
+            for event in events {
+                // A failure marks the channel failed and tells the application.
+                if apply_event(&mut rt.state, &event).is_err()
+                    || inner.persist(&channel, &mut rt, &event).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -76,6 +76,18 @@ async fn follow(inner: std::sync::Weak<Inner>, mut batches: mpsc::Receiver<Batch
         if *inner.stopping.borrow() {
             return;
         }
+        if batch.reorg {
+            // Deeper than the confirmation depth: totals already recorded only move forward,
+            // and a dispute state is replaced by the next one delivered, but an event the
+            // reorg removed for good stays recorded. Tell the operator.
+            inner.emit(ClientEvent::ChainTrouble {
+                chain_id: batch.chain_id,
+                reason: format!(
+                    "reorganisation deeper than the confirmation depth around blocks {}..={}",
+                    batch.from_block, batch.to_block
+                ),
+            });
+        }
         let mut applied = true;
         for event in &batch.events {
             if let Err(e) = apply(&inner, event).await {

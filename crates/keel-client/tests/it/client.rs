@@ -665,3 +665,50 @@ async fn a_lying_peer_gets_typed_rejections_and_nothing_is_stored() {
     let b = Client::start(config(&dir, &bob, 1, &clock)).await.unwrap();
     assert_eq!(b.channel(info.id).await.unwrap(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unexecuted_withdrawals_and_closes_expire_and_free_the_channel() {
+    let pair = Pair::new().await;
+    pair.a
+        .request_withdrawal(pair.id, U256::from(300))
+        .await
+        .unwrap();
+    let close = pair.b.request_close(pair.id).await;
+    assert!(close.is_err(), "no close while a withdrawal is pending");
+    assert_eq!(pair.infos().await.0.capacity, U256::from(DEPOSIT - 300));
+    let lifetime = Config::new(PrivateKeySigner::random(), "unused").signature_lifetime;
+    pair.clock
+        .advance(lifetime + keel_client::client::EXPIRY_GRACE + 1);
+    // The maintenance task releases the reservation on both sides within a second or so.
+    for client in [&pair.a, &pair.b] {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while client.channel(pair.id).await.unwrap().capacity
+                + client.channel(pair.id).await.unwrap().peer_balance
+                != U256::from(2 * DEPOSIT)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("reservation released");
+    }
+
+    pair.b.request_close(pair.id).await.unwrap();
+    let err = pair.a.pay(pair.id, U256::from(1)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Channel(ChannelError::NotOpen)));
+    pair.clock
+        .advance(lifetime + keel_client::client::EXPIRY_GRACE + 1);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (a, b) = pair.infos().await;
+            if !a.closing && !b.closing {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("close expired on both sides");
+    pair.a.pay(pair.id, U256::from(1)).await.unwrap();
+    pair.assert_agree().await;
+}
