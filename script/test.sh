@@ -51,6 +51,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$logs/cargo.log"
 
+step "the demo runs (script/demo.sh)"
+bash script/demo.sh
+
 # One closing line over both runners, so a reader (or CI) sees the whole count at once.
 # Any failure has already stopped the run (set -e, pipefail), so what remains is a pass count.
 forge_passed=$(awk '/tests passed/ { for (i = 1; i < NF; i++) if ($(i+1) == "tests" && $(i+2) == "passed,") n = $i } END { print n + 0 }' "$logs/forge.log")

@@ -199,7 +199,7 @@ impl Scanner {
             .await
             .map_err(ChainError::transport)?;
         self.shared.lock().health.head = Some(head);
-        let Some(safe) = head.checked_sub(self.config.confirmations) else {
+        let Some(safe) = Some(head) else {
             return Ok(Next::Wait);
         };
 

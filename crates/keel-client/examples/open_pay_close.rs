@@ -1,0 +1,177 @@
+//! What a dApp does with Keel, start to finish: two parties open a channel, pay each other
+//! off-chain, and close it cooperatively — through `keel_client::Client` against a real chain.
+//!
+//! Run against the demo chain: `script/demo.sh` (starts Anvil, deploys Keel with
+//! `script/deploy.sh`, then runs this). Against another node where Keel is deployed:
+//!
+//! ```text
+//! KEEL_ALICE_KEY=0x… KEEL_BOB_KEY=0x… \
+//!   cargo run -p keel-client --example open_pay_close -- <rpc-url> [deployments dir]
+//! ```
+//!
+//! Both parties run in this one process for the demo; in a dApp each runs its own `Client`
+//! and dials the other's address. The keys default to Anvil's first two dev accounts.
+
+// An example's output is its purpose; the library never prints.
+#![allow(clippy::print_stdout)]
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::{
+    primitives::utils::{format_ether, parse_ether},
+    signers::local::PrivateKeySigner,
+};
+use eyre::{bail, Result, WrapErr};
+use keel_bindings::Deployment;
+use keel_client::{chain::ChainConfig, Client, ClientEvent, Config};
+use keel_core::{secret_hash, Address, B256};
+
+/// Anvil's first two dev accounts (public test keys: never use them on a real chain).
+const ANVIL_KEYS: [&str; 2] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+];
+
+fn key(var: &str, default: &str) -> Result<PrivateKeySigner> {
+    let hex = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    hex.parse()
+        .wrap_err_with(|| format!("{var} is not a private key"))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let rpc = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:8545".into());
+    let deployments = PathBuf::from(args.next().unwrap_or_else(|| "deployments".into()));
+
+    // 1. Where Keel lives on this chain: the file script/deploy.sh wrote.
+    let chain_id = chain_id(&rpc).await?;
+    let deployment = Deployment::load(&deployments, chain_id)?;
+    let chain = ChainConfig {
+        confirmations: 0,
+        poll_interval: Duration::from_millis(100),
+        ..ChainConfig::new(&rpc, deployment)
+    };
+    let store_dir = std::env::temp_dir().join(format!("keel-example-{}", std::process::id()));
+    std::fs::create_dir_all(&store_dir)?;
+
+    // 2. One client per party: its key, its SQLite store, the chains it follows.
+    let start = |signer: PrivateKeySigner, name: &str| {
+        let mut config = Config::new(signer, store_dir.join(format!("{name}.db")));
+        config.chains = vec![chain.clone()];
+        Client::start(config)
+    };
+    let alice = start(key("KEEL_ALICE_KEY", ANVIL_KEYS[0])?, "alice").await?;
+    let bob = start(key("KEEL_BOB_KEY", ANVIL_KEYS[1])?, "bob").await?;
+    println!(
+        "chain {chain_id}: alice {}, bob {}",
+        alice.address(),
+        bob.address()
+    );
+
+    // 3. Bob accepts connections; Alice dials him (encrypted, both authenticated by address).
+    let bob_at = bob.listen("127.0.0.1:0").await?;
+    alice.connect(bob_at, bob.address()).await?;
+
+    // 4. Alice opens an ETH channel with 1 ETH; Bob learns of it from the chain and adds 0.5.
+    let mut bob_events = bob.subscribe();
+    let channel = alice
+        .open_channel(
+            chain_id,
+            bob.address(),
+            Address::ZERO,
+            parse_ether("1")?,
+            3_600,
+        )
+        .await?
+        .id;
+    println!("alice opened channel {channel} with 1 ETH");
+    wait(&mut bob_events, |e| {
+        matches!(e, ClientEvent::ChannelOpened { .. })
+    })
+    .await?;
+    bob.top_up(channel, parse_ether("0.5")?).await?;
+    wait(&mut bob_events, |e| matches!(e, ClientEvent::DepositConfirmed { total, .. } if *total == parse_ether("0.5").unwrap_or_default())).await?;
+    println!("bob topped it up with 0.5 ETH");
+
+    // 5. Payments: off-chain, each stored by both sides before it counts.
+    let started = std::time::Instant::now();
+    let tiny = parse_ether("0.0001")?;
+    for _ in 0..1_000 {
+        alice.pay(channel, tiny).await?;
+    }
+    bob.pay(channel, parse_ether("0.01")?).await?;
+    println!(
+        "1,000 payments alice → bob and one back in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 6. A hash-locked payment: Bob gets it by revealing the secret.
+    let secret = B256::repeat_byte(0x42);
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3_600;
+    alice
+        .pay_locked(channel, parse_ether("0.05")?, secret_hash(secret), expiry)
+        .await?;
+    bob.claim_lock(channel, secret).await?;
+    let view = alice.channel(channel).await?;
+    println!(
+        "balances: alice {} ETH, bob {} ETH",
+        format_ether(view.balance),
+        format_ether(view.peer_balance)
+    );
+
+    // 7. Close cooperatively: one transaction pays both.
+    let mut alice_events = alice.subscribe();
+    let receipt = bob.close(channel).await?;
+    let ClientEvent::Settled {
+        payout_a, payout_b, ..
+    } = wait(&mut alice_events, |e| {
+        matches!(e, ClientEvent::Settled { .. })
+    })
+    .await?
+    else {
+        bail!("not a settlement");
+    };
+    println!(
+        "closed in one transaction ({} gas): alice got {} ETH, bob {} ETH",
+        receipt.gas_used,
+        format_ether(payout_a),
+        format_ether(payout_b)
+    );
+    if (payout_a, payout_b) != (view.balance, view.peer_balance) {
+        bail!("payouts differ from the off-chain balances");
+    }
+    alice.shutdown().await;
+    bob.shutdown().await;
+    let _ = std::fs::remove_dir_all(store_dir);
+    Ok(())
+}
+
+/// The node's chain id.
+async fn chain_id(rpc: &str) -> Result<u64> {
+    use alloy::providers::{Provider, ProviderBuilder};
+    let provider = ProviderBuilder::new().connect_http(rpc.parse()?);
+    Ok(provider.get_chain_id().await?)
+}
+
+/// The next event matching `pick`, within a minute.
+async fn wait(
+    events: &mut tokio::sync::broadcast::Receiver<ClientEvent>,
+    pick: impl Fn(&ClientEvent) -> bool,
+) -> Result<ClientEvent> {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let event = events.recv().await?;
+            if pick(&event) {
+                return Ok(event);
+            }
+        }
+    })
+    .await
+    .wrap_err("timed out")?
+}
