@@ -438,3 +438,64 @@ async fn a_stale_close_is_refuted_by_the_online_peer() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_follows_two_chains() -> Result<()> {
+    let (one, two) = (Devnet::start().await?, Devnet::start().await?);
+    ensure!(one.chain_id != two.chain_id);
+    let dir = TempDir::new("two-chains");
+    let clock = ManualClock::new(chain_time(&one).await?);
+    let both = |mut config: Config| {
+        config.chains = vec![one.chain_config(0), two.chain_config(0)];
+        config
+    };
+    let alice = Client::start(both(config(&one, &dir, &clock, &one.alice, "alice"))).await?;
+    let bob = Client::start(both(config(&one, &dir, &clock, &one.bob, "bob"))).await?;
+    let bob_addr = bob.listen("127.0.0.1:0").await?;
+    alice.connect(bob_addr, bob.address()).await?;
+
+    let mut ids = Vec::new();
+    for (net, deposit) in [(&one, units("1")), (&two, units("2"))] {
+        let id = alice
+            .open_channel(
+                net.chain_id,
+                bob.address(),
+                Address::ZERO,
+                deposit,
+                MIN_PERIOD,
+            )
+            .await?
+            .id;
+        for client in [&alice, &bob] {
+            wait_until(client, id, |i| i.deposits[0] == deposit).await?;
+        }
+        ids.push((net, id));
+    }
+    for (i, (_, id)) in ids.iter().enumerate() {
+        for _ in 0..=i {
+            alice.pay(*id, units("0.1")).await?;
+        }
+    }
+    let mut events = bob.subscribe();
+    for (net, id) in &ids {
+        let info = alice.channel(*id).await?;
+        ensure!(info.chain_id == net.chain_id);
+        alice.close(*id).await?;
+        let settled = wait_for(
+            &mut events,
+            |e| matches!(e, ClientEvent::Settled { channel_id, .. } if channel_id == id),
+        )
+        .await?;
+        ensure!(
+            settled
+                == ClientEvent::Settled {
+                    channel_id: *id,
+                    payout_a: info.balance,
+                    payout_b: info.peer_balance
+                },
+            "{settled:?}"
+        );
+        ensure!(holdings(net, Address::ZERO, info.vault).await? == U256::ZERO);
+    }
+    Ok(())
+}
