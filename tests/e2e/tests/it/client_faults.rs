@@ -112,6 +112,8 @@ async fn a_close_removed_by_a_reorg_is_never_answered_and_the_real_one_once() ->
     paused.store(true, Ordering::SeqCst);
     let receipt = pair.alice.force_close(id).await?;
     let close_block = receipt.block_number.expect("mined");
+    // Several polls of Bob's monitor see the close at the head, unconfirmed.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let head = pair.net.block_number().await?;
     pair.net.reorg(head - close_block + 1).await?;
     paused.store(false, Ordering::SeqCst);

@@ -3,6 +3,7 @@
 
 mod chain_monitor;
 mod chain_ops;
+mod chain_proxy;
 mod chain_reorg;
 mod chain_support;
 mod client_faults;

@@ -199,7 +199,7 @@ impl Scanner {
             .await
             .map_err(ChainError::transport)?;
         self.shared.lock().health.head = Some(head);
-        let Some(safe) = Some(head) else {
+        let Some(safe) = head.checked_sub(self.config.confirmations) else {
             return Ok(Next::Wait);
         };
 
