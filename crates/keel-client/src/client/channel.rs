@@ -164,6 +164,11 @@ impl Runtime {
             incoming_locks: state.direction(me.other()).locks.clone(),
             deposits: [state.ledger(Side::A).0, state.ledger(Side::B).0],
             withdrawn: [state.ledger(Side::A).1, state.ledger(Side::B).1],
+            withdrawing: [Side::A, Side::B].map(|side| {
+                state
+                    .pending_withdrawal(side)
+                    .map_or(U256::ZERO, |p| p.amount)
+            }),
             closing: state.is_closing(),
             failed,
             chain,
@@ -205,6 +210,8 @@ pub struct ChannelInfo {
     pub deposits: [U256; 2],
     /// Cumulative withdrawals seen on chain, A then B.
     pub withdrawn: [U256; 2],
+    /// Amounts reserved for agreed withdrawals not yet seen on chain, A then B.
+    pub withdrawing: [U256; 2],
     /// A cooperative close is signed and may execute: no updates meanwhile.
     pub closing: bool,
     /// Why the channel stopped taking updates, if it did.

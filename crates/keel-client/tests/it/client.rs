@@ -675,17 +675,17 @@ async fn unexecuted_withdrawals_and_closes_expire_and_free_the_channel() {
         .unwrap();
     let close = pair.b.request_close(pair.id).await;
     assert!(close.is_err(), "no close while a withdrawal is pending");
-    assert_eq!(pair.infos().await.0.capacity, U256::from(DEPOSIT - 300));
+    let (a, b) = pair.infos().await;
+    assert_eq!(a.capacity, U256::from(DEPOSIT - 300));
+    assert_eq!(a.withdrawing, [U256::from(300), U256::ZERO]);
+    assert_eq!(b.withdrawing, a.withdrawing);
     let lifetime = Config::new(PrivateKeySigner::random(), "unused").signature_lifetime;
     pair.clock
         .advance(lifetime + keel_client::client::EXPIRY_GRACE + 1);
     // The maintenance task releases the reservation on both sides within a second or so.
     for client in [&pair.a, &pair.b] {
         tokio::time::timeout(Duration::from_secs(10), async {
-            while client.channel(pair.id).await.unwrap().capacity
-                + client.channel(pair.id).await.unwrap().peer_balance
-                != U256::from(2 * DEPOSIT)
-            {
+            while client.channel(pair.id).await.unwrap().withdrawing != [U256::ZERO; 2] {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
