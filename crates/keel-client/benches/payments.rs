@@ -27,8 +27,17 @@ use keel_core::{
 };
 
 const CHAIN_ID: u64 = 31337;
-/// Concurrent payers per direction (payments in flight).
+/// Concurrent payers per direction (payments in flight), unless `KEEL_BENCH_PAYERS` says
+/// otherwise: fewer trade throughput for latency.
 const PAYERS: usize = 32;
+
+fn payers() -> usize {
+    std::env::var("KEEL_BENCH_PAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(PAYERS)
+}
 /// Payments per measured scenario (both directions together).
 const PAYMENTS: usize = 20_000;
 /// Payments of the discarded run before each measured one.
@@ -99,7 +108,7 @@ async fn pair(dir: &std::path::Path) -> (Client, Client, B256) {
     };
     let config = |signer: &PrivateKeySigner, name: &str| {
         let mut config = Config::new(signer.clone(), dir.join(name));
-        config.window = PAYERS;
+        config.window = payers();
         config
     };
     let a = Client::start(config(&signer_a, "a.db"))
@@ -126,10 +135,11 @@ async fn pair(dir: &std::path::Path) -> (Client, Client, B256) {
 
 /// `PAYERS` tasks on `client` make `payments` payments of 1 wei in all; returns latencies.
 async fn pay(client: Client, id: B256, payments: usize) -> Vec<Duration> {
-    let tasks: Vec<_> = (0..PAYERS)
+    let payers = payers();
+    let tasks: Vec<_> = (0..payers)
         .map(|i| {
             let client = client.clone();
-            let count = payments / PAYERS + usize::from(i < payments % PAYERS);
+            let count = payments / payers + usize::from(i < payments % payers);
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(count);
                 for _ in 0..count {
@@ -231,8 +241,9 @@ fn main() {
     });
     println!();
     println!(
-        "| scenario ({PAYERS} payers/direction) | payments | payments/s | p50 latency | \
-         p99 latency | signature bound, {cores} cores (payments/s) |"
+        "| scenario ({} payers/direction) | payments | payments/s | p50 latency | \
+         p99 latency | signature bound, {cores} cores (payments/s) |",
+        payers()
     );
     println!("|---|---:|---:|---:|---:|---:|");
     for outcome in &outcomes {

@@ -434,6 +434,7 @@ async fn resend(
     for (change, proof) in sent {
         let update = Outgoing::Update {
             commit: None,
+            signature: None,
             change,
             proof,
             chain_id,

@@ -597,13 +597,22 @@ impl Inner {
         let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
         // If the connection just dropped the update is lost with it; the peer's Resync on the
         // next connection asks for it again.
+        let (signed, signature) = oneshot::channel();
+        let to_sign = proof.clone();
         let _ = outbox.send(Outgoing::Update {
             commit: Some(commit),
+            signature: Some(signature),
             change,
             proof,
             chain_id,
             vault,
         });
+        drop(rt);
+        // Signed here, outside the channel's lock and while the event is on its way to disk:
+        // concurrent payments sign in parallel. The writer still sends in queue order.
+        if let Ok(signature) = self.sign(&to_sign, chain_id, vault) {
+            let _ = signed.send(signature);
+        }
         Ok(nonce)
     }
 }

@@ -11,10 +11,13 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use keel_core::{wire::Message, Address, BalanceProof, Change};
+use keel_core::{
+    wire::{Message, Signature},
+    Address, BalanceProof, Change,
+};
 use tokio::{
     net::{TcpListener, ToSocketAddrs},
-    sync::mpsc,
+    sync::{mpsc, oneshot},
 };
 
 use super::{channel::Channel, handlers, ClientError, ClientEvent, Inner, Result};
@@ -26,10 +29,14 @@ use crate::{
 /// A message waiting in a peer's outbox.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// One of our updates: signed by the writer once `commit` is durable.
+    /// One of our updates, sent once `commit` is durable.
     Update {
         /// The `Sent` event behind it; `None` when resending a stored one.
         commit: Option<Commit>,
+        /// Its signature, made by the caller after queueing (so that payments on different
+        /// tasks sign on different cores); `None`, or a caller that went away, and the writer
+        /// signs.
+        signature: Option<oneshot::Receiver<Signature>>,
         /// The change.
         change: Change,
         /// The proof to sign.
@@ -277,12 +284,28 @@ async fn write(
         let (commit, msg, event) = match item {
             Outgoing::Update {
                 commit,
+                signature,
                 change,
                 proof,
                 chain_id,
                 vault,
             } => {
-                let signature = match inner.sign(&proof, chain_id, vault) {
+                let signed = match signature {
+                    Some(mut signature) => match signature.try_recv() {
+                        Ok(signature) => Some(signature),
+                        Err(oneshot::error::TryRecvError::Empty) => {
+                            // Send what is ready before waiting for the signer.
+                            if sender.flush().await.is_err() {
+                                break;
+                            }
+                            signature.await.ok()
+                        }
+                        Err(oneshot::error::TryRecvError::Closed) => None,
+                    },
+                    None => None,
+                };
+                let signature = match signed.map_or_else(|| inner.sign(&proof, chain_id, vault), Ok)
+                {
                     Ok(signature) => signature,
                     // A local key that cannot sign is not a state to carry on in.
                     Err(_) => break,
