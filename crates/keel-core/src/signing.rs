@@ -180,6 +180,20 @@ impl KeyTable {
         &self.key
     }
 
+    /// [`KeyTable::verify`], returning a [`Verified`] that records what was checked, so the
+    /// check can run on another thread than the one that applies the message.
+    pub fn verify_token(&self, digest: &B256, signature: &[u8]) -> Result<Verified> {
+        self.verify(digest, signature)?;
+        let signature = signature
+            .try_into()
+            .map_err(|_| Error::SignatureLength(signature.len()))?;
+        Ok(Verified {
+            digest: *digest,
+            signature,
+            key: self.key,
+        })
+    }
+
     /// Checks `signature` over `digest` was made by this key, exactly as [`verify_with_key`].
     pub fn verify(&self, digest: &B256, signature: &[u8]) -> Result<()> {
         let (_, odd) = parse(signature)?;
@@ -200,6 +214,32 @@ impl KeyTable {
             return Err(Error::NotSignedByKey(Address::from_public_key(&self.key)));
         }
         Ok(())
+    }
+}
+
+/// A signature that [`KeyTable::verify_token`] found valid: over `digest`, by `key`. Only that
+/// function makes one, so holding it proves the check was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    digest: B256,
+    signature: [u8; SIGNATURE_LEN],
+    key: VerifyingKey,
+}
+
+impl Verified {
+    /// The digest that was signed.
+    pub const fn digest(&self) -> &B256 {
+        &self.digest
+    }
+
+    /// The signature.
+    pub const fn signature(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.signature
+    }
+
+    /// The key that signed.
+    pub const fn key(&self) -> &VerifyingKey {
+        &self.key
     }
 }
 

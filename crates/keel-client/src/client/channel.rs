@@ -3,10 +3,12 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::atomic::AtomicBool,
+    sync::{atomic::AtomicBool, Arc, OnceLock},
 };
 
-use keel_core::{wire::Signature, Address, ChannelState, Lock, Side, B256, U256};
+use keel_core::{
+    signing::KeyTable, wire::Signature, Address, ChannelState, Lock, Side, B256, U256,
+};
 use tokio::sync::{oneshot, watch, Mutex, Semaphore};
 
 use super::{ClientError, Result};
@@ -33,6 +35,9 @@ pub(crate) struct Channel {
     pub(crate) synced: watch::Sender<bool>,
     /// Whether we sent our `Resync` for this channel on the current connection.
     pub(crate) resync_sent: AtomicBool,
+    /// The peer's key table, once the state machine built one: the reader checks incoming
+    /// signatures with it in parallel, before the update is applied.
+    pub(crate) table: OnceLock<Arc<KeyTable>>,
     /// The state and waiters; held across apply-and-enqueue so log order is apply order.
     pub(crate) rt: Mutex<Runtime>,
 }
@@ -73,6 +78,7 @@ impl Channel {
             window: Semaphore::new(window),
             synced: watch::Sender::new(false),
             resync_sent: AtomicBool::new(false),
+            table: OnceLock::new(),
             rt: Mutex::new(Runtime {
                 state,
                 chain,

@@ -4,8 +4,8 @@
 use std::sync::{atomic::Ordering, Arc};
 
 use keel_core::{
-    secret_hash, signing_hash, wire::Message, wire::Signature, Address, BalanceProof, Change,
-    ChannelError, CooperativeClose, Withdrawal, B256,
+    secret_hash, signing::Verified, signing_hash, wire::Message, wire::Signature, Address,
+    BalanceProof, Change, ChannelError, CooperativeClose, Withdrawal, B256,
 };
 
 use super::{
@@ -16,14 +16,20 @@ use super::{
 };
 use crate::store::Event;
 
-/// Dispatches one message from `from`.
-pub(crate) async fn handle(inner: &Arc<Inner>, from: Address, msg: Message) {
+/// Dispatches one message from `from`; `verified`, for an update, is its signature already
+/// checked against the channel's key table.
+pub(crate) async fn handle(
+    inner: &Arc<Inner>,
+    from: Address,
+    msg: Message,
+    verified: Option<Verified>,
+) {
     let result = match msg {
         Message::Update {
             change,
             proof,
             signature,
-        } => update(inner, from, change, proof, signature).await,
+        } => update(inner, from, change, proof, signature, verified).await,
         Message::Ack { channel_id, nonce } => ack(inner, from, channel_id, nonce).await,
         Message::WithdrawalRequest {
             withdrawal,
@@ -94,6 +100,7 @@ async fn update(
     change: Change,
     proof: BalanceProof,
     signature: Signature,
+    verified: Option<Verified>,
 ) -> Result<(), Refusal> {
     let id = proof.channelId;
     let channel = channel_of(inner, from, id)?;
@@ -116,9 +123,21 @@ async fn update(
         }
         _ => None,
     };
-    rt.state
-        .receive(&change, &proof, &signature, now)
-        .map_err(|e| refused(id, &e))?;
+    let received = match &verified {
+        // The token must cover exactly this proof and this signature; the state machine
+        // checks the digest and the key.
+        Some(v) if v.signature() == &signature => {
+            rt.state.receive_verified(&change, &proof, v, now)
+        }
+        _ => rt.state.receive(&change, &proof, &signature, now),
+    };
+    received.map_err(|e| refused(id, &e))?;
+    if channel.table.get().is_none() {
+        if let Some(table) = rt.state.counterparty_table() {
+            // Later updates are checked in parallel as they arrive.
+            let _ = channel.table.set(table);
+        }
+    }
     let nonce = proof.nonce;
     let event = match &change {
         Change::Pay { amount } => ClientEvent::PaymentReceived {

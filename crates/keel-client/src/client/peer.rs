@@ -364,14 +364,80 @@ async fn read(inner: &Arc<Inner>, address: Address, mut receiver: Receiver) {
         }) if claimed == address => {}
         _ => return,
     }
+    // Signatures are checked here, in parallel tasks, as updates arrive; one task applies
+    // every message in arrival order, so acks and state changes keep the peer's order.
+    let (ordered, queue) = mpsc::unbounded_channel();
+    let applier = tokio::spawn(apply_in_order(Arc::clone(inner), address, queue));
     loop {
         let msg = tokio::select! {
             msg = receiver.recv() => msg,
-            _ = stopping.wait_for(|s| *s) => return,
+            _ = stopping.wait_for(|s| *s) => break,
         };
-        match msg {
-            Ok(msg) => handlers::handle(inner, address, msg).await,
-            Err(_) => return,
+        let Ok(msg) = msg else {
+            break;
+        };
+        if ordered.send(precheck(inner, address, msg)).is_err() {
+            break;
+        }
+    }
+    drop(ordered);
+    // Everything read is applied (and its acks queued) before the connection counts as gone.
+    let _ = applier.await;
+}
+
+/// A message from the peer on its way to be applied.
+enum Incoming {
+    /// Applied as is.
+    Plain(Message),
+    /// An update whose signature a parallel task is checking against the peer's key table.
+    Checked {
+        update: Message,
+        check: tokio::task::JoinHandle<keel_core::Result<keel_core::signing::Verified>>,
+    },
+}
+
+/// Starts checking an update's signature on another task when the channel's key table is
+/// known; anything else goes through unchanged (and is checked when applied).
+fn precheck(inner: &Inner, address: Address, msg: Message) -> Incoming {
+    let Message::Update {
+        ref proof,
+        ref signature,
+        ..
+    } = msg
+    else {
+        return Incoming::Plain(msg);
+    };
+    let Ok(channel) = inner.channel(proof.channelId) else {
+        return Incoming::Plain(msg);
+    };
+    let Some(table) = channel
+        .table
+        .get()
+        .filter(|_| channel.peer == address)
+        .cloned()
+    else {
+        return Incoming::Plain(msg);
+    };
+    let digest = keel_core::signing_hash(proof, channel.chain_id, channel.vault);
+    let signature = *signature;
+    let check = tokio::spawn(async move { table.verify_token(&digest, &signature) });
+    Incoming::Checked { update: msg, check }
+}
+
+/// Applies the peer's messages in the order they arrived.
+async fn apply_in_order(
+    inner: Arc<Inner>,
+    address: Address,
+    mut queue: mpsc::UnboundedReceiver<Incoming>,
+) {
+    while let Some(incoming) = queue.recv().await {
+        match incoming {
+            Incoming::Plain(msg) => handlers::handle(&inner, address, msg, None).await,
+            Incoming::Checked { update, check } => {
+                // A check that could not run leaves the signature to the state machine.
+                let verified = check.await.ok().and_then(Result::ok);
+                handlers::handle(&inner, address, update, verified).await;
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use alloy::primitives::{Address, B256, U256};
 use crate::{
     channel_id,
     settlement::Direction as SettledDirection,
-    signing::{self, KeyTable, VerifyingKey},
+    signing::{self, KeyTable, Verified, VerifyingKey},
     types::Side,
     vault_address, BalanceProof, ChannelParams, CooperativeClose, Withdrawal,
 };
@@ -242,6 +242,53 @@ impl ChannelState {
         signature: &[u8],
         now: u64,
     ) -> Result<(), ChannelError> {
+        self.receive_checked(change, proof, now, |state, digest| {
+            let key = state.check_counterparty_signature(digest, signature)?;
+            let signature: [u8; 65] = signature
+                .try_into()
+                .map_err(|_| ChannelError::BadSignature("length".into()))?;
+            Ok((key, signature))
+        })
+    }
+
+    /// [`ChannelState::receive`] with the signature checked beforehand, possibly on another
+    /// thread, against the counterparty's [`KeyTable`] ([`ChannelState::counterparty_table`]).
+    /// Accepted only if `verified` covers exactly this proof's digest and is by the
+    /// counterparty's key.
+    pub fn receive_verified(
+        &mut self,
+        change: &Change,
+        proof: &BalanceProof,
+        verified: &Verified,
+        now: u64,
+    ) -> Result<(), ChannelError> {
+        self.receive_checked(change, proof, now, |state, digest| {
+            if state.counterparty_key.as_ref() != Some(verified.key()) {
+                return Err(ChannelError::BadSignature(
+                    "not the counterparty's key".into(),
+                ));
+            }
+            if verified.digest() != digest {
+                return Err(ChannelError::BadSignature("checked another message".into()));
+            }
+            Ok((*verified.key(), *verified.signature()))
+        })
+    }
+
+    /// The counterparty's key table, once its key is known and it has signed often enough to
+    /// build one: for checking its proofs off the thread that holds this state.
+    pub fn counterparty_table(&self) -> Option<Arc<KeyTable>> {
+        self.key_table.table.clone()
+    }
+
+    /// The shared part of `receive`: `check` vouches for the signature over the digest.
+    fn receive_checked(
+        &mut self,
+        change: &Change,
+        proof: &BalanceProof,
+        now: u64,
+        check: impl FnOnce(&mut Self, &B256) -> Result<(VerifyingKey, [u8; 65]), ChannelError>,
+    ) -> Result<(), ChannelError> {
         self.ensure_open()?;
         if proof.channelId != self.id {
             return Err(ChannelError::WrongChannel {
@@ -258,10 +305,7 @@ impl ChannelState {
             });
         }
         let digest = crate::signing_hash(proof, self.chain_id, self.vault);
-        let key = self.check_counterparty_signature(&digest, signature)?;
-        let signature: [u8; 65] = signature
-            .try_into()
-            .map_err(|_| ChannelError::BadSignature("length".into()))?;
+        let (key, signature) = check(self, &digest)?;
         self.directions[index(them)] = next;
         self.counterparty_signature = Some(signature);
         self.counterparty_key = Some(key);
