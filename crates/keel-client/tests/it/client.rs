@@ -712,3 +712,30 @@ async fn unexecuted_withdrawals_and_closes_expire_and_free_the_channel() {
     pair.a.pay(pair.id, U256::from(1)).await.unwrap();
     pair.assert_agree().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_naming_someone_else_ends_the_connection() {
+    let pair = Pair::new().await;
+    // Mallory authenticates as herself, then claims to be Alice in her Hello.
+    let mallory = PrivateKeySigner::random();
+    let transport = Transport::new(mallory.clone()).unwrap();
+    let mut conn = transport
+        .connect(pair.b_addr, pair.signers[1].address())
+        .await
+        .unwrap();
+    conn.send(&Message::Hello {
+        address: pair.signers[0].address(),
+        chain_id: CHAIN_ID,
+    })
+    .await
+    .unwrap();
+    let _bobs_hello = conn.recv().await.unwrap();
+    // Bob hangs up without answering anything else.
+    let next = tokio::time::timeout(Duration::from_secs(10), conn.recv())
+        .await
+        .expect("bob hangs up");
+    assert!(next.is_err(), "{next:?}");
+    // The real Alice is unaffected.
+    pair.a.pay(pair.id, U256::from(1)).await.unwrap();
+    pair.assert_agree().await;
+}
