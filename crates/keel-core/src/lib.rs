@@ -12,7 +12,7 @@ pub mod signing;
 pub mod types;
 pub mod wire;
 
-pub use channel::{Change, ChannelError, ChannelState, Policy};
+pub use channel::{Change, ChannelError, ChannelState, Policy, Progress};
 pub use channel_id::{channel_id, clone_init_code, vault_address};
 pub use eip712::{
     domain, signing_hash, BalanceProof, CooperativeClose, TowerAuthorisation, Withdrawal,

@@ -59,6 +59,8 @@ pub(crate) struct Runtime {
     pub(crate) close: Option<Reply<Signature>>,
     /// Callers of `claim_lock`, by secret hash, waiting for the peer to pay the lock out.
     pub(crate) claims: HashMap<B256, Reply<()>>,
+    /// Events queued since the last snapshot (or since the start).
+    pub(crate) since_snapshot: u64,
 }
 
 impl Channel {
@@ -87,6 +89,7 @@ impl Channel {
                 withdrawal: None,
                 close: None,
                 claims: HashMap::new(),
+                since_snapshot: 0,
             }),
         }
     }

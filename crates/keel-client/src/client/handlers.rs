@@ -180,6 +180,7 @@ async fn update(
             return Err((id, RejectCode::Storage));
         }
     };
+    inner.count_event(&mut rt).await;
     let ack = Outgoing::Message {
         commit: Some(commit),
         msg: Message::Ack {
@@ -512,6 +513,7 @@ async fn answer_after_storing(
             return Err((channel.id, RejectCode::Storage));
         }
     };
+    inner.count_event(rt).await;
     let _ = peer::send(
         inner,
         channel.peer,

@@ -74,6 +74,9 @@ pub struct Config {
     pub max_reconnect_delay: Duration,
     /// The time lock and withdrawal expiries are checked against.
     pub clock: Arc<dyn Clock>,
+    /// Events per channel between snapshots of its state in the store: a restart replays at
+    /// most this many per channel.
+    pub snapshot_every: u64,
     /// The chains our channels live on, one entry per chain id. Without any, the client
     /// works off-chain only: deposits and withdrawals are whatever
     /// [`Client::deposit_confirmed`] and [`Client::withdrawal_confirmed`] report.
@@ -94,6 +97,7 @@ impl Config {
             reconnect_delay: Duration::from_millis(100),
             max_reconnect_delay: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
+            snapshot_every: 4_096,
             chains: Vec::new(),
         }
     }
@@ -528,7 +532,22 @@ impl Inner {
             self.fail_channel(channel.id, rt, format!("store failed: {e}"));
             return Err(e.into());
         }
+        self.count_event(rt).await;
         Ok(())
+    }
+
+    /// Counts an event queued for a channel (already applied to `rt`) and, every
+    /// [`Config::snapshot_every`] events, queues a snapshot behind it, so a restart replays at
+    /// most that many events per channel.
+    pub(crate) async fn count_event(&self, rt: &mut channel::Runtime) {
+        rt.since_snapshot += 1;
+        if rt.since_snapshot >= self.config.snapshot_every {
+            rt.since_snapshot = 0;
+            // A snapshot that fails to be written only makes the next start replay more.
+            if let Ok(commit) = self.store.snapshot(&rt.state, &rt.chain).await {
+                drop(commit);
+            }
+        }
     }
 
     /// Marks a channel failed and tells the application.
@@ -590,6 +609,7 @@ impl Inner {
                 return Err(e.into());
             }
         };
+        self.count_event(&mut rt).await;
         // The window slot comes back with the acknowledgement.
         permit.forget();
         let nonce = proof.nonce;

@@ -243,8 +243,9 @@ async fn record(inner: &Inner, id: B256, event: Event) -> Result<()> {
     if status == rt.chain {
         return Ok(());
     }
-    inner.persist(&channel, &mut rt, &event).await?;
+    // Folded in first, so a snapshot taken with the event covers it.
     rt.chain = status;
+    inner.persist(&channel, &mut rt, &event).await?;
     if !status.is_open() {
         // Whatever was in flight can no longer change the outcome.
         rt.fail_waiters(|| ClientError::ChannelClosed(id));

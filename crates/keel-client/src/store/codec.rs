@@ -11,11 +11,12 @@
 
 use alloy::primitives::{Address, B256, U256};
 use keel_core::{
+    channel::{Direction, PendingWithdrawal},
     wire::{decode_change_proof, encode_change_proof},
-    ChannelParams, CooperativeClose, Policy, Side, Withdrawal,
+    ChannelParams, CooperativeClose, Lock, Policy, Progress, Side, Withdrawal,
 };
 
-use super::{ChannelOpening, DecodeError, Event};
+use super::{ChainStatus, ChannelOpening, DecodeError, Event};
 use crate::chain::{BalanceData, DisputeState, LockState};
 
 /// The layout this build writes.
@@ -155,17 +156,7 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
             } else {
                 CHAIN_REFUTED
             });
-            w.side(dispute.closer);
-            w.u64(dispute.deadline);
-            w.u256(dispute.total);
-            w.u256(dispute.deposit_a);
-            w.u256(dispute.withdrawn_a);
-            for data in [&dispute.from_a, &dispute.from_b] {
-                w.u64(data.nonce);
-                w.u256(data.transferred);
-                w.u256(data.locked);
-                w.bytes(data.locks_root.as_slice());
-            }
+            w.dispute(dispute);
         }
         Event::ChainSettled { payout_a, payout_b } => {
             w.u8(CHAIN_SETTLED);
@@ -174,10 +165,7 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
         }
         Event::LocksRetained(locks) => {
             w.u8(LOCKS_RETAINED);
-            w.u256(locks.retained_a);
-            w.bytes(locks.locks_root_a.as_slice());
-            w.u256(locks.retained_b);
-            w.bytes(locks.locks_root_b.as_slice());
+            w.lock_state(locks);
         }
     }
     w.0
@@ -237,26 +225,7 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         CLOSE_EXPIRED => Event::CloseExpired { now: r.u64()? },
         kind @ (CHAIN_CLOSED | CHAIN_REFUTED) => {
-            let closer = r.side()?;
-            let deadline = r.u64()?;
-            let (total, deposit_a, withdrawn_a) = (r.u256()?, r.u256()?, r.u256()?);
-            let mut data = || -> Result<BalanceData, DecodeError> {
-                Ok(BalanceData {
-                    nonce: r.u64()?,
-                    transferred: r.u256()?,
-                    locked: r.u256()?,
-                    locks_root: r.b256()?,
-                })
-            };
-            let dispute = DisputeState {
-                closer,
-                deadline,
-                total,
-                deposit_a,
-                withdrawn_a,
-                from_a: data()?,
-                from_b: data()?,
-            };
+            let dispute = r.dispute()?;
             if kind == CHAIN_CLOSED {
                 Event::ChainClosed(dispute)
             } else {
@@ -267,16 +236,161 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
             payout_a: r.u256()?,
             payout_b: r.u256()?,
         },
-        LOCKS_RETAINED => Event::LocksRetained(LockState {
-            retained_a: r.u256()?,
-            locks_root_a: r.b256()?,
-            retained_b: r.u256()?,
-            locks_root_b: r.b256()?,
-        }),
+        LOCKS_RETAINED => Event::LocksRetained(r.lock_state()?),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     r.finish()?;
     Ok(event)
+}
+
+/// The stored form of a snapshot: a channel's progress and its on-chain status.
+pub(super) fn encode_snapshot(progress: &Progress, status: &ChainStatus) -> Vec<u8> {
+    let mut w = Writer(vec![FORMAT_VERSION]);
+    for side in 0..2 {
+        w.u256(progress.deposits[side]);
+        w.u256(progress.withdrawn[side]);
+        match &progress.pending_withdrawals[side] {
+            None => w.u8(0),
+            Some(p) => {
+                w.u8(1);
+                w.bytes(p.withdrawal.channelId.as_slice());
+                w.bytes(p.withdrawal.participant.as_slice());
+                w.u256(p.withdrawal.totalWithdrawn);
+                w.u64(p.withdrawal.expiry);
+                w.u256(p.amount);
+            }
+        }
+        let direction = &progress.directions[side];
+        w.u64(direction.nonce);
+        w.u256(direction.transferred);
+        // At most `Policy::max_pending_locks` locks; the count fits a u64 on every target.
+        w.u64(direction.locks.len() as u64);
+        for lock in &direction.locks {
+            w.u64(lock.expiration);
+            w.u256(lock.amount);
+            w.bytes(lock.secret_hash.as_slice());
+        }
+    }
+    match &progress.counterparty_signature {
+        None => w.u8(0),
+        Some(signature) => {
+            w.u8(1);
+            w.bytes(signature);
+        }
+    }
+    match progress.closing {
+        None => w.u8(0),
+        Some(expiry) => {
+            w.u8(1);
+            w.u64(expiry);
+        }
+    }
+    match status {
+        ChainStatus::Open => w.u8(0),
+        ChainStatus::Disputed(dispute) => {
+            w.u8(1);
+            w.dispute(dispute);
+        }
+        ChainStatus::Settled {
+            payout_a,
+            payout_b,
+            dispute,
+            locks,
+        } => {
+            w.u8(2);
+            w.u256(*payout_a);
+            w.u256(*payout_b);
+            match dispute {
+                None => w.u8(0),
+                Some(d) => {
+                    w.u8(1);
+                    w.dispute(d);
+                }
+            }
+            match locks {
+                None => w.u8(0),
+                Some(l) => {
+                    w.u8(1);
+                    w.lock_state(l);
+                }
+            }
+        }
+    }
+    w.0
+}
+
+/// Reads a snapshot record.
+pub(super) fn decode_snapshot(bytes: &[u8]) -> Result<(Progress, ChainStatus), DecodeError> {
+    let mut r = Reader::versioned(bytes)?;
+    let mut deposits = [U256::ZERO; 2];
+    let mut withdrawn = [U256::ZERO; 2];
+    let mut pending_withdrawals = [None, None];
+    let mut directions = [Direction::default(), Direction::default()];
+    for side in 0..2 {
+        deposits[side] = r.u256()?;
+        withdrawn[side] = r.u256()?;
+        pending_withdrawals[side] = match r.flag()? {
+            false => None,
+            true => Some(PendingWithdrawal {
+                withdrawal: Withdrawal {
+                    channelId: r.b256()?,
+                    participant: r.address()?,
+                    totalWithdrawn: r.u256()?,
+                    expiry: r.u64()?,
+                },
+                amount: r.u256()?,
+            }),
+        };
+        let nonce = r.u64()?;
+        let transferred = r.u256()?;
+        let count = r.u64()?;
+        // Each lock takes 72 bytes: a count beyond what is left is corrupt, not an allocation.
+        if count > (r.0.len() / 72) as u64 {
+            return Err(DecodeError::Invalid("lock count"));
+        }
+        let mut locks = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            locks.push(Lock {
+                expiration: r.u64()?,
+                amount: r.u256()?,
+                secret_hash: r.b256()?,
+            });
+        }
+        directions[side] = Direction {
+            nonce,
+            transferred,
+            locks,
+        };
+    }
+    let counterparty_signature = if r.flag()? { Some(r.take()?) } else { None };
+    let closing = if r.flag()? { Some(r.u64()?) } else { None };
+    let status = match r.u8()? {
+        0 => ChainStatus::Open,
+        1 => ChainStatus::Disputed(r.dispute()?),
+        2 => ChainStatus::Settled {
+            payout_a: r.u256()?,
+            payout_b: r.u256()?,
+            dispute: if r.flag()? { Some(r.dispute()?) } else { None },
+            locks: if r.flag()? {
+                Some(r.lock_state()?)
+            } else {
+                None
+            },
+        },
+        _ => return Err(DecodeError::Invalid("chain status")),
+    };
+    r.finish()?;
+    Ok((
+        Progress {
+            deposits,
+            withdrawn,
+            pending_withdrawals,
+            directions,
+            counterparty_signature,
+            closing,
+        },
+        status,
+    ))
 }
 
 struct Writer(Vec<u8>);
@@ -299,6 +413,25 @@ impl Writer {
             Side::A => 0,
             Side::B => 1,
         });
+    }
+    fn dispute(&mut self, dispute: &DisputeState) {
+        self.side(dispute.closer);
+        self.u64(dispute.deadline);
+        self.u256(dispute.total);
+        self.u256(dispute.deposit_a);
+        self.u256(dispute.withdrawn_a);
+        for data in [&dispute.from_a, &dispute.from_b] {
+            self.u64(data.nonce);
+            self.u256(data.transferred);
+            self.u256(data.locked);
+            self.bytes(data.locks_root.as_slice());
+        }
+    }
+    fn lock_state(&mut self, locks: &LockState) {
+        self.u256(locks.retained_a);
+        self.bytes(locks.locks_root_a.as_slice());
+        self.u256(locks.retained_b);
+        self.bytes(locks.locks_root_b.as_slice());
     }
 }
 
@@ -342,6 +475,44 @@ impl<'a> Reader<'a> {
             1 => Ok(Side::B),
             _ => Err(DecodeError::Invalid("side")),
         }
+    }
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Invalid("flag")),
+        }
+    }
+    fn dispute(&mut self) -> Result<DisputeState, DecodeError> {
+        let closer = self.side()?;
+        let deadline = self.u64()?;
+        let (total, deposit_a, withdrawn_a) = (self.u256()?, self.u256()?, self.u256()?);
+        let mut data = || -> Result<BalanceData, DecodeError> {
+            Ok(BalanceData {
+                nonce: self.u64()?,
+                transferred: self.u256()?,
+                locked: self.u256()?,
+                locks_root: self.b256()?,
+            })
+        };
+        let (from_a, from_b) = (data()?, data()?);
+        Ok(DisputeState {
+            closer,
+            deadline,
+            total,
+            deposit_a,
+            withdrawn_a,
+            from_a,
+            from_b,
+        })
+    }
+    fn lock_state(&mut self) -> Result<LockState, DecodeError> {
+        Ok(LockState {
+            retained_a: self.u256()?,
+            locks_root_a: self.b256()?,
+            retained_b: self.u256()?,
+            locks_root_b: self.b256()?,
+        })
     }
     fn finish(self) -> Result<(), DecodeError> {
         if self.0.is_empty() {
@@ -446,6 +617,65 @@ mod tests {
                 locks_root_b: B256::ZERO,
             }),
         ]
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_reject_truncation() {
+        let events = events();
+        let Event::ChainClosed(dispute) = events[9] else {
+            panic!("fixture order changed");
+        };
+        let lock = Lock {
+            expiration: 900,
+            amount: U256::from(2),
+            secret_hash: B256::repeat_byte(0x5e),
+        };
+        let progress = Progress {
+            deposits: [U256::from(10), U256::MAX],
+            withdrawn: [U256::ZERO, U256::from(3)],
+            pending_withdrawals: [
+                None,
+                Some(PendingWithdrawal {
+                    withdrawal: Withdrawal {
+                        channelId: B256::repeat_byte(0xc1),
+                        participant: Address::repeat_byte(0xbb),
+                        totalWithdrawn: U256::from(5),
+                        expiry: 77,
+                    },
+                    amount: U256::from(2),
+                }),
+            ],
+            directions: [
+                Direction {
+                    nonce: 9,
+                    transferred: U256::from(4),
+                    locks: vec![lock, lock],
+                },
+                Direction::default(),
+            ],
+            counterparty_signature: Some([0xab; 65]),
+            closing: Some(1_234),
+        };
+        let statuses = [
+            ChainStatus::Open,
+            ChainStatus::Disputed(dispute),
+            ChainStatus::Settled {
+                payout_a: U256::from(1),
+                payout_b: U256::from(2),
+                dispute: Some(dispute),
+                locks: Some(LockState::default()),
+            },
+        ];
+        for status in statuses {
+            let bytes = encode_snapshot(&progress, &status);
+            assert_eq!(decode_snapshot(&bytes), Ok((progress.clone(), status)));
+            for len in 0..bytes.len() {
+                assert!(decode_snapshot(&bytes[..len]).is_err(), "at {len}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(decode_snapshot(&longer), Err(DecodeError::TrailingBytes(1)));
+        }
     }
 
     #[test]

@@ -167,6 +167,17 @@ impl Store {
         .await
     }
 
+    /// Queues a snapshot of `state` (and its on-chain `status`) behind every event queued
+    /// before it for the channel: a restart then replays only the events after it. The caller
+    /// queues it under the same lock as the events, so it covers exactly those.
+    pub async fn snapshot(&self, state: &ChannelState, status: &ChainStatus) -> Result<Commit> {
+        self.enqueue_write(Write::Snapshot {
+            channel_id: state.id(),
+            body: codec::encode_snapshot(&state.progress(), status),
+        })
+        .await
+    }
+
     /// Waits until every event queued before this call is durable: a barrier for callers that
     /// must read back what they enqueued.
     pub async fn flush(&self) -> Result<()> {
@@ -253,11 +264,39 @@ impl Store {
             if state.id() != id {
                 return Err(corrupt(None, DecodeError::WrongChannel(state.id())));
             }
-            let events: Vec<(i64, Vec<u8>)> =
-                sqlx::query_as("SELECT seq, body FROM events WHERE channel_id = ? ORDER BY seq")
+            let snapshot: Option<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, state FROM snapshots WHERE channel_id = ?")
                     .bind(id.as_slice())
-                    .fetch_all(&self.pool)
+                    .fetch_optional(&self.pool)
                     .await?;
+            let mut after = 0;
+            if let Some((seq, body)) = snapshot {
+                let (progress, chain) =
+                    codec::decode_snapshot(&body).map_err(|e| corrupt(Some(seq), e))?;
+                state = ChannelState::resume(
+                    opening.params,
+                    opening.chain_id,
+                    opening.factory,
+                    opening.implementation,
+                    opening.me,
+                    opening.policy,
+                    progress,
+                )
+                .map_err(|e| StoreError::Replay {
+                    channel_id: id,
+                    seq,
+                    source: e.into(),
+                })?;
+                status = chain;
+                after = seq;
+            }
+            let events: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, body FROM events WHERE channel_id = ? AND seq > ? ORDER BY seq",
+            )
+            .bind(id.as_slice())
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
             for (seq, body) in events {
                 let event = codec::decode_event(&body).map_err(|e| corrupt(Some(seq), e))?;
                 event

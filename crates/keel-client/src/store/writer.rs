@@ -36,6 +36,13 @@ pub(super) enum Write {
         /// The encoded event.
         body: Vec<u8>,
     },
+    /// A channel's snapshot, covering every event written before it.
+    Snapshot {
+        /// The channel id.
+        channel_id: B256,
+        /// The encoded snapshot.
+        body: Vec<u8>,
+    },
     /// Writes nothing: answered once everything queued before it is committed.
     Barrier,
 }
@@ -161,6 +168,18 @@ async fn write_one(conn: &mut SqliteConnection, write: &Write) -> Result<Result<
             sqlx::query("INSERT INTO events (channel_id, body) VALUES (?, ?)")
                 .bind(channel_id.as_slice())
                 .bind(body.as_slice()),
+            *channel_id,
+        ),
+        // Writes are applied in queue order, so the channel's last event row is the last
+        // event the snapshot covers.
+        Write::Snapshot { channel_id, body } => (
+            sqlx::query(
+                "INSERT INTO snapshots (channel_id, seq, state) VALUES \
+                 (?1, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE channel_id = ?1), ?2) \
+                 ON CONFLICT (channel_id) DO UPDATE SET seq = excluded.seq, state = excluded.state",
+            )
+            .bind(channel_id.as_slice())
+            .bind(body.as_slice()),
             *channel_id,
         ),
     };

@@ -159,6 +159,8 @@ fn config(dir: &TempDir, signer: &PrivateKeySigner, which: usize, clock: &Manual
     config.reply_timeout = Duration::from_secs(10);
     config.reconnect_delay = Duration::from_millis(20);
     config.max_reconnect_delay = Duration::from_millis(200);
+    // Snapshots every few events, so restarts here load from them.
+    config.snapshot_every = 7;
     config
 }
 

@@ -663,3 +663,95 @@ async fn pipelined_enqueues_keep_their_order_and_share_commits() {
     assert_eq!(store.load_all().await.unwrap(), vec![state]);
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_snapshot_replaces_the_events_before_it_and_a_damaged_one_is_refused() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let mut pair = Pair::open(&store).await;
+    for side in [Side::A, Side::B] {
+        let deposit = Event::DepositConfirmed {
+            side,
+            total: U256::from(1_000),
+        };
+        deposit.apply(&mut pair.alice).unwrap();
+        pair.both(&store, deposit).await;
+    }
+    let secret = B256::repeat_byte(0x5e);
+    pair.alice_sends(&store, pay(10), NOW).await;
+    pair.bob_sends(&store, pay(4), NOW).await;
+    let lock = Lock {
+        expiration: NOW + 3_600,
+        amount: U256::from(7),
+        secret_hash: secret_hash(secret),
+    };
+    pair.bob_sends(&store, Change::AddLock(lock), NOW).await;
+    let withdrawal = Withdrawal {
+        channelId: pair.alice.id(),
+        participant: pair.alice_key.address(),
+        totalWithdrawn: U256::from(100),
+        expiry: NOW + 600,
+    };
+    pair.alice.approve_withdrawal(&withdrawal, NOW).unwrap();
+    store
+        .append(
+            pair.alice.id(),
+            &Event::WithdrawalApproved {
+                withdrawal,
+                now: NOW,
+            },
+        )
+        .await
+        .unwrap();
+    let status = keel_client::store::ChainStatus::Open;
+    store
+        .snapshot(&pair.alice, &status)
+        .await
+        .unwrap()
+        .durable()
+        .await
+        .unwrap();
+    // Events after the snapshot are replayed on top of it.
+    pair.alice_sends(&store, pay(5), NOW).await;
+    pair.bob_sends(&store, Change::ClaimLock { secret }, NOW)
+        .await;
+    store.close().await;
+
+    // The events the snapshot covers are no longer needed: drop them, and the load is the same.
+    db.tamper("DELETE FROM events WHERE seq <= (SELECT seq FROM snapshots)")
+        .await;
+    let store = db.store().await;
+    let loaded = store.load_channels().await.unwrap();
+    assert_eq!(loaded, vec![(pair.alice.clone(), status)]);
+    store.close().await;
+
+    // A snapshot whose counterparty signature was altered is refused, not trusted. The
+    // signature is the 65 bytes before the last two (closing flag, chain status): zero four of
+    // its bytes.
+    db.tamper(
+        "UPDATE snapshots SET state = CAST(substr(state, 1, length(state) - 44) || \
+         X'00000000' || substr(state, length(state) - 39) AS BLOB)",
+    )
+    .await;
+    let store = db.store().await;
+    let err = store.load_channels().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Replay { .. } | StoreError::Corrupt { .. }),
+        "{err:?}"
+    );
+    // Cut short, it is a typed decoding error.
+    db.tamper("UPDATE snapshots SET state = CAST(substr(state, 1, 40) AS BLOB)")
+        .await;
+    let err = store.load_channels().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                source: DecodeError::Truncated,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store.close().await;
+}

@@ -58,6 +58,25 @@ pub struct PendingWithdrawal {
     pub amount: U256,
 }
 
+/// What a channel's state holds beyond its opening: what a store keeps as a snapshot, so a
+/// restart replays only the events after it ([`ChannelState::progress`],
+/// [`ChannelState::resume`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Cumulative on-chain deposits, A then B.
+    pub deposits: [U256; 2],
+    /// Cumulative on-chain withdrawals, A then B.
+    pub withdrawn: [U256; 2],
+    /// Agreed withdrawals not yet executed or expired, A then B.
+    pub pending_withdrawals: [Option<PendingWithdrawal>; 2],
+    /// Each direction's latest state, indexed by sender (A then B).
+    pub directions: [Direction; 2],
+    /// The counterparty's signature over its latest proof, if it sent one.
+    pub counterparty_signature: Option<[u8; 65]>,
+    /// Expiry of the cooperative close this side signed, while it may still execute.
+    pub closing: Option<u64>,
+}
+
 /// Proofs checked against the counterparty's plain key before its [`KeyTable`] is built: a
 /// short-lived channel never pays the table's ~90 KB and half a millisecond.
 const KEY_TABLE_AFTER: u32 = 16;
@@ -155,6 +174,70 @@ impl ChannelState {
             key_table: KeyTableCache::default(),
             closing: None,
         }
+    }
+
+    /// Everything this state holds beyond its opening.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            deposits: self.deposits,
+            withdrawn: self.withdrawn,
+            pending_withdrawals: self.pending_withdrawals.clone(),
+            directions: self.directions.clone(),
+            counterparty_signature: self.counterparty_signature,
+            closing: self.closing,
+        }
+    }
+
+    /// The state `progress` describes for the channel `new` would create. The counterparty's
+    /// signature is checked again over its latest proof (its key is recovered from it), and
+    /// every side's commitments must be covered by its funds, so a damaged snapshot is refused
+    /// rather than trusted.
+    pub fn resume(
+        params: ChannelParams,
+        chain_id: u64,
+        factory: Address,
+        implementation: Address,
+        me: Side,
+        policy: Policy,
+        progress: Progress,
+    ) -> Result<Self, ChannelError> {
+        let mut state = Self::new(params, chain_id, factory, implementation, me, policy);
+        state.deposits = progress.deposits;
+        state.withdrawn = progress.withdrawn;
+        state.pending_withdrawals = progress.pending_withdrawals;
+        state.directions = progress.directions;
+        state.closing = progress.closing;
+        for side in [Side::A, Side::B] {
+            let own = &state.directions[index(side)];
+            let other = &state.directions[index(side.other())];
+            let credit = state.deposits[index(side)].checked_add(other.transferred);
+            let debit = state.withdrawn[index(side)]
+                .checked_add(own.transferred)
+                .and_then(|d| d.checked_add(own.locked()));
+            if !matches!((credit, debit), (Some(c), Some(d)) if d <= c) {
+                return Err(ChannelError::InsufficientCapacity {
+                    needed: debit.unwrap_or(U256::MAX),
+                    available: credit.unwrap_or(U256::MAX),
+                });
+            }
+        }
+        let them = me.other();
+        match progress.counterparty_signature {
+            Some(signature) => {
+                let proof = state.directions[index(them)].proof(state.id);
+                let digest = crate::signing_hash(&proof, chain_id, state.vault);
+                let key = state.check_counterparty_signature(&digest, &signature)?;
+                state.counterparty_key = Some(key);
+                state.counterparty_signature = Some(signature);
+            }
+            None if state.directions[index(them)].nonce != 0 => {
+                return Err(ChannelError::BadSignature(
+                    "a received proof without its signature".into(),
+                ));
+            }
+            None => {}
+        }
+        Ok(state)
     }
 
     /// The channel id.

@@ -38,6 +38,8 @@ async fn main() -> Result<()> {
     }];
     config.reconnect_delay = Duration::from_millis(20);
     config.max_reconnect_delay = Duration::from_millis(200);
+    // Frequent snapshots, so kills also land around them and restarts load from them.
+    config.snapshot_every = 100;
     let client = Client::start(config).await?;
     client.connect(peer_addr, peer).await?;
     // Eight payers keep updates in flight, so a kill lands between store and send, between

@@ -132,6 +132,7 @@ pub(crate) fn config(
     config.chains = vec![net.chain_config(0)];
     config.reconnect_delay = Duration::from_millis(20);
     config.max_reconnect_delay = Duration::from_millis(200);
+    config.snapshot_every = 50;
     config
 }
 
