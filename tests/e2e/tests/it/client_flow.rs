@@ -206,6 +206,18 @@ pub(crate) async fn wait_until(
     .map_err(|_| eyre!("timed out waiting on channel {id}"))
 }
 
+/// Waits until both clients hold the same balances (updates in flight have landed).
+pub(crate) async fn wait_agreed(pair: &Pair, id: B256) -> Result<(U256, U256)> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match agreed(pair, id).await {
+            Ok(balances) => return Ok(balances),
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// Both clients hold the same balances; returns (alice's, bob's).
 pub(crate) async fn agreed(pair: &Pair, id: B256) -> Result<(U256, U256)> {
     let (a, b) = (pair.alice.channel(id).await?, pair.bob.channel(id).await?);
@@ -417,7 +429,8 @@ async fn a_stale_close_is_refuted_by_the_online_peer() -> Result<()> {
             },
         "{refuted:?}"
     );
-    // Nothing more goes through the channel.
+    // Nothing more goes through the channel, once Alice's monitor has seen her close too.
+    wait_until(&pair.alice, id, |i| !i.chain.is_open()).await?;
     let err = pair.alice.pay(id, U256::from(1)).await.unwrap_err();
     ensure!(
         matches!(err, keel_client::ClientError::ChannelClosed(_)),
