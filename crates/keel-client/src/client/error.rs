@@ -100,6 +100,10 @@ pub enum ClientError {
     /// A chain transaction or query failed.
     #[error("chain: {0}")]
     Chain(#[from] crate::chain::ChainError),
+    /// The channel's chain is followed by the client's monitor, which alone reports deposits
+    /// and withdrawals on it.
+    #[error("chain {0} is followed by the monitor; it reports deposits and withdrawals")]
+    ChainFollowed(u64),
     /// No chain with this id is configured.
     #[error("chain {0} is not configured")]
     NoChain(u64),

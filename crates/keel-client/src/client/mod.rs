@@ -210,13 +210,15 @@ impl Client {
         add_channel(&self.inner, opening).await
     }
 
-    /// Records a cumulative deposit total seen on chain (the chain monitor's report).
+    /// Records a cumulative deposit total seen on chain, for a channel on a chain the client
+    /// does not follow itself (on a configured chain the monitor is the only source, and this
+    /// fails with [`ClientError::ChainFollowed`]).
     pub async fn deposit_confirmed(&self, channel_id: B256, side: Side, total: U256) -> Result<()> {
         self.apply_chain_event(channel_id, Event::DepositConfirmed { side, total })
             .await
     }
 
-    /// Records a cumulative withdrawal total seen on chain.
+    /// Records a cumulative withdrawal total seen on chain; as [`Client::deposit_confirmed`].
     pub async fn withdrawal_confirmed(
         &self,
         channel_id: B256,
@@ -488,6 +490,10 @@ impl Client {
 
     async fn apply_chain_event(&self, channel_id: B256, event: Event) -> Result<()> {
         let channel = self.inner.channel(channel_id)?;
+        if self.inner.link(channel.chain_id).is_ok() {
+            // A caller's report must not override what the chain says.
+            return Err(ClientError::ChainFollowed(channel.chain_id));
+        }
         let mut rt = channel.rt.lock().await;
         apply_event(&mut rt.state, &event)?;
         self.inner.persist(&channel, &mut rt, &event).await
@@ -706,7 +712,10 @@ pub(crate) async fn add_channel(
         .expect("channel map poisoned")
         .insert(channel.id, Arc::clone(&channel));
     if let Ok(link) = inner.link(opening.chain_id) {
-        link.monitor.watch(channel.vault, channel.id);
+        // A channel learnt from `ChannelOpened` is watched already, from its opening block.
+        if !link.monitor.watched().contains_key(&channel.vault) {
+            link.monitor.watch(channel.vault, channel.id);
+        }
     }
     peer::announce(inner, &channel).await;
     Ok(info)

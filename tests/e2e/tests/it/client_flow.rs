@@ -328,6 +328,17 @@ async fn top_up_withdraw_and_hash_locks_while_open() -> Result<()> {
     let deposit = units("1");
     let id = pair.open(Address::ZERO, deposit).await?;
 
+    // On a followed chain only the monitor reports deposits: a caller cannot make one up.
+    let err = pair
+        .alice
+        .deposit_confirmed(id, keel_core::Side::A, units("100"))
+        .await
+        .unwrap_err();
+    ensure!(
+        matches!(err, keel_client::ClientError::ChainFollowed(_)),
+        "{err:?}"
+    );
+
     // Top-up and withdrawal while open: both sides see both on chain.
     pair.alice.top_up(id, units("0.5")).await?;
     for client in [&pair.alice, &pair.bob] {
