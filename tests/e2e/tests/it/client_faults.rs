@@ -14,7 +14,7 @@ use eyre::{ensure, Result};
 use keel_client::{client::ClientEvent, store::ChainStatus, ClientError};
 use tokio::sync::broadcast;
 
-use crate::client_flow::{agreed, units, wait_for, wait_until, Pair};
+use crate::client_flow::{agreed, expect_settled, units, wait_for, wait_until, Pair};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rpc_restart_mid_run_misses_nothing() -> Result<()> {
@@ -62,15 +62,7 @@ async fn an_rpc_restart_mid_run_misses_nothing() -> Result<()> {
     ensure!((a, b) == (units("0.975"), units("1.525")), "{a} {b}");
     let mut events = pair.alice.subscribe();
     pair.bob.close(id).await?;
-    let settled = wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
-    ensure!(
-        settled
-            == ClientEvent::Settled {
-                channel_id: id,
-                payout_a: a,
-                payout_b: b
-            }
-    );
+    expect_settled(&mut events, id, a, b).await?;
     Ok(())
 }
 
@@ -165,16 +157,7 @@ async fn a_close_removed_by_a_reorg_is_never_answered_and_the_real_one_once() ->
 
     pair.advance(u64::from(keel_e2e::MIN_PERIOD) + 1).await?;
     pair.bob.settle(id).await?;
-    let settled = wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
-    ensure!(
-        settled
-            == ClientEvent::Settled {
-                channel_id: id,
-                payout_a: a,
-                payout_b: b
-            },
-        "{settled:?}"
-    );
+    expect_settled(&mut events, id, a, b).await?;
     mining.abort();
     Ok(())
 }

@@ -186,6 +186,27 @@ pub(crate) async fn wait_for(
     .map_err(|_| eyre!("timed out waiting for an event"))?
 }
 
+/// Waits for the settlement of `id` and checks it paid exactly `payout_a` and `payout_b`.
+pub(crate) async fn expect_settled(
+    events: &mut broadcast::Receiver<ClientEvent>,
+    id: B256,
+    payout_a: U256,
+    payout_b: U256,
+) -> Result<()> {
+    let settled = wait_for(
+        events,
+        |e| matches!(e, ClientEvent::Settled { channel_id, .. } if *channel_id == id),
+    )
+    .await?;
+    let expected = ClientEvent::Settled {
+        channel_id: id,
+        payout_a,
+        payout_b,
+    };
+    ensure!(settled == expected, "{settled:?}, expected {expected:?}");
+    Ok(())
+}
+
 /// Polls `client`'s view of `id` until `done` holds.
 pub(crate) async fn wait_until(
     client: &Client,
@@ -385,16 +406,7 @@ async fn top_up_withdraw_and_hash_locks_while_open() -> Result<()> {
     // Closing pays exactly those balances.
     let mut events = pair.alice.subscribe();
     pair.bob.close(id).await?;
-    let settled = wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
-    ensure!(
-        settled
-            == ClientEvent::Settled {
-                channel_id: id,
-                payout_a: units("1.4"),
-                payout_b: units("0.85")
-            },
-        "{settled:?}"
-    );
+    expect_settled(&mut events, id, units("1.4"), units("0.85")).await?;
     ensure!(
         holdings(
             &pair.net,
@@ -451,16 +463,7 @@ async fn a_stale_close_is_refuted_by_the_online_peer() -> Result<()> {
     // After the challenge period, settlement pays the off-chain balances.
     pair.advance(u64::from(MIN_PERIOD) + 1).await?;
     pair.bob.settle(id).await?;
-    let settled = wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
-    ensure!(
-        settled
-            == ClientEvent::Settled {
-                channel_id: id,
-                payout_a: a,
-                payout_b: b
-            },
-        "{settled:?}"
-    );
+    expect_settled(&mut events, id, a, b).await?;
     Ok(())
 }
 

@@ -7,9 +7,9 @@ use std::{process::Stdio, time::Duration};
 
 use alloy::primitives::{Address, U256};
 use eyre::{ensure, Result};
-use keel_client::{client::ClientEvent, Client, ClientError};
+use keel_client::{Client, ClientError};
 
-use crate::client_flow::{config, holdings, wait_agreed, wait_for, wait_until, Pair};
+use crate::client_flow::{config, expect_settled, holdings, wait_agreed, wait_until, Pair};
 
 const KILLS: usize = 20;
 
@@ -131,16 +131,7 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
 
     let mut events = pair.bob.subscribe();
     pair.alice.close(id).await?;
-    let settled = wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
-    ensure!(
-        settled
-            == ClientEvent::Settled {
-                channel_id: id,
-                payout_a: a,
-                payout_b: b
-            },
-        "{settled:?}"
-    );
+    expect_settled(&mut events, id, a, b).await?;
     ensure!(holdings(&pair.net, Address::ZERO, info.vault).await? == U256::ZERO);
     Ok(())
 }
