@@ -4,6 +4,9 @@
 //! table row per scenario and, beside it, the bound that signing and verifying alone put on the
 //! rate. Run: `cargo bench -p keel-client --bench payments`. Results go to docs/benchmarks.md.
 //!
+//! The CPU column is the processor time the whole process (both clients) spent per payment:
+//! on two cores it, not the wire, is what bounds the rate.
+//!
 //! Each payment is one `Client::pay` call: apply, store, sign and send on the payer; verify,
 //! store and acknowledge on the payee; it returns on the acknowledgement, and its latency is
 //! that call's duration. [`PAYERS`] tasks per direction pay concurrently, so up to that many
@@ -50,6 +53,8 @@ struct Outcome {
     elapsed: Duration,
     /// Per payment, the duration of its `pay` call; sorted.
     latencies: Vec<Duration>,
+    /// Processor time the whole process spent (both clients, every thread), if readable.
+    cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -64,8 +69,12 @@ impl Outcome {
 
     fn row(&self, bound: f64) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let cpu = self.cpu.map_or_else(
+            || "n/a".to_owned(),
+            |cpu| format!("{:.0} µs", cpu.as_secs_f64() * 1e6 / self.payments as f64),
+        );
         format!(
-            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} |",
+            "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {cpu} | {:.0} |",
             self.name,
             self.payments,
             self.per_second(),
@@ -74,6 +83,19 @@ impl Outcome {
             bound,
         )
     }
+}
+
+/// Processor time (user + system, all threads) this process has used so far, from
+/// `/proc/self/stat` (Linux; `None` elsewhere). Counted in clock ticks, assumed 100 per second
+/// (USER_HZ on every Linux architecture we build for).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name, which may itself hold spaces.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// A fresh directory for one pair's stores.
@@ -162,11 +184,13 @@ async fn pay(client: Client, id: B256, payments: usize) -> Vec<Duration> {
 async fn run(name: &'static str, a_to_b: usize, b_to_a: usize) -> Outcome {
     let dir = temp_dir();
     let (a, b, id) = pair(&dir).await;
+    let cpu_before = process_cpu();
     let start = Instant::now();
     let from_a = tokio::spawn(pay(a.clone(), id, a_to_b));
     let from_b = tokio::spawn(pay(b.clone(), id, b_to_a));
     let (from_a, from_b) = (from_a.await.expect("A"), from_b.await.expect("B"));
     let elapsed = start.elapsed();
+    let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after - before);
     let (info_a, info_b) = (
         a.channel(id).await.expect("A"),
         b.channel(id).await.expect("B"),
@@ -182,6 +206,7 @@ async fn run(name: &'static str, a_to_b: usize, b_to_a: usize) -> Outcome {
         payments: a_to_b + b_to_a,
         elapsed,
         latencies,
+        cpu,
     }
 }
 
@@ -242,10 +267,10 @@ fn main() {
     println!();
     println!(
         "| scenario ({} payers/direction) | payments | payments/s | p50 latency | \
-         p99 latency | signature bound, {cores} cores (payments/s) |",
+         p99 latency | CPU per payment | signature bound, {cores} cores (payments/s) |",
         payers()
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for outcome in &outcomes {
         println!("{}", outcome.row(per_core * cores as f64));
     }
