@@ -43,6 +43,9 @@ fn payers() -> usize {
 }
 /// Payments per measured scenario (both directions together).
 const PAYMENTS: usize = 20_000;
+/// Payments offered per second (both directions together) in the fixed-rate scenarios: the
+/// target rate, at which the p99 latency is judged.
+const OFFERED: f64 = 10_000.0;
 /// Payments of the discarded run before each measured one.
 const WARM_UP: usize = 2_000;
 
@@ -180,17 +183,63 @@ async fn pay(client: Client, id: B256, payments: usize) -> Vec<Duration> {
     latencies
 }
 
+/// `client` makes `payments` payments of 1 wei at `rate` per second, whatever the answers: at
+/// each millisecond tick the payments that fell due are issued, each on its own task. A
+/// payment's latency runs from the tick it was due at, so a pacer that falls behind cannot
+/// hide slow answers (no coordinated omission). Returns latencies.
+async fn pay_at_rate(client: Client, id: B256, payments: usize, rate: f64) -> Vec<Duration> {
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    // Ticks missed while the runtime was busy are delivered at once, with their due instants.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = ticks.tick().await;
+    let mut tasks = Vec::with_capacity(payments);
+    while tasks.len() < payments {
+        let due = ticks.tick().await;
+        let due_by_now = ((due - start).as_secs_f64() * rate) as usize;
+        while tasks.len() < due_by_now.min(payments) {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                client.pay(id, U256::from(1)).await.expect("payment");
+                due.elapsed()
+            }));
+        }
+    }
+    let mut latencies = Vec::with_capacity(payments);
+    for task in tasks {
+        latencies.push(task.await.expect("payment task"));
+    }
+    latencies
+}
+
+/// How a scenario drives the payers.
+#[derive(Clone, Copy)]
+enum Load {
+    /// [`payers`] payers per direction, each paying again as soon as its last payment returns:
+    /// measures the most the pair sustains.
+    Closed,
+    /// Payments offered at this many per second per direction: measures latency at that rate.
+    Rate(f64),
+}
+
 /// A pays B `a_to_b` times while B pays A `b_to_a` times, all at once.
-async fn run(name: &'static str, a_to_b: usize, b_to_a: usize) -> Outcome {
+async fn run(name: &'static str, load: Load, a_to_b: usize, b_to_a: usize) -> Outcome {
     let dir = temp_dir();
     let (a, b, id) = pair(&dir).await;
     let cpu_before = process_cpu();
     let start = Instant::now();
-    let from_a = tokio::spawn(pay(a.clone(), id, a_to_b));
-    let from_b = tokio::spawn(pay(b.clone(), id, b_to_a));
+    let drive = |client: &Client, payments| {
+        let client = client.clone();
+        match load {
+            Load::Closed => tokio::spawn(pay(client, id, payments)),
+            Load::Rate(rate) => tokio::spawn(pay_at_rate(client, id, payments, rate)),
+        }
+    };
+    let (from_a, from_b) = (drive(&a, a_to_b), drive(&b, b_to_a));
     let (from_a, from_b) = (from_a.await.expect("A"), from_b.await.expect("B"));
     let elapsed = start.elapsed();
-    let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after - before);
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let (info_a, info_b) = (
         a.channel(id).await.expect("A"),
         b.channel(id).await.expect("B"),
@@ -258,11 +307,23 @@ fn main() {
         .build()
         .expect("runtime");
     let outcomes = runtime.block_on(async {
-        run("one way", WARM_UP, 0).await;
-        let one = run("one way", PAYMENTS, 0).await;
-        run("both ways", WARM_UP / 2, WARM_UP / 2).await;
-        let both = run("both ways", PAYMENTS / 2, PAYMENTS / 2).await;
-        [one, both]
+        let mut outcomes = Vec::new();
+        for (name, load, a_to_b, b_to_a) in [
+            ("one way", Load::Closed, PAYMENTS, 0),
+            ("both ways", Load::Closed, PAYMENTS / 2, PAYMENTS / 2),
+            ("one way at 10,000/s", Load::Rate(OFFERED), PAYMENTS, 0),
+            (
+                "both ways at 5,000/s each",
+                Load::Rate(OFFERED / 2.0),
+                PAYMENTS / 2,
+                PAYMENTS / 2,
+            ),
+        ] {
+            let warm_up = |n: usize| n * WARM_UP / PAYMENTS;
+            run(name, load, warm_up(a_to_b), warm_up(b_to_a)).await;
+            outcomes.push(run(name, load, a_to_b, b_to_a).await);
+        }
+        outcomes
     });
     println!();
     println!(

@@ -15,7 +15,8 @@ pub mod wire;
 pub use channel::{Change, ChannelError, ChannelState, Policy, Progress};
 pub use channel_id::{channel_id, clone_init_code, vault_address};
 pub use eip712::{
-    domain, signing_hash, BalanceProof, CooperativeClose, TowerAuthorisation, Withdrawal,
+    domain, signing_hash, BalanceProof, ChannelDomain, CooperativeClose, TowerAuthorisation,
+    Withdrawal,
 };
 pub use error::{Error, Result};
 pub use locks::{locks_root, secret_hash};

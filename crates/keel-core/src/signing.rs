@@ -7,13 +7,12 @@
 //! then checks every later message with it.
 
 use crate::{
-    eip712::domain,
+    eip712::{signing_hash, Message},
     error::{Error, Result},
 };
 use alloy::{
     primitives::{Address, Signature, B256, U256},
     signers::{local::PrivateKeySigner, SignerSync},
-    sol_types::SolStruct,
 };
 use k256::{
     elliptic_curve::{
@@ -45,13 +44,13 @@ pub fn sign_hash(signer: &PrivateKeySigner, digest: &B256) -> Result<[u8; SIGNAT
 }
 
 /// Signs `msg` under the domain of the channel whose vault is `vault` on `chain_id`.
-pub fn sign_message<T: SolStruct>(
+pub fn sign_message<T: Message>(
     signer: &PrivateKeySigner,
     msg: &T,
     chain_id: u64,
     vault: Address,
 ) -> Result<[u8; SIGNATURE_LEN]> {
-    sign_hash(signer, &msg.eip712_signing_hash(&domain(chain_id, vault)))
+    sign_hash(signer, &signing_hash(msg, chain_id, vault))
 }
 
 /// Checks length, `v` and low `s` as the contract does; returns the signature and `v`'s parity.

@@ -7,7 +7,8 @@ use std::{
 };
 
 use keel_core::{
-    signing::KeyTable, wire::Signature, Address, ChannelState, Lock, Side, B256, U256,
+    signing::KeyTable, wire::Signature, Address, ChannelDomain, ChannelState, Lock, Side, B256,
+    U256,
 };
 use tokio::sync::{oneshot, watch, Mutex, Semaphore};
 
@@ -26,6 +27,8 @@ pub(crate) struct Channel {
     pub(crate) chain_id: u64,
     /// Its vault.
     pub(crate) vault: Address,
+    /// Its EIP-712 domain (hashing a proof under it skips the separator).
+    pub(crate) domain: ChannelDomain,
     /// The counterparty's address.
     pub(crate) peer: Address,
     /// Bounds the updates in flight (sent, not acknowledged).
@@ -76,6 +79,7 @@ impl Channel {
             id: state.id(),
             chain_id: state.chain_id(),
             vault: state.vault(),
+            domain: *state.domain(),
             peer: state.params().participant(me.other()),
             window: Semaphore::new(window),
             synced: watch::Sender::new(false),

@@ -4,8 +4,8 @@
 use std::sync::{atomic::Ordering, Arc};
 
 use keel_core::{
-    secret_hash, signing::Verified, signing_hash, wire::Message, wire::Signature, Address,
-    BalanceProof, Change, ChannelError, CooperativeClose, Withdrawal, B256,
+    secret_hash, signing::Verified, wire::Message, wire::Signature, Address, BalanceProof, Change,
+    ChannelError, CooperativeClose, Withdrawal, B256,
 };
 
 use super::{
@@ -221,19 +221,15 @@ async fn withdrawal_request(
         // Nobody withdraws for someone else.
         return Err((id, RejectCode::Refused));
     }
-    let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
-    check_signer(
-        &signing_hash(&withdrawal, chain_id, vault),
-        &signature,
-        from,
-    )
-    .map_err(|_| (id, RejectCode::BadSignature))?;
+    let domain = *rt.state.domain();
+    check_signer(&domain.signing_hash(&withdrawal), &signature, from)
+        .map_err(|_| (id, RejectCode::BadSignature))?;
     let now = inner.config.clock.now();
     rt.state
         .approve_withdrawal(&withdrawal, now)
         .map_err(|e| refused(id, &e))?;
     let ours = inner
-        .sign(&withdrawal, chain_id, vault)
+        .sign(&domain, &withdrawal)
         .map_err(|_| (id, RejectCode::Refused))?;
     let total_withdrawn = withdrawal.totalWithdrawn;
     let event = Event::WithdrawalApproved {
@@ -295,8 +291,8 @@ async fn close_request(
     let id = close.channelId;
     let channel = channel_of(inner, from, id)?;
     let mut rt = channel.rt.lock().await;
-    let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
-    check_signer(&signing_hash(&close, chain_id, vault), &signature, from)
+    let domain = *rt.state.domain();
+    check_signer(&domain.signing_hash(&close), &signature, from)
         .map_err(|_| (id, RejectCode::BadSignature))?;
     if !rt.unacked.is_empty() || !rt.chain.is_open() {
         // Our updates in flight would change the balances it pays.
@@ -306,7 +302,7 @@ async fn close_request(
         .approve_close(&close)
         .map_err(|e| refused(id, &e))?;
     let ours = inner
-        .sign(&close, chain_id, vault)
+        .sign(&domain, &close)
         .map_err(|_| (id, RejectCode::Refused))?;
     let event = Event::CloseApproved {
         close: close.clone(),
@@ -450,15 +446,14 @@ async fn resend(
         inner.fail_channel(id, rt, "store lacks proofs the peer needs".into());
         return Err((id, RejectCode::OutOfSync));
     }
-    let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
+    let domain = *rt.state.domain();
     for (change, proof) in sent {
         let update = Outgoing::Update {
             commit: None,
             signature: None,
             change,
             proof,
-            chain_id,
-            vault,
+            domain,
         };
         peer::send(inner, channel.peer, update).map_err(|_| (id, RejectCode::Storage))?;
     }

@@ -34,8 +34,8 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_core::{
-    signing_hash, wire::Signature, Address, Change, CooperativeClose, Lock, Policy, Side,
-    Withdrawal, B256, U256,
+    signing_hash, wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy,
+    Side, Withdrawal, B256, U256,
 };
 use tokio::{
     net::ToSocketAddrs,
@@ -359,7 +359,7 @@ impl Client {
                 now,
             };
             inner.persist(&channel, &mut rt, &event).await?;
-            let ours = inner.sign(&withdrawal, chain_id, vault)?;
+            let ours = inner.sign(rt.state.domain(), &withdrawal)?;
             let (reply, answer) = oneshot::channel();
             rt.withdrawal = Some(reply);
             (withdrawal, ours, answer, chain_id, vault, me)
@@ -409,7 +409,7 @@ impl Client {
                     },
                 )
                 .await?;
-            let ours = inner.sign(&close, chain_id, vault)?;
+            let ours = inner.sign(rt.state.domain(), &close)?;
             let (reply, answer) = oneshot::channel();
             rt.close = Some(reply);
             (close, ours, answer, chain_id, vault, me)
@@ -512,13 +512,12 @@ impl Inner {
     }
 
     /// Signs an EIP-712 message for the channel's domain with our key.
-    pub(crate) fn sign<T: alloy::sol_types::SolStruct>(
+    pub(crate) fn sign<T: keel_core::eip712::Message>(
         &self,
+        domain: &ChannelDomain,
         msg: &T,
-        chain_id: u64,
-        vault: Address,
     ) -> Result<Signature> {
-        keel_core::sign_message(&self.config.signer, msg, chain_id, vault)
+        keel_core::sign_hash(&self.config.signer, &domain.signing_hash(msg))
             .map_err(ClientError::Signing)
     }
 
@@ -620,7 +619,7 @@ impl Inner {
         permit.forget();
         let nonce = proof.nonce;
         rt.unacked.push_back((nonce, reply));
-        let (chain_id, vault) = (rt.state.chain_id(), rt.state.vault());
+        let domain = *rt.state.domain();
         // If the connection just dropped the update is lost with it; the peer's Resync on the
         // next connection asks for it again.
         let (signed, signature) = oneshot::channel();
@@ -630,13 +629,12 @@ impl Inner {
             signature: Some(signature),
             change,
             proof,
-            chain_id,
-            vault,
+            domain,
         });
         drop(rt);
         // Signed here, outside the channel's lock and while the event is on its way to disk:
         // concurrent payments sign in parallel. The writer still sends in queue order.
-        if let Ok(signature) = self.sign(&to_sign, chain_id, vault) {
+        if let Ok(signature) = self.sign(&domain, &to_sign) {
             let _ = signed.send(signature);
         }
         Ok(nonce)

@@ -13,7 +13,7 @@ use std::{
 
 use keel_core::{
     wire::{Message, Signature},
-    Address, BalanceProof, Change,
+    Address, BalanceProof, Change, ChannelDomain,
 };
 use tokio::{
     net::{TcpListener, ToSocketAddrs},
@@ -41,10 +41,8 @@ pub(crate) enum Outgoing {
         change: Change,
         /// The proof to sign.
         proof: BalanceProof,
-        /// The channel's chain.
-        chain_id: u64,
-        /// The channel's vault.
-        vault: Address,
+        /// The channel's EIP-712 domain.
+        domain: ChannelDomain,
     },
     /// Any other message, sent once `commit` (if any) is durable; `event` is emitted then.
     Message {
@@ -287,8 +285,7 @@ async fn write(
                 signature,
                 change,
                 proof,
-                chain_id,
-                vault,
+                domain,
             } => {
                 let signed = match signature {
                     Some(mut signature) => match signature.try_recv() {
@@ -304,8 +301,7 @@ async fn write(
                     },
                     None => None,
                 };
-                let signature = match signed.map_or_else(|| inner.sign(&proof, chain_id, vault), Ok)
-                {
+                let signature = match signed.map_or_else(|| inner.sign(&domain, &proof), Ok) {
                     Ok(signature) => signature,
                     // A local key that cannot sign is not a state to carry on in.
                     Err(_) => break,
@@ -418,7 +414,7 @@ fn precheck(inner: &Inner, address: Address, msg: Message) -> Incoming {
     else {
         return Incoming::Plain(msg);
     };
-    let digest = keel_core::signing_hash(proof, channel.chain_id, channel.vault);
+    let digest = channel.domain.signing_hash(proof);
     let signature = *signature;
     let check = tokio::spawn(async move { table.verify_token(&digest, &signature) });
     Incoming::Checked { update: msg, check }

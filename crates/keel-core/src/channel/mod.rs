@@ -23,7 +23,7 @@ use crate::{
     settlement::Direction as SettledDirection,
     signing::{self, KeyTable, Verified, VerifyingKey},
     types::Side,
-    vault_address, BalanceProof, ChannelParams, CooperativeClose, Withdrawal,
+    vault_address, BalanceProof, ChannelDomain, ChannelParams, CooperativeClose, Withdrawal,
 };
 
 /// Limits both sides enforce on locks and withdrawals.
@@ -119,6 +119,8 @@ pub struct ChannelState {
     chain_id: u64,
     id: B256,
     vault: Address,
+    /// The EIP-712 domain every proof of this channel is signed under (derived from `vault`).
+    domain: ChannelDomain,
     me: Side,
     policy: Policy,
     /// Indexed by side (A = 0): cumulative on-chain deposits.
@@ -163,6 +165,7 @@ impl ChannelState {
             chain_id,
             id,
             vault,
+            domain: ChannelDomain::new(chain_id, vault),
             me,
             policy,
             deposits: [U256::ZERO; 2],
@@ -225,7 +228,7 @@ impl ChannelState {
         match progress.counterparty_signature {
             Some(signature) => {
                 let proof = state.directions[index(them)].proof(state.id);
-                let digest = crate::signing_hash(&proof, chain_id, state.vault);
+                let digest = state.domain.signing_hash(&proof);
                 let key = state.check_counterparty_signature(&digest, &signature)?;
                 state.counterparty_key = Some(key);
                 state.counterparty_signature = Some(signature);
@@ -248,6 +251,11 @@ impl ChannelState {
     /// The channel's vault (the EIP-712 verifying contract).
     pub const fn vault(&self) -> Address {
         self.vault
+    }
+
+    /// The channel's EIP-712 domain, its separator hashed once.
+    pub const fn domain(&self) -> &ChannelDomain {
+        &self.domain
     }
 
     /// Which side this view belongs to.
@@ -387,7 +395,7 @@ impl ChannelState {
                 expected_nonce: next.nonce,
             });
         }
-        let digest = crate::signing_hash(proof, self.chain_id, self.vault);
+        let digest = self.domain.signing_hash(proof);
         let (key, signature) = check(self, &digest)?;
         self.directions[index(them)] = next;
         self.counterparty_signature = Some(signature);

@@ -7,7 +7,6 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use alloy::{
     primitives::{utils::parse_ether, Address, B256, U256},
     providers::Provider,
-    sol_types::SolStruct,
 };
 use eyre::{bail, ensure, eyre, Result};
 use keel_bindings::ChannelVault::ChannelVaultErrors;
@@ -31,7 +30,7 @@ pub(crate) fn units(s: &str) -> U256 {
 }
 
 /// `who`'s signature over `msg` for `ch`.
-pub(crate) fn sign<T: SolStruct>(
+pub(crate) fn sign<T: keel_core::eip712::Message>(
     net: &Devnet,
     ch: &Channel,
     who: &Participant,
