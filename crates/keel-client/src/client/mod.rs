@@ -77,6 +77,10 @@ pub struct Config {
     /// Events per channel between snapshots of its state in the store: a restart replays at
     /// most this many per channel.
     pub snapshot_every: u64,
+    /// Shortest time between the starts of two store commits (each one fsync): under load,
+    /// payments wait up to this long to share a commit rather than each paying for an fsync.
+    /// See [`crate::store::MIN_COMMIT_INTERVAL`], the default; zero commits at once.
+    pub min_commit_interval: Duration,
     /// The chains our channels live on, one entry per chain id. Without any, the client
     /// works off-chain only: deposits and withdrawals are whatever
     /// [`Client::deposit_confirmed`] and [`Client::withdrawal_confirmed`] report.
@@ -98,6 +102,7 @@ impl Config {
             max_reconnect_delay: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
             snapshot_every: 4_096,
+            min_commit_interval: crate::store::MIN_COMMIT_INTERVAL,
             chains: Vec::new(),
         }
     }
@@ -150,7 +155,8 @@ pub(crate) struct Inner {
 impl Client {
     /// Opens the store and resumes every channel in it. Must be called inside a tokio runtime.
     pub async fn start(config: Config) -> Result<Self> {
-        let store = Arc::new(Store::open(&config.store_path).await?);
+        let store =
+            Arc::new(Store::open_paced(&config.store_path, config.min_commit_interval).await?);
         let states = store.load_channels().await?;
         let transport = Transport::new(config.signer.clone())?;
         let (events, _) = broadcast::channel(4096);

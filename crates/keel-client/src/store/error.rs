@@ -17,7 +17,13 @@ pub enum StoreError {
     /// The transaction holding this write failed: nothing in it is stored. Shared by every
     /// write of the batch.
     #[error("commit failed: {0}")]
-    Commit(#[source] Arc<sqlx::Error>),
+    Commit(#[source] Arc<rusqlite::Error>),
+    /// The writer's connection to the database could not be opened.
+    #[error("store writer: {0}")]
+    Writer(#[source] rusqlite::Error),
+    /// The writer's thread could not be started.
+    #[error("store writer thread: {0}")]
+    Spawn(#[source] std::io::Error),
     /// The schema migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -49,7 +55,7 @@ pub enum StoreError {
     /// `append` for a channel the store does not hold.
     #[error("channel {0} is not stored")]
     UnknownChannel(B256),
-    /// The writer task has stopped (the runtime is shutting down).
+    /// The writer thread has stopped (the store is closing, or a commit panicked).
     #[error("the store's writer has stopped")]
     WriterStopped,
 }

@@ -17,8 +17,10 @@
 //! the channel's lock across apply and append); appends to different channels may race freely.
 //!
 //! Durability without one fsync per payment: the database runs in WAL mode with
-//! `synchronous = FULL`, and a single writer task commits whatever appends are queued in one
-//! transaction (group commit), answering each waiter only after that commit.
+//! `synchronous = FULL`, and a single writer thread commits whatever appends are queued in one
+//! transaction (group commit), answering each waiter only after that commit. Under load it
+//! starts a commit at most once per [`MIN_COMMIT_INTERVAL`] so that batches grow instead of
+//! fsyncs (see `src/store/writer.rs`); reads go through a small sqlx pool.
 //! [`Store::commits`] counts the transactions.
 //!
 //! One process owns a store file at a time.
@@ -32,6 +34,7 @@ mod writer;
 pub use checkpoint::Checkpoint;
 pub use error::{DecodeError, ReplayError, Result, StoreError};
 pub use event::{ChainStatus, ChannelOpening, Event};
+pub use writer::MIN_COMMIT_INTERVAL;
 
 use std::{
     path::Path,
@@ -39,6 +42,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
+    time::Duration,
 };
 
 use keel_core::{ChannelState, B256};
@@ -47,14 +51,10 @@ use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
-    ConnectOptions,
 };
-use tokio::{
-    sync::{mpsc, oneshot},
-    task::JoinHandle,
-};
+use tokio::sync::{mpsc, oneshot};
 
-use writer::{Request, Write};
+use writer::{Request, Write, Writer};
 
 /// The schema, embedded from `crates/keel-client/migrations`.
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -62,18 +62,18 @@ static MIGRATOR: Migrator = sqlx::migrate!();
 /// Appends waiting for the writer before `append` itself waits for room.
 const QUEUE_LEN: usize = 4 * writer::MAX_BATCH;
 
-/// The channel store: one SQLite file, one writer task. Cheap to share behind an `Arc`.
+/// The channel store: one SQLite file, one writer thread. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Store {
     queue: mpsc::Sender<Request>,
     pool: SqlitePool,
     commits: Arc<AtomicU64>,
-    writer: JoinHandle<()>,
+    writer: Writer,
 }
 
 impl Store {
     /// Opens (creating if needed) the store at `path`, brings its schema up to date and starts
-    /// the writer task. Must be called inside a tokio runtime.
+    /// the writer thread. Must be called inside a tokio runtime.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -115,8 +115,14 @@ impl Store {
     /// # }
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_paced(path, MIN_COMMIT_INTERVAL).await
+    }
+
+    /// [`Store::open`], with commits starting at most once per `min_commit_interval` (see
+    /// [`MIN_COMMIT_INTERVAL`]; zero commits as soon as anything is queued).
+    pub async fn open_paced(path: impl AsRef<Path>, min_commit_interval: Duration) -> Result<Self> {
         let options = SqliteConnectOptions::new()
-            .filename(path)
+            .filename(path.as_ref())
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -126,10 +132,15 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        let conn = options.connect().await?;
         let (queue, rx) = mpsc::channel(QUEUE_LEN);
         let commits = Arc::new(AtomicU64::new(0));
-        let writer = tokio::spawn(writer::run(conn, rx, commits.clone()));
+        let writer = Writer::start(
+            path.as_ref().to_path_buf(),
+            rx,
+            min_commit_interval,
+            commits.clone(),
+        )
+        .await?;
         Ok(Self {
             queue,
             pool,
@@ -322,8 +333,8 @@ impl Store {
     /// Dropping the store instead is safe too: every append that returned is already durable.
     pub async fn close(self) {
         drop(self.queue);
-        // The writer only ends when its queue is drained; a panic there has nothing to return.
-        let _ = self.writer.await;
+        // The writer only ends when its queue is drained.
+        self.writer.stopped().await;
         self.pool.close().await;
     }
 

@@ -7,6 +7,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
+    time::Duration,
 };
 
 use alloy::signers::local::PrivateKeySigner;
@@ -412,6 +413,60 @@ async fn concurrent_appends_all_land_in_fewer_commits() {
     for state in loaded {
         assert_eq!(Some(&state), expected.get(&state.id()));
     }
+    Arc::into_inner(store).unwrap().close().await;
+}
+
+/// Appends arriving one by one within the pacing interval share commits, and an append after
+/// a quiet spell commits at once.
+#[tokio::test]
+async fn paced_commits_batch_a_stream_and_leave_a_quiet_store_alone() {
+    const INTERVAL: Duration = Duration::from_millis(500);
+    let db = TempDb::new();
+    let store = Arc::new(Store::open_paced(&db.0, INTERVAL).await.unwrap());
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let mut state = store
+        .open_channel(&opening(a, b, Side::B, 0))
+        .await
+        .unwrap();
+    let before = store.commits();
+
+    // A stream: each append queued 5 ms after the previous one, none awaited in between.
+    let mut pending = Vec::new();
+    for total in 1..=20u64 {
+        let event = Event::DepositConfirmed {
+            side: Side::A,
+            total: U256::from(total),
+        };
+        event.apply(&mut state).unwrap();
+        pending.push(store.enqueue(state.id(), &event).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for commit in pending {
+        commit.durable().await.unwrap();
+    }
+    // 100 ms of appends: the first commit plus at most one per interval after it (the last
+    // commit began within 500 ms of the opening's).
+    let commits = store.commits() - before;
+    assert!(
+        (1..=2).contains(&commits),
+        "20 paced appends took {commits} commits"
+    );
+
+    // Quiet for longer than the interval: the next append is not held back.
+    tokio::time::sleep(INTERVAL * 2).await;
+    let event = Event::DepositConfirmed {
+        side: Side::A,
+        total: U256::from(21),
+    };
+    event.apply(&mut state).unwrap();
+    let started = std::time::Instant::now();
+    store.append(state.id(), &event).await.unwrap();
+    assert!(
+        started.elapsed() < INTERVAL,
+        "a quiet store delayed an append by {:?}",
+        started.elapsed()
+    );
+    assert_eq!(store.load_all().await.unwrap(), vec![state]);
     Arc::into_inner(store).unwrap().close().await;
 }
 
