@@ -40,6 +40,7 @@ impl Connection {
                 // Nonce 0 carried the handshake's identity message.
                 nonce: 1,
                 out: Vec::new(),
+                plain: Vec::new(),
                 frame: Vec::new(),
                 closed: false,
                 peer: session.peer,
@@ -50,6 +51,7 @@ impl Connection {
                 nonce: 1,
                 buf: Vec::new(),
                 plain: Vec::new(),
+                read_to: 0,
                 closed: false,
                 peer: session.peer,
             },
@@ -88,7 +90,11 @@ pub struct Sender {
     write: OwnedWriteHalf,
     noise: Arc<StatelessTransportState>,
     nonce: u64,
+    /// Sealed transport messages not yet written.
     out: Vec<u8>,
+    /// Frames queued for the next transport message, not yet sealed.
+    plain: Vec<u8>,
+    /// Scratch space for encoding one frame.
     frame: Vec<u8>,
     closed: bool,
     peer: Address,
@@ -100,8 +106,8 @@ impl Sender {
         self.peer
     }
 
-    /// Encrypts `msg` as one transport message and writes it, waiting while the socket's
-    /// buffer is full (the peer is not reading).
+    /// Sends `msg` and everything queued before it, waiting while the socket's buffer is full
+    /// (the peer is not reading).
     ///
     /// Not cancel-safe: if the future is dropped mid-write, the stream is cut inside a message
     /// and this sender returns [`Error::Closed`] from then on.
@@ -110,8 +116,9 @@ impl Sender {
         self.flush().await
     }
 
-    /// Encrypts `msg` into the send buffer without writing it: a burst of queued messages goes
-    /// out in one write at the next [`Sender::flush`] (or [`Sender::send`]).
+    /// Queues `msg` without writing it: a burst of queued messages goes out at the next
+    /// [`Sender::flush`] (or [`Sender::send`]), in one write, and as few transport messages as
+    /// fit — one encryption for many frames rather than one each.
     pub fn queue(&mut self, msg: &Message) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
@@ -122,19 +129,33 @@ impl Sender {
         if len > MAX_MESSAGE_LEN {
             return Err(Error::Oversized(len));
         }
+        if self.plain.len() + len > MAX_MESSAGE_LEN {
+            self.seal()?;
+        }
+        self.plain.extend_from_slice(&self.frame);
+        Ok(())
+    }
+
+    /// Encrypts the queued frames as one transport message into the write buffer.
+    fn seal(&mut self) -> Result<()> {
+        if self.plain.is_empty() {
+            return Ok(());
+        }
+        let len = self.plain.len() + TAG_LEN;
         let start = self.out.len();
         self.out.resize(start + 2 + len, 0);
-        // len ≤ MAX_MESSAGE_LEN < u16::MAX.
+        // len ≤ MAX_MESSAGE_LEN < u16::MAX (`queue` keeps it so).
         self.out[start..start + 2].copy_from_slice(&(len as u16).to_be_bytes());
         self.noise
-            .write_message(self.nonce, &self.frame, &mut self.out[start + 2..])?;
+            .write_message(self.nonce, &self.plain, &mut self.out[start + 2..])?;
         self.nonce += 1;
+        self.plain.clear();
         Ok(())
     }
 
     /// Bytes queued and not yet written.
     pub fn buffered(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.plain.len()
     }
 
     /// Writes every queued message, waiting while the socket's buffer is full.
@@ -144,6 +165,7 @@ impl Sender {
         if self.closed {
             return Err(Error::Closed);
         }
+        self.seal()?;
         if self.out.is_empty() {
             return Ok(());
         }
@@ -171,7 +193,9 @@ pub struct Receiver {
     nonce: u64,
     /// Bytes read from the socket and not yet consumed.
     buf: Vec<u8>,
+    /// The last transport message's plaintext: whole frames, read up to `read_to`.
     plain: Vec<u8>,
+    read_to: usize,
     closed: bool,
     peer: Address,
 }
@@ -186,8 +210,8 @@ impl Receiver {
     ///
     /// Returns [`Error::Closed`] once the peer has closed its direction. Any other error
     /// (a message longer than [`MAX_MESSAGE_LEN`](super::MAX_MESSAGE_LEN), one that fails to
-    /// decrypt, or one that is not exactly one valid frame) shuts the socket down in both
-    /// directions, and every later call returns [`Error::Closed`].
+    /// decrypt, or one that is not a sequence of whole, valid frames) shuts the socket down in
+    /// both directions, and every later call returns [`Error::Closed`].
     ///
     /// Cancel-safe: dropping the future loses no data, so it can be used in `select!`.
     pub async fn recv(&mut self) -> Result<Message> {
@@ -206,6 +230,9 @@ impl Receiver {
     }
 
     async fn next(&mut self) -> Result<Message> {
+        if self.read_to < self.plain.len() {
+            return self.next_frame();
+        }
         loop {
             if let Some(prefix) = self.buf.first_chunk::<2>() {
                 let len = usize::from(u16::from_be_bytes(*prefix));
@@ -213,9 +240,10 @@ impl Receiver {
                     return Err(Error::Oversized(len));
                 }
                 if self.buf.len() >= 2 + len {
-                    let msg = self.open(len);
+                    let opened = self.open(len);
                     self.buf.drain(..2 + len);
-                    return msg;
+                    opened?;
+                    return self.next_frame();
                 }
             }
             self.buf.reserve(READ_CHUNK);
@@ -229,18 +257,31 @@ impl Receiver {
         }
     }
 
-    /// Decrypts the `len`-byte message after the prefix and decodes it as exactly one frame.
-    fn open(&mut self, len: usize) -> Result<Message> {
+    /// Decrypts the `len`-byte message after the prefix into `plain`.
+    fn open(&mut self, len: usize) -> Result<()> {
         self.plain.resize(len, 0);
         let n = self
             .noise
             .read_message(self.nonce, &self.buf[2..2 + len], &mut self.plain)
             .map_err(|_| Error::Decrypt)?;
         self.nonce += 1;
-        let plain = &self.plain[..n];
-        match decode_frame(plain)? {
-            Some((msg, used)) if used == plain.len() => Ok(msg),
-            Some((_, used)) => Err(WireError::TrailingBytes(plain.len() - used).into()),
+        self.plain.truncate(n);
+        self.read_to = 0;
+        if n == 0 {
+            // A transport message carries at least one frame.
+            return Err(WireError::Truncated.into());
+        }
+        Ok(())
+    }
+
+    /// Decodes the next frame of the current plaintext; a frame cut by the message's end is
+    /// malformed (frames never span transport messages).
+    fn next_frame(&mut self) -> Result<Message> {
+        match decode_frame(&self.plain[self.read_to..])? {
+            Some((msg, used)) => {
+                self.read_to += used;
+                Ok(msg)
+            }
             None => Err(WireError::Truncated.into()),
         }
     }
@@ -297,30 +338,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn plaintext_must_be_exactly_one_frame() {
-        // A plaintext, and the error it must cause.
-        type Case = (Vec<u8>, fn(&Error) -> bool);
+    async fn plaintext_must_be_whole_frames() {
+        // A plaintext, how many frames in it are delivered, and the error that follows.
+        type Case = (Vec<u8>, usize, fn(&Error) -> bool);
         let cases: [Case; 4] = [
-            ([frame(), vec![0]].concat(), |e| {
-                matches!(e, Error::Wire(WireError::TrailingBytes(1)))
-            }),
-            ([frame(), frame()].concat(), |e| {
-                matches!(e, Error::Wire(WireError::TrailingBytes(_)))
-            }),
-            (frame()[..10].to_vec(), |e| {
+            ([frame(), vec![0]].concat(), 1, |e| {
                 matches!(e, Error::Wire(WireError::Truncated))
             }),
-            (vec![], |e| matches!(e, Error::Wire(WireError::Truncated))),
+            (
+                [frame(), frame(), frame()[..10].to_vec()].concat(),
+                2,
+                |e| matches!(e, Error::Wire(WireError::Truncated)),
+            ),
+            (frame()[..10].to_vec(), 0, |e| {
+                matches!(e, Error::Wire(WireError::Truncated))
+            }),
+            (vec![], 0, |e| {
+                matches!(e, Error::Wire(WireError::Truncated))
+            }),
         ];
-        for (plain, expected) in cases {
+        for (plain, whole, expected) in cases {
             let (mut a, mut b) = pair().await;
             // A valid message first: the connection works until the bad one.
             send_raw(&mut a.sender, &frame()).await;
             assert!(b.recv().await.is_ok());
             send_raw(&mut a.sender, &plain).await;
+            for _ in 0..whole {
+                assert!(b.recv().await.is_ok());
+            }
             let err = b.recv().await.unwrap_err();
             assert!(expected(&err), "{err:?}");
             assert!(matches!(b.recv().await, Err(Error::Closed)));
+        }
+    }
+
+    /// Messages queued together travel in as few transport messages as fit, in order.
+    #[tokio::test]
+    async fn queued_messages_share_transport_messages() {
+        let (mut a, mut b) = pair().await;
+        let ack = |nonce| Message::Ack {
+            channel_id: B256::ZERO,
+            nonce,
+        };
+        const N: u64 = 1_000;
+        let before = a.sender.nonce;
+        for nonce in 0..N {
+            a.sender.queue(&ack(nonce)).unwrap();
+        }
+        a.sender.flush().await.unwrap();
+        let sealed = a.sender.nonce - before;
+        let per_message = (MAX_MESSAGE_LEN - TAG_LEN) / frame().len();
+        assert_eq!(
+            sealed,
+            N.div_ceil(per_message as u64),
+            "{N} frames took {sealed} messages"
+        );
+        for nonce in 0..N {
+            assert_eq!(b.recv().await.unwrap(), ack(nonce));
         }
     }
 

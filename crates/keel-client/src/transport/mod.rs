@@ -10,10 +10,12 @@
 //! The responder proves itself first; the initiator checks it is the address it dialled
 //! before revealing its own.
 //!
-//! **Messages.** Each Keel wire frame ([`keel_core::wire::encode_frame`], ≤ 4 KiB) is one
-//! Noise transport message, `length: u16 BE ‖ ciphertext`. The plaintext must decode as exactly
-//! one frame. A length above [`MAX_MESSAGE_LEN`], a failed decryption or a malformed frame is a
-//! typed [`Error`] and shuts the socket down. Sends wait for the socket, so a slow reader slows
+//! **Messages.** Keel wire frames ([`keel_core::wire::encode_frame`], ≤ 4 KiB each) travel in
+//! Noise transport messages, `length: u16 BE ‖ ciphertext`, whose plaintext is one or more whole
+//! frames: frames queued together share one encryption (its fixed cost, not the bytes, is what
+//! a small frame pays) and never span two messages. A length above [`MAX_MESSAGE_LEN`], a
+//! failed decryption, an empty plaintext or a malformed or cut frame is a typed [`Error`] and
+//! shuts the socket down. Sends wait for the socket, so a slow reader slows
 //! its writer (TCP flow control is the back-pressure); a receiver reads only when asked.
 
 mod connection;
@@ -30,12 +32,13 @@ use keel_core::{wire::MAX_FRAME_LEN, Address};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 /// Transport version: the Noise prologue and the domain of the identity signatures.
-pub const PROTOCOL: &[u8] = b"keel-transport-v1";
+pub const PROTOCOL: &[u8] = b"keel-transport-v2";
 
 /// Authentication tag added to every Noise message.
 const TAG_LEN: usize = 16;
 
-/// Longest transport message accepted (ciphertext of the largest Keel frame, prefix included).
+/// Longest transport message accepted: room for the largest Keel frame, or for several smaller
+/// ones.
 pub const MAX_MESSAGE_LEN: usize = 4 + MAX_FRAME_LEN + TAG_LEN;
 
 /// How long a handshake may take unless configured otherwise.
