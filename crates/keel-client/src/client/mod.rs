@@ -2,8 +2,9 @@
 //!
 //! A [`Client`] owns one identity (an Ethereum key), one [`Store`] and a connection per peer.
 //! Every operation that changes a channel follows the same order: apply it to the channel's
-//! [`ChannelState`] under the channel's lock, queue the event in the store, and only once the
-//! event is durable sign and send the message (or acknowledge the peer's). Payments pipeline:
+//! [`ChannelState`](keel_core::ChannelState) under the channel's lock, queue the event in the
+//! store, and only once the event is durable send the signed message (or acknowledge the
+//! peer's). Payments pipeline:
 //! up to [`Config::window`] updates per channel are in flight, and their events share commits.
 //!
 //! After a reconnect each side sends `Resync` for every channel it shares with the peer: the
