@@ -389,6 +389,18 @@ impl Devnet {
         drop(self.anvil.take());
     }
 
+    /// The latest block's timestamp.
+    pub async fn latest_timestamp(&self) -> Result<u64> {
+        Ok(self
+            .alice
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await?
+            .ok_or_else(|| eyre!("no latest block"))?
+            .header
+            .timestamp)
+    }
+
     /// Starts Anvil again on the same port from the state it wrote when stopped: same blocks,
     /// hashes, logs and balances. Anvil restarts its clock from the wall clock, so the clock is
     /// set back to the last block's time to keep block times increasing.
@@ -397,14 +409,7 @@ impl Devnet {
         let state = self.state_dir.join("state.json");
         ensure!(state.exists(), "anvil wrote no state");
         self.anvil = Some(spawn_anvil(self.port, self.chain_id, &state)?);
-        let last = self
-            .alice
-            .provider
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-            .await?
-            .ok_or_else(|| eyre!("no latest block"))?
-            .header
-            .timestamp;
+        let last = self.latest_timestamp().await?;
         let _: serde_json::Value = self
             .alice
             .provider

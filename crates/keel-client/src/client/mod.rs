@@ -445,14 +445,7 @@ impl Client {
 
     /// A snapshot of every channel.
     pub async fn channels(&self) -> Vec<ChannelInfo> {
-        let channels: Vec<_> = self
-            .inner
-            .channels
-            .read()
-            .expect("channel map poisoned")
-            .values()
-            .cloned()
-            .collect();
+        let channels = self.inner.channel_list();
         let mut infos = Vec::with_capacity(channels.len());
         for channel in channels {
             infos.push(channel.rt.lock().await.info());
@@ -516,6 +509,16 @@ impl Inner {
             .get(&channel_id)
             .cloned()
             .ok_or(ClientError::UnknownChannel(channel_id))
+    }
+
+    /// Every channel, as a list taken under the map's lock (which is not held afterwards).
+    pub(crate) fn channel_list(&self) -> Vec<Arc<Channel>> {
+        self.channels
+            .read()
+            .expect("channel map poisoned")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Signs an EIP-712 message for the channel's domain with our key.
@@ -666,13 +669,7 @@ async fn maintain(inner: std::sync::Weak<Inner>) {
         if *inner.stopping.borrow() {
             return;
         }
-        let channels: Vec<_> = inner
-            .channels
-            .read()
-            .expect("channel map poisoned")
-            .values()
-            .cloned()
-            .collect();
+        let channels = inner.channel_list();
         for channel in channels {
             let mut rt = channel.rt.lock().await;
             let Some(now) = inner.config.clock.now().checked_sub(EXPIRY_GRACE) else {

@@ -157,15 +157,7 @@ pub(crate) async fn holdings(net: &Devnet, asset: Address, who: Address) -> Resu
 
 /// The latest block's timestamp.
 pub(crate) async fn chain_time(net: &Devnet) -> Result<u64> {
-    use alloy::providers::Provider;
-    Ok(net
-        .alice
-        .provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await?
-        .ok_or_else(|| eyre!("no latest block"))?
-        .header
-        .timestamp)
+    net.latest_timestamp().await
 }
 
 /// Waits for an event matching `pick`.
