@@ -530,7 +530,12 @@ async fn concurrent_payment_streams_keep_their_order_across_batches() {
 #[tokio::test]
 async fn refused_writes_are_typed_and_spare_their_batch() {
     let db = TempDb::new();
-    let store = db.store().await;
+    // A long pacing interval: the four writes queued below all arrive while the writer sleeps
+    // out the interval after the previous commit, so they share one transaction however slowly
+    // this test is scheduled (with the default 500 µs a busy machine split them).
+    let store = Store::open_paced(&db.0, Duration::from_secs(1))
+        .await
+        .unwrap();
     let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
     let state = store
         .open_channel(&opening(a, b, Side::A, 0))
