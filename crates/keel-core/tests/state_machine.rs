@@ -136,7 +136,7 @@ impl World {
         let vault = self.views[0].vault();
         let sig = sign_message(&self.keys[idx(from)], &proof, CHAIN_ID, vault).unwrap();
         self.views[idx(from.other())]
-            .receive(&change, &proof, &sig, self.now)
+            .receive(std::slice::from_ref(&change), &proof, &sig, self.now)
             .expect("the receiver accepts exactly what an honest sender may send");
         Ok(())
     }
@@ -372,9 +372,9 @@ fn overspending_and_replays_are_refused_and_change_nothing() {
     let before = w.views[1].clone();
     let err = w.views[1]
         .receive(
-            &Change::Pay {
+            &[Change::Pay {
                 amount: U256::from(40),
-            },
+            }],
             &first.0,
             &first.1,
             START,
@@ -395,9 +395,9 @@ fn overspending_and_replays_are_refused_and_change_nothing() {
     let forged = sign_message(&w.keys[1], &p, CHAIN_ID, w.views[0].vault()).unwrap();
     assert!(matches!(
         w.views[1].receive(
-            &Change::Pay {
+            &[Change::Pay {
                 amount: U256::from(1)
-            },
+            }],
             &p,
             &forged,
             START
@@ -483,13 +483,13 @@ fn a_first_proof_from_the_wrong_key_is_refused_before_any_key_is_cached() {
     let by_bob = sign_message(&w.keys[1], &proof, CHAIN_ID, vault).unwrap();
     let before = w.views[1].clone();
     assert!(matches!(
-        w.views[1].receive(&change, &proof, &by_bob, START),
+        w.views[1].receive(std::slice::from_ref(&change), &proof, &by_bob, START),
         Err(ChannelError::BadSignature(_))
     ));
     assert_eq!(w.views[1], before);
     let by_alice = sign_message(&w.keys[0], &proof, CHAIN_ID, vault).unwrap();
     w.views[1]
-        .receive(&change, &proof, &by_alice, START)
+        .receive(std::slice::from_ref(&change), &proof, &by_alice, START)
         .unwrap();
     let (latest, sig) = w.views[1].latest_counterparty_proof().unwrap();
     assert_eq!((latest, sig), (proof, by_alice));

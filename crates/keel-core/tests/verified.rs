@@ -53,7 +53,8 @@ fn a_verified_token_is_accepted_only_for_its_proof_and_the_counterparty() {
     for _ in 0..17 {
         let proof = a.send(&pay, 0).unwrap();
         let sig = sign_message(&alice, &proof, CHAIN_ID, a.vault()).unwrap();
-        b.receive(&pay, &proof, &sig, 0).unwrap();
+        b.receive(std::slice::from_ref(&pay), &proof, &sig, 0)
+            .unwrap();
     }
     let table = b
         .counterparty_table()
@@ -75,7 +76,7 @@ fn a_verified_token_is_accepted_only_for_its_proof_and_the_counterparty() {
         .unwrap();
     let before = b.clone();
     assert!(matches!(
-        b.receive_verified(&pay, &proof, &stale, 0),
+        b.receive_verified(std::slice::from_ref(&pay), &proof, &stale, 0),
         Err(ChannelError::BadSignature(_))
     ));
     // A token by another key (Bob's own table) is refused.
@@ -87,7 +88,7 @@ fn a_verified_token_is_accepted_only_for_its_proof_and_the_counterparty() {
         )
         .unwrap();
     assert!(matches!(
-        b.receive_verified(&pay, &proof, &by_bob, 0),
+        b.receive_verified(std::slice::from_ref(&pay), &proof, &by_bob, 0),
         Err(ChannelError::BadSignature(_))
     ));
     // A token cannot be made for a bad signature at all.
@@ -96,8 +97,11 @@ fn a_verified_token_is_accepted_only_for_its_proof_and_the_counterparty() {
 
     // The right token is accepted, with the same effect as `receive`.
     let mut plain = b.clone();
-    plain.receive(&pay, &proof, &sig, 0).unwrap();
-    b.receive_verified(&pay, &proof, &token, 0).unwrap();
+    plain
+        .receive(std::slice::from_ref(&pay), &proof, &sig, 0)
+        .unwrap();
+    b.receive_verified(std::slice::from_ref(&pay), &proof, &token, 0)
+        .unwrap();
     assert_eq!(b, plain);
     assert_eq!(b.latest_counterparty_proof(), Some((proof, sig)));
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use alloy::primitives::{Address, B256, U256};
 use keel_core::{
     channel::Change,
-    wire::{decode_frame, encode_frame, fuzz_decode, Message, WireError, MAX_FRAME_LEN},
+    wire::{
+        decode_frame, encode_frame, fuzz_decode, Message, WireError, MAX_FRAME_LEN,
+        MAX_UPDATE_CHANGES,
+    },
     BalanceProof, CooperativeClose, Lock, Withdrawal,
 };
 use proptest::prelude::*;
@@ -50,29 +53,42 @@ fn samples() -> Vec<Message> {
     };
     vec![
         Message::Update {
-            change: Change::Pay {
+            changes: vec![Change::Pay {
                 amount: U256::from(7u64),
-            },
+            }],
             proof: proof(1),
             signature: sig,
         },
         Message::Update {
-            change: Change::AddLock(lock),
+            changes: vec![Change::AddLock(lock)],
             proof: proof(2),
             signature: sig,
         },
         Message::Update {
-            change: Change::ClaimLock {
+            changes: vec![Change::ClaimLock {
                 secret: B256::repeat_byte(3),
-            },
+            }],
             proof: proof(3),
             signature: sig,
         },
         Message::Update {
-            change: Change::RemoveExpiredLock {
+            changes: vec![Change::RemoveExpiredLock {
                 secret_hash: B256::repeat_byte(4),
-            },
+            }],
             proof: proof(4),
+            signature: sig,
+        },
+        Message::Update {
+            changes: vec![
+                Change::AddLock(lock),
+                Change::Pay {
+                    amount: U256::from(8u64),
+                },
+                Change::ClaimLock {
+                    secret: B256::repeat_byte(3),
+                },
+            ],
+            proof: proof(7),
             signature: sig,
         },
         Message::Ack {
@@ -191,8 +207,16 @@ fn malformed_frames_get_typed_errors() {
     let mut kind = f.clone();
     kind[5] = 0xee;
     assert_eq!(decode_frame(&kind), Err(WireError::UnknownKind(0xee)));
+    let mut count = f.clone();
+    count[6] = 0;
+    assert_eq!(decode_frame(&count), Err(WireError::ChangeCount(0)));
+    count[6] = MAX_UPDATE_CHANGES as u8 + 1;
+    assert_eq!(
+        decode_frame(&count),
+        Err(WireError::ChangeCount(MAX_UPDATE_CHANGES as u8 + 1))
+    );
     let mut change = f.clone();
-    change[6] = 9;
+    change[7] = 9;
     assert_eq!(decode_frame(&change), Err(WireError::UnknownChange(9)));
     let oversized = (MAX_FRAME_LEN as u32 + 1).to_be_bytes();
     assert_eq!(

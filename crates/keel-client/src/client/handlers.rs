@@ -26,10 +26,10 @@ pub(crate) async fn handle(
 ) {
     let result = match msg {
         Message::Update {
-            change,
+            changes,
             proof,
             signature,
-        } => update(inner, from, change, proof, signature, verified).await,
+        } => update(inner, from, changes, proof, signature, verified).await,
         Message::Ack { channel_id, nonce } => ack(inner, from, channel_id, nonce).await,
         Message::WithdrawalRequest {
             withdrawal,
@@ -92,12 +92,12 @@ fn refused(channel_id: B256, e: &ChannelError) -> Refusal {
     (channel_id, code)
 }
 
-/// The peer's update to its direction: verified and applied by the state machine, stored,
-/// then acknowledged.
+/// The peer's update to its direction: its changes verified and applied by the state machine
+/// (all or none), stored as one event, then acknowledged with the last nonce.
 async fn update(
     inner: &Arc<Inner>,
     from: Address,
-    change: Change,
+    changes: Vec<Change>,
     proof: BalanceProof,
     signature: Signature,
     verified: Option<Verified>,
@@ -110,26 +110,15 @@ async fn update(
     }
     let now = inner.config.clock.now();
     let them = rt.state.me().other();
-    // What a claim pays: read before the lock leaves the direction.
-    let claimed = match &change {
-        Change::ClaimLock { secret } => {
-            let hash = secret_hash(*secret);
-            rt.state
-                .direction(them)
-                .locks
-                .iter()
-                .find(|l| l.secret_hash == hash)
-                .map(|l| l.amount)
-        }
-        _ => None,
-    };
+    // The peer's locks before the batch: what each claim in it pays.
+    let mut locks = rt.state.direction(them).locks.clone();
     let received = match &verified {
         // The token must cover exactly this proof and this signature; the state machine
         // checks the digest and the key.
         Some(v) if v.signature() == &signature => {
-            rt.state.receive_verified(&change, &proof, v, now)
+            rt.state.receive_verified(&changes, &proof, v, now)
         }
-        _ => rt.state.receive(&change, &proof, &signature, now),
+        _ => rt.state.receive(&changes, &proof, &signature, now),
     };
     received.map_err(|e| refused(id, &e))?;
     if channel.table.get().is_none() {
@@ -138,37 +127,16 @@ async fn update(
             let _ = channel.table.set(table);
         }
     }
+    // Accepted: the changes took one nonce each, up to the proof's.
+    let first_nonce = proof.nonce + 1 - changes.len() as u64;
+    let events: Vec<ClientEvent> = changes
+        .iter()
+        .zip(first_nonce..)
+        .map(|(change, nonce)| received_event(&mut rt, &mut locks, id, change, nonce))
+        .collect();
     let nonce = proof.nonce;
-    let event = match &change {
-        Change::Pay { amount } => ClientEvent::PaymentReceived {
-            channel_id: id,
-            amount: *amount,
-            nonce,
-        },
-        Change::AddLock(lock) => ClientEvent::LockReceived {
-            channel_id: id,
-            lock: *lock,
-        },
-        Change::ClaimLock { secret } => {
-            let hash = secret_hash(*secret);
-            if let Some(reply) = rt.claims.remove(&hash) {
-                let _ = reply.send(Ok(()));
-            }
-            ClientEvent::LockClaimed {
-                channel_id: id,
-                secret_hash: hash,
-                secret: *secret,
-                amount: claimed.unwrap_or_default(),
-                incoming: true,
-            }
-        }
-        Change::RemoveExpiredLock { secret_hash } => ClientEvent::LockExpired {
-            channel_id: id,
-            secret_hash: *secret_hash,
-        },
-    };
     let stored = Event::Received {
-        change,
+        changes,
         proof,
         signature,
         now,
@@ -187,11 +155,62 @@ async fn update(
             channel_id: id,
             nonce,
         },
-        event: Some(event),
+        events,
     };
     // Sent while the channel is locked, so acks leave in nonce order.
     let _ = peer::send(inner, from, ack);
     Ok(())
+}
+
+/// What the application hears about one accepted change (answering our claim's caller if it
+/// was the peer paying out a lock we claimed). `locks` follows the peer's pending locks through
+/// the batch, so a claim reports what its lock held even if the batch added it.
+fn received_event(
+    rt: &mut Runtime,
+    locks: &mut Vec<keel_core::Lock>,
+    channel_id: B256,
+    change: &Change,
+    nonce: u64,
+) -> ClientEvent {
+    let mut take = |hash: B256| {
+        let at = locks.iter().position(|l| l.secret_hash == hash);
+        at.map(|i| locks.remove(i).amount)
+    };
+    match change {
+        Change::Pay { amount } => ClientEvent::PaymentReceived {
+            channel_id,
+            amount: *amount,
+            nonce,
+        },
+        Change::AddLock(lock) => {
+            locks.push(*lock);
+            ClientEvent::LockReceived {
+                channel_id,
+                lock: *lock,
+            }
+        }
+        Change::ClaimLock { secret } => {
+            let hash = secret_hash(*secret);
+            if let Some(reply) = rt.claims.remove(&hash) {
+                let _ = reply.send(Ok(()));
+            }
+            ClientEvent::LockClaimed {
+                channel_id,
+                secret_hash: hash,
+                secret: *secret,
+                // The state machine accepted the claim, so the lock was there.
+                amount: take(hash).unwrap_or_default(),
+                incoming: true,
+            }
+        }
+        Change::RemoveExpiredLock { secret_hash } => {
+            take(*secret_hash);
+            ClientEvent::LockExpired {
+                channel_id,
+                secret_hash: *secret_hash,
+            }
+        }
+    }
 }
 
 /// The peer stored our updates up to `nonce`.
@@ -450,7 +469,6 @@ async fn resend(
     for (change, proof) in sent {
         let update = Outgoing::Update {
             commit: None,
-            signature: None,
             change,
             proof,
             domain,
@@ -515,7 +533,7 @@ async fn answer_after_storing(
         Outgoing::Message {
             commit: Some(commit),
             msg: answer,
-            event: Some(note),
+            events: vec![note],
         },
     );
     Ok(())

@@ -629,24 +629,15 @@ impl Inner {
         permit.forget();
         let nonce = proof.nonce;
         rt.unacked.push_back((nonce, reply));
-        let domain = *rt.state.domain();
         // If the connection just dropped the update is lost with it; the peer's Resync on the
-        // next connection asks for it again.
-        let (signed, signature) = oneshot::channel();
-        let to_sign = proof.clone();
+        // next connection asks for it again. The writer signs it, or the last update of the
+        // batch it leaves in.
         let _ = outbox.send(Outgoing::Update {
             commit: Some(commit),
-            signature: Some(signature),
             change,
             proof,
-            domain,
+            domain: *rt.state.domain(),
         });
-        drop(rt);
-        // Signed here, outside the channel's lock and while the event is on its way to disk:
-        // concurrent payments sign in parallel. The writer still sends in queue order.
-        if let Ok(signature) = self.sign(&domain, &to_sign) {
-            let _ = signed.send(signature);
-        }
         Ok(nonce)
     }
 }

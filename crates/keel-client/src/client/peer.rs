@@ -2,9 +2,11 @@
 //! the resync that follows each connect.
 //!
 //! Outgoing messages go through the peer's outbox to one writer task, in order. An item may
-//! carry the [`Commit`] of the event behind it: the writer signs the update while the event
-//! is on its way to disk, and sends it only once the event is durable, so nothing leaves the
-//! process before it is stored.
+//! carry the [`Commit`] of the event behind it: the writer sends it only once the event is
+//! durable, so nothing leaves the process before it is stored. Updates to one channel that are
+//! durable together leave as one [`Message::Update`] under one signature over the last proof
+//! (up to [`MAX_UPDATE_CHANGES`] changes): under load a payment costs a fraction of a
+//! signature, and the payee a fraction of a verification.
 
 use std::{
     net::SocketAddr,
@@ -12,12 +14,12 @@ use std::{
 };
 
 use keel_core::{
-    wire::{Message, Signature},
+    wire::{Message, MAX_UPDATE_CHANGES},
     Address, BalanceProof, Change, ChannelDomain,
 };
 use tokio::{
     net::{TcpListener, ToSocketAddrs},
-    sync::{mpsc, oneshot},
+    sync::mpsc,
 };
 
 use super::{channel::Channel, handlers, ClientError, ClientEvent, Inner, Result};
@@ -29,14 +31,11 @@ use crate::{
 /// A message waiting in a peer's outbox.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// One of our updates, sent once `commit` is durable.
+    /// One of our updates, sent once `commit` is durable; the writer signs it (or the last
+    /// update of the batch it leaves in).
     Update {
         /// The `Sent` event behind it; `None` when resending a stored one.
         commit: Option<Commit>,
-        /// Its signature, made by the caller after queueing (so that payments on different
-        /// tasks sign on different cores); `None`, or a caller that went away, and the writer
-        /// signs.
-        signature: Option<oneshot::Receiver<Signature>>,
         /// The change.
         change: Change,
         /// The proof to sign.
@@ -44,14 +43,14 @@ pub(crate) enum Outgoing {
         /// The channel's EIP-712 domain.
         domain: ChannelDomain,
     },
-    /// Any other message, sent once `commit` (if any) is durable; `event` is emitted then.
+    /// Any other message, sent once `commit` (if any) is durable; `events` are emitted then.
     Message {
         /// The event the message reports, if any.
         commit: Option<Commit>,
         /// The message.
         msg: Message,
-        /// What to tell the application once `commit` is durable.
-        event: Option<ClientEvent>,
+        /// What to tell the application once `commit` is durable, in order.
+        events: Vec<ClientEvent>,
     },
 }
 
@@ -61,7 +60,7 @@ impl Outgoing {
         Self::Message {
             commit: None,
             msg,
-            event: None,
+            events: Vec::new(),
         }
     }
 }
@@ -265,8 +264,10 @@ async fn write(
     mut sender: Sender,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    loop {
-        let item = match queue.try_recv() {
+    // An item taken while gathering a batch that could not join it: sent next.
+    let mut next: Option<Outgoing> = None;
+    'connection: loop {
+        let item = match next.take().map_or_else(|| queue.try_recv(), Ok) {
             Ok(item) => item,
             Err(mpsc::error::TryRecvError::Empty) => {
                 if sender.flush().await.is_err() {
@@ -279,60 +280,76 @@ async fn write(
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        let (commit, msg, event) = match item {
+        let (commit, msg, events) = match item {
             Outgoing::Update {
                 commit,
-                signature,
                 change,
                 proof,
                 domain,
             } => {
-                let signed = match signature {
-                    Some(mut signature) => match signature.try_recv() {
-                        Ok(signature) => Some(signature),
-                        Err(oneshot::error::TryRecvError::Empty) => {
-                            // Send what is ready before waiting for the signer.
-                            if sender.flush().await.is_err() {
-                                break;
-                            }
-                            signature.await.ok()
-                        }
-                        Err(oneshot::error::TryRecvError::Closed) => None,
-                    },
-                    None => None,
-                };
-                let signature = match signed.map_or_else(|| inner.sign(&domain, &proof), Ok) {
-                    Ok(signature) => signature,
+                if let Some(commit) = commit {
+                    if !durable(commit, &mut sender).await {
+                        break;
+                    }
+                }
+                // The same channel's updates queued behind it whose events are durable too
+                // leave with it, under one signature over the last proof.
+                let (mut changes, mut proof) = (vec![change], proof);
+                while changes.len() < MAX_UPDATE_CHANGES {
+                    let Ok(item) = queue.try_recv() else {
+                        break;
+                    };
+                    let Outgoing::Update {
+                        mut commit,
+                        change,
+                        proof: later,
+                        domain,
+                    } = item
+                    else {
+                        next = Some(item);
+                        break;
+                    };
+                    let ready = match commit.as_mut().map(Commit::try_durable) {
+                        None | Some(Some(Ok(()))) => later.channelId == proof.channelId,
+                        // As below: a failed commit ends the connection.
+                        Some(Some(Err(_))) => break 'connection,
+                        Some(None) => false,
+                    };
+                    if !ready {
+                        next = Some(Outgoing::Update {
+                            commit,
+                            change,
+                            proof: later,
+                            domain,
+                        });
+                        break;
+                    }
+                    changes.push(change);
+                    proof = later;
+                }
+                let Ok(signature) = inner.sign(&domain, &proof) else {
                     // A local key that cannot sign is not a state to carry on in.
-                    Err(_) => break,
+                    break;
                 };
                 let msg = Message::Update {
-                    change,
+                    changes,
                     proof,
                     signature,
                 };
-                (commit, msg, None)
+                (None, msg, Vec::new())
             }
-            Outgoing::Message { commit, msg, event } => (commit, msg, event),
+            Outgoing::Message {
+                commit,
+                msg,
+                events,
+            } => (commit, msg, events),
         };
-        if let Some(mut commit) = commit {
-            let answer = match commit.try_durable() {
-                Some(answer) => answer,
-                None => {
-                    // Send what is ready before waiting on the disk.
-                    if sender.flush().await.is_err() {
-                        break;
-                    }
-                    commit.durable().await
-                }
-            };
-            // A failed commit fails its channel where it was enqueued; whatever follows it
-            // must not be sent either, so the connection ends and the peer resyncs.
-            if answer.is_err() {
+        if let Some(commit) = commit {
+            if !durable(commit, &mut sender).await {
                 break;
             }
         }
-        if let Some(event) = event {
+        for event in events {
             inner.emit(event);
         }
         if sender.queue(&msg).is_err() {
@@ -344,6 +361,23 @@ async fn write(
     }
     let _ = sender.flush().await;
     let _ = sender.close().await;
+}
+
+/// Waits until `commit` is durable, first sending what is ready rather than holding it while
+/// the disk works. False if the commit failed or the socket did: the connection must end. A
+/// failed commit fails its channel where it was enqueued; whatever follows it must not be sent
+/// either, so the connection ends and the peer resyncs.
+async fn durable(mut commit: Commit, sender: &mut Sender) -> bool {
+    let answer = match commit.try_durable() {
+        Some(answer) => answer,
+        None => {
+            if sender.flush().await.is_err() {
+                return false;
+            }
+            commit.durable().await
+        }
+    };
+    answer.is_ok()
 }
 
 /// Reads until the connection ends: first the peer's `Hello`, which must name the address it

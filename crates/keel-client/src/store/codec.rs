@@ -4,15 +4,17 @@
 //!   participant_b ‖ token (20 bytes each) ‖ challenge_period u32 ‖ salt (32) ‖ me u8 (A = 0) ‖
 //!   min_lock_lifetime u64 ‖ max_lock_lifetime u64 ‖ max_pending_locks u64`.
 //! - Event (version 1): `kind u8 ‖ fields`. Changes and proofs use exactly their wire layout
-//!   ([`keel_core::wire::encode_change_proof`]); amounts are `U256` (32 bytes), times `u64`,
-//!   signatures 65 bytes.
+//!   ([`keel_core::wire::encode_change_proof`] for a sent proof,
+//!   [`keel_core::wire::encode_changes_proof`] for a received batch); amounts are `U256`
+//!   (32 bytes), times `u64`, signatures 65 bytes. Received proofs of one change each (kind 2,
+//!   written before updates carried batches) still decode.
 //!
 //! A new layout gets a new version byte; decoding keeps reading every older one.
 
 use alloy::primitives::{Address, B256, U256};
 use keel_core::{
     channel::{Direction, PendingWithdrawal},
-    wire::{decode_change_proof, encode_change_proof},
+    wire::{decode_change_proof, decode_changes_proof, encode_change_proof, encode_changes_proof},
     ChannelParams, CooperativeClose, Lock, Policy, Progress, Side, Withdrawal,
 };
 
@@ -35,6 +37,7 @@ const CHAIN_CLOSED: u8 = 10;
 const CHAIN_REFUTED: u8 = 11;
 const CHAIN_SETTLED: u8 = 12;
 const LOCKS_RETAINED: u8 = 13;
+const RECEIVED_BATCH: u8 = 14;
 
 /// The stored form of `opening`.
 pub(super) fn encode_opening(opening: &ChannelOpening) -> Vec<u8> {
@@ -101,14 +104,14 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
             encode_change_proof(change, proof, &mut w.0);
         }
         Event::Received {
-            change,
+            changes,
             proof,
             signature,
             now,
         } => {
-            w.u8(RECEIVED);
+            w.u8(RECEIVED_BATCH);
             w.u64(*now);
-            encode_change_proof(change, proof, &mut w.0);
+            encode_changes_proof(changes, proof, &mut w.0);
             w.bytes(signature);
         }
         Event::DepositConfirmed { side, total } => {
@@ -183,11 +186,22 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
                 Event::Sent { change, proof, now }
             } else {
                 Event::Received {
-                    change,
+                    changes: vec![change],
                     proof,
                     signature: r.take()?,
                     now,
                 }
+            }
+        }
+        RECEIVED_BATCH => {
+            let now = r.u64()?;
+            let (changes, proof, rest) = decode_changes_proof(r.0)?;
+            r.0 = rest;
+            Event::Received {
+                changes,
+                proof,
+                signature: r.take()?,
+                now,
             }
         }
         DEPOSIT_CONFIRMED => Event::DepositConfirmed {
@@ -569,11 +583,16 @@ mod tests {
                 now: 10,
             },
             Event::Received {
-                change: Change::AddLock(Lock {
-                    expiration: 900,
-                    amount: U256::from(2),
-                    secret_hash: B256::repeat_byte(0x5e),
-                }),
+                changes: vec![
+                    Change::AddLock(Lock {
+                        expiration: 900,
+                        amount: U256::from(2),
+                        secret_hash: B256::repeat_byte(0x5e),
+                    }),
+                    Change::Pay {
+                        amount: U256::from(4),
+                    },
+                ],
                 proof,
                 signature: [0xab; 65],
                 now: 11,
@@ -691,6 +710,33 @@ mod tests {
             longer.push(0);
             assert_eq!(decode_event(&longer), Err(DecodeError::TrailingBytes(1)));
         }
+    }
+
+    #[test]
+    fn received_records_of_one_change_from_before_batches_still_decode() {
+        let Event::Received {
+            changes,
+            proof,
+            signature,
+            now,
+        } = &events()[1]
+        else {
+            panic!("fixture order changed");
+        };
+        // The layout written before updates carried batches: kind 2, one change, no count.
+        let mut bytes = vec![FORMAT_VERSION, RECEIVED];
+        bytes.extend_from_slice(&now.to_be_bytes());
+        encode_change_proof(&changes[0], proof, &mut bytes);
+        bytes.extend_from_slice(signature);
+        assert_eq!(
+            decode_event(&bytes),
+            Ok(Event::Received {
+                changes: vec![changes[0].clone()],
+                proof: proof.clone(),
+                signature: *signature,
+                now: *now,
+            })
+        );
     }
 
     #[test]

@@ -54,11 +54,11 @@ pub enum Event {
         /// The time passed to `send`.
         now: u64,
     },
-    /// [`ChannelState::receive`] accepted the counterparty's proof; stored before it is
+    /// [`ChannelState::receive`] accepted the counterparty's update; stored before it is
     /// acknowledged.
     Received {
-        /// The change.
-        change: Change,
+        /// The changes, in order (one or more).
+        changes: Vec<Change>,
         /// The counterparty's proof.
         proof: BalanceProof,
         /// The counterparty's signature over it (what a close submits).
@@ -192,11 +192,11 @@ impl Event {
                 }
             }
             Self::Received {
-                change,
+                changes,
                 proof,
                 signature,
                 now,
-            } => state.receive(change, proof, signature, *now)?,
+            } => state.receive(changes, proof, signature, *now)?,
             Self::DepositConfirmed { side, total } => state.deposit_confirmed(*side, *total)?,
             Self::WithdrawalApproved { withdrawal, now } => {
                 state.approve_withdrawal(withdrawal, *now)?;

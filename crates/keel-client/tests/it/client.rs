@@ -465,9 +465,9 @@ async fn hostile_messages_are_rejected_and_change_nothing() {
     };
     let signature = sign_message(&mallory, &proof, CHAIN_ID, before.vault).unwrap();
     conn.send(&Message::Update {
-        change: Change::Pay {
+        changes: vec![Change::Pay {
             amount: U256::from(990),
-        },
+        }],
         proof: proof.clone(),
         signature,
     })
@@ -523,9 +523,9 @@ impl RawPeer {
         };
         let signature = sign_message(&self.signer, &proof, chain_id, self.vault).unwrap();
         self.exchange(Message::Update {
-            change: Change::Pay {
+            changes: vec![Change::Pay {
                 amount: U256::from(amount),
-            },
+            }],
             proof,
             signature,
         })

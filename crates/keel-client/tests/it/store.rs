@@ -121,7 +121,9 @@ impl Pair {
         store.append(self.alice.id(), &event).await.unwrap();
         let signature =
             sign_message(&self.alice_key, &proof, CHAIN_ID, self.alice.vault()).unwrap();
-        self.bob.receive(&change, &proof, &signature, now).unwrap();
+        self.bob
+            .receive(std::slice::from_ref(&change), &proof, &signature, now)
+            .unwrap();
     }
 
     /// Bob sends `change`; Alice accepts it and stores it before she would acknowledge it.
@@ -129,10 +131,10 @@ impl Pair {
         let proof = self.bob.send(&change, now).unwrap();
         let signature = sign_message(&self.bob_key, &proof, CHAIN_ID, self.bob.vault()).unwrap();
         self.alice
-            .receive(&change, &proof, &signature, now)
+            .receive(std::slice::from_ref(&change), &proof, &signature, now)
             .unwrap();
         let event = Event::Received {
-            change,
+            changes: vec![change],
             proof,
             signature,
             now,

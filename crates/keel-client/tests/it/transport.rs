@@ -58,9 +58,9 @@ fn message(i: u64) -> Message {
             nonce: i,
         },
         1 => Message::Update {
-            change: Change::Pay {
+            changes: vec![Change::Pay {
                 amount: U256::from(i),
-            },
+            }],
             proof: BalanceProof {
                 channelId: channel_id,
                 nonce: i,

@@ -56,6 +56,9 @@ pub enum ChannelError {
         /// The proof's.
         found: B256,
     },
+    /// An update must carry between one and [`crate::wire::MAX_UPDATE_CHANGES`] changes.
+    #[error("an update carries {0} changes")]
+    ChangeCount(usize),
     /// The received proof is not the one the announced change produces from the current state.
     #[error("proof does not match the announced change (expected nonce {expected_nonce})")]
     ProofMismatch {

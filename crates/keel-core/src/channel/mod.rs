@@ -2,10 +2,12 @@
 //!
 //! Both participants hold a [`ChannelState`] of the same channel. A payment, a new lock, a claim
 //! or the removal of an expired lock is a [`Change`] to the sender's [`Direction`]; the sender
-//! applies it with [`ChannelState::send`] and transmits the change, the resulting proof and its
-//! signature; the receiver applies the same change with [`ChannelState::receive`], which accepts
-//! only the exact proof that change produces. Both therefore hold identical directions, and every
-//! check (capacity, nonce, lock rules) runs on both sides. No I/O happens here: the client
+//! applies it with [`ChannelState::send`] (one nonce each) and transmits the change with the
+//! resulting proof. Changes made in a row may travel together: the receiver applies them in
+//! order with [`ChannelState::receive`], which accepts only the exact proof the last one
+//! produces, signed. One signature then covers them all — the intermediate proofs are never
+//! signed, sent or needed, as the latest proof supersedes them on chain. Both sides therefore
+//! hold identical directions, and every check (capacity, nonce, lock rules) runs on both sides. No I/O happens here: the client
 //! persists the state the calls return before it sends or acknowledges anything.
 
 mod direction;
@@ -324,16 +326,17 @@ impl ChannelState {
         Ok(proof)
     }
 
-    /// Accepts the counterparty's `change` if `proof` is exactly what it produces and `signature`
-    /// is the counterparty's; otherwise nothing changes.
+    /// Accepts the counterparty's `changes`, applied in order, if `proof` is exactly what the
+    /// last one produces and `signature` over it is the counterparty's; otherwise nothing
+    /// changes (a batch is taken whole or not at all).
     pub fn receive(
         &mut self,
-        change: &Change,
+        changes: &[Change],
         proof: &BalanceProof,
         signature: &[u8],
         now: u64,
     ) -> Result<(), ChannelError> {
-        self.receive_checked(change, proof, now, |state, digest| {
+        self.receive_checked(changes, proof, now, |state, digest| {
             let key = state.check_counterparty_signature(digest, signature)?;
             let signature: [u8; 65] = signature
                 .try_into()
@@ -348,12 +351,12 @@ impl ChannelState {
     /// counterparty's key.
     pub fn receive_verified(
         &mut self,
-        change: &Change,
+        changes: &[Change],
         proof: &BalanceProof,
         verified: &Verified,
         now: u64,
     ) -> Result<(), ChannelError> {
-        self.receive_checked(change, proof, now, |state, digest| {
+        self.receive_checked(changes, proof, now, |state, digest| {
             if state.counterparty_key.as_ref() != Some(verified.key()) {
                 return Err(ChannelError::BadSignature(
                     "not the counterparty's key".into(),
@@ -375,31 +378,65 @@ impl ChannelState {
     /// The shared part of `receive`: `check` vouches for the signature over the digest.
     fn receive_checked(
         &mut self,
-        change: &Change,
+        changes: &[Change],
         proof: &BalanceProof,
         now: u64,
         check: impl FnOnce(&mut Self, &B256) -> Result<(VerifyingKey, [u8; 65]), ChannelError>,
     ) -> Result<(), ChannelError> {
         self.ensure_open()?;
+        if changes.is_empty() || changes.len() > crate::wire::MAX_UPDATE_CHANGES {
+            return Err(ChannelError::ChangeCount(changes.len()));
+        }
         if proof.channelId != self.id {
             return Err(ChannelError::WrongChannel {
                 expected: self.id,
                 found: proof.channelId,
             });
         }
+        let them = index(self.me.other());
+        let before = self.directions[them].clone();
+        // Each change is checked against the capacity the ones before it left.
+        let result = self.apply_received(changes, proof, now).and_then(|()| {
+            let digest = self.domain.signing_hash(proof);
+            check(self, &digest)
+        });
+        match result {
+            Ok((key, signature)) => {
+                self.counterparty_signature = Some(signature);
+                self.counterparty_key = Some(key);
+                Ok(())
+            }
+            Err(e) => {
+                self.directions[them] = before;
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies `changes` to the counterparty's direction and checks that the result is `proof`;
+    /// the caller restores the direction on error.
+    fn apply_received(
+        &mut self,
+        changes: &[Change],
+        proof: &BalanceProof,
+        now: u64,
+    ) -> Result<(), ChannelError> {
         let them = self.me.other();
-        let current = &self.directions[index(them)];
-        let next = current.apply(change, self.capacity(them), now, &self.policy)?;
-        if next.proof(self.id) != *proof {
+        for change in changes {
+            let next = self.directions[index(them)].apply(
+                change,
+                self.capacity(them),
+                now,
+                &self.policy,
+            )?;
+            self.directions[index(them)] = next;
+        }
+        let direction = &self.directions[index(them)];
+        if direction.proof(self.id) != *proof {
             return Err(ChannelError::ProofMismatch {
-                expected_nonce: next.nonce,
+                expected_nonce: direction.nonce,
             });
         }
-        let digest = self.domain.signing_hash(proof);
-        let (key, signature) = check(self, &digest)?;
-        self.directions[index(them)] = next;
-        self.counterparty_signature = Some(signature);
-        self.counterparty_key = Some(key);
         Ok(())
     }
 

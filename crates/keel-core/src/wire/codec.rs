@@ -3,7 +3,7 @@
 
 use alloy::primitives::{Address, B256, U256};
 
-use super::{Message, Signature, MAX_FRAME_LEN, VERSION};
+use super::{Message, Signature, MAX_FRAME_LEN, MAX_UPDATE_CHANGES, VERSION};
 use crate::{channel::Change, types::Lock, BalanceProof, CooperativeClose, Withdrawal};
 
 /// Why bytes from a peer are not a message.
@@ -25,6 +25,9 @@ pub enum WireError {
     /// An unknown change tag inside an update.
     #[error("unknown change tag {0}")]
     UnknownChange(u8),
+    /// An update with no changes or more than [`MAX_UPDATE_CHANGES`].
+    #[error("an update carries {0} changes")]
+    ChangeCount(u8),
     /// Bytes left after the message.
     #[error("{0} trailing bytes")]
     TrailingBytes(usize),
@@ -49,13 +52,12 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
     let mut w = Writer(out);
     match msg {
         Message::Update {
-            change,
+            changes,
             proof,
             signature,
         } => {
             w.u8(UPDATE);
-            w.change(change);
-            w.proof(proof);
+            encode_changes_proof(changes, proof, w.0);
             w.bytes(signature);
         }
         Message::Ack { channel_id, nonce } => {
@@ -147,11 +149,15 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
         return Err(WireError::UnsupportedVersion(version));
     }
     let msg = match r.u8()? {
-        UPDATE => Message::Update {
-            change: r.change()?,
-            proof: r.proof()?,
-            signature: r.signature()?,
-        },
+        UPDATE => {
+            let (changes, proof, rest) = decode_changes_proof(r.0)?;
+            r.0 = rest;
+            Message::Update {
+                changes,
+                proof,
+                signature: r.signature()?,
+            }
+        }
         ACK => Message::Ack {
             channel_id: r.b256()?,
             nonce: r.u64()?,
@@ -217,9 +223,38 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
     Ok(Some((msg, 4 + len)))
 }
 
-/// Appends `change` and `proof` in exactly the layout they have inside an [`Message::Update`]
-/// body (no length, version or kind byte): for callers that persist them, such as the client's
-/// channel store, which adds its own version prefix.
+/// Appends `changes` and `proof` in exactly the layout they have at the start of an
+/// [`Message::Update`] body (`count u8 ‖ changes ‖ proof`, no length, version or kind byte):
+/// for callers that persist them, such as the client's channel store, which adds its own
+/// version prefix. `changes` must hold 1 to [`MAX_UPDATE_CHANGES`] entries.
+pub fn encode_changes_proof(changes: &[Change], proof: &BalanceProof, out: &mut Vec<u8>) {
+    debug_assert!((1..=MAX_UPDATE_CHANGES).contains(&changes.len()));
+    let mut w = Writer(out);
+    // At most MAX_UPDATE_CHANGES (32): fits a byte.
+    w.u8(changes.len() as u8);
+    for change in changes {
+        w.change(change);
+    }
+    w.proof(proof);
+}
+
+/// Decodes what [`encode_changes_proof`] wrote from the front of `buf`; returns the changes,
+/// the proof and the bytes after them. Never allocates for more than [`MAX_UPDATE_CHANGES`].
+pub fn decode_changes_proof(buf: &[u8]) -> Result<(Vec<Change>, BalanceProof, &[u8]), WireError> {
+    let mut r = Reader(buf);
+    let count = r.u8()?;
+    if count == 0 || usize::from(count) > MAX_UPDATE_CHANGES {
+        return Err(WireError::ChangeCount(count));
+    }
+    let changes = (0..count)
+        .map(|_| r.change())
+        .collect::<Result<Vec<_>, _>>()?;
+    let proof = r.proof()?;
+    Ok((changes, proof, r.0))
+}
+
+/// Appends one `change` and `proof` (`change ‖ proof`): the layout of the client store's
+/// records of sent proofs, one change each.
 pub fn encode_change_proof(change: &Change, proof: &BalanceProof, out: &mut Vec<u8>) {
     let mut w = Writer(out);
     w.change(change);
@@ -366,24 +401,70 @@ mod tests {
     }
 
     #[test]
-    fn change_proof_round_trips_and_matches_the_update_body() {
+    fn change_proof_round_trips() {
         let (change, proof) = sample();
         let mut bytes = Vec::new();
         encode_change_proof(&change, &proof, &mut bytes);
         bytes.push(0xee);
         let (c, p, rest) = decode_change_proof(&bytes).unwrap();
-        assert_eq!((c, p, rest), (change.clone(), proof.clone(), &[0xee][..]));
+        assert_eq!((c, p, rest), (change, proof, &[0xee][..]));
+    }
+
+    #[test]
+    fn changes_proof_round_trips_and_matches_the_update_body() {
+        let (change, proof) = sample();
+        let changes = vec![
+            change,
+            Change::Pay {
+                amount: U256::from(3),
+            },
+        ];
+        let mut bytes = Vec::new();
+        encode_changes_proof(&changes, &proof, &mut bytes);
+        bytes.push(0xee);
+        let (c, p, rest) = decode_changes_proof(&bytes).unwrap();
+        assert_eq!((c, p, rest), (changes.clone(), proof.clone(), &[0xee][..]));
 
         // Same bytes as inside an Update frame: after length (4), version and kind.
         let mut frame = Vec::new();
         let update = Message::Update {
-            change,
+            changes,
             proof,
             signature: [0; 65],
         };
         encode_frame(&update, &mut frame);
         let body = &bytes[..bytes.len() - 1];
         assert_eq!(&frame[6..6 + body.len()], body);
+    }
+
+    #[test]
+    fn changes_proof_takes_one_to_the_most_changes() {
+        let (change, proof) = sample();
+        let mut bytes = Vec::new();
+        encode_changes_proof(&vec![change; MAX_UPDATE_CHANGES], &proof, &mut bytes);
+        assert!(decode_changes_proof(&bytes).is_ok());
+        for count in [0, MAX_UPDATE_CHANGES as u8 + 1, u8::MAX] {
+            bytes[0] = count;
+            assert_eq!(
+                decode_changes_proof(&bytes).unwrap_err(),
+                WireError::ChangeCount(count)
+            );
+        }
+    }
+
+    #[test]
+    fn an_update_of_the_most_and_largest_changes_fits_a_frame() {
+        let (change, proof) = sample();
+        assert!(matches!(change, Change::AddLock(_)), "the largest change");
+        let update = Message::Update {
+            changes: vec![change; MAX_UPDATE_CHANGES],
+            proof,
+            signature: [0; 65],
+        };
+        let mut frame = Vec::new();
+        encode_frame(&update, &mut frame);
+        assert!(frame.len() - 4 <= MAX_FRAME_LEN);
+        assert_eq!(decode_frame(&frame).unwrap(), Some((update, frame.len())));
     }
 
     #[test]

@@ -7,16 +7,22 @@
 
 mod codec;
 
-pub use codec::{decode_change_proof, decode_frame, encode_change_proof, encode_frame, WireError};
+pub use codec::{
+    decode_change_proof, decode_changes_proof, decode_frame, encode_change_proof,
+    encode_changes_proof, encode_frame, WireError,
+};
 
 use alloy::primitives::{Address, B256};
 
 use crate::{channel::Change, BalanceProof, CooperativeClose, Withdrawal};
 
-/// The only wire version so far.
-pub const VERSION: u8 = 1;
+/// The wire version this build speaks (2: an update carries a batch of changes).
+pub const VERSION: u8 = 2;
 /// Largest accepted frame body (after the length prefix), in bytes.
 pub const MAX_FRAME_LEN: usize = 4096;
+/// Most changes one [`Message::Update`] carries: even if every one is a lock (the largest
+/// change, 73 bytes), the frame stays well under [`MAX_FRAME_LEN`].
+pub const MAX_UPDATE_CHANGES: usize = 32;
 
 /// A 65-byte `r ‖ s ‖ v` signature.
 pub type Signature = [u8; 65];
@@ -24,11 +30,12 @@ pub type Signature = [u8; 65];
 /// What peers send each other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// A signed change to the sender's direction of a channel.
+    /// Changes to the sender's direction of a channel, one nonce each, and the signed proof
+    /// the last one makes: one signature covers the whole batch.
     Update {
-        /// The change the proof makes.
-        change: Change,
-        /// The new balance proof.
+        /// The changes, in the order they apply (1 to [`MAX_UPDATE_CHANGES`]).
+        changes: Vec<Change>,
+        /// The balance proof after the last change.
         proof: BalanceProof,
         /// The sender's signature over it.
         signature: Signature,
