@@ -211,12 +211,19 @@ async fn payments_flow_both_ways_and_both_sides_agree() {
     let (a, b) = pair.infos().await;
     assert_eq!((a.sent_nonce, b.sent_nonce), (200, 100));
 
-    let received = next(&mut b_events, |e| match e {
-        ClientEvent::PaymentReceived { amount, nonce, .. } => Some((amount, nonce)),
-        _ => None,
-    })
-    .await;
-    assert_eq!(received.1, 1, "the first payment is reported first");
+    // Concurrent payments travel in batches; each is still reported once, in nonce order.
+    let mut amounts = Vec::new();
+    for expected in 1..=200u64 {
+        let (amount, nonce) = next(&mut b_events, |e| match e {
+            ClientEvent::PaymentReceived { amount, nonce, .. } => Some((amount, nonce)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(nonce, expected);
+        amounts.push(amount.to::<u64>());
+    }
+    amounts.sort_unstable();
+    assert_eq!(amounts, (1..=200).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,6 +521,18 @@ impl RawPeer {
         transferred: u64,
         chain_id: u64,
     ) -> Message {
+        self.batch(&[amount], nonce, transferred, chain_id).await
+    }
+
+    /// One update paying each of `amounts`, signed over the proof claiming `nonce` and
+    /// `transferred` after them.
+    async fn batch(
+        &mut self,
+        amounts: &[u64],
+        nonce: u64,
+        transferred: u64,
+        chain_id: u64,
+    ) -> Message {
         let proof = keel_core::BalanceProof {
             channelId: self.id,
             nonce,
@@ -522,10 +541,14 @@ impl RawPeer {
             locksRoot: B256::ZERO,
         };
         let signature = sign_message(&self.signer, &proof, chain_id, self.vault).unwrap();
-        self.exchange(Message::Update {
-            changes: vec![Change::Pay {
+        let changes = amounts
+            .iter()
+            .map(|&amount| Change::Pay {
                 amount: U256::from(amount),
-            }],
+            })
+            .collect();
+        self.exchange(Message::Update {
+            changes,
             proof,
             signature,
         })
@@ -656,12 +679,29 @@ async fn a_lying_peer_gets_typed_rejections_and_nothing_is_stored() {
         reject(RejectCode::Refused)
     );
 
-    // The channel still works, and only the two valid updates were stored.
+    // The channel still works.
     assert_eq!(a.update(10, 2, 20, CHAIN_ID).await, ack(2));
+    // A batch whose middle payment does not lead to the signed proof is refused whole.
+    assert_eq!(
+        a.batch(&[1, 5, 3], 5, 26, CHAIN_ID).await,
+        reject(RejectCode::Refused)
+    );
+    // A batch one signature covers: acknowledged with its last nonce, reported change by change.
+    let mut events = b.subscribe();
+    assert_eq!(a.batch(&[1, 2, 3], 5, 26, CHAIN_ID).await, ack(5));
+    for (amount, nonce) in [(1u64, 3u64), (2, 4), (3, 5)] {
+        let received = next(&mut events, |e| match e {
+            ClientEvent::PaymentReceived { amount, nonce, .. } => Some((amount, nonce)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(received, (U256::from(amount), nonce));
+    }
+    // Only the valid updates were stored.
     let before = b.channel(info.id).await.unwrap();
     assert_eq!(
         (before.received_nonce, before.balance),
-        (2, U256::from(DEPOSIT + 20))
+        (5, U256::from(DEPOSIT + 26))
     );
     b.shutdown().await;
     let b = Client::start(config(&dir, &bob, 1, &clock)).await.unwrap();
