@@ -7,8 +7,9 @@
 //! order with [`ChannelState::receive`], which accepts only the exact proof the last one
 //! produces, signed. One signature then covers them all — the intermediate proofs are never
 //! signed, sent or needed, as the latest proof supersedes them on chain. Both sides therefore
-//! hold identical directions, and every check (capacity, nonce, lock rules) runs on both sides. No I/O happens here: the client
-//! persists the state the calls return before it sends or acknowledges anything.
+//! hold identical directions, and every check (capacity, nonce, lock rules) runs on both sides.
+//! No I/O happens here: the client persists the state the calls return before it sends or
+//! acknowledges anything.
 
 mod direction;
 mod error;
