@@ -45,7 +45,7 @@ pub(crate) enum Outgoing {
     },
     /// Any other message, sent once `commit` (if any) is durable; `events` are emitted then.
     Message {
-        /// The event the message reports, if any.
+        /// The event behind the message, if any: the message leaves once it is durable.
         commit: Option<Commit>,
         /// The message.
         msg: Message,
