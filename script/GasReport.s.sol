@@ -11,6 +11,7 @@ import {IChannelVault} from "../contracts/src/interfaces/IChannelVault.sol";
 import {
     BalanceData,
     ChannelParams,
+    CooperativeClose,
     DisputeState,
     Lock,
     LockState,
@@ -243,16 +244,18 @@ contract GasReport is Script {
     }
 
     function _withdraw(ChannelParams memory p, ChannelVault v, string memory label) internal {
-        Withdrawal memory w = Withdrawal(alice, 1 ether, uint64(block.timestamp + 1 days));
+        Withdrawal memory w = Withdrawal(alice, 1 ether, uint64(block.timestamp + 1 days), address(0), 0);
         bytes32 h = keccak256(
             abi.encode(
                 keccak256(
-                    "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry)"
+                    "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry,address target,uint8 targetSide)"
                 ),
                 factory.channelId(p),
                 w.participant,
                 w.totalWithdrawn,
-                w.expiry
+                w.expiry,
+                w.target,
+                w.targetSide
             )
         );
         _send(
@@ -269,23 +272,25 @@ contract GasReport is Script {
         view
         returns (bytes memory)
     {
-        uint64 expiry = uint64(block.timestamp + 1 days);
+        CooperativeClose memory c = CooperativeClose(
+            a, b, v.totalDeposit(0), v.totalDeposit(1), uint64(block.timestamp + 1 days)
+        );
         bytes32 h = keccak256(
             abi.encode(
                 keccak256(
-                    "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
+                    "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 depositA,uint256 depositB,uint256 totalWithdrawn,uint64 expiry)"
                 ),
                 factory.channelId(p),
-                a,
-                b,
-                v.totalDeposit(0) + v.totalDeposit(1),
+                c.payoutA,
+                c.payoutB,
+                c.depositA,
+                c.depositB,
                 v.totalWithdrawn(0) + v.totalWithdrawn(1),
-                expiry
+                c.expiry
             )
         );
-        return abi.encodeCall(
-            ChannelVault.cooperativeClose, (p, a, b, expiry, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h))
-        );
+        return
+            abi.encodeCall(ChannelVault.cooperativeClose, (p, c, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h)));
     }
 
     function _close(ChannelParams memory p, ChannelVault v, uint256 signerPk, BalanceData memory b)

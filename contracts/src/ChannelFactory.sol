@@ -5,6 +5,7 @@ import {ChannelVault} from "./ChannelVault.sol";
 import {SecretRegistry} from "./SecretRegistry.sol";
 import {ChannelIds} from "./libraries/ChannelIds.sol";
 import {ChannelParams} from "./libraries/ChannelTypes.sol";
+import {DepositTooLarge, NotParticipant, WrongValue} from "./libraries/Errors.sol";
 import {StateWord} from "./libraries/StateWord.sol";
 import {TokenTransfers} from "./libraries/TokenTransfers.sol";
 
@@ -37,10 +38,7 @@ contract ChannelFactory {
     error InvalidChallengePeriodBounds(uint32 min, uint32 max);
     error InvalidParticipants();
     error ChallengePeriodOutOfBounds(uint32 challengePeriod, uint32 min, uint32 max);
-    error NotParticipant(address caller);
     error TokenHasNoCode(address token);
-    error WrongValue(uint256 expected, uint256 received);
-    error DepositTooLarge(uint256 amount);
     /// @notice A channel with these parameters exists already; top it up instead.
     error ChannelExists(bytes32 channelId);
 

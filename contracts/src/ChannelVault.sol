@@ -6,7 +6,8 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ChannelAdjudicator} from "./ChannelAdjudicator.sol";
 import {SecretRegistry} from "./SecretRegistry.sol";
 import {VaultBase} from "./VaultBase.sol";
-import {ChannelParams, Withdrawal} from "./libraries/ChannelTypes.sol";
+import {ChannelParams, CooperativeClose, Withdrawal} from "./libraries/ChannelTypes.sol";
+import {DepositTooLarge, WrongValue} from "./libraries/Errors.sol";
 import {SignedMessages} from "./libraries/SignedMessages.sol";
 import {StateWord} from "./libraries/StateWord.sol";
 import {TokenTransfers} from "./libraries/TokenTransfers.sol";
@@ -56,67 +57,76 @@ contract ChannelVault is ChannelAdjudicator {
     }
 
     /// @notice Pays out a withdrawal both participants signed; the channel stays open.
-    /// @dev Anyone may submit it; the funds go to `w.participant`.
+    /// @dev Anyone may submit it; the funds go to `w.participant`. A withdrawal signed as a move
+    /// into another vault (`w.target` set) executes only through withdrawInto().
     function withdraw(
         ChannelParams calldata p,
         Withdrawal calldata w,
         bytes calldata sigA,
         bytes calldata sigB
     ) external nonReentrant {
+        if (w.target != address(0)) revert WrongDestination(w.target);
         uint256 amount = _applyWithdrawal(p, w, sigA, sigB);
         TokenTransfers.pay(_token(), w.participant, amount);
     }
 
-    /// @notice Moves a signed withdrawal straight into another channel of the same participant.
-    /// @dev The on-chain rebalancing step of a hub. Only the withdrawing participant may call,
-    /// since it alone chooses where its funds go; `target` must be a vault of the same asset.
-    /// @param targetSide The participant's side (0 = A, 1 = B) in the target channel.
+    /// @notice Moves a signed withdrawal straight into another channel: deposits it for
+    /// `w.targetSide` in the vault `w.target`. The on-chain rebalancing step of a hub.
+    /// @dev Both participants signed the destination, so anyone may submit it and it can execute
+    /// only as this move. The target must be another vault of this factory with the same asset:
+    /// a clone of the same implementation with the same token has exactly this vault's code.
     function withdrawInto(
         ChannelParams calldata p,
         Withdrawal calldata w,
         bytes calldata sigA,
-        bytes calldata sigB,
-        ChannelVault target,
-        uint8 targetSide
+        bytes calldata sigB
     ) external nonReentrant {
-        if (msg.sender != w.participant) revert NotParticipant(msg.sender);
+        address target = w.target;
+        if (target == address(0)) revert WrongDestination(target);
+        if (target == address(this) || target.codehash != address(this).codehash) revert NotAVault(target);
         uint256 amount = _applyWithdrawal(p, w, sigA, sigB);
-        uint256 newTotal = target.totalDeposit(targetSide) + amount;
+        ChannelVault vault = ChannelVault(target);
+        uint256 newTotal = vault.totalDeposit(w.targetSide) + amount;
         address asset = _token();
         if (asset == address(0)) {
-            target.deposit{value: amount}(targetSide, newTotal);
+            // Not an arbitrary destination: both participants signed `target`, and its code is
+            // this vault's own (a vault of this factory and asset), checked above.
+            // slither-disable-next-line arbitrary-send-eth
+            vault.deposit{value: amount}(w.targetSide, newTotal);
         } else {
-            IERC20(asset).forceApprove(address(target), amount);
-            target.deposit(targetSide, newTotal);
-            IERC20(asset).forceApprove(address(target), 0);
+            IERC20(asset).forceApprove(target, amount);
+            vault.deposit(w.targetSide, newTotal);
+            IERC20(asset).forceApprove(target, 0);
         }
     }
 
     /// @notice Pays both participants the final balances they both signed and ends the channel.
-    /// @dev The signatures cover the vault's current deposit and withdrawal totals, so a close
-    /// signed before any later deposit or withdrawal no longer verifies (WrongSigner), and an
-    /// expiry, after which a participant that signed may safely resume payments. The payouts may
-    /// total up to what the vault actually holds, so funds sent to the vault outside the protocol
-    /// can be shared out here by agreement.
+    /// @dev The signatures cover each side's deposit total and the withdrawal total at signing,
+    /// and an expiry, after which a participant that signed may safely resume payments.
+    /// Withdrawals need both signatures, and the vault hashes its own withdrawal total: a close
+    /// signed before a later withdrawal no longer verifies (WrongSigner). Deposits are open to
+    /// anyone, so a deposit made after signing must not cancel the close: it is paid back to the
+    /// side it was made for, on top of that side's signed payout. The payouts may total up to what the vault
+    /// actually holds, so funds sent to the vault outside the protocol can be shared out here by
+    /// agreement.
     function cooperativeClose(
         ChannelParams calldata p,
-        uint256 payoutA,
-        uint256 payoutB,
-        uint64 expiry,
+        CooperativeClose calldata c,
         bytes calldata sigA,
         bytes calldata sigB
     ) external nonReentrant {
         bytes32 id = _channelId(p);
         uint256 word = _word;
         if (word.status() != StateWord.OPEN) revert ChannelNotOpen();
-        if (block.timestamp > expiry) revert Expired(expiry);
-        (uint256 depositA, uint256 depositB) = word.deposits();
+        if (block.timestamp > c.expiry) revert Expired(c.expiry);
         (uint256 withdrawnA, uint256 withdrawnB) = _withdrawals();
-        bytes32 structHash = SignedMessages.cooperativeCloseHash(
-            id, payoutA, payoutB, depositA + depositB, withdrawnA + withdrawnB, expiry
-        );
-        _checkSigner(structHash, sigA, p.participantA);
-        _checkSigner(structHash, sigB, p.participantB);
+        bytes32 structHash = SignedMessages.cooperativeCloseHash(id, c, withdrawnA + withdrawnB);
+        _checkBothSigned(structHash, p, sigA, sigB);
+        (uint256 depositA, uint256 depositB) = word.deposits();
+        if (depositA < c.depositA || depositB < c.depositB) revert LedgerMismatch();
+        // Deposits are below 2^120 and the payouts are bounded by the balance just below.
+        uint256 payoutA = c.payoutA + (depositA - c.depositA);
+        uint256 payoutB = c.payoutB + (depositB - c.depositB);
         address asset = _token();
         uint256 balance = TokenTransfers.balanceOfSelf(asset);
         if (payoutA + payoutB > balance) revert PayoutsExceedBalance(payoutA + payoutB, balance);
@@ -128,12 +138,18 @@ contract ChannelVault is ChannelAdjudicator {
     }
 
     /// @notice Pulls a payout that was deferred because the caller rejected it, sending it to `to`.
+    /// @dev Pays what the vault can: if its token balance shrank below what is owed (a rebasing
+    /// or seized token), the caller takes what remains and the rest stays owed, rather than one
+    /// payee being refused everything.
     function claim(address to) external nonReentrant {
-        uint256 amount = _owed[msg.sender];
+        uint256 owedToCaller = _owed[msg.sender];
+        address asset = _token();
+        uint256 held = TokenTransfers.balanceOfSelf(asset);
+        uint256 amount = owedToCaller < held ? owedToCaller : held;
         if (amount == 0) revert NothingOwed();
-        delete _owed[msg.sender];
+        _owed[msg.sender] = owedToCaller - amount;
         emit Claimed(msg.sender, to, amount);
-        TokenTransfers.pay(_token(), to, amount);
+        TokenTransfers.pay(asset, to, amount);
     }
 
     /// @notice Lifecycle status: 1 open, 2 closed (challenge period), 3 settled.
@@ -177,6 +193,32 @@ contract ChannelVault is ChannelAdjudicator {
         return SignedMessages.domainSeparator(address(this));
     }
 
+    /// @notice The EIP-712 domain of this vault (EIP-5267), so wallets and libraries can build it
+    /// without reading the docs: name, version, chain id and this vault as verifying contract.
+    function eip712Domain()
+        external
+        view
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        )
+    {
+        return (
+            hex"0f",
+            SignedMessages.NAME,
+            SignedMessages.VERSION,
+            block.chainid,
+            address(this),
+            bytes32(0),
+            extensions
+        );
+    }
+
     /// @notice The factory that created this vault and the secret registry its locks use.
     function factory() external view returns (address) {
         return _FACTORY;
@@ -198,8 +240,7 @@ contract ChannelVault is ChannelAdjudicator {
         if (block.timestamp > w.expiry) revert Expired(w.expiry);
         uint8 side = _sideOf(p, w.participant);
         bytes32 structHash = SignedMessages.withdrawalHash(id, w);
-        _checkSigner(structHash, sigA, p.participantA);
-        _checkSigner(structHash, sigB, p.participantB);
+        _checkBothSigned(structHash, p, sigA, sigB);
 
         (uint256 withdrawnA, uint256 withdrawnB) = _withdrawals();
         uint256 current = side == 0 ? withdrawnA : withdrawnB;

@@ -5,6 +5,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IChannelVault} from "./interfaces/IChannelVault.sol";
 import {SecretRegistry} from "./SecretRegistry.sol";
 import {ChannelIds} from "./libraries/ChannelIds.sol";
+import {NotParticipant} from "./libraries/Errors.sol";
 import {BalanceData, ChannelParams} from "./libraries/ChannelTypes.sol";
 import {Settlement} from "./libraries/Settlement.sol";
 import {SignedMessages} from "./libraries/SignedMessages.sol";
@@ -65,7 +66,23 @@ abstract contract VaultBase is IChannelVault, ReentrancyGuardTransient {
     }
 
     function _checkSigner(bytes32 structHash, bytes calldata signature, address expected) internal view {
-        address signer = SignedMessages.recover(SignedMessages.digest(address(this), structHash), signature);
+        _checkDigestSigner(SignedMessages.digest(address(this), structHash), signature, expected);
+    }
+
+    /// @notice Checks a message both participants signed; hashes the digest once for both.
+    function _checkBothSigned(
+        bytes32 structHash,
+        ChannelParams calldata p,
+        bytes calldata sigA,
+        bytes calldata sigB
+    ) internal view {
+        bytes32 digest = SignedMessages.digest(address(this), structHash);
+        _checkDigestSigner(digest, sigA, p.participantA);
+        _checkDigestSigner(digest, sigB, p.participantB);
+    }
+
+    function _checkDigestSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
+        address signer = SignedMessages.recover(digest, signature);
         if (signer != expected) revert WrongSigner(expected, signer);
     }
 

@@ -53,7 +53,7 @@ contract ChannelLifecycleTest is KeelTest {
 
     function test_WithdrawWhileOpenPaysAndKeepsChannelOpen() public {
         (ChannelParams memory p, ChannelVault v) = openEth(5 ether, 5 ether);
-        Withdrawal memory w = Withdrawal(alice, 2 ether, uint64(block.timestamp + 1 hours));
+        Withdrawal memory w = payout(alice, 2 ether, uint64(block.timestamp + 1 hours));
         uint256 before = alice.balance;
         v.withdraw(p, w, signWithdrawal(alicePk, p, address(v), w), signWithdrawal(bobPk, p, address(v), w));
         assertEq(alice.balance, before + 2 ether);
@@ -74,15 +74,51 @@ contract ChannelLifecycleTest is KeelTest {
         (address yAddr,) = factory.open{value: 1 ether}(q, 1 ether);
         ChannelVault y = ChannelVault(yAddr);
 
-        Withdrawal memory w = Withdrawal(bob, 4 ether, uint64(block.timestamp + 1 hours));
+        Withdrawal memory w = move(bob, 4 ether, uint64(block.timestamp + 1 hours), address(y), 0);
         bytes memory sigA = signWithdrawal(alicePk, p, address(x), w);
         bytes memory sigB = signWithdrawal(bobPk, p, address(x), w);
-        vm.prank(bob);
-        x.withdrawInto(p, w, sigA, sigB, y, 0);
+        // The destination is signed, so anyone may submit the move (here a relayer).
+        vm.prank(carol);
+        x.withdrawInto(p, w, sigA, sigB);
         assertEq(address(x).balance, 6 ether);
         assertEq(address(y).balance, 5 ether);
         assertEq(y.totalDeposit(0), 5 ether);
         assertEq(x.totalWithdrawn(1), 4 ether);
+    }
+
+    /// @dev EIP-5267: a wallet library that builds the domain from eip712Domain() gets the
+    /// separator the vault checks signatures under.
+    function test_Eip712DomainDescribesTheSeparatorTheVaultUses() public {
+        (, ChannelVault v) = openEth(1 ether, 0);
+        (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        ) = v.eip712Domain();
+        assertEq(fields, hex"0f");
+        assertEq(name, "Keel");
+        assertEq(version, "2");
+        assertEq(chainId, block.chainid);
+        assertEq(verifyingContract, address(v));
+        assertEq(salt, bytes32(0));
+        assertEq(extensions.length, 0);
+        bytes32 built = keccak256(
+            abi.encode(
+                keccak256(
+                    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                ),
+                keccak256(bytes(name)),
+                keccak256(bytes(version)),
+                chainId,
+                verifyingContract
+            )
+        );
+        assertEq(built, v.domainSeparator());
+        assertEq(built, domainOf(address(v)));
     }
 
     function test_CooperativeClosePaysBothAndSettles() public {
@@ -91,9 +127,7 @@ contract ChannelLifecycleTest is KeelTest {
         uint256 b0 = bob.balance;
         v.cooperativeClose(
             p,
-            3 ether,
-            7 ether,
-            CLOSE_EXPIRY,
+            terms(address(v), 3 ether, 7 ether),
             signCoopClose(alicePk, p, address(v), 3 ether, 7 ether),
             signCoopClose(bobPk, p, address(v), 3 ether, 7 ether)
         );

@@ -7,6 +7,7 @@ import {ChannelFactory} from "../src/ChannelFactory.sol";
 import {ChannelVault} from "../src/ChannelVault.sol";
 import {ChannelParams} from "../src/libraries/ChannelTypes.sol";
 import {TokenTransfers} from "../src/libraries/TokenTransfers.sol";
+import {DepositTooLarge, NotParticipant, NothingReceived, WrongValue} from "../src/libraries/Errors.sol";
 
 /// @notice Every revert path of ChannelFactory, with the boundaries on either side, and its views.
 contract FactoryRevertsTest is KeelSigTest {
@@ -92,7 +93,7 @@ contract FactoryRevertsTest is KeelSigTest {
         address stranger = makeAddr("stranger");
         vm.deal(stranger, 1 ether);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.NotParticipant.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(NotParticipant.selector, stranger));
         factory.open{value: 1 ether}(ethParams(), 1 ether);
     }
 
@@ -173,19 +174,19 @@ contract FactoryRevertsTest is KeelSigTest {
 
     function test_RevertWhen_EthValueBelowAmount() public {
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.WrongValue.selector, 2 ether, 1 ether));
+        vm.expectRevert(abi.encodeWithSelector(WrongValue.selector, 2 ether, 1 ether));
         factory.open{value: 1 ether}(ethParams(), 2 ether);
     }
 
     function test_RevertWhen_EthValueAboveAmount() public {
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.WrongValue.selector, 1 ether, 2 ether));
+        vm.expectRevert(abi.encodeWithSelector(WrongValue.selector, 1 ether, 2 ether));
         factory.open{value: 2 ether}(ethParams(), 1 ether);
     }
 
     function test_RevertWhen_EthAmountWithoutValue() public {
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.WrongValue.selector, 1 ether, 0));
+        vm.expectRevert(abi.encodeWithSelector(WrongValue.selector, 1 ether, 0));
         factory.open(ethParams(), 1 ether);
     }
 
@@ -198,13 +199,13 @@ contract FactoryRevertsTest is KeelSigTest {
 
     function test_RevertWhen_TokenOpenCarriesValue() public {
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.WrongValue.selector, 0, 1));
+        vm.expectRevert(abi.encodeWithSelector(WrongValue.selector, 0, 1));
         factory.open{value: 1}(tokenParams(address(token)), 1 ether);
     }
 
     function test_RevertWhen_TokenOpenCarriesValueAndZeroAmount() public {
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.WrongValue.selector, 0, 1 ether));
+        vm.expectRevert(abi.encodeWithSelector(WrongValue.selector, 0, 1 ether));
         factory.open{value: 1 ether}(tokenParams(address(token)), 0);
     }
 
@@ -225,7 +226,7 @@ contract FactoryRevertsTest is KeelSigTest {
     function test_RevertWhen_TokenTransferDeliversNothing() public {
         token.setSkimTransfers(true);
         vm.prank(alice);
-        vm.expectRevert(TokenTransfers.NothingReceived.selector);
+        vm.expectRevert(NothingReceived.selector);
         factory.open(tokenParams(address(token)), 1 ether);
     }
 
@@ -246,7 +247,7 @@ contract FactoryRevertsTest is KeelSigTest {
         uint256 amount = uint256(type(uint120).max) + 1;
         vm.deal(alice, amount);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.DepositTooLarge.selector, amount));
+        vm.expectRevert(abi.encodeWithSelector(DepositTooLarge.selector, amount));
         factory.open{value: amount}(ethParams(), amount);
     }
 
@@ -263,7 +264,7 @@ contract FactoryRevertsTest is KeelSigTest {
         uint256 amount = uint256(type(uint120).max) + 1;
         token.mint(alice, amount);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.DepositTooLarge.selector, amount));
+        vm.expectRevert(abi.encodeWithSelector(DepositTooLarge.selector, amount));
         factory.open(tokenParams(address(token)), amount);
     }
 
@@ -302,9 +303,7 @@ contract FactoryRevertsTest is KeelSigTest {
         (ChannelParams memory p, ChannelVault v) = openEth(1 ether, 0);
         v.cooperativeClose(
             p,
-            1 ether,
-            0,
-            CLOSE_EXPIRY,
+            terms(address(v), 1 ether, 0),
             signCoopClose(alicePk, p, address(v), 1 ether, 0),
             signCoopClose(bobPk, p, address(v), 1 ether, 0)
         );

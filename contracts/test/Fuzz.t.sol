@@ -6,6 +6,7 @@ import {ChannelVault} from "../src/ChannelVault.sol";
 import {IChannelVault} from "../src/interfaces/IChannelVault.sol";
 import {BalanceData, ChannelParams, DisputeState, Withdrawal} from "../src/libraries/ChannelTypes.sol";
 import {Settlement} from "../src/libraries/Settlement.sol";
+import {DepositTooLarge, WrongValue} from "../src/libraries/Errors.sol";
 
 /// @notice Exposes the pure settlement rule, which reads its input from calldata.
 contract SettlementHarness {
@@ -39,7 +40,7 @@ contract FuzzTest is KeelTest {
     }
 
     function withdrawSigned(ChannelParams memory p, ChannelVault v, address who, uint256 total) internal {
-        Withdrawal memory w = Withdrawal(who, total, uint64(block.timestamp));
+        Withdrawal memory w = payout(who, total, uint64(block.timestamp));
         v.withdraw(p, w, signWithdrawal(alicePk, p, address(v), w), signWithdrawal(bobPk, p, address(v), w));
     }
 
@@ -95,7 +96,7 @@ contract FuzzTest is KeelTest {
         (, ChannelVault v) = openFunded(0, 0);
         vm.deal(alice, value);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongValue.selector, newTotal, value));
+        vm.expectRevert(abi.encodeWithSelector(WrongValue.selector, newTotal, value));
         v.deposit{value: value}(0, newTotal);
     }
 
@@ -107,7 +108,7 @@ contract FuzzTest is KeelTest {
         vm.deal(bob, extra);
         vm.prank(bob);
         if (extra > room) {
-            vm.expectRevert(abi.encodeWithSelector(IChannelVault.DepositTooLarge.selector, open + extra));
+            vm.expectRevert(abi.encodeWithSelector(DepositTooLarge.selector, open + extra));
             v.deposit{value: extra}(0, open + extra);
         } else {
             v.deposit{value: extra}(0, open + extra);
@@ -141,7 +142,7 @@ contract FuzzTest is KeelTest {
         wantB = bound(wantB, 1, deposited + 1e30);
         uint256 b0 = bob.balance;
         if (secondA + wantB > deposited) {
-            Withdrawal memory w = Withdrawal(bob, wantB, uint64(block.timestamp));
+            Withdrawal memory w = payout(bob, wantB, uint64(block.timestamp));
             bytes memory sigA = signWithdrawal(alicePk, p, address(v), w);
             bytes memory sigB = signWithdrawal(bobPk, p, address(v), w);
             vm.expectRevert(
@@ -161,7 +162,7 @@ contract FuzzTest is KeelTest {
         first = bound(first, 1, 20 ether);
         again = bound(again, 0, first);
         withdrawSigned(p, v, bob, first);
-        Withdrawal memory w = Withdrawal(bob, again, uint64(block.timestamp));
+        Withdrawal memory w = payout(bob, again, uint64(block.timestamp));
         bytes memory sigA = signWithdrawal(alicePk, p, address(v), w);
         bytes memory sigB = signWithdrawal(bobPk, p, address(v), w);
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.TotalNotIncreasing.selector, first, again));
@@ -281,12 +282,12 @@ contract FuzzTest is KeelTest {
                     IChannelVault.PayoutsExceedBalance.selector, payoutA + payoutB, 15 ether
                 )
             );
-            v.cooperativeClose(p, payoutA, payoutB, CLOSE_EXPIRY, sigA, sigB);
+            v.cooperativeClose(p, terms(address(v), payoutA, payoutB), sigA, sigB);
             assertEq(v.status(), 1);
         } else {
             uint256 a0 = alice.balance;
             uint256 b0 = bob.balance;
-            v.cooperativeClose(p, payoutA, payoutB, CLOSE_EXPIRY, sigA, sigB);
+            v.cooperativeClose(p, terms(address(v), payoutA, payoutB), sigA, sigB);
             assertEq(alice.balance, a0 + payoutA);
             assertEq(bob.balance, b0 + payoutB);
             assertEq(address(v).balance, 15 ether - payoutA - payoutB);

@@ -10,6 +10,7 @@ import {GasBurner} from "./mocks/GasBurner.sol";
 import {ReentrantRecipient} from "./mocks/ReentrantRecipient.sol";
 import {ReentrantToken} from "./mocks/ReentrantToken.sol";
 import {RejectingRecipient} from "./mocks/RejectingRecipient.sol";
+import {TransferFailed} from "../src/libraries/Errors.sol";
 
 /// @notice Re-entry through a token's transfer hook or a payee's receive(), and payees that reject
 /// or grief their payout: none of them may double-credit, double-pay or block the counterparty.
@@ -82,7 +83,7 @@ contract ReentrancyTest is KeelTest {
         view
         returns (bytes memory)
     {
-        Withdrawal memory w = Withdrawal(who, total, uint64(block.timestamp + 1 hours));
+        Withdrawal memory w = payout(who, total, uint64(block.timestamp + 1 hours));
         return abi.encodeCall(
             ChannelVault.withdraw,
             (p, w, signWithdrawal(alicePk, p, address(v), w), signWithdrawal(bobPk, p, address(v), w))
@@ -125,7 +126,9 @@ contract ReentrancyTest is KeelTest {
         (ReentrantToken t, ChannelParams memory p, ChannelVault v) = openReentrantToken(10 ether);
         (bytes memory sigA, bytes memory sigB) = coopCloseSigs(p, v, 10 ether, 0);
         assertTopUpReentryRejected(
-            t, v, abi.encodeCall(ChannelVault.cooperativeClose, (p, 10 ether, 0, CLOSE_EXPIRY, sigA, sigB))
+            t,
+            v,
+            abi.encodeCall(ChannelVault.cooperativeClose, (p, terms(address(v), 10 ether, 0), sigA, sigB))
         );
         assertEq(v.status(), 1);
     }
@@ -206,7 +209,7 @@ contract ReentrancyTest is KeelTest {
 
         // Claiming with all gas, still armed and bubbling: the re-entered settle hits the guard,
         // receive() reverts, and the claim is undone with the debt intact.
-        vm.expectRevert(IChannelVault.TransferFailed.selector);
+        vm.expectRevert(TransferFailed.selector);
         rr.claim(v, address(rr));
         assertEq(v.owed(address(rr)), 5 ether);
 
@@ -231,7 +234,7 @@ contract ReentrancyTest is KeelTest {
         rr.arm(address(v), abi.encodeCall(ChannelVault.claim, (alice)), false);
         uint256 alice0 = alice.balance;
         uint256 bob0 = bob.balance;
-        v.cooperativeClose(p, 4 ether, 6 ether, CLOSE_EXPIRY, sigA, sigB);
+        v.cooperativeClose(p, terms(address(v), 4 ether, 6 ether), sigA, sigB);
         assertEq(rr.lastError(), REENTRANT_CALL);
         assertEq(alice.balance, alice0 + 4 ether);
         assertEq(bob.balance, bob0 + 6 ether);
@@ -240,7 +243,7 @@ contract ReentrancyTest is KeelTest {
 
         // Replaying the same signed close, from inside a payout or not, finds the channel settled.
         vm.expectRevert(IChannelVault.ChannelNotOpen.selector);
-        v.cooperativeClose(p, 4 ether, 6 ether, CLOSE_EXPIRY, sigA, sigB);
+        v.cooperativeClose(p, terms(address(v), 4 ether, 6 ether), sigA, sigB);
     }
 
     // ---------------------------------------------------------------- payees that reject or burn gas
@@ -268,7 +271,7 @@ contract ReentrancyTest is KeelTest {
         (bytes memory sigA, bytes memory sigB) = coopCloseSigs(p, v, 7 ether, 3 ether);
         uint256 alice0 = alice.balance;
         uint256 bob0 = bob.balance;
-        v.cooperativeClose(p, 7 ether, 3 ether, CLOSE_EXPIRY, sigA, sigB);
+        v.cooperativeClose(p, terms(address(v), 7 ether, 3 ether), sigA, sigB);
         assertEq(bob.balance, bob0 + 3 ether);
         assertEq(alice.balance, alice0);
         assertEq(v.owed(alice), 7 ether);
@@ -302,7 +305,7 @@ contract ReentrancyTest is KeelTest {
         (ChannelParams memory p, ChannelVault v) = openEth(5 ether, 5 ether);
         (bytes memory sigA, bytes memory sigB) = coopCloseSigs(p, v, 2 ether, 8 ether);
         uint256 alice0 = alice.balance;
-        v.cooperativeClose(p, 2 ether, 8 ether, CLOSE_EXPIRY, sigA, sigB);
+        v.cooperativeClose(p, terms(address(v), 2 ether, 8 ether), sigA, sigB);
         assertEq(alice.balance, alice0 + 2 ether);
         assertEq(v.owed(bob), 8 ether);
         GasBurner(payable(bob)).claim(v, carol);
@@ -321,7 +324,7 @@ contract ReentrancyTest is KeelTest {
         assertFalse(ok);
         // The revert data is exactly the 4-byte selector.
         // forge-lint: disable-next-line(unsafe-typecast)
-        assertEq(bytes4(ret), IChannelVault.TransferFailed.selector);
+        assertEq(bytes4(ret), TransferFailed.selector);
         assertEq(v.totalWithdrawn(0), 0);
         assertEq(v.stateWord(), word);
         assertEq(address(v).balance, 10 ether);
@@ -338,10 +341,10 @@ contract ReentrancyTest is KeelTest {
     function test_RevertWhen_WithdrawalToGasBurner() public {
         vm.etch(bob, address(new GasBurner()).code);
         (ChannelParams memory p, ChannelVault v) = openEth(5 ether, 5 ether);
-        Withdrawal memory w = Withdrawal(bob, 1 ether, uint64(block.timestamp + 1 hours));
+        Withdrawal memory w = payout(bob, 1 ether, uint64(block.timestamp + 1 hours));
         bytes memory sigA = signWithdrawal(alicePk, p, address(v), w);
         bytes memory sigB = signWithdrawal(bobPk, p, address(v), w);
-        vm.expectRevert(IChannelVault.TransferFailed.selector);
+        vm.expectRevert(TransferFailed.selector);
         v.withdraw{gas: 5_000_000}(p, w, sigA, sigB);
         assertEq(v.totalWithdrawn(1), 0);
         assertEq(address(v).balance, 10 ether);

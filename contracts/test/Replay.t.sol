@@ -5,7 +5,13 @@ import {KeelSigTest} from "./utils/KeelSigTest.sol";
 import {ChannelFactory} from "../src/ChannelFactory.sol";
 import {ChannelVault} from "../src/ChannelVault.sol";
 import {IChannelVault} from "../src/interfaces/IChannelVault.sol";
-import {BalanceData, ChannelParams, DisputeState, Withdrawal} from "../src/libraries/ChannelTypes.sol";
+import {
+    BalanceData,
+    ChannelParams,
+    CooperativeClose,
+    DisputeState,
+    Withdrawal
+} from "../src/libraries/ChannelTypes.sol";
 import {SignedMessages} from "../src/libraries/SignedMessages.sol";
 
 /// @notice A signature is good for one message, of one purpose, on one channel of one factory on one
@@ -25,7 +31,7 @@ contract ReplayTest is KeelSigTest {
     // ---------------------------------------------------------------- helpers
 
     function withdrawal(address who, uint256 total) internal view returns (Withdrawal memory) {
-        return Withdrawal(who, total, uint64(block.timestamp + 1 hours));
+        return payout(who, total, uint64(block.timestamp + 1 hours));
     }
 
     // ---------------------------------------------------------------- another channel, same participants
@@ -53,7 +59,7 @@ contract ReplayTest is KeelSigTest {
         bytes memory sigB = signCoopClose(bobPk, p, address(v), 10 ether, 0);
         address recovered = recoverAs(address(v2), coopStructHash(p2, 10 ether, 0), sigA);
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, alice, recovered));
-        v2.cooperativeClose(p2, 10 ether, 0, CLOSE_EXPIRY, sigA, sigB);
+        v2.cooperativeClose(p2, terms(address(v2), 10 ether, 0), sigA, sigB);
     }
 
     function test_RevertWhen_BalanceProofReplayedOnChannelWithOtherSalt() public {
@@ -101,7 +107,7 @@ contract ReplayTest is KeelSigTest {
         vm.expectRevert(IChannelVault.WrongChannel.selector);
         v.withdraw(p, w, wA, wB);
         vm.expectRevert(IChannelVault.WrongChannel.selector);
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, cA, cB);
+        v.cooperativeClose(p, terms(address(v), 5 ether, 5 ether), cA, cB);
         vm.prank(alice);
         vm.expectRevert(IChannelVault.WrongChannel.selector);
         v.close(p, b, bSig);
@@ -181,7 +187,7 @@ contract ReplayTest is KeelSigTest {
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, alice, rW));
         v2.withdraw(p, w, sigA, sigB);
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, alice, rC));
-        v2.cooperativeClose(p, 5 ether, 0, CLOSE_EXPIRY, cA, cB);
+        v2.cooperativeClose(p, terms(address(v2), 5 ether, 0), cA, cB);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, rB));
         v2.close(p, b, bSig);
@@ -218,12 +224,12 @@ contract ReplayTest is KeelSigTest {
 
     function test_RevertWhen_WithdrawalSignaturePresentedAsCooperativeClose() public {
         // Same channel, and the numbers lined up as closely as the two types allow.
-        Withdrawal memory w = Withdrawal(alice, 5 ether, 5 ether);
+        Withdrawal memory w = payout(alice, 5 ether, 5 ether);
         bytes memory sigA = signWithdrawal(alicePk, p, address(v), w);
         bytes memory sigB = signWithdrawal(bobPk, p, address(v), w);
         address recovered = recoverAs(address(v), coopStructHash(p, 5 ether, 5 ether), sigA);
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, alice, recovered));
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, sigA, sigB);
+        v.cooperativeClose(p, terms(address(v), 5 ether, 5 ether), sigA, sigB);
     }
 
     function test_RevertWhen_CooperativeCloseSignaturePresentedAsWithdrawal() public {
@@ -251,7 +257,7 @@ contract ReplayTest is KeelSigTest {
         bytes memory sigB = signBalance(bobPk, p, address(v), b);
         address recovered = recoverAs(address(v), coopStructHash(p, 10 ether, 0), sigA);
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, alice, recovered));
-        v.cooperativeClose(p, 10 ether, 0, CLOSE_EXPIRY, sigA, sigB);
+        v.cooperativeClose(p, terms(address(v), 10 ether, 0), sigA, sigB);
     }
 
     function test_RevertWhen_WithdrawalSignaturePresentedAsBalanceProof() public {
@@ -321,21 +327,23 @@ contract ReplayTest is KeelSigTest {
     }
 
     function test_RevertWhen_CooperativeCloseSignatureHighS() public {
+        CooperativeClose memory c = terms(address(v), 5 ether, 5 ether);
         bytes memory sigA = signCoopClose(alicePk, p, address(v), 5 ether, 5 ether);
         bytes memory sigB = signCoopClose(bobPk, p, address(v), 5 ether, 5 ether);
         vm.expectRevert(SignedMessages.InvalidSignature.selector);
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, toHighS(sigA), sigB);
+        v.cooperativeClose(p, c, toHighS(sigA), sigB);
         vm.expectRevert(SignedMessages.InvalidSignature.selector);
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, sigA, toHighS(sigB));
+        v.cooperativeClose(p, c, sigA, toHighS(sigB));
     }
 
     function test_RevertWhen_CooperativeCloseSignatureCompact() public {
+        CooperativeClose memory c = terms(address(v), 5 ether, 5 ether);
         bytes memory sigA = signCoopClose(alicePk, p, address(v), 5 ether, 5 ether);
         bytes memory sigB = signCoopClose(bobPk, p, address(v), 5 ether, 5 ether);
         vm.expectRevert(abi.encodeWithSelector(SignedMessages.InvalidSignatureLength.selector, 64));
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, toCompact(sigA), sigB);
+        v.cooperativeClose(p, c, toCompact(sigA), sigB);
         vm.expectRevert(abi.encodeWithSelector(SignedMessages.InvalidSignatureLength.selector, 64));
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, sigA, toCompact(sigB));
+        v.cooperativeClose(p, c, sigA, toCompact(sigB));
     }
 
     function test_RevertWhen_RefuteSignaturesInOtherEncodings() public {
@@ -470,36 +478,74 @@ contract ReplayTest is KeelSigTest {
     /// alice and bob agree a 5/5 close, then instead withdraw alice's 5 and bob tops up 5; the old
     /// close no longer verifies.
     function test_RevertWhen_CooperativeCloseSignedBeforeLaterWithdrawalAndDeposit() public {
-        bytes memory cA = signCoopClose(alicePk, p, address(v), 5 ether, 5 ether);
-        bytes memory cB = signCoopClose(bobPk, p, address(v), 5 ether, 5 ether);
+        CooperativeClose memory signed = terms(address(v), 5 ether, 5 ether);
+        bytes memory cA = signCoopCloseFor(alicePk, p, address(v), signed);
+        bytes memory cB = signCoopCloseFor(bobPk, p, address(v), signed);
         Withdrawal memory w = withdrawal(alice, 5 ether);
         v.withdraw(p, w, signWithdrawal(alicePk, p, address(v), w), signWithdrawal(bobPk, p, address(v), w));
         vm.prank(bob);
         v.deposit{value: 5 ether}(1, 10 ether);
 
+        // The vault hashes its own withdrawal total, which has grown since: neither the terms as
+        // signed nor today's deposits verify.
         vm.expectPartialRevert(IChannelVault.WrongSigner.selector);
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, cA, cB);
+        v.cooperativeClose(p, signed, cA, cB);
+        vm.expectPartialRevert(IChannelVault.WrongSigner.selector);
+        v.cooperativeClose(p, terms(address(v), 5 ether, 5 ether), cA, cB);
     }
 
-    function test_RevertWhen_CooperativeCloseSignedBeforeATopUp() public {
-        bytes memory cA = signCoopClose(alicePk, p, address(v), 5 ether, 5 ether);
-        bytes memory cB = signCoopClose(bobPk, p, address(v), 5 ether, 5 ether);
+    /// @dev Issue: anyone could cancel a signed close with a 1-wei deposit (the close signed the
+    /// deposit totals). A deposit made after signing, by anyone for either side, now goes back to
+    /// that side on top of its payout, and the close executes.
+    function test_CooperativeCloseSignedBeforeADepositPaysTheDepositBack() public {
+        CooperativeClose memory signed = terms(address(v), 4 ether, 6 ether);
+        bytes memory cA = signCoopCloseFor(alicePk, p, address(v), signed);
+        bytes memory cB = signCoopCloseFor(bobPk, p, address(v), signed);
+        address griefer = makeAddr("griefer");
+        vm.deal(griefer, 1 ether);
+        vm.prank(griefer);
+        v.deposit{value: 1}(0, v.totalDeposit(0) + 1);
         vm.prank(bob);
-        v.deposit{value: 1 ether}(1, 6 ether);
-        vm.expectPartialRevert(IChannelVault.WrongSigner.selector);
-        v.cooperativeClose(p, 5 ether, 5 ether, CLOSE_EXPIRY, cA, cB);
+        v.deposit{value: 1 ether}(1, v.totalDeposit(1) + 1 ether);
+
+        uint256 a0 = alice.balance;
+        uint256 b0 = bob.balance;
+        vm.expectEmit(address(v));
+        emit IChannelVault.CooperativelyClosed(4 ether + 1, 7 ether);
+        v.cooperativeClose(p, signed, cA, cB);
+        assertEq(alice.balance, a0 + 4 ether + 1);
+        assertEq(bob.balance, b0 + 7 ether);
+        assertEq(address(v).balance, 0);
+        assertEq(v.status(), 3);
+    }
+
+    /// @dev A close that claims deposits above the vault's record cannot execute.
+    function test_RevertWhen_CooperativeCloseSignsMoreDepositThanRecorded() public {
+        CooperativeClose memory c = terms(address(v), 5 ether, 6 ether);
+        c.depositB += 1 ether;
+        bytes memory cA = signCoopCloseFor(alicePk, p, address(v), c);
+        bytes memory cB = signCoopCloseFor(bobPk, p, address(v), c);
+        vm.expectRevert(IChannelVault.LedgerMismatch.selector);
+        v.cooperativeClose(p, c, cA, cB);
+        c.depositB -= 1 ether;
+        c.depositA += 1 ether;
+        cA = signCoopCloseFor(alicePk, p, address(v), c);
+        cB = signCoopCloseFor(bobPk, p, address(v), c);
+        vm.expectRevert(IChannelVault.LedgerMismatch.selector);
+        v.cooperativeClose(p, c, cA, cB);
     }
 
     function test_RevertWhen_CooperativeCloseExpired() public {
         uint64 expiry = uint64(block.timestamp + 1 hours);
-        uint256 deposited = v.totalDeposit(0) + v.totalDeposit(1);
-        bytes memory cA = signCoopCloseFor(alicePk, p, address(v), 5 ether, 5 ether, deposited, 0, expiry);
-        bytes memory cB = signCoopCloseFor(bobPk, p, address(v), 5 ether, 5 ether, deposited, 0, expiry);
+        CooperativeClose memory c = terms(address(v), 5 ether, 5 ether);
+        c.expiry = expiry;
+        bytes memory cA = signCoopCloseFor(alicePk, p, address(v), c);
+        bytes memory cB = signCoopCloseFor(bobPk, p, address(v), c);
         vm.warp(expiry + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelVault.Expired.selector, expiry));
-        v.cooperativeClose(p, 5 ether, 5 ether, expiry, cA, cB);
+        v.cooperativeClose(p, c, cA, cB);
         vm.warp(expiry);
-        v.cooperativeClose(p, 5 ether, 5 ether, expiry, cA, cB);
+        v.cooperativeClose(p, c, cA, cB);
         assertEq(v.status(), 3);
     }
 }

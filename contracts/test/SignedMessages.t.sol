@@ -3,7 +3,13 @@ pragma solidity 0.8.37;
 
 import {Test} from "forge-std/Test.sol";
 import {ChannelIds} from "../src/libraries/ChannelIds.sol";
-import {BalanceData, ChannelParams, Lock, Withdrawal} from "../src/libraries/ChannelTypes.sol";
+import {
+    BalanceData,
+    ChannelParams,
+    CooperativeClose,
+    Lock,
+    Withdrawal
+} from "../src/libraries/ChannelTypes.sol";
 import {Settlement} from "../src/libraries/Settlement.sol";
 import {SignedMessages} from "../src/libraries/SignedMessages.sol";
 
@@ -47,18 +53,12 @@ contract SignedMessagesHarness {
         return SignedMessages.digest(vault, SignedMessages.withdrawalHash(id, w));
     }
 
-    function cooperativeCloseDigest(
-        address vault,
-        bytes32 id,
-        uint256 a,
-        uint256 b,
-        uint256 deposited,
-        uint256 withdrawn,
-        uint64 expiry
-    ) external view returns (bytes32) {
-        return SignedMessages.digest(
-            vault, SignedMessages.cooperativeCloseHash(id, a, b, deposited, withdrawn, expiry)
-        );
+    function cooperativeCloseDigest(address vault, bytes32 id, CooperativeClose calldata c, uint256 withdrawn)
+        external
+        view
+        returns (bytes32)
+    {
+        return SignedMessages.digest(vault, SignedMessages.cooperativeCloseHash(id, c, withdrawn));
     }
 
     function recover(bytes32 hash, bytes calldata sig) external pure returns (address) {
@@ -91,6 +91,12 @@ contract SignedMessagesTest is Test {
         assertEq(SignedMessages.domainSeparator(_addr(".vault")), _b32(".domainSeparator"));
     }
 
+    /// @dev The domain hashes are written from literals for gas; they must stay the strings' hashes.
+    function test_NameAndVersionHashesAreTheirStrings() public pure {
+        assertEq(SignedMessages.NAME_HASH, keccak256(bytes(SignedMessages.NAME)));
+        assertEq(SignedMessages.VERSION_HASH, keccak256(bytes(SignedMessages.VERSION)));
+    }
+
     function test_LocksRootMatchesRust() public view {
         assertEq(h.locksRoot(_locks()), _b32(".locksRoot"));
     }
@@ -108,7 +114,11 @@ contract SignedMessagesTest is Test {
 
     function test_WithdrawalDigestMatchesRust() public view {
         Withdrawal memory w = Withdrawal(
-            _addr(".withdrawalParticipant"), _uint(".totalWithdrawn"), uint64(_uint(".withdrawalExpiry"))
+            _addr(".withdrawalParticipant"),
+            _uint(".totalWithdrawn"),
+            uint64(_uint(".withdrawalExpiry")),
+            _addr(".withdrawalTarget"),
+            uint8(_uint(".withdrawalTargetSide"))
         );
         assertEq(h.withdrawalDigest(_addr(".vault"), _b32(".channelId"), w), _b32(".withdrawalDigest"));
     }
@@ -118,11 +128,14 @@ contract SignedMessagesTest is Test {
             h.cooperativeCloseDigest(
                 _addr(".vault"),
                 _b32(".channelId"),
-                _uint(".payoutA"),
-                _uint(".payoutB"),
-                _uint(".closeTotalDeposited"),
-                _uint(".closeTotalWithdrawn"),
-                uint64(_uint(".closeExpiry"))
+                CooperativeClose(
+                    _uint(".payoutA"),
+                    _uint(".payoutB"),
+                    _uint(".closeDepositA"),
+                    _uint(".closeDepositB"),
+                    uint64(_uint(".closeExpiry"))
+                ),
+                _uint(".closeTotalWithdrawn")
             ),
             _b32(".cooperativeCloseDigest")
         );

@@ -6,13 +6,23 @@ import {KeelTest} from "./utils/KeelTest.sol";
 import {ChannelFactory} from "../src/ChannelFactory.sol";
 import {ChannelVault} from "../src/ChannelVault.sol";
 import {IChannelVault} from "../src/interfaces/IChannelVault.sol";
-import {BalanceData, ChannelParams, DisputeState, Withdrawal} from "../src/libraries/ChannelTypes.sol";
+import {
+    BalanceData,
+    ChannelParams,
+    CooperativeClose,
+    DisputeState,
+    Lock,
+    LockState,
+    Withdrawal
+} from "../src/libraries/ChannelTypes.sol";
 import {BlocklistToken} from "./mocks/BlocklistToken.sol";
 import {AlwaysFalseToken, FalseReturnToken} from "./mocks/FalseReturnToken.sol";
 import {FeeOnTransferToken} from "./mocks/FeeOnTransferToken.sol";
+import {GasBurningReceiver, HookToken, ShrinkingToken} from "./mocks/HookToken.sol";
 import {MissingReturnToken} from "./mocks/MissingReturnToken.sol";
 import {MockERC20} from "./mocks/MockERC20.sol";
 import {RevertingToken} from "./mocks/RevertingToken.sol";
+import {WrongValue} from "../src/libraries/Errors.sol";
 
 /// @notice The calls these tests make on every mock token. `approve` is declared without a return
 /// value so that the same interface drives tokens that return a bool and tokens that return nothing.
@@ -55,7 +65,7 @@ contract TokensTest is KeelTest {
     }
 
     function withdrawSigned(ChannelParams memory p, ChannelVault v, address who, uint256 total) internal {
-        Withdrawal memory w = Withdrawal(who, total, uint64(block.timestamp + 1 hours));
+        Withdrawal memory w = payout(who, total, uint64(block.timestamp + 1 hours));
         v.withdraw(p, w, signWithdrawal(alicePk, p, address(v), w), signWithdrawal(bobPk, p, address(v), w));
     }
 
@@ -70,11 +80,11 @@ contract TokensTest is KeelTest {
         vm.stopPrank();
         ChannelVault y = ChannelVault(yAddr);
 
-        Withdrawal memory w = Withdrawal(bob, 3 ether, uint64(block.timestamp + 1 hours));
+        Withdrawal memory w = move(bob, 3 ether, uint64(block.timestamp + 1 hours), address(y), 0);
         bytes memory sigA = signWithdrawal(alicePk, p, address(x), w);
         bytes memory sigB = signWithdrawal(bobPk, p, address(x), w);
         vm.prank(bob);
-        x.withdrawInto(p, w, sigA, sigB, y, 0);
+        x.withdrawInto(p, w, sigA, sigB);
 
         assertEq(token.balanceOf(address(x)), 7 ether);
         assertEq(token.balanceOf(address(y)), 4 ether);
@@ -86,9 +96,7 @@ contract TokensTest is KeelTest {
     function coopClose(ChannelParams memory p, ChannelVault v, uint256 payoutA, uint256 payoutB) internal {
         v.cooperativeClose(
             p,
-            payoutA,
-            payoutB,
-            CLOSE_EXPIRY,
+            terms(address(v), payoutA, payoutB),
             signCoopClose(alicePk, p, address(v), payoutA, payoutB),
             signCoopClose(bobPk, p, address(v), payoutA, payoutB)
         );
@@ -176,7 +184,7 @@ contract TokensTest is KeelTest {
         MockERC20 t = new MockERC20("Token", "TOK");
         ChannelParams memory p = tokenParams(address(t));
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(ChannelFactory.WrongValue.selector, 0, 1 ether));
+        vm.expectRevert(abi.encodeWithSelector(WrongValue.selector, 0, 1 ether));
         factory.open{value: 1 ether}(p, 1 ether);
     }
 
@@ -380,6 +388,110 @@ contract TokensTest is KeelTest {
         assertEq(v.owed(alice), 10 ether);
     }
 
+    // ---------------------------------------------------------------- payees that burn the payer's gas
+
+    /// @dev Gas a payout call may use at most when a payee's token hook burns all it is given:
+    /// the vault's normal cost plus one bounded token call (TOKEN_PAYOUT_GAS = 100,000).
+    uint256 internal constant HOOK_GRIEF_BOUND = 250_000;
+
+    /// @dev Alice's address becomes a contract whose token hook burns all gas.
+    function aliceBurnsGas(HookToken t) internal {
+        vm.etch(alice, address(new GasBurningReceiver()).code);
+        t.registerHook(alice);
+    }
+
+    /// @dev Issue: token payouts forwarded all gas, so a payee's hook made a cooperative close cost
+    /// ~1.75M gas. The payout now gets bounded gas, fails, and is deferred to claim().
+    function test_HookTokenPayeeBurningGasCannotInflateCooperativeClose() public {
+        HookToken t = new HookToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        aliceBurnsGas(t);
+        CooperativeClose memory c = terms(address(v), 9 ether, 7 ether);
+        bytes memory sigA = signCoopClose(alicePk, p, address(v), 9 ether, 7 ether);
+        bytes memory sigB = signCoopClose(bobPk, p, address(v), 9 ether, 7 ether);
+        uint256 before = gasleft();
+        vm.prank(bob);
+        v.cooperativeClose(p, c, sigA, sigB);
+        assertLt(before - gasleft(), HOOK_GRIEF_BOUND);
+        assertEq(v.owed(alice), 9 ether);
+        assertEq(t.balanceOf(bob), 1000 ether - 6 ether + 7 ether);
+        // Alice pulls her payout to an address without the hook.
+        vm.prank(alice);
+        v.claim(carol);
+        assertEq(t.balanceOf(carol), 9 ether);
+    }
+
+    function test_HookTokenPayeeBurningGasCannotInflateSettle() public {
+        HookToken t = new HookToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        DisputeState memory s = disputeToDeadline(p, v, 3 ether, 1 ether);
+        aliceBurnsGas(t);
+        uint256 before = gasleft();
+        vm.prank(bob);
+        v.settle(p, s);
+        assertLt(before - gasleft(), HOOK_GRIEF_BOUND);
+        assertEq(v.owed(alice), 8 ether);
+        assertEq(t.balanceOf(address(v)), 8 ether);
+    }
+
+    function test_HookTokenPayeeBurningGasCannotInflateUnlock() public {
+        HookToken t = new HookToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        // Bob locked 2 ether to alice, who registers the secret; alice's proof sends nothing.
+        bytes32 secret = keccak256("hook secret");
+        Lock[] memory locks = new Lock[](1);
+        locks[0] = Lock(uint64(block.timestamp + 1 hours), 2 ether, secretHashOf(secret));
+        BalanceData memory fromBob = BalanceData(1, 0, 2 ether, lockHash(locks));
+        DisputeState memory s = closeWith(p, v, true, fromBob);
+        vm.prank(alice);
+        registry.registerSecret(secret);
+        vm.warp(s.deadline + 1);
+        v.settle(p, s);
+        LockState memory retained = LockState(0, bytes32(0), 2 ether, lockHash(locks));
+        aliceBurnsGas(t);
+        uint256 before = gasleft();
+        v.unlock(p, retained, 1, locks);
+        assertLt(before - gasleft(), HOOK_GRIEF_BOUND);
+        assertEq(v.owed(alice), 2 ether);
+    }
+
+    // ---------------------------------------------------------------- a token balance that shrinks
+
+    /// @dev Issue: after the vault's token balance shrank, claim() was all-or-nothing, so the
+    /// second payee got nothing at all. It now pays what remains and keeps the rest owed.
+    function test_ClaimAfterTheBalanceShrankPaysWhatRemainsAndKeepsTheRestOwed() public {
+        ShrinkingToken t = new ShrinkingToken();
+        (ChannelParams memory p, ChannelVault v) = openToken(address(t), 10 ether, 6 ether);
+        t.setBlocked(alice, true);
+        t.setBlocked(bob, true);
+        coopClose(p, v, 9 ether, 7 ether);
+        assertEq(v.owed(alice), 9 ether);
+        assertEq(v.owed(bob), 7 ether);
+        t.shrink(address(v), 4 ether);
+
+        vm.prank(alice);
+        v.claim(carol);
+        assertEq(t.balanceOf(carol), 9 ether);
+        // 3 ether remain for bob's 7: he gets the 3 now, and 4 stay owed.
+        vm.prank(bob);
+        vm.expectEmit(address(v));
+        emit IChannelVault.Claimed(bob, stranger, 3 ether);
+        v.claim(stranger);
+        assertEq(t.balanceOf(stranger), 3 ether);
+        assertEq(v.owed(bob), 4 ether);
+        // Nothing left in the vault: a claim is refused, and the debt kept.
+        vm.prank(bob);
+        vm.expectRevert(IChannelVault.NothingOwed.selector);
+        v.claim(stranger);
+        assertEq(v.owed(bob), 4 ether);
+        // When the balance comes back (a rebase up), the rest can be claimed.
+        t.mint(address(v), 5 ether);
+        vm.prank(bob);
+        v.claim(stranger);
+        assertEq(t.balanceOf(stranger), 7 ether);
+        assertEq(v.owed(bob), 0);
+    }
+
     // ---------------------------------------------------------------- tokens sent outside the protocol
 
     function test_StrayTokensDoNotChangeTheLedger() public {
@@ -412,7 +524,7 @@ contract TokensTest is KeelTest {
         vm.expectRevert(
             abi.encodeWithSelector(IChannelVault.PayoutsExceedBalance.selector, 23 ether, 22 ether)
         );
-        v.cooperativeClose(p, 13 ether, 10 ether, CLOSE_EXPIRY, sigA, sigB);
+        v.cooperativeClose(p, terms(address(v), 13 ether, 10 ether), sigA, sigB);
 
         uint256 alice0 = t.balanceOf(alice);
         uint256 bob0 = t.balanceOf(bob);

@@ -3,6 +3,10 @@ pragma solidity 0.8.37;
 
 import {DisputeState, LockState} from "../libraries/ChannelTypes.sol";
 
+// The vault also raises the errors it shares with the factory and the token library, declared
+// once in libraries/Errors.sol: NotParticipant, WrongValue, DepositTooLarge, NothingReceived and
+// TransferFailed.
+
 /// @title IChannelVault
 /// @notice Events and errors of a channel vault (the funds of one channel and the rules that move them).
 interface IChannelVault {
@@ -42,16 +46,8 @@ interface IChannelVault {
     error NothingToUnlock();
     /// @notice Side must be 0 (participant A) or 1 (participant B).
     error InvalidSide(uint8 side);
-    /// @notice The caller is not the participant this operation needs.
-    error NotParticipant(address caller);
     /// @notice A cumulative total must grow; `current` is the total now recorded.
     error TotalNotIncreasing(uint256 current, uint256 requested);
-    /// @notice msg.value must equal the deposit for ETH and be zero for tokens.
-    error WrongValue(uint256 expected, uint256 received);
-    /// @notice A cumulative deposit would exceed 2^120 - 1 base units.
-    error DepositTooLarge(uint256 total);
-    /// @notice The token transfer credited nothing.
-    error NothingReceived();
     /// @notice The withdrawals would take more than the participants deposited.
     error WithdrawalExceedsDeposits(uint256 totalWithdrawn, uint256 totalDeposited);
     /// @notice The signed withdrawal or close has expired.
@@ -74,8 +70,13 @@ interface IChannelVault {
     error LocksMismatch();
     /// @notice A lock whose secret is not registered has not expired yet, so it cannot be decided.
     error LockNotExpired(bytes32 secretHash, uint64 expiration);
-    /// @notice claim() found nothing owed to the caller.
+    /// @notice claim() found nothing owed to the caller, or nothing left in the vault to pay it with.
     error NothingOwed();
-    /// @notice A payout that cannot be deferred (a withdrawal or a claim) failed.
-    error TransferFailed();
+    /// @notice withdraw() got a withdrawal signed as a move into another vault, or withdrawInto()
+    /// one signed to be paid out.
+    error WrongDestination(address target);
+    /// @notice A withdrawal's target is not a vault of this factory holding this vault's asset.
+    error NotAVault(address target);
+    /// @notice A cooperative close signed a deposit above what the vault records.
+    error LedgerMismatch();
 }

@@ -64,9 +64,32 @@ struct Lock {
 }
 
 /// @notice A cumulative withdrawal from an open channel, signed by both participants.
+/// @dev The destination is part of what both sign, so a withdrawal executes only the way it was
+/// agreed: `target == address(0)` only through withdraw() (paid to `participant`), otherwise only
+/// through withdrawInto() (deposited for `targetSide` in the vault `target`).
 struct Withdrawal {
     address participant;
     uint256 totalWithdrawn;
     /// @dev Last second (unix time) at which the withdrawal may execute.
+    uint64 expiry;
+    /// @dev address(0) to pay `participant`; otherwise the vault (same factory, same asset) that
+    /// receives the funds as a deposit.
+    address target;
+    /// @dev The participant's side (0 = A, 1 = B) in `target`'s channel; 0 when `target` is zero.
+    uint8 targetSide;
+}
+
+/// @notice The terms of a cooperative close that the vault cannot know by itself.
+/// @dev Both participants sign these with the channel id and the withdrawal total (both
+/// participants' sum), which the vault knows, as the EIP-712 `CooperativeClose`. `depositA` and
+/// `depositB` are the deposits when the close was agreed: a later withdrawal (which both must
+/// sign) voids the close, but a later deposit (which anyone may make) does not: it is paid back
+/// to its side on top of the payout.
+struct CooperativeClose {
+    uint256 payoutA;
+    uint256 payoutB;
+    uint256 depositA;
+    uint256 depositB;
+    /// @dev Last second (unix time) at which the close may execute.
     uint64 expiry;
 }

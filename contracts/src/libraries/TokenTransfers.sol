@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {NothingReceived, TransferFailed} from "./Errors.sol";
 
 /// @title TokenTransfers
 /// @notice Moves ETH and ERC-20 tokens in and out of vaults without trusting the token.
@@ -16,8 +17,12 @@ library TokenTransfers {
     /// or burns it all is paid later through claim() instead of blocking its counterparty.
     uint256 internal constant PAYOUT_GAS = 50_000;
 
-    error NothingReceived();
-    error TransferFailed();
+    /// @notice Gas forwarded to a token's transfer in such a payout.
+    /// @dev A plain transfer to a new holder costs about 30,000 (USDC-style proxies with checks
+    /// about 45,000); twice that leaves room for a token's own hooks. A token (or a hook it
+    /// calls on the payee) that needs more, or burns it all, defers the payout to claim(), which
+    /// forwards all gas: a payee cannot make a settlement cost its counterparty more than this.
+    uint256 internal constant TOKEN_PAYOUT_GAS = 100_000;
 
     /// @notice Pulls `amount` of `token` from the caller to `to`; returns what `to` actually received.
     /// @dev Always from msg.sender, so no one can move tokens another account approved.
@@ -37,7 +42,25 @@ library TokenTransfers {
                 ok := call(PAYOUT_GAS, to, amount, 0, 0, 0, 0)
             }
         } else {
-            ok = IERC20(token).trySafeTransfer(to, amount);
+            ok = _tryTransfer(token, to, amount);
+        }
+    }
+
+    /// @dev SafeERC20.trySafeTransfer with TOKEN_PAYOUT_GAS instead of all gas, and at most one
+    /// word of return data copied: success is a call that returns true, or returns nothing from
+    /// an address with code (tokens that predate the standard's return value).
+    function _tryTransfer(address token, address to, uint256 amount) private returns (bool ok) {
+        bytes4 selector = IERC20.transfer.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, selector)
+            mstore(add(ptr, 0x04), to)
+            mstore(add(ptr, 0x24), amount)
+            mstore(0, 0)
+            ok := call(TOKEN_PAYOUT_GAS, token, 0, ptr, 0x44, 0, 0x20)
+            switch returndatasize()
+            case 0 { ok := and(ok, gt(extcodesize(token), 0)) }
+            default { ok := and(ok, and(gt(returndatasize(), 0x1f), eq(mload(0), 1))) }
         }
     }
 

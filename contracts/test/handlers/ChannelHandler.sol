@@ -96,7 +96,7 @@ contract ChannelHandler is KeelTest {
         if (available == 0) return;
         amount = bound(amount, 1, available);
         address who = side == 0 ? alice : bob;
-        Withdrawal memory w = Withdrawal(who, vault.totalWithdrawn(side) + amount, uint64(block.timestamp));
+        Withdrawal memory w = payout(who, vault.totalWithdrawn(side) + amount, uint64(block.timestamp));
         bytes memory sigA = signWithdrawal(alicePk, _p, address(vault), w);
         bytes memory sigB = signWithdrawal(bobPk, _p, address(vault), w);
         uint256[3] memory before = _balances();
@@ -200,7 +200,7 @@ contract ChannelHandler is KeelTest {
         bytes memory sigB = signCoopClose(bobPk, _p, address(vault), payoutA, payoutB);
         uint256[3] memory before = _balances();
         vm.prank(actors[callerSeed % actors.length]);
-        vault.cooperativeClose(_p, payoutA, payoutB, CLOSE_EXPIRY, sigA, sigB);
+        vault.cooperativeClose(_p, terms(address(vault), payoutA, payoutB), sigA, sigB);
         ghost_settled = true;
         _recordPayouts(before);
         effective[msg.sig]++;

@@ -31,44 +31,14 @@ abstract contract KeelSigTest is KeelTest {
 
     // ---------------------------------------------------------------- struct hashes
 
-    function withdrawalStructHash(ChannelParams memory p, Withdrawal memory w)
-        internal
-        view
-        returns (bytes32)
-    {
-        return keccak256(
-            abi.encode(
-                keccak256(
-                    "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry)"
-                ),
-                channelIdOf(p),
-                w.participant,
-                w.totalWithdrawn,
-                w.expiry
-            )
-        );
-    }
-
-    /// @dev Struct hash of a cooperative close against the vault's current ledger.
+    /// @dev Struct hash of a cooperative close of these payouts against the vault's current ledger.
     function coopStructHash(ChannelParams memory p, uint256 payoutA, uint256 payoutB)
         internal
         view
         returns (bytes32)
     {
-        ChannelVault v = ChannelVault(factory.vaultOf(p));
-        return keccak256(
-            abi.encode(
-                keccak256(
-                    "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
-                ),
-                channelIdOf(p),
-                payoutA,
-                payoutB,
-                v.totalDeposit(0) + v.totalDeposit(1),
-                v.totalWithdrawn(0) + v.totalWithdrawn(1),
-                CLOSE_EXPIRY
-            )
-        );
+        address vault = factory.vaultOf(p);
+        return coopCloseStructHash(p, terms(vault, payoutA, payoutB), withdrawnTotal(vault));
     }
 
     function towerAuthStructHash(ChannelParams memory p, BalanceData memory b)
@@ -102,7 +72,7 @@ abstract contract KeelSigTest is KeelTest {
                     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
                 ),
                 keccak256("Keel"),
-                keccak256("1"),
+                keccak256("2"),
                 chainId,
                 vault
             )

@@ -8,6 +8,7 @@ import {SecretRegistry} from "../../src/SecretRegistry.sol";
 import {
     BalanceData,
     ChannelParams,
+    CooperativeClose,
     DisputeState,
     Lock,
     LockState,
@@ -94,7 +95,7 @@ abstract contract KeelTest is Test {
                     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
                 ),
                 keccak256("Keel"),
-                keccak256("1"),
+                keccak256("2"),
                 block.chainid,
                 vault
             )
@@ -146,20 +147,65 @@ abstract contract KeelTest is Test {
         view
         returns (bytes memory)
     {
-        bytes32 typeHash = keccak256(
-            "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry)"
-        );
-        return sign(
-            pk,
-            vault,
-            keccak256(abi.encode(typeHash, channelIdOf(p), w.participant, w.totalWithdrawn, w.expiry))
+        return sign(pk, vault, withdrawalStructHash(p, w));
+    }
+
+    function withdrawalStructHash(ChannelParams memory p, Withdrawal memory w)
+        internal
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(
+                keccak256(
+                    "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry,address target,uint8 targetSide)"
+                ),
+                channelIdOf(p),
+                w.participant,
+                w.totalWithdrawn,
+                w.expiry,
+                w.target,
+                w.targetSide
+            )
         );
     }
 
-    /// @dev Expiry of the cooperative closes signCoopClose makes (the fixture starts at 1.7e9).
+    /// @dev A withdrawal paid to `who` (no target vault).
+    function payout(address who, uint256 totalWithdrawn, uint64 expiry)
+        internal
+        pure
+        returns (Withdrawal memory)
+    {
+        return Withdrawal(who, totalWithdrawn, expiry, address(0), 0);
+    }
+
+    /// @dev A withdrawal that moves `who`'s funds into its side `targetSide` of the vault `target`.
+    function move(address who, uint256 totalWithdrawn, uint64 expiry, address target, uint8 targetSide)
+        internal
+        pure
+        returns (Withdrawal memory)
+    {
+        return Withdrawal(who, totalWithdrawn, expiry, target, targetSide);
+    }
+
+    /// @dev Expiry of the cooperative closes `terms` makes (the fixture starts at 1.7e9).
     uint64 internal constant CLOSE_EXPIRY = 2_000_000_000;
 
-    /// @dev Signs a cooperative close against the vault's current deposit and withdrawal totals.
+    /// @dev Close terms for these payouts against the vault's current deposits, until CLOSE_EXPIRY.
+    /// Reads the deposits from storage (slot 0: the state word; slot 1 holds the packed
+    /// withdrawals; see VaultBase) rather than calling the vault, so that it can sit inside the call after a
+    /// vm.expectRevert without being the call that is expected to revert.
+    function terms(address vault, uint256 payoutA, uint256 payoutB)
+        internal
+        view
+        returns (CooperativeClose memory c)
+    {
+        uint256 word = uint256(vm.load(vault, bytes32(0)));
+        uint256 mask = (1 << 120) - 1;
+        c = CooperativeClose(payoutA, payoutB, (word >> 128) & mask, (word >> 8) & mask, CLOSE_EXPIRY);
+    }
+
+    /// @dev Signs a cooperative close of these payouts against the vault's current ledger.
     function signCoopClose(
         uint256 pk,
         ChannelParams memory p,
@@ -167,29 +213,42 @@ abstract contract KeelTest is Test {
         uint256 payoutA,
         uint256 payoutB
     ) internal view returns (bytes memory) {
-        ChannelVault v = ChannelVault(vault);
-        uint256 deposited = v.totalDeposit(0) + v.totalDeposit(1);
-        uint256 withdrawn = v.totalWithdrawn(0) + v.totalWithdrawn(1);
-        return signCoopCloseFor(pk, p, vault, payoutA, payoutB, deposited, withdrawn, CLOSE_EXPIRY);
+        return signCoopCloseFor(pk, p, vault, terms(vault, payoutA, payoutB));
     }
 
-    function signCoopCloseFor(
-        uint256 pk,
-        ChannelParams memory p,
-        address vault,
-        uint256 payoutA,
-        uint256 payoutB,
-        uint256 deposited,
-        uint256 withdrawn,
-        uint64 expiry
-    ) internal view returns (bytes memory) {
-        bytes32 typeHash = keccak256(
-            "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
-        );
-        return sign(
-            pk,
-            vault,
-            keccak256(abi.encode(typeHash, channelIdOf(p), payoutA, payoutB, deposited, withdrawn, expiry))
+    /// @dev Signs `c` with the vault's current withdrawal total.
+    function signCoopCloseFor(uint256 pk, ChannelParams memory p, address vault, CooperativeClose memory c)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return sign(pk, vault, coopCloseStructHash(p, c, withdrawnTotal(vault)));
+    }
+
+    /// @dev Both participants' withdrawals, read from storage (slot 1, see `terms`).
+    function withdrawnTotal(address vault) internal view returns (uint256) {
+        uint256 withdrawn = uint256(vm.load(vault, bytes32(uint256(1))));
+        return (withdrawn >> 128) + uint128(withdrawn);
+    }
+
+    function coopCloseStructHash(ChannelParams memory p, CooperativeClose memory c, uint256 totalWithdrawn)
+        internal
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(
+                keccak256(
+                    "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 depositA,uint256 depositB,uint256 totalWithdrawn,uint64 expiry)"
+                ),
+                channelIdOf(p),
+                c.payoutA,
+                c.payoutB,
+                c.depositA,
+                c.depositB,
+                totalWithdrawn,
+                c.expiry
+            )
         );
     }
 

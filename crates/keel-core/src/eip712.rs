@@ -39,24 +39,31 @@ mod messages {
 
         /// Lets `participant` take its funds out up to a cumulative `totalWithdrawn` while
         /// the channel stays open; signed by both participants, void after `expiry` (unix s).
+        /// The destination is signed too: `target` zero pays `participant` (the vault's
+        /// `withdraw`); otherwise the funds move into side `targetSide` of the vault `target`
+        /// (`withdrawInto`, a hub's on-chain rebalancing step), and only there.
         #[derive(Debug, PartialEq, Eq, Hash)]
         struct Withdrawal {
             bytes32 channelId;
             address participant;
             uint256 totalWithdrawn;
             uint64 expiry;
+            address target;
+            uint8 targetSide;
         }
 
         /// Closes the channel at once with these payouts; signed by both participants.
-        /// `totalDeposited` and `totalWithdrawn` are both sides' sums as the vault records them
-        /// when signing: any later deposit or withdrawal invalidates the close. After `expiry`
-        /// (unix seconds) it is dead, so a signer may safely resume payments.
+        /// `depositA`, `depositB` and `totalWithdrawn` (both sides' sum) are the vault's ledger
+        /// when signing. A later withdrawal invalidates the close; a later deposit (anyone may
+        /// make one) does not: the vault pays it back to its side on top of the payout. After
+        /// `expiry` (unix seconds) it is dead, so a signer may safely resume payments.
         #[derive(Debug, PartialEq, Eq, Hash)]
         struct CooperativeClose {
             bytes32 channelId;
             uint256 payoutA;
             uint256 payoutB;
-            uint256 totalDeposited;
+            uint256 depositA;
+            uint256 depositB;
             uint256 totalWithdrawn;
             uint64 expiry;
         }
@@ -68,7 +75,7 @@ pub use messages::{BalanceProof, CooperativeClose, TowerAuthorisation, Withdrawa
 /// EIP-712 domain `name`.
 pub const DOMAIN_NAME: &str = "Keel";
 /// EIP-712 domain `version`; bump it whenever a message layout changes.
-pub const DOMAIN_VERSION: &str = "1";
+pub const DOMAIN_VERSION: &str = "2";
 
 /// The domain `EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)`.
 ///
@@ -192,6 +199,8 @@ mod tests {
             participant: Address::repeat_byte(0xa),
             totalWithdrawn: U256::from(3u64),
             expiry: 9,
+            target: Address::repeat_byte(0xb),
+            targetSide: 1,
         };
         check(
             domain.signing_hash(&withdrawal),
@@ -201,7 +210,8 @@ mod tests {
             channelId: B256::repeat_byte(1),
             payoutA: U256::from(1u64),
             payoutB: U256::from(2u64),
-            totalDeposited: U256::from(3u64),
+            depositA: U256::from(3u64),
+            depositB: U256::from(4u64),
             totalWithdrawn: U256::ZERO,
             expiry: 9,
         };
@@ -225,11 +235,11 @@ mod tests {
         );
         assert_eq!(
             Withdrawal::eip712_encode_type(),
-            "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry)"
+            "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry,address target,uint8 targetSide)"
         );
         assert_eq!(
             CooperativeClose::eip712_encode_type(),
-            "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 totalDeposited,uint256 totalWithdrawn,uint64 expiry)"
+            "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 depositA,uint256 depositB,uint256 totalWithdrawn,uint64 expiry)"
         );
         assert_eq!(
             domain(1, Address::ZERO).encode_type(),

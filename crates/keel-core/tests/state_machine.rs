@@ -247,6 +247,8 @@ impl World {
                     participant: self.views[0].params().participant(side),
                     totalWithdrawn: done + U256::from(amount),
                     expiry: self.now + 3_600,
+                    target: Address::ZERO,
+                    targetSide: 0,
                 };
                 let a = self.views[0].approve_withdrawal(&w, self.now);
                 let b = self.views[1].approve_withdrawal(&w, self.now);

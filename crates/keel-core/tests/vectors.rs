@@ -67,12 +67,16 @@ fn compute() -> Map<String, Value> {
         participant: PARTICIPANT_A,
         totalWithdrawn: ether(2_000),
         expiry: 1_767_225_600,
+        // A move into another vault, so the destination fields carry something.
+        target: address!("a16E02E87b7454126E5E10d957A927A7F5B5d2be"),
+        targetSide: 1,
     };
     let close = CooperativeClose {
         channelId: id,
         payoutA: ether(40_000),
         payoutB: ether(7_655),
-        totalDeposited: ether(50_000),
+        depositA: ether(30_000),
+        depositB: ether(20_000),
         totalWithdrawn: ether(2_345),
         expiry: 1_767_229_200,
     };
@@ -112,13 +116,16 @@ fn compute() -> Map<String, Value> {
     put("withdrawalParticipant", withdrawal.participant.to_string());
     put("totalWithdrawn", withdrawal.totalWithdrawn.to_string());
     put("withdrawalExpiry", withdrawal.expiry.to_string());
+    put("withdrawalTarget", withdrawal.target.to_string());
+    put("withdrawalTargetSide", withdrawal.targetSide.to_string());
     put(
         "withdrawalDigest",
         withdrawal.eip712_signing_hash(&dom).to_string(),
     );
     put("payoutA", close.payoutA.to_string());
     put("payoutB", close.payoutB.to_string());
-    put("closeTotalDeposited", close.totalDeposited.to_string());
+    put("closeDepositA", close.depositA.to_string());
+    put("closeDepositB", close.depositB.to_string());
     put("closeTotalWithdrawn", close.totalWithdrawn.to_string());
     put("closeExpiry", close.expiry.to_string());
     put(

@@ -37,12 +37,15 @@ fn samples() -> Vec<Message> {
         participant: Address::repeat_byte(0xaa),
         totalWithdrawn: U256::from(9u64),
         expiry: 1_900_000_000,
+        target: Address::repeat_byte(0xbb),
+        targetSide: 1,
     };
     let close = CooperativeClose {
         channelId: id,
         payoutA: U256::from(1u64),
         payoutB: U256::from(2u64),
-        totalDeposited: U256::from(3u64),
+        depositA: U256::from(3u64),
+        depositB: U256::from(4u64),
         totalWithdrawn: U256::ZERO,
         expiry: 1_900_000_000,
     };

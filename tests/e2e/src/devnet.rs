@@ -583,9 +583,7 @@ impl Devnet {
         let vault = self.vault_for(channel, submitter);
         let call = vault.cooperativeClose(
             to_vault_abi(&channel.params),
-            close.payoutA,
-            close.payoutB,
-            close.expiry,
+            keel_client::chain::abi::cooperative_close(close),
             sig_a,
             sig_b,
         );

@@ -8,7 +8,9 @@
 
 use alloy::primitives::{B256, U256};
 use keel_bindings::{ChannelFactory, ChannelVault};
-use keel_core::{BalanceProof, ChannelParams, Direction, Lock, Settlement, Side, Withdrawal};
+use keel_core::{
+    BalanceProof, ChannelParams, CooperativeClose, Direction, Lock, Settlement, Side, Withdrawal,
+};
 
 use super::error::{ChainError, Result};
 
@@ -234,6 +236,20 @@ pub fn withdrawal(w: &Withdrawal) -> ChannelVault::Withdrawal {
         participant: w.participant,
         totalWithdrawn: w.totalWithdrawn,
         expiry: w.expiry,
+        target: w.target,
+        targetSide: w.targetSide,
+    }
+}
+
+/// A signed cooperative close as the vault's ABI struct (the channel id and the withdrawal
+/// total are implied: the vault hashes its own).
+pub fn cooperative_close(c: &CooperativeClose) -> ChannelVault::CooperativeClose {
+    ChannelVault::CooperativeClose {
+        payoutA: c.payoutA,
+        payoutB: c.payoutB,
+        depositA: c.depositA,
+        depositB: c.depositB,
+        expiry: c.expiry,
     }
 }
 

@@ -205,7 +205,9 @@ impl Chain {
         self.submit("deposit", call).await
     }
 
-    /// Pays out a withdrawal both participants signed; anyone may submit it.
+    /// Executes a withdrawal both participants signed, the way they signed it: paid to the
+    /// participant (`withdraw`), or moved into the target vault (`withdrawInto`). Anyone may
+    /// submit it.
     pub async fn withdraw(
         &self,
         params: &ChannelParams,
@@ -214,13 +216,14 @@ impl Chain {
         sig_b: &[u8; 65],
     ) -> Result<TxReceipt> {
         let vault = self.vault(params);
-        let call = vault.withdraw(
-            abi::vault_params(params),
-            abi::withdrawal(withdrawal),
-            bytes(sig_a),
-            bytes(sig_b),
-        );
-        self.submit("withdraw", call).await
+        let (params, withdrawal) = (abi::vault_params(params), abi::withdrawal(withdrawal));
+        if withdrawal.target.is_zero() {
+            let call = vault.withdraw(params, withdrawal, bytes(sig_a), bytes(sig_b));
+            self.submit("withdraw", call).await
+        } else {
+            let call = vault.withdrawInto(params, withdrawal, bytes(sig_a), bytes(sig_b));
+            self.submit("withdrawInto", call).await
+        }
     }
 
     /// Settles the channel at once with the split both participants signed.
@@ -234,9 +237,7 @@ impl Chain {
         let vault = self.vault(params);
         let call = vault.cooperativeClose(
             abi::vault_params(params),
-            close.payoutA,
-            close.payoutB,
-            close.expiry,
+            abi::cooperative_close(close),
             bytes(sig_a),
             bytes(sig_b),
         );

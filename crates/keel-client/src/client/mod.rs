@@ -358,6 +358,8 @@ impl Client {
                     keel_core::ChannelError::InvalidWithdrawal("total overflows"),
                 )?,
                 expiry: now.saturating_add(inner.config.signature_lifetime),
+                target: Address::ZERO,
+                targetSide: 0,
             };
             state.approve_withdrawal(&withdrawal, now)?;
             let (chain_id, vault) = (state.chain_id(), state.vault());

@@ -21,8 +21,10 @@ use keel_core::{
 use super::{ChainStatus, ChannelOpening, DecodeError, Event};
 use crate::chain::{BalanceData, DisputeState, LockState};
 
-/// The layout this build writes.
-pub(super) const FORMAT_VERSION: u8 = 1;
+/// The layout this build writes. 2: withdrawals carry their destination and closes each side's
+/// deposit (signed types of domain version "2"); records of version 1 hold signatures under the
+/// old types, which no vault of this build accepts, so they are refused rather than converted.
+pub(super) const FORMAT_VERSION: u8 = 2;
 
 const SENT: u8 = 1;
 const RECEIVED: u8 = 2;
@@ -126,6 +128,8 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
             w.bytes(withdrawal.participant.as_slice());
             w.u256(withdrawal.totalWithdrawn);
             w.u64(withdrawal.expiry);
+            w.bytes(withdrawal.target.as_slice());
+            w.u8(withdrawal.targetSide);
         }
         Event::WithdrawalConfirmed { side, total } => {
             w.u8(WITHDRAWAL_CONFIRMED);
@@ -145,7 +149,8 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
             w.bytes(close.channelId.as_slice());
             w.u256(close.payoutA);
             w.u256(close.payoutB);
-            w.u256(close.totalDeposited);
+            w.u256(close.depositA);
+            w.u256(close.depositB);
             w.u256(close.totalWithdrawn);
             w.u64(close.expiry);
         }
@@ -215,6 +220,8 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
                 participant: r.address()?,
                 totalWithdrawn: r.u256()?,
                 expiry: r.u64()?,
+                target: r.address()?,
+                targetSide: r.u8()?,
             },
         },
         WITHDRAWAL_CONFIRMED => Event::WithdrawalConfirmed {
@@ -227,7 +234,8 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
                 channelId: r.b256()?,
                 payoutA: r.u256()?,
                 payoutB: r.u256()?,
-                totalDeposited: r.u256()?,
+                depositA: r.u256()?,
+                depositB: r.u256()?,
                 totalWithdrawn: r.u256()?,
                 expiry: r.u64()?,
             };
@@ -271,6 +279,8 @@ pub(super) fn encode_snapshot(progress: &Progress, status: &ChainStatus) -> Vec<
                 w.bytes(p.withdrawal.participant.as_slice());
                 w.u256(p.withdrawal.totalWithdrawn);
                 w.u64(p.withdrawal.expiry);
+                w.bytes(p.withdrawal.target.as_slice());
+                w.u8(p.withdrawal.targetSide);
                 w.u256(p.amount);
             }
         }
@@ -351,6 +361,8 @@ pub(super) fn decode_snapshot(bytes: &[u8]) -> Result<(Progress, ChainStatus), D
                     participant: r.address()?,
                     totalWithdrawn: r.u256()?,
                     expiry: r.u64()?,
+                    target: r.address()?,
+                    targetSide: r.u8()?,
                 },
                 amount: r.u256()?,
             }),
@@ -556,7 +568,8 @@ mod tests {
             channelId: id,
             payoutA: U256::from(1),
             payoutB: U256::from(2),
-            totalDeposited: U256::from(3),
+            depositA: U256::from(3),
+            depositB: U256::from(4),
             totalWithdrawn: U256::ZERO,
             expiry: 77,
         };
@@ -607,6 +620,8 @@ mod tests {
                     participant: Address::repeat_byte(0xaa),
                     totalWithdrawn: U256::from(6),
                     expiry: 99,
+                    target: Address::repeat_byte(0xdd),
+                    targetSide: 1,
                 },
                 now: 12,
             },
@@ -660,6 +675,8 @@ mod tests {
                         participant: Address::repeat_byte(0xbb),
                         totalWithdrawn: U256::from(5),
                         expiry: 77,
+                        target: Address::ZERO,
+                        targetSide: 0,
                     },
                     amount: U256::from(2),
                 }),
@@ -757,11 +774,14 @@ mod tests {
         };
         let mut bytes = encode_opening(&opening);
         assert_eq!(decode_opening(&bytes), Ok(opening));
-        bytes[0] = 2;
-        assert_eq!(
-            decode_opening(&bytes),
-            Err(DecodeError::UnsupportedVersion(2))
-        );
+        // Records of the previous layout (1) and of a future one are both refused.
+        for other in [FORMAT_VERSION - 1, FORMAT_VERSION + 1] {
+            bytes[0] = other;
+            assert_eq!(
+                decode_opening(&bytes),
+                Err(DecodeError::UnsupportedVersion(other))
+            );
+        }
         assert_eq!(decode_opening(&[]), Err(DecodeError::Truncated));
     }
 }

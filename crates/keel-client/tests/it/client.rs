@@ -394,7 +394,8 @@ async fn withdrawals_and_closes_come_back_signed_by_both() {
     let close = pair.a.request_close(pair.id).await.unwrap();
     assert_eq!(close.close.payoutA, U256::from(DEPOSIT - 100));
     assert_eq!(close.close.payoutB, U256::from(DEPOSIT + 60));
-    assert_eq!(close.close.totalDeposited, U256::from(2 * DEPOSIT));
+    assert_eq!(close.close.depositA, U256::from(DEPOSIT));
+    assert_eq!(close.close.depositB, U256::from(DEPOSIT));
     assert_eq!(close.close.totalWithdrawn, U256::from(40));
     let digest = signing_hash(&close.close, CHAIN_ID, b_info.vault);
     assert_eq!(
@@ -668,6 +669,8 @@ async fn a_lying_peer_gets_typed_rejections_and_nothing_is_stored() {
         participant: bob.address(),
         totalWithdrawn: U256::from(DEPOSIT),
         expiry: NOW + 600,
+        target: Address::ZERO,
+        targetSide: 0,
     };
     let signature = sign_message(&alice, &theft, CHAIN_ID, info.vault).unwrap();
     assert_eq!(

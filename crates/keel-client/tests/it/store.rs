@@ -231,6 +231,8 @@ async fn reopened_store_rebuilds_the_state_built_in_memory() {
         participant: p.bob_key.address(),
         totalWithdrawn: U256::from(100),
         expiry: NOW + 2_000,
+        target: Address::ZERO,
+        targetSide: 0,
     };
     p.alice.approve_withdrawal(&withdrawal, NOW + 900).unwrap();
     p.both(
@@ -259,6 +261,8 @@ async fn reopened_store_rebuilds_the_state_built_in_memory() {
         participant: p.alice_key.address(),
         totalWithdrawn: U256::from(900),
         expiry: NOW + 1_000,
+        target: Address::ZERO,
+        targetSide: 0,
     };
     p.alice.approve_withdrawal(&mine, NOW + 950).unwrap();
     p.both(
@@ -615,11 +619,11 @@ async fn corrupt_or_unknown_rows_are_typed_errors() {
         ),
         ("UPDATE events SET body = x''", DecodeError::Truncated),
         (
-            "UPDATE events SET body = x'01c8'",
+            "UPDATE events SET body = x'02c8'",
             DecodeError::UnknownKind(200),
         ),
         (
-            "UPDATE events SET body = x'010302'",
+            "UPDATE events SET body = x'020302'",
             DecodeError::Invalid("side"),
         ),
     ];
@@ -640,13 +644,14 @@ async fn corrupt_or_unknown_rows_are_typed_errors() {
         store.close().await;
     }
 
-    db.tamper("UPDATE channels SET opening = x'02'").await;
+    // A record in the previous layout (1), which held signatures under the old signed types.
+    db.tamper("UPDATE channels SET opening = x'01'").await;
     let store = db.store().await;
     assert!(matches!(
         store.load_all().await,
         Err(StoreError::Corrupt {
             seq: None,
-            source: DecodeError::UnsupportedVersion(2),
+            source: DecodeError::UnsupportedVersion(1),
             ..
         })
     ));
@@ -753,6 +758,8 @@ async fn a_snapshot_replaces_the_events_before_it_and_a_damaged_one_is_refused()
         participant: pair.alice_key.address(),
         totalWithdrawn: U256::from(100),
         expiry: NOW + 600,
+        target: Address::ZERO,
+        targetSide: 0,
     };
     pair.alice.approve_withdrawal(&withdrawal, NOW).unwrap();
     store

@@ -476,6 +476,23 @@ impl ChannelState {
         if withdrawal.expiry <= now {
             return Err(ChannelError::InvalidWithdrawal("already expired"));
         }
+        // The vault refuses these destinations too; refusing them here keeps a reservation from
+        // being made for a withdrawal that could never execute.
+        if withdrawal.targetSide > 1 {
+            return Err(ChannelError::InvalidWithdrawal(
+                "target side is neither A nor B",
+            ));
+        }
+        if withdrawal.target.is_zero() && withdrawal.targetSide != 0 {
+            return Err(ChannelError::InvalidWithdrawal(
+                "a payout to the participant names a target side",
+            ));
+        }
+        if withdrawal.target == self.vault {
+            return Err(ChannelError::InvalidWithdrawal(
+                "target is this channel's own vault",
+            ));
+        }
         if self.pending_withdrawals[index(side)].is_some() {
             return Err(ChannelError::WithdrawalPending(withdrawal.participant));
         }
@@ -581,7 +598,8 @@ impl ChannelState {
             channelId: self.id,
             payoutA: self.balance(Side::A),
             payoutB: self.balance(Side::B),
-            totalDeposited: self.deposits[0] + self.deposits[1],
+            depositA: self.deposits[0],
+            depositB: self.deposits[1],
             totalWithdrawn: self.withdrawn[0] + self.withdrawn[1],
             expiry,
         })

@@ -82,6 +82,8 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
             w.bytes(withdrawal.participant.as_slice());
             w.u256(withdrawal.totalWithdrawn);
             w.u64(withdrawal.expiry);
+            w.bytes(withdrawal.target.as_slice());
+            w.u8(withdrawal.targetSide);
             w.bytes(signature);
         }
         Message::CloseRequest { close, signature }
@@ -94,7 +96,8 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
             w.bytes(close.channelId.as_slice());
             w.u256(close.payoutA);
             w.u256(close.payoutB);
-            w.u256(close.totalDeposited);
+            w.u256(close.depositA);
+            w.u256(close.depositB);
             w.u256(close.totalWithdrawn);
             w.u64(close.expiry);
             w.bytes(signature);
@@ -168,6 +171,8 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
                 participant: r.address()?,
                 totalWithdrawn: r.u256()?,
                 expiry: r.u64()?,
+                target: r.address()?,
+                targetSide: r.u8()?,
             };
             let signature = r.signature()?;
             if kind == WITHDRAWAL_REQUEST {
@@ -187,7 +192,8 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
                 channelId: r.b256()?,
                 payoutA: r.u256()?,
                 payoutB: r.u256()?,
-                totalDeposited: r.u256()?,
+                depositA: r.u256()?,
+                depositB: r.u256()?,
                 totalWithdrawn: r.u256()?,
                 expiry: r.u64()?,
             };

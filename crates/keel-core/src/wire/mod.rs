@@ -16,8 +16,9 @@ use alloy::primitives::{Address, B256};
 
 use crate::{channel::Change, BalanceProof, CooperativeClose, Withdrawal};
 
-/// The wire version this build speaks (2: an update carries a batch of changes).
-pub const VERSION: u8 = 2;
+/// The wire version this build speaks (3: withdrawals carry their destination and closes each
+/// side's deposit, as the signed types do; 2 added batched updates).
+pub const VERSION: u8 = 3;
 /// Largest accepted frame body (after the length prefix), in bytes.
 pub const MAX_FRAME_LEN: usize = 4096;
 /// Most changes one [`Message::Update`] carries: even if every one is a lock (the largest

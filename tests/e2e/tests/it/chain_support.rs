@@ -139,6 +139,8 @@ pub(crate) async fn cooperative_flow(net: &Devnet, asset: Address, salt: u64) ->
         participant: net.alice.address(),
         totalWithdrawn: units("2"),
         expiry: u64::MAX,
+        target: Address::ZERO,
+        targetSide: 0,
     };
     let (sig_a, sig_b) = (
         sign(net, &ch, &net.alice, &w)?,
@@ -169,7 +171,8 @@ pub(crate) async fn cooperative_flow(net: &Devnet, asset: Address, salt: u64) ->
         channelId: ch.id,
         payoutA: units("6"),
         payoutB: units("7"),
-        totalDeposited: units("15"),
+        depositA: units("10"),
+        depositB: units("5"),
         totalWithdrawn: units("2"),
         expiry: u64::MAX,
     };
@@ -397,7 +400,8 @@ pub(crate) async fn deferred_payout_flow(net: &Devnet, salt: u64) -> Result<Flow
         channelId: ch.id,
         payoutA: units("1"),
         payoutB: units("4"),
-        totalDeposited: units("5"),
+        depositA: units("3"),
+        depositB: units("2"),
         totalWithdrawn: U256::ZERO,
         expiry: u64::MAX,
     };

@@ -1,4 +1,4 @@
-use alloy::primitives::{utils::parse_ether, Bytes, B256, U256};
+use alloy::primitives::{utils::parse_ether, Address, Bytes, B256, U256};
 use eyre::Result;
 use keel_bindings::ChannelVault;
 use keel_core::{BalanceProof, CooperativeClose, Direction};
@@ -27,7 +27,8 @@ async fn open_pay_and_close_cooperatively_pays_the_signed_balances() -> Result<(
         channelId: ch.id,
         payoutA: parse_ether("7")?,
         payoutB: parse_ether("7")?,
-        totalDeposited: parse_ether("14")?,
+        depositA: parse_ether("10")?,
+        depositB: parse_ether("4")?,
         totalWithdrawn: U256::ZERO,
         expiry: u64::MAX,
     };
@@ -139,6 +140,8 @@ async fn withdraw_signed_by_both_keeps_the_channel_open() -> Result<()> {
         participant: net.alice.address(),
         totalWithdrawn: parse_ether("2")?,
         expiry: u64::MAX,
+        target: Address::ZERO,
+        targetSide: 0,
     };
     let sig_a: Bytes = keel_core::sign_message(&net.alice.signer, &w, net.chain_id, ch.vault)?
         .to_vec()
@@ -150,6 +153,8 @@ async fn withdraw_signed_by_both_keeps_the_channel_open() -> Result<()> {
         participant: w.participant,
         totalWithdrawn: w.totalWithdrawn,
         expiry: w.expiry,
+        target: w.target,
+        targetSide: w.targetSide,
     };
     let bob_vault = net.vault_for(&ch, &net.bob);
     let a0 = net.alice.balance().await?;

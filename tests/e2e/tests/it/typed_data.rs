@@ -18,15 +18,31 @@ use keel_core::{
 use keel_e2e::{balance_data, succeeded, to_vault_abi, Channel, Devnet, Participant};
 use serde_json::{json, Value};
 
-/// The typed-data document a dApp hands a wallet: `primaryType` with its fields, under Keel's
-/// domain for `channel`'s vault.
-fn typed_data(
-    net: &Devnet,
-    channel: &Channel,
-    primary: &str,
-    fields: Value,
-    message: Value,
-) -> Value {
+/// The domain a wallet library discovers from the vault itself (EIP-5267 `eip712Domain()`), as
+/// typed-data JSON; the tests sign under it, so it must be the domain keel-core signs under.
+async fn discovered_domain(net: &Devnet, channel: &Channel) -> Result<Value> {
+    let d = net
+        .vault_for(channel, &net.alice)
+        .eip712Domain()
+        .call()
+        .await?;
+    // 0x0f: name, version, chainId and verifyingContract are used; salt and extensions are not.
+    ensure!(d.fields.0 == [0x0f], "fields {:?}", d.fields);
+    ensure!(
+        d.salt == B256::ZERO && d.extensions.is_empty(),
+        "unused fields set"
+    );
+    Ok(json!({
+        "name": d.name,
+        "version": d.version,
+        "chainId": d.chainId.to::<u64>(),
+        "verifyingContract": d.verifyingContract,
+    }))
+}
+
+/// The typed-data document a dApp hands a wallet: `primaryType` with its fields, under the
+/// domain the vault announces.
+fn typed_data(domain: Value, primary: &str, fields: Value, message: Value) -> Value {
     json!({
         "types": {
             "EIP712Domain": [
@@ -38,20 +54,36 @@ fn typed_data(
             primary: fields,
         },
         "primaryType": primary,
-        "domain": {
-            "name": "Keel",
-            "version": "1",
-            "chainId": net.chain_id,
-            "verifyingContract": channel.vault,
-        },
+        "domain": domain,
         "message": message,
     })
 }
 
-fn balance_proof_json(net: &Devnet, channel: &Channel, p: &BalanceProof) -> Value {
+#[tokio::test]
+async fn vault_announces_the_domain_keel_core_signs_under() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(23, parse_ether("1")?).await?;
+    let announced = discovered_domain(&net, &ch).await?;
+    let ours = keel_core::domain(net.chain_id, ch.vault);
+    ensure!(announced["name"] == ours.name.as_deref().unwrap_or_default());
+    ensure!(announced["version"] == ours.version.as_deref().unwrap_or_default());
+    ensure!(announced["chainId"] == net.chain_id);
+    ensure!(announced["verifyingContract"] == json!(ch.vault));
+    let separator = net
+        .vault_for(&ch, &net.alice)
+        .domainSeparator()
+        .call()
+        .await?;
+    ensure!(
+        separator == ours.separator(),
+        "the vault hashes another domain"
+    );
+    Ok(())
+}
+
+fn balance_proof_json(domain: Value, p: &BalanceProof) -> Value {
     typed_data(
-        net,
-        channel,
+        domain,
         "BalanceProof",
         json!([
             { "name": "channelId", "type": "bytes32" },
@@ -72,22 +104,25 @@ fn balance_proof_json(net: &Devnet, channel: &Channel, p: &BalanceProof) -> Valu
     )
 }
 
-fn withdrawal_json(net: &Devnet, channel: &Channel, w: &Withdrawal) -> Value {
+fn withdrawal_json(domain: Value, w: &Withdrawal) -> Value {
     typed_data(
-        net,
-        channel,
+        domain,
         "Withdrawal",
         json!([
             { "name": "channelId", "type": "bytes32" },
             { "name": "participant", "type": "address" },
             { "name": "totalWithdrawn", "type": "uint256" },
             { "name": "expiry", "type": "uint64" },
+            { "name": "target", "type": "address" },
+            { "name": "targetSide", "type": "uint8" },
         ]),
         json!({
             "channelId": w.channelId,
             "participant": w.participant,
             "totalWithdrawn": w.totalWithdrawn.to_string(),
             "expiry": w.expiry.to_string(),
+            "target": w.target,
+            "targetSide": w.targetSide,
         }),
     )
 }
@@ -154,7 +189,11 @@ async fn wallet_signed_balance_proof_closes_the_channel() -> Result<()> {
         lockedAmount: U256::ZERO,
         locksRoot: B256::ZERO,
     };
-    let sig = wallet_sign(&net.bob, &balance_proof_json(&net, &ch, &proof)).await?;
+    let sig = wallet_sign(
+        &net.bob,
+        &balance_proof_json(discovered_domain(&net, &ch).await?, &proof),
+    )
+    .await?;
     let digest = keel_core::signing_hash(&proof, net.chain_id, ch.vault);
     let local = keel_core::sign_message(&net.bob.signer, &proof, net.chain_id, ch.vault)?;
     check_against_keel_core(&net.bob, &sig, &digest, local)?;
@@ -190,8 +229,10 @@ async fn wallet_signed_withdrawal_is_paid_out() -> Result<()> {
         totalWithdrawn: parse_ether("2")?,
         // u64::MAX does not fit a JSON number exactly: checks the wallet reads the string.
         expiry: u64::MAX,
+        target: Address::ZERO,
+        targetSide: 0,
     };
-    let typed = withdrawal_json(&net, &ch, &w);
+    let typed = withdrawal_json(discovered_domain(&net, &ch).await?, &w);
     let digest = keel_core::signing_hash(&w, net.chain_id, ch.vault);
     let sig_a = wallet_sign(&net.alice, &typed).await?;
     let sig_b = wallet_sign(&net.bob, &typed).await?;
@@ -204,6 +245,8 @@ async fn wallet_signed_withdrawal_is_paid_out() -> Result<()> {
         participant: w.participant,
         totalWithdrawn: w.totalWithdrawn,
         expiry: w.expiry,
+        target: w.target,
+        targetSide: w.targetSide,
     };
     let a0 = net.alice.balance().await?;
     succeeded(
