@@ -140,7 +140,11 @@ async fn a_close_removed_by_a_reorg_is_never_answered_and_the_real_one_once() ->
             .any(|e| matches!(e, ClientEvent::ClosedByPeer { .. })),
         "the removed close was never delivered: {seen:?}"
     );
-    ensure!(pair.bob.refutations_started(chain_id)? == 0, "{seen:?}");
+    let started = pair.bob.refutations_started(chain_id)?;
+    ensure!(
+        started == 0,
+        "{started} refutations of a removed close: {seen:?}"
+    );
     ensure!(pair.bob.channel(id).await?.chain == ChainStatus::Open);
 
     // The close that stays is answered exactly once.
@@ -160,7 +164,8 @@ async fn a_close_removed_by_a_reorg_is_never_answered_and_the_real_one_once() ->
     // the refutation delivered again): let it scan well past both, then count.
     pair.net.mine(2 * CONFIRMATIONS).await?;
     bob_checkpointed(&pair, pair.net.block_number().await? - CONFIRMATIONS).await?;
-    ensure!(pair.bob.refutations_started(chain_id)? == 1, "{seen:?}");
+    let started = pair.bob.refutations_started(chain_id)?;
+    ensure!(started == 1, "{started} refutations of one close: {seen:?}");
     // The one started was submitted (its event may still be on its way).
     while let Ok(event) = events.try_recv() {
         seen.push(event);
