@@ -33,7 +33,7 @@ FOUNDRY_PROFILE=$profile forge test | tee "$logs/forge.log"
 step "gas snapshot unchanged (.gas-snapshot)"
 forge snapshot --check --no-match-test 'testFuzz_|invariant_'
 
-step "deploy to Anvil and measure gas against the targets (script/gas-report.sh --check)"
+step "deploy to Anvil, measure gas against the targets, docs/gas.md unchanged (script/gas-report.sh --check)"
 bash script/gas-report.sh --check
 
 step "slither (no high or medium findings)"

@@ -402,6 +402,60 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Well-formed signatures that no signer made: random `r`, `v` ∈ {27, 28} and a random
+        /// low `s`, so every case passes the format checks and reaches the curve arithmetic of
+        /// all three checks (random bytes almost never do: only 2 values of `v` in 256 pass).
+        /// Against a random key all three refuse alike, after the arithmetic. When `r` is the
+        /// `x` of a point `R` (about half the cases), the key the signature is valid for is
+        /// solved, `Q = r⁻¹·(s·R − e·G)` with `R`'s `y` parity from `v`, as `ecrecover` rebuilds
+        /// it: all three accept, and all three refuse the same signature with `v` flipped.
+        #[test]
+        fn well_formed_random_signatures_are_judged_alike(
+            r in proptest::array::uniform32(proptest::num::u8::ANY),
+            s in proptest::array::uniform32(proptest::num::u8::ANY),
+            odd in proptest::bool::ANY,
+            digest in proptest::array::uniform32(proptest::num::u8::ANY),
+        ) {
+            use k256::{
+                elliptic_curve::{point::DecompressPoint, PrimeField},
+                AffinePoint,
+            };
+            let low_s = U256::from_be_bytes(s) % HALF_ORDER + U256::from(1);
+            let mut sig = [0u8; 65];
+            sig[..32].copy_from_slice(&r);
+            sig[32..64].copy_from_slice(&low_s.to_be_bytes::<32>());
+            sig[64] = 27 + u8::from(odd);
+            let digest = B256::from(digest);
+
+            let (signer, _, _) = fixture();
+            let random_key = verifying_key(&signer);
+            assert!(!agree(&random_key, &digest, &sig));
+            let refused = verify_with_key(&random_key, &digest, &sig).unwrap_err();
+            assert!(
+                matches!(refused, Error::NotSignedByKey(_) | Error::SignatureRange),
+                "refused before the arithmetic: {refused:?}"
+            );
+
+            let point = AffinePoint::decompress(&r.into(), u8::from(odd).into());
+            let r_scalar = Scalar::from_repr(r.into());
+            if let (Some(point), Some(r_scalar)) = (
+                Option::<AffinePoint>::from(point),
+                Option::<Scalar>::from(r_scalar).filter(|r| *r != Scalar::ZERO),
+            ) {
+                let e = <Scalar as Reduce<k256::U256>>::reduce_bytes(&digest.0.into());
+                let s_scalar = Scalar::from_repr(low_s.to_be_bytes::<32>().into()).unwrap();
+                let q = (ProjectivePoint::from(point) * s_scalar - ProjectivePoint::GENERATOR * e)
+                    * r_scalar.invert().unwrap();
+                let key = VerifyingKey::from_affine(q.to_affine()).unwrap();
+                assert!(agree(&key, &digest, &sig), "solved key refused {sig:02x?}");
+                let mut flipped = sig;
+                flipped[64] ^= 27 ^ 28;
+                assert!(!agree(&key, &digest, &flipped));
+            }
+        }
+    }
+
     /// Sets `r` (and keeps `s`, `v`) to values `ecrecover` rejects: 0, n and above.
     #[test]
     fn rejects_r_and_s_out_of_range() {

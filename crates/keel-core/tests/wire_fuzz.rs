@@ -183,6 +183,51 @@ fn corpus_replays_without_panicking() {
     );
 }
 
+/// The committed seeds are still what their names say: each `NN-valid` decodes to sample `NN`,
+/// whole, and each broken variant of it gets the outcome it was made to provoke. A decoder
+/// change that reads an old valid frame as something else, or the corpus drifting from
+/// `seeds()` (regenerate with KEEL_WRITE_CORPUS=1), fails here rather than leaving the replay
+/// above exercising nothing but error paths.
+#[test]
+fn corpus_seeds_decode_to_what_they_were_made_from() {
+    let dir = corpus_dir();
+    let read = |name: &str| {
+        std::fs::read(dir.join(name))
+            .unwrap_or_else(|e| panic!("seed {name} in {}: {e}", dir.display()))
+    };
+    for (i, msg) in samples().iter().enumerate() {
+        let valid = read(&format!("{i:02}-valid"));
+        assert_eq!(
+            decode_frame(&valid),
+            Ok(Some((msg.clone(), valid.len()))),
+            "{i:02}-valid"
+        );
+        assert_eq!(
+            decode_frame(&read(&format!("{i:02}-truncated"))),
+            Ok(None),
+            "{i:02}-truncated is a prefix: not yet a frame"
+        );
+        assert_eq!(
+            decode_frame(&read(&format!("{i:02}-trailing"))),
+            Err(WireError::TrailingBytes(1)),
+            "{i:02}-trailing"
+        );
+        assert_eq!(
+            decode_frame(&read(&format!("{i:02}-unknown-kind"))),
+            Err(WireError::UnknownKind(0xee)),
+            "{i:02}-unknown-kind"
+        );
+    }
+    assert_eq!(
+        decode_frame(&read("oversized")),
+        Err(WireError::Oversized(MAX_FRAME_LEN + 1))
+    );
+    assert_eq!(decode_frame(&read("empty")), Ok(None));
+    for (name, bytes) in seeds() {
+        assert!(read(&name) == bytes, "seed {name} differs from seeds()");
+    }
+}
+
 #[test]
 fn every_message_round_trips_and_partial_frames_wait_for_more() {
     for msg in samples() {

@@ -7,7 +7,13 @@
 //! answers by itself: if it holds a newer proof of the closer's than the one on record, it
 //! submits it (`refute`) before the deadline, once per dispute state.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
 
 use alloy::primitives::keccak256;
 use keel_core::{Address, Side, B256, U256};
@@ -31,6 +37,8 @@ pub(crate) struct ChainLink {
     /// Dispute states we already answered with a refutation (by closer's nonce on record),
     /// so a re-delivered `Closed` is not answered twice.
     pub(crate) refuted: std::sync::Mutex<HashSet<(B256, u64)>>,
+    /// Refutations started (see [`Client::refutations_started`]).
+    pub(crate) refutations: AtomicU64,
 }
 
 /// Connects every configured chain and starts its monitor and the task applying its batches.
@@ -59,6 +67,7 @@ pub(crate) async fn start(
                 chain,
                 monitor,
                 refuted: std::sync::Mutex::default(),
+                refutations: AtomicU64::new(0),
             },
         ));
         tokio::spawn(follow(Arc::downgrade(inner), batches));
@@ -292,6 +301,9 @@ async fn answer_dispute(inner: &Arc<Inner>, chain_id: u64, id: B256, dispute: &D
     {
         return;
     }
+    // Counted before the batch holding the close is acknowledged, so before the monitor's
+    // checkpoint passes it.
+    link.refutations.fetch_add(1, Ordering::Relaxed);
     let (inner, dispute) = (Arc::clone(inner), *dispute);
     tokio::spawn(async move {
         let Ok(link) = inner.link(chain_id) else {
@@ -518,6 +530,20 @@ impl Client {
     /// The monitor's progress and trouble on `chain_id`.
     pub fn chain_health(&self, chain_id: u64) -> Result<crate::chain::Health> {
         Ok(self.inner.link(chain_id)?.monitor.health())
+    }
+
+    /// How many refutations this client has started on `chain_id` since it started: each one a
+    /// transaction submitting the closer's newer proof ([`ClientEvent::RefutationSubmitted`]
+    /// once mined, [`ClientEvent::ChainTrouble`] if it fails). A refutation is counted when the
+    /// client decides on it, while applying the close's batch, so once
+    /// [`Client::chain_health`]'s checkpoint has passed a close every refutation it prompted is
+    /// in the count: what a check that a close was answered exactly once, or never, reads.
+    pub fn refutations_started(&self, chain_id: u64) -> Result<u64> {
+        Ok(self
+            .inner
+            .link(chain_id)?
+            .refutations
+            .load(Ordering::Relaxed))
     }
 }
 

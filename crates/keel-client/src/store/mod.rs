@@ -29,11 +29,14 @@ mod checkpoint;
 mod codec;
 mod error;
 mod event;
+mod pacing;
 mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use error::{DecodeError, ReplayError, Result, StoreError};
 pub use event::{ChainStatus, ChannelOpening, Event};
+#[cfg(feature = "test-utils")]
+pub use pacing::ManualPacing;
 pub use writer::MIN_COMMIT_INTERVAL;
 
 use std::{
@@ -121,6 +124,25 @@ impl Store {
     /// [`Store::open`], with commits starting at most once per `min_commit_interval` (see
     /// [`MIN_COMMIT_INTERVAL`]; zero commits as soon as anything is queued).
     pub async fn open_paced(path: impl AsRef<Path>, min_commit_interval: Duration) -> Result<Self> {
+        Self::open_with(path, min_commit_interval, Arc::new(pacing::SystemPacing)).await
+    }
+
+    /// [`Store::open_paced`], with the interval measured on `pacing`, a clock the test moves:
+    /// the writer's waits last until [`ManualPacing::advance`] ends them.
+    #[cfg(feature = "test-utils")]
+    pub async fn open_manually_paced(
+        path: impl AsRef<Path>,
+        min_commit_interval: Duration,
+        pacing: Arc<ManualPacing>,
+    ) -> Result<Self> {
+        Self::open_with(path, min_commit_interval, pacing).await
+    }
+
+    async fn open_with(
+        path: impl AsRef<Path>,
+        min_commit_interval: Duration,
+        pacing: Arc<dyn pacing::Pacing>,
+    ) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path.as_ref())
             .create_if_missing(true)
@@ -138,6 +160,7 @@ impl Store {
             path.as_ref().to_path_buf(),
             rx,
             min_commit_interval,
+            pacing,
             commits.clone(),
         )
         .await?;

@@ -33,7 +33,7 @@ use keel_core::B256;
 use rusqlite::{ffi, params, Connection, ErrorCode, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Result, StoreError};
+use super::{pacing::Pacing, Result, StoreError};
 
 /// Most writes committed in one transaction.
 pub(super) const MAX_BATCH: usize = 1024;
@@ -92,6 +92,7 @@ impl Writer {
         path: PathBuf,
         queue: mpsc::Receiver<Request>,
         interval: Duration,
+        pacing: Arc<dyn Pacing>,
         commits: Arc<AtomicU64>,
     ) -> Result<Self> {
         let (opened, open_result) = oneshot::channel();
@@ -111,7 +112,7 @@ impl Writer {
                         return;
                     }
                 };
-                run(conn, queue, interval, &commits);
+                run(conn, queue, interval, &*pacing, &commits);
             })
             .map_err(StoreError::Spawn)?;
         open_result
@@ -142,6 +143,7 @@ fn run(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Request>,
     interval: Duration,
+    pacing: &dyn Pacing,
     commits: &AtomicU64,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -149,10 +151,11 @@ fn run(
     while let Some(first) = queue.blocking_recv() {
         // Under load, wait out the interval so that what arrives meanwhile shares this commit;
         // a write arriving after a quiet spell is committed at once.
-        if let Some(wait) = last_commit.and_then(|last| interval.checked_sub(last.elapsed())) {
-            std::thread::sleep(wait);
+        let now = pacing.now();
+        if let Some(wait) = last_commit.and_then(|last| interval.checked_sub(now - last)) {
+            pacing.sleep(wait);
         }
-        last_commit = Some(Instant::now());
+        last_commit = Some(pacing.now());
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {

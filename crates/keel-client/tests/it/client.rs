@@ -3,6 +3,7 @@
 //! by the end-to-end tests (tests/e2e).
 
 use std::{
+    future::Future,
     net::SocketAddr,
     path::PathBuf,
     sync::atomic::{AtomicU64, Ordering},
@@ -422,20 +423,32 @@ async fn a_restarted_peer_resumes_and_missed_updates_are_resent() {
     for _ in 0..50 {
         pair.a.pay(pair.id, U256::from(1)).await.unwrap();
     }
-    // B stops; A's payments now wait for it to come back.
+    // B stops, and A sees it go.
+    let mut events = pair.a.subscribe();
     pair.b.clone().shutdown().await;
-    let a = pair.a.clone();
-    let id = pair.id;
-    let paying = tokio::spawn(async move {
-        for _ in 0..50 {
-            a.pay(id, U256::from(2)).await.unwrap();
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b_address = pair.signers[1].address();
+    next(&mut events, |e| {
+        (e == ClientEvent::PeerDisconnected(b_address)).then_some(())
+    })
+    .await;
+    // A's payments now wait for B to come back: each, polled once, goes as far as it can
+    // without B (one that did not wait would fail at once with PeerOffline), and none is
+    // applied meanwhile.
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut paying = Vec::new();
+    for _ in 0..50 {
+        let (a, id) = (pair.a.clone(), pair.id);
+        let mut payment = Box::pin(async move { a.pay(id, U256::from(2)).await });
+        assert!(payment.as_mut().poll(&mut context).is_pending());
+        paying.push(tokio::spawn(payment));
+    }
+    assert_eq!(pair.a.channel(pair.id).await.unwrap().sent_nonce, 50);
     pair.b = Client::start(pair.config(1)).await.unwrap();
     // B comes back on the same port; A redials it and they resync.
     pair.b.listen(pair.b_addr).await.unwrap();
-    paying.await.unwrap();
+    for payment in paying {
+        payment.await.unwrap().unwrap();
+    }
     let (a, b) = pair.assert_agree().await;
     assert_eq!(
         (a, b),

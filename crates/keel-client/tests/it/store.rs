@@ -11,7 +11,9 @@ use std::{
 };
 
 use alloy::signers::local::PrivateKeySigner;
-use keel_client::store::{ChannelOpening, DecodeError, Event, ReplayError, Store, StoreError};
+use keel_client::store::{
+    ChannelOpening, DecodeError, Event, ManualPacing, ReplayError, Store, StoreError,
+};
 use keel_core::{
     secret_hash, sign_message, Address, Change, ChannelParams, ChannelState, Lock, Policy, Side,
     Withdrawal, B256, U256,
@@ -367,28 +369,38 @@ async fn restarted_sender_never_reuses_a_nonce() {
     store.close().await;
 }
 
+/// 1,000 appends to as many channels, made concurrently while the writer waits out the pacing
+/// interval after the previous commit, all land in one transaction. (Left to the real clock, 1,000
+/// appends from as many spawned tasks took 2 to 6 commits on a 2-core machine: the tasks do not
+/// all enqueue within one interval.)
 #[tokio::test]
-async fn concurrent_appends_all_land_in_fewer_commits() {
+async fn concurrent_appends_all_land_in_one_commit() {
     const N: u64 = 1_000;
+    const INTERVAL: Duration = Duration::from_millis(500);
     let db = TempDb::new();
-    let store = Arc::new(db.store().await);
     let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
-
-    let mut opened = Vec::new();
-    for salt in 0..N {
-        let store = store.clone();
-        opened.push(tokio::spawn(async move {
-            store
-                .open_channel(&opening(a, b, Side::B, salt))
-                .await
-                .unwrap()
-        }));
-    }
     let mut states = Vec::new();
-    for task in opened {
-        states.push(task.await.unwrap());
+    {
+        let store = db.store().await;
+        for salt in 0..N {
+            states.push(
+                store
+                    .open_channel(&opening(a, b, Side::B, salt))
+                    .await
+                    .unwrap(),
+            );
+        }
+        store.close().await;
     }
 
+    let pacing = Arc::new(ManualPacing::new());
+    let store = Arc::new(
+        Store::open_manually_paced(&db.0, INTERVAL, pacing.clone())
+            .await
+            .unwrap(),
+    );
+    // A first commit, at once; the writer waits out the interval before the next one.
+    store.flush().await.unwrap();
     let before = store.commits();
     let mut appends = Vec::new();
     for (i, mut state) in states.into_iter().enumerate() {
@@ -399,20 +411,24 @@ async fn concurrent_appends_all_land_in_fewer_commits() {
                 total: U256::from(i + 1),
             };
             event.apply(&mut state).unwrap();
-            store.append(state.id(), &event).await.unwrap();
-            state
+            let commit = store.enqueue(state.id(), &event).await.unwrap();
+            (state, commit)
         }));
     }
-    let mut expected = HashMap::new();
+    let mut queued = Vec::new();
     for task in appends {
-        let state = task.await.unwrap();
+        queued.push(task.await.unwrap());
+    }
+    // Every append is queued and the writer holds the first: nothing is committed yet.
+    wait_until(|| pacing.sleeping()).await;
+    assert_eq!(store.commits(), before);
+    pacing.advance(INTERVAL);
+    let mut expected = HashMap::new();
+    for (state, commit) in queued {
+        commit.durable().await.unwrap();
         expected.insert(state.id(), state);
     }
-    let commits = store.commits() - before;
-    assert!(
-        (1..=N / 10).contains(&commits),
-        "{N} appends took {commits} commits"
-    );
+    assert_eq!(store.commits() - before, 1, "{N} appends in one commit");
 
     let loaded = store.load_all().await.unwrap();
     assert_eq!(loaded.len(), expected.len());
@@ -422,58 +438,83 @@ async fn concurrent_appends_all_land_in_fewer_commits() {
     Arc::into_inner(store).unwrap().close().await;
 }
 
-/// Appends arriving one by one within the pacing interval share commits, and an append after
-/// a quiet spell commits at once.
+/// Appends arriving while the writer waits out the pacing interval share one commit, and an
+/// append after a quiet spell commits at once. The interval runs on a clock the test moves, so
+/// neither depends on how fast this machine schedules the test.
 #[tokio::test]
 async fn paced_commits_batch_a_stream_and_leave_a_quiet_store_alone() {
     const INTERVAL: Duration = Duration::from_millis(500);
     let db = TempDb::new();
-    let store = Arc::new(Store::open_paced(&db.0, INTERVAL).await.unwrap());
+    let pacing = Arc::new(ManualPacing::new());
+    let store = Arc::new(
+        Store::open_manually_paced(&db.0, INTERVAL, pacing.clone())
+            .await
+            .unwrap(),
+    );
     let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    // The first write commits at once: nothing came before it.
     let mut state = store
         .open_channel(&opening(a, b, Side::B, 0))
         .await
         .unwrap();
+    assert_eq!(pacing.sleeps(), 0, "a quiet store's first write waited");
+    let id = state.id();
     let before = store.commits();
-
-    // A stream: each append queued 5 ms after the previous one, none awaited in between.
-    let mut pending = Vec::new();
-    for total in 1..=20u64 {
+    let mut deposit = |total: u64| {
         let event = Event::DepositConfirmed {
             side: Side::A,
             total: U256::from(total),
         };
         event.apply(&mut state).unwrap();
-        pending.push(store.enqueue(state.id(), &event).await.unwrap());
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        event
+    };
+
+    // The next write comes within the interval (the clock has not moved): the writer waits,
+    // holding it, and the nineteen queued meanwhile join it.
+    let mut pending = vec![store.enqueue(id, &deposit(1)).await.unwrap()];
+    wait_until(|| pacing.sleeping()).await;
+    for total in 2..=20u64 {
+        pending.push(store.enqueue(id, &deposit(total)).await.unwrap());
     }
+    for commit in &mut pending {
+        assert!(
+            commit.try_durable().is_none(),
+            "committed before the interval ran out"
+        );
+    }
+    pacing.advance(INTERVAL);
     for commit in pending {
         commit.durable().await.unwrap();
     }
-    // 100 ms of appends: the first commit plus at most one per interval after it (the last
-    // commit began within 500 ms of the opening's).
-    let commits = store.commits() - before;
-    assert!(
-        (1..=2).contains(&commits),
-        "20 paced appends took {commits} commits"
+    assert_eq!(
+        store.commits() - before,
+        1,
+        "20 paced appends in one commit"
     );
+    assert_eq!(pacing.sleeps(), 1);
 
-    // Quiet for longer than the interval: the next append is not held back.
-    tokio::time::sleep(INTERVAL * 2).await;
-    let event = Event::DepositConfirmed {
-        side: Side::A,
-        total: U256::from(21),
-    };
-    event.apply(&mut state).unwrap();
-    let started = std::time::Instant::now();
-    store.append(state.id(), &event).await.unwrap();
-    assert!(
-        started.elapsed() < INTERVAL,
-        "a quiet store delayed an append by {:?}",
-        started.elapsed()
-    );
+    // Quiet for longer than the interval: the next append does not wait (were it to, it would
+    // wait for a clock nobody moves).
+    pacing.advance(INTERVAL * 2);
+    let event = deposit(21);
+    tokio::time::timeout(Duration::from_secs(30), store.append(id, &event))
+        .await
+        .expect("a quiet store held an append back")
+        .unwrap();
+    assert_eq!(pacing.sleeps(), 1, "a quiet store waited");
     assert_eq!(store.load_all().await.unwrap(), vec![state]);
     Arc::into_inner(store).unwrap().close().await;
+}
+
+/// Polls `done` until it holds; fails after 30 s.
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("condition in time");
 }
 
 #[tokio::test]

@@ -62,39 +62,81 @@ impl Multiples {
     }
 }
 
-/// Digits needed for any scalar: 256 bits plus the carry the last digit may leave.
+/// Digits needed for any scalar: 256 bits plus the carry the last digit may leave, `⌈257 / w⌉`.
+///
+/// Why no carry is ever left over past the last digit (the recoding's final carry is zero, which
+/// the tests assert): with `D = ⌈257 / w⌉` digits, `w·D ≥ 257`, and `w·D = 257` would need `w`
+/// to divide 257, which no `w` in `2..=16` does since 257 is prime. So `w·D ≥ 258`: the last
+/// digit's window starts at bit `w·(D−1) ≥ 258 − w` and holds at most `w − 2` bits of a scalar
+/// below 2^256. Its value plus the carry coming in is at most `2^(w−2) < 2^(w−1)`: it stays a
+/// non-negative digit and passes nothing on. (Were `w·D = 257`, the last window could hold
+/// `w − 1` one-bits, reach `2^(w−1)` with the carry, be recoded as `−2^(w−1)`, and the carry of
+/// 1 past the end would be lost: the product would be off by `2^257 · P`.)
 const fn digit_count(window: u32) -> usize {
     257_usize.div_ceil(window as usize)
 }
 
 /// `k` in signed base-2^`window` digits, least significant first, each in
 /// `[−2^(w−1), 2^(w−1)]`: `k = Σ d_i · 2^(w·i)`.
-fn signed_digits(k: &Scalar, window: u32) -> impl Iterator<Item = i32> {
+fn signed_digits(k: &Scalar, window: u32) -> SignedDigits {
     let bytes = k.to_bytes();
     // Little-endian limbs, with a zero limb above so that reads past bit 255 see zeros.
     let mut limbs = [0u64; 5];
     for (limb, chunk) in limbs.iter_mut().zip(bytes.rchunks_exact(8)) {
         *limb = u64::from_be_bytes(chunk.try_into().expect("8-byte chunk"));
     }
-    let width = window as usize;
-    let (half, full) = (1i32 << (window - 1), 1i32 << window);
-    let mut carry = 0;
-    (0..digit_count(window)).map(move |i| {
+    SignedDigits {
+        limbs,
+        window,
+        next: 0,
+        carry: 0,
+    }
+}
+
+/// The digits of [`signed_digits`], computed one at a time.
+struct SignedDigits {
+    limbs: [u64; 5],
+    window: u32,
+    /// Index of the next digit.
+    next: usize,
+    /// Carried into the next digit (0 or 1).
+    carry: i32,
+}
+
+impl SignedDigits {
+    /// What the last digit carried on: zero once every digit is taken (see [`digit_count`]).
+    #[cfg(test)]
+    const fn carry(&self) -> i32 {
+        self.carry
+    }
+}
+
+impl Iterator for SignedDigits {
+    type Item = i32;
+
+    fn next(&mut self) -> Option<i32> {
+        let i = self.next;
+        if i >= digit_count(self.window) {
+            return None;
+        }
+        self.next += 1;
+        let width = self.window as usize;
+        let (half, full) = (1i32 << (self.window - 1), 1i32 << self.window);
         let (limb, shift) = ((i * width) / 64, (i * width) % 64);
-        let mut bits = limbs.get(limb).copied().unwrap_or(0) >> shift;
+        let mut bits = self.limbs.get(limb).copied().unwrap_or(0) >> shift;
         if shift + width > 64 {
-            bits |= limbs.get(limb + 1).copied().unwrap_or(0) << (64 - shift);
+            bits |= self.limbs.get(limb + 1).copied().unwrap_or(0) << (64 - shift);
         }
         // At most 2^w: the window's bits plus the carry.
-        let raw = (bits & ((1 << width) - 1)) as i32 + carry;
-        if raw >= half {
-            carry = 1;
+        let raw = (bits & ((1 << width) - 1)) as i32 + self.carry;
+        Some(if raw >= half {
+            self.carry = 1;
             raw - full
         } else {
-            carry = 0;
+            self.carry = 0;
             raw
-        }
-    })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +204,31 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Every window's recoding of a random scalar sums back to it exactly (as integers, not
+        /// only modulo the order) and leaves no carry past its last digit.
+        #[test]
+        fn recoding_is_exact_and_leaves_no_carry(
+            k in proptest::array::uniform32(proptest::num::u8::ANY),
+            window in 2u32..=16,
+        ) {
+            use alloy::primitives::U512;
+            let k = scalar(k);
+            let mut digits = signed_digits(&k, window);
+            let (mut plus, mut minus) = (U512::ZERO, U512::ZERO);
+            for (i, d) in digits.by_ref().enumerate() {
+                proptest::prop_assert!(d.unsigned_abs() <= 1 << (window - 1));
+                let term = U512::from(d.unsigned_abs()) << (i * window as usize);
+                if d < 0 {
+                    minus += term;
+                } else {
+                    plus += term;
+                }
+            }
+            proptest::prop_assert_eq!(digits.carry(), 0, "window {}", window);
+            let bytes: [u8; 32] = k.to_bytes().into();
+            proptest::prop_assert_eq!(plus - minus, U512::from_be_slice(&bytes), "window {}", window);
+        }
+
         #[test]
         fn multiplies_as_k256(
             k in proptest::array::uniform32(proptest::num::u8::ANY),

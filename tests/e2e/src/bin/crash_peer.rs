@@ -1,6 +1,11 @@
 //! A payer for the crash-safety test (tests/it/crash.rs): runs one `keel_client::Client` that
 //! pays its peer in a loop until the test kills it with SIGKILL.
 //!
+//! Reports on stdout, one line per event, so the test can account for every payment:
+//! `start <payer> <amount>` before a `pay` call and `done <payer> <amount>` once it returned
+//! `Ok`. Payer `p` (0..8) pays `256·j + 2^p` wei: the low byte of a sum of payments that were
+//! in flight at a kill, one per payer at most, says which of them landed.
+//!
 //! Configured by environment: `KEEL_KEY` (hex private key), `KEEL_STORE` (SQLite path),
 //! `KEEL_RPC` (node URL), `KEEL_DEPLOYMENT` (the deployments file's JSON), `KEEL_PEER` (address),
 //! `KEEL_PEER_ADDR` (host:port), `KEEL_CHANNEL` (channel id), `KEEL_NOW` (Unix time for the
@@ -48,10 +53,16 @@ async fn main() -> Result<()> {
         .map(|p| {
             let client = client.clone();
             tokio::spawn(async move {
-                let mut i = p;
+                let mut j = 0u64;
                 loop {
-                    match client.pay(channel, U256::from(i % 997 + 1)).await {
-                        Ok(()) => i += 8,
+                    let amount = U256::from(((j % 997 + 1) << 8) | (1 << p));
+                    // A line is one write (stdout is line-buffered), so a kill never splits one.
+                    println!("start {p} {amount}");
+                    match client.pay(channel, amount).await {
+                        Ok(()) => {
+                            println!("done {p} {amount}");
+                            j += 1;
+                        }
                         Err(ClientError::PeerOffline(_)) => {
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }

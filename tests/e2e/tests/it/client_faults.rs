@@ -11,8 +11,7 @@ use std::{
 
 use alloy::{primitives::Address, providers::Provider};
 use eyre::{ensure, Result};
-use keel_client::{client::ClientEvent, store::ChainStatus, ClientError};
-use tokio::sync::broadcast;
+use keel_client::{chain::Health, client::ClientEvent, store::ChainStatus, ClientError};
 
 use crate::client_flow::{agreed, expect_settled, units, wait_for, wait_until, Pair};
 
@@ -80,17 +79,28 @@ fn miner(pair: &Pair, paused: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Counts `RefutationSubmitted` events received so far.
-fn refutations(
-    events: &mut broadcast::Receiver<ClientEvent>,
-    seen: &mut Vec<ClientEvent>,
-) -> usize {
-    while let Ok(event) = events.try_recv() {
-        seen.push(event);
-    }
-    seen.iter()
-        .filter(|e| matches!(e, ClientEvent::RefutationSubmitted { .. }))
-        .count()
+/// Waits until Bob's monitor's health satisfies `done`; returns that snapshot.
+async fn bob_health(pair: &Pair, mut done: impl FnMut(&Health) -> bool) -> Result<Health> {
+    let chain_id = pair.net.chain_id;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let health = pair.bob.chain_health(chain_id)?;
+            if done(&health) {
+                return Ok::<_, ClientError>(health);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .map_err(|_| eyre::eyre!("bob's monitor did not get there in time"))?
+    .map_err(Into::into)
+}
+
+/// Waits until Bob's monitor has checkpointed `block`: every event up to it has been applied
+/// (and every refutation it prompted counted in `refutations_started`).
+async fn bob_checkpointed(pair: &Pair, block: u64) -> Result<()> {
+    bob_health(pair, |h| h.checkpoint.is_some_and(|c| c.block >= block)).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,36 +114,36 @@ async fn a_close_removed_by_a_reorg_is_never_answered_and_the_real_one_once() ->
         pair.alice.pay(id, units("0.1")).await?;
     }
     let (a, b) = agreed(&pair, id).await?;
+    let chain_id = pair.net.chain_id;
     let mut events = pair.bob.subscribe();
-    let mut seen = Vec::new();
 
     // Alice's close lands in a block that a reorg then replaces before it is confirmed.
     paused.store(true, Ordering::SeqCst);
     let receipt = pair.alice.force_close(id).await?;
     let close_block = receipt.block_number.expect("mined");
-    // Several polls of Bob's monitor see the close at the head, unconfirmed.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Bob's monitor sees the close at the head, unconfirmed (mining is paused), and finishes a
+    // step on that head: a monitor that read unconfirmed blocks would deliver the close here.
+    let saw = bob_health(&pair, |h| h.head.is_some_and(|head| head >= close_block)).await?;
+    bob_health(&pair, |h| h.steps > saw.steps).await?;
     let head = pair.net.block_number().await?;
     pair.net.reorg(head - close_block + 1).await?;
     paused.store(false, Ordering::SeqCst);
-    // Wait until Bob's monitor is well past the old close block.
-    let chain_id = pair.net.chain_id;
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let health = pair.bob.chain_health(chain_id)?;
-            if health.checkpoint.is_some_and(|c| c.block > close_block + 2) {
-                return Ok::<_, ClientError>(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await??;
-    ensure!(refutations(&mut events, &mut seen) == 0, "{seen:?}");
+    // Once Bob's monitor is past the old close block, the removed close was never delivered.
+    bob_checkpointed(&pair, close_block + 3).await?;
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
     ensure!(
         !seen
             .iter()
             .any(|e| matches!(e, ClientEvent::ClosedByPeer { .. })),
         "the removed close was never delivered: {seen:?}"
+    );
+    let started = pair.bob.refutations_started(chain_id)?;
+    ensure!(
+        started == 0,
+        "{started} refutations of a removed close: {seen:?}"
     );
     ensure!(pair.bob.channel(id).await?.chain == ChainStatus::Open);
 
@@ -150,10 +160,29 @@ async fn a_close_removed_by_a_reorg_is_never_answered_and_the_real_one_once() ->
         )
     })
     .await?;
-    // Give a duplicate the time to show up, if there were one.
+    // A duplicate would be started while Bob's monitor applies a later batch (the close or
+    // the refutation delivered again): let it scan well past both, then count.
     pair.net.mine(2 * CONFIRMATIONS).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure!(refutations(&mut events, &mut seen) == 1, "{seen:?}");
+    bob_checkpointed(&pair, pair.net.block_number().await? - CONFIRMATIONS).await?;
+    let started = pair.bob.refutations_started(chain_id)?;
+    ensure!(started == 1, "{started} refutations of one close: {seen:?}");
+    // The one started was submitted (its event may still be on its way).
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let submitted = |seen: &[ClientEvent]| {
+        seen.iter()
+            .filter(|e| matches!(e, ClientEvent::RefutationSubmitted { .. }))
+            .count()
+    };
+    if submitted(&seen) == 0 {
+        let event = wait_for(&mut events, |e| {
+            matches!(e, ClientEvent::RefutationSubmitted { .. })
+        })
+        .await?;
+        seen.push(event);
+    }
+    ensure!(submitted(&seen) == 1, "{seen:?}");
 
     pair.advance(u64::from(keel_e2e::MIN_PERIOD) + 1).await?;
     pair.bob.settle(id).await?;

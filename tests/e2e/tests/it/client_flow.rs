@@ -242,10 +242,20 @@ pub(crate) async fn agreed(pair: &Pair, id: B256) -> Result<(U256, U256)> {
     Ok((a.balance, b.balance))
 }
 
-/// `count` payments each way, all at once, of 1..=1000 base units; returns what each sent.
+/// What Alice pays in her `i`th payment: 1..=1000 base units.
+fn alice_amount(i: u64) -> U256 {
+    U256::from(i % 1_000 + 1)
+}
+
+/// What Bob pays in his `i`th payment: 2..=1000 base units in another order, so the two
+/// directions' totals differ and a payment lost or doubled on both sides does not cancel out.
+fn bob_amount(i: u64) -> U256 {
+    U256::from(i * 7 % 999 + 2)
+}
+
+/// `count` payments each way, all at once; returns what each sent.
 async fn pay_both_ways(pair: &Pair, id: B256, count: u64) -> Result<(U256, U256)> {
-    let amount = |i: u64| U256::from(i % 1_000 + 1);
-    let spawn = |client: &Client| {
+    let spawn = |client: &Client, amount: fn(u64) -> U256| {
         let client = client.clone();
         tokio::spawn(async move {
             // 16 payers per side keep payments in flight while staying in order per payer.
@@ -266,11 +276,30 @@ async fn pay_both_ways(pair: &Pair, id: B256, count: u64) -> Result<(U256, U256)
             Ok::<_, keel_client::ClientError>(())
         })
     };
-    let (a, b) = (spawn(&pair.alice), spawn(&pair.bob));
+    let (a, b) = (
+        spawn(&pair.alice, alice_amount),
+        spawn(&pair.bob, bob_amount),
+    );
     a.await??;
     b.await??;
-    let sent = (0..count).map(amount).fold(U256::ZERO, |s, x| s + x);
-    Ok((sent, sent))
+    let total = |amount: fn(u64) -> U256| (0..count).map(amount).fold(U256::ZERO, |s, x| s + x);
+    Ok((total(alice_amount), total(bob_amount)))
+}
+
+/// Checks one direction on its own: the payee holds the payer's latest proof, which carries the
+/// payer's cumulative total, `sent`, at nonce `payments`.
+async fn expect_direction(payee: &Client, id: B256, payments: u64, sent: U256) -> Result<()> {
+    let (proof, _) = payee
+        .latest_peer_proof(id)
+        .await?
+        .ok_or_else(|| eyre!("no proof received"))?;
+    ensure!(
+        (proof.nonce, proof.transferredAmount) == (payments, sent),
+        "received {} in {} proofs; {sent} was sent in {payments}",
+        proof.transferredAmount,
+        proof.nonce
+    );
+    Ok(())
 }
 
 async fn pay_thousands_and_close(erc20: bool) -> Result<()> {
@@ -279,11 +308,15 @@ async fn pay_thousands_and_close(erc20: bool) -> Result<()> {
     let deposit = units("10");
     let id = pair.open(token, deposit).await?;
     let (a_sent, b_sent) = pay_both_ways(&pair, id, 5_000).await?;
+    ensure!(a_sent != b_sent, "the directions must not cancel out");
     // One more one-sided payment so the balances differ from the deposits.
-    pair.alice.pay(id, U256::from(123_456_789u64)).await?;
+    let extra = U256::from(123_456_789u64);
+    pair.alice.pay(id, extra).await?;
+    expect_direction(&pair.bob, id, 5_001, a_sent + extra).await?;
+    expect_direction(&pair.alice, id, 5_000, b_sent).await?;
     let (a, b) = agreed(&pair, id).await?;
-    ensure!(a == deposit - a_sent + b_sent - U256::from(123_456_789u64));
-    ensure!(b == deposit + a_sent - b_sent + U256::from(123_456_789u64));
+    ensure!(a == deposit - a_sent + b_sent - extra);
+    ensure!(b == deposit + a_sent - b_sent + extra);
     let info = pair.alice.channel(id).await?;
     ensure!(info.sent_nonce == 5_001 && info.received_nonce == 5_000);
 

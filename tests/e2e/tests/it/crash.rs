@@ -1,17 +1,33 @@
 //! Crash safety: Alice's client runs in its own process (`crash_peer`), paying Bob in a loop
-//! while Bob pays her back, and is killed with SIGKILL at random moments, 20 times. After each
-//! restart the two must agree; at the end a cooperative close must pay exactly the agreed
-//! balances.
+//! while Bob pays her back, and is killed with SIGKILL at random moments, 20 times. Every
+//! payment either side's API reported complete must be in the final balances, and none twice:
+//! after each kill, what Alice's store holds is checked against what the killed process
+//! reported; at the end both directions are checked against those totals, and a cooperative
+//! close must pay exactly the agreed balances.
 
-use std::{process::Stdio, time::Duration};
+use std::{
+    process::Stdio,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use alloy::primitives::{Address, U256};
-use eyre::{ensure, Result};
-use keel_client::{Client, ClientError};
+use eyre::{ensure, eyre, Result};
+use keel_client::{store::Store, Client, ClientError};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::client_flow::{config, expect_settled, holdings, wait_agreed, wait_until, Pair};
+use crate::client_flow::{config, expect_settled, holdings, wait_agreed, Pair};
 
 const KILLS: usize = 20;
+
+/// Payers in `crash_peer`; payer `p`'s amounts are `2^p` modulo 256.
+const PAYERS: usize = 8;
+
+/// Longest wait for a run of `crash_peer` to report its payments; only reached on failure.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A small deterministic generator, so a failing run can be replayed from its printed seed.
 struct Rng(u64);
@@ -24,6 +40,85 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
     }
+}
+
+/// What one run of `crash_peer` reported on stdout.
+#[derive(Debug, Default)]
+struct Reported {
+    /// Payments whose `pay` returned `Ok`, and their sum.
+    done: u64,
+    done_sum: U256,
+    /// Per payer, the payment it had started and not seen complete when the run ended.
+    in_flight: [Option<U256>; PAYERS],
+}
+
+impl Reported {
+    fn note(&mut self, line: &str) -> Result<()> {
+        let mut words = line.split_whitespace();
+        let (what, payer, amount) = (words.next(), words.next(), words.next());
+        let payer: usize = payer.ok_or_else(|| eyre!("bad line {line:?}"))?.parse()?;
+        let amount: U256 = amount.ok_or_else(|| eyre!("bad line {line:?}"))?.parse()?;
+        ensure!(payer < PAYERS, "bad payer in {line:?}");
+        match what {
+            Some("start") => self.in_flight[payer] = Some(amount),
+            Some("done") => {
+                ensure!(
+                    self.in_flight[payer].take() == Some(amount),
+                    "payer {payer} finished a payment it did not start: {line:?}"
+                );
+                self.done += 1;
+                self.done_sum += amount;
+            }
+            _ => eyre::bail!("bad line {line:?}"),
+        }
+        Ok(())
+    }
+}
+
+/// Alice's side of the channel as her store holds it: (nonce, cumulative amount sent).
+async fn stored_direction(path: &std::path::Path) -> Result<(u64, U256)> {
+    let store = Store::open(path).await?;
+    let states = store.load_all().await;
+    store.close().await;
+    let state = states?
+        .pop()
+        .ok_or_else(|| eyre!("alice's store has no channel"))?;
+    let own = state.direction(state.me());
+    Ok((own.nonce, own.transferred))
+}
+
+/// Checks a killed run against Alice's store: it moved from `before` to `after` by every
+/// payment reported complete plus some of those in flight, each at most once.
+fn account(kill: usize, run: &Reported, before: (u64, U256), after: (u64, U256)) -> Result<()> {
+    let context = || format!("kill {kill}: {run:?}, store {before:?} -> {after:?}");
+    ensure!(
+        after.1 >= before.1 + run.done_sum,
+        "payments reported complete are missing from the store: {}",
+        context()
+    );
+    // The rest came from payments in flight at the kill, at most one per payer, and payer p's
+    // amounts are 2^p modulo 256: the low byte names the payers whose payment landed.
+    let rest = after.1 - before.1 - run.done_sum;
+    let landed: Vec<usize> = (0..PAYERS).filter(|p| rest.bit(*p)).collect();
+    let mut expected = U256::ZERO;
+    for &p in &landed {
+        expected += run.in_flight[p]
+            .ok_or_else(|| eyre!("payer {p} had nothing in flight: {}", context()))?;
+    }
+    ensure!(
+        rest == expected,
+        "the store holds {rest} beyond the completed payments, not the sum of in-flight ones          (a payment counted twice?): {}",
+        context()
+    );
+    ensure!(
+        after.0 - before.0 == run.done + landed.len() as u64,
+        "nonces moved by {}, payments by {} + {}: {}",
+        after.0 - before.0,
+        run.done,
+        landed.len(),
+        context()
+    );
+    Ok(())
 }
 
 fn deployment_json(pair: &Pair) -> String {
@@ -55,25 +150,27 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
     let store = pair.dir.0.join("alice.db");
     pair.alice.clone().shutdown().await;
 
-    // Bob pays Alice whenever she is connected.
+    // Bob pays Alice whenever she is connected, until told to stop; returns how many of his
+    // payments completed (all of 3 wei).
+    let stop = Arc::new(AtomicBool::new(false));
     let bob = pair.bob.clone();
+    let stopping = stop.clone();
     let bob_pays = tokio::spawn(async move {
         let mut paid = 0u64;
-        loop {
+        while !stopping.load(Ordering::SeqCst) {
             match bob.pay(id, U256::from(3)).await {
                 Ok(()) => paid += 1,
                 Err(ClientError::PeerOffline(_)) => {}
                 Err(e) => return Err(e),
             }
+            // Leaves Alice's payers most of the channel.
             tokio::time::sleep(Duration::from_millis(2)).await;
-            if paid >= 1_000_000 {
-                return Ok(());
-            }
         }
+        Ok(paid)
     });
 
     let key = alloy::hex::encode(pair.net.alice.signer.to_bytes());
-    let mut received = Vec::new();
+    let mut stored = stored_direction(&store).await?;
     for kill in 0..KILLS {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crash_peer"))
             .env("KEEL_KEY", &key)
@@ -88,21 +185,37 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
                 keel_client::client::Clock::now(&pair.clock).to_string(),
             )
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
-        // Let it connect and pay for a while, then kill it mid-stream.
-        tokio::time::sleep(Duration::from_millis(300 + rng.below(700))).await;
-        if let Some(status) = child.try_wait()? {
-            eyre::bail!("crash_peer exited early with {status} (kill {kill})");
-        }
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        // Kill it mid-stream, once it has completed a random number of payments (so every run
+        // makes progress, and the kills land at random points of the payment pipeline).
+        let target = 1 + rng.below(400);
+        let mut run = Reported::default();
+        tokio::time::timeout(PATIENCE, async {
+            while run.done < target {
+                match lines.next_line().await? {
+                    Some(line) => run.note(&line)?,
+                    None => eyre::bail!("crash_peer exited early (kill {kill}): {run:?}"),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| {
+            eyre!("crash_peer made no {target} payments in time (kill {kill}): {run:?}")
+        })??;
         child.start_kill()?;
         child.wait().await?;
-        received.push(pair.bob.channel(id).await?.received_nonce);
+        // Whatever it wrote before dying.
+        while let Some(line) = lines.next_line().await? {
+            run.note(&line)?;
+        }
+        let now = stored_direction(&store).await?;
+        account(kill, &run, stored, now)?;
+        stored = now;
     }
-    ensure!(
-        received.windows(2).filter(|w| w[1] > w[0]).count() >= KILLS / 4,
-        "the payer made progress between most kills: {received:?}"
-    );
 
     // Alice comes back in-process on the same store; both sides agree after the resync.
     let alice = Client::start(config(
@@ -115,18 +228,35 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
     .await?;
     alice.connect(pair.bob_addr, pair.net.bob.address()).await?;
     alice.pay(id, U256::from(1)).await?;
-    bob_pays.abort();
-    let _ = bob_pays.await;
+    stop.store(true, Ordering::SeqCst);
+    // Bob's last payment completes now that Alice is back; then his task ends.
+    let bob_paid = bob_pays.await??;
+    ensure!(bob_paid > 0, "bob paid nothing in {KILLS} runs");
     let pair = Pair { alice, ..pair };
-    // Bob's last payment, if one was in flight, lands; then both agree.
-    wait_until(&pair.bob, id, |b| b.sent_nonce > 0).await?;
     let (a, b) = wait_agreed(&pair, id).await?;
     let info = pair.alice.channel(id).await?;
     ensure!(info.failed.is_none(), "{info:?}");
-    ensure!(a + b == deposit + deposit, "funds are conserved");
+
+    // Each direction holds exactly what its payer's API reported, plus the in-flight payments
+    // the store accounted for above.
+    let alice_sent = (stored.0 + 1, stored.1 + U256::from(1));
+    let bob_sent = (bob_paid, U256::from(3 * bob_paid));
+    let latest = |proof: Option<(keel_core::BalanceProof, _)>| {
+        proof.map(|(p, _)| (p.nonce, p.transferredAmount))
+    };
+    ensure!(latest(pair.bob.latest_peer_proof(id).await?) == Some(alice_sent));
+    ensure!(latest(pair.alice.latest_peer_proof(id).await?) == Some(bob_sent));
+    ensure!(
+        a == deposit - alice_sent.1 + bob_sent.1,
+        "alice's balance {a}"
+    );
+    ensure!(
+        b == deposit + alice_sent.1 - bob_sent.1,
+        "bob's balance {b}"
+    );
     println!(
         "after {KILLS} kills: alice sent {} payments, bob {}",
-        info.sent_nonce, info.received_nonce
+        alice_sent.0, bob_sent.0
     );
 
     let mut events = pair.bob.subscribe();

@@ -109,6 +109,11 @@ pub struct Health {
     pub checkpoint: Option<Checkpoint>,
     /// The latest head the node reported.
     pub head: Option<u64>,
+    /// Steps completed since the monitor started, each one a read of the head followed by
+    /// whatever it called for (a range scanned and delivered, a backfill, a rewind, or nothing
+    /// new). Once it has grown past its value in a snapshot whose `head` was `h`, the monitor
+    /// has finished a step with a head of at least `h`.
+    pub steps: u64,
     /// Failed attempts since the last success; non-zero means the monitor is retrying.
     pub consecutive_failures: u32,
     /// Failed attempts since the monitor started.

@@ -108,6 +108,7 @@ impl Scanner {
                 Ok(next) => {
                     let recovered = {
                         let mut state = self.shared.lock();
+                        state.health.steps = state.health.steps.saturating_add(1);
                         std::mem::replace(&mut state.health.consecutive_failures, 0)
                     };
                     if recovered > 0 {
