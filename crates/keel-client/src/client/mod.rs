@@ -149,6 +149,9 @@ pub(crate) struct Inner {
     pub(crate) channels: RwLock<HashMap<B256, Arc<Channel>>>,
     pub(crate) peers: std::sync::Mutex<HashMap<Address, Arc<Peer>>>,
     pub(crate) events: broadcast::Sender<ClientEvent>,
+    /// Held while a channel is recorded, so two recorders of one channel (`open_channel` and
+    /// the monitor) do not both store it.
+    pub(crate) adding: tokio::sync::Mutex<()>,
     /// Flips to true once, when the client stops; tasks watch it.
     pub(crate) stopping: watch::Sender<bool>,
 }
@@ -179,6 +182,7 @@ impl Client {
             store,
             chains: OnceLock::new(),
             peers: std::sync::Mutex::new(HashMap::new()),
+            adding: tokio::sync::Mutex::new(()),
             events,
             stopping: watch::Sender::new(false),
         });
@@ -696,6 +700,32 @@ pub(crate) async fn add_channel(
     inner: &Arc<Inner>,
     opening: &ChannelOpening,
 ) -> Result<ChannelInfo> {
+    let _adding = inner.adding.lock().await;
+    add_new_channel(inner, opening, None).await
+}
+
+/// [`add_channel`] unless the channel is known already (then its current summary): for a
+/// channel that both `open_channel` and the monitor's `ChannelOpened` may record. Its vault is
+/// watched from `from_block` (the opening block), so nothing between is missed.
+pub(crate) async fn add_channel_once(
+    inner: &Arc<Inner>,
+    opening: &ChannelOpening,
+    from_block: Option<u64>,
+) -> Result<ChannelInfo> {
+    let _adding = inner.adding.lock().await;
+    let id = keel_core::channel_id(opening.chain_id, opening.factory, &opening.params);
+    if let Ok(channel) = inner.channel(id) {
+        return Ok(channel.rt.lock().await.info());
+    }
+    add_new_channel(inner, opening, from_block).await
+}
+
+/// Stores and registers a channel; the caller holds `inner.adding`.
+async fn add_new_channel(
+    inner: &Arc<Inner>,
+    opening: &ChannelOpening,
+    from_block: Option<u64>,
+) -> Result<ChannelInfo> {
     let state = inner.store.open_channel(opening).await?;
     let info = channel::Runtime::info_of(&state, None, crate::store::ChainStatus::Open);
     let channel = Arc::new(Channel::new(state, inner.config.window));
@@ -707,7 +737,10 @@ pub(crate) async fn add_channel(
     if let Ok(link) = inner.link(opening.chain_id) {
         // A channel learnt from `ChannelOpened` is watched already, from its opening block.
         if !link.monitor.watched().contains_key(&channel.vault) {
-            link.monitor.watch(channel.vault, channel.id);
+            match from_block {
+                Some(from) => link.monitor.watch_from(channel.vault, channel.id, from),
+                None => link.monitor.watch(channel.vault, channel.id),
+            }
         }
     }
     peer::announce(inner, &channel).await;

@@ -122,6 +122,7 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
             };
             if inner.channel(id).is_err() {
                 let link = inner.link(event.chain_id)?;
+                // `open_channel` may be recording it at the same moment: one of us does.
                 let deployment = link.chain.deployment();
                 let opening = ChannelOpening {
                     params: *params,
@@ -131,7 +132,7 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
                     me,
                     policy: inner.config.policy,
                 };
-                super::add_channel(inner, &opening).await?;
+                super::add_channel_once(inner, &opening, Some(event.block)).await?;
                 inner.emit(ClientEvent::ChannelOpened {
                     channel_id: id,
                     peer: params.participant(me.other()),
@@ -376,10 +377,12 @@ impl Client {
             me: Side::A,
             policy: inner.config.policy,
         };
-        // Recorded first: a crash after the transaction still finds the channel on restart.
-        let info = super::add_channel(inner, &opening).await?;
-        link.chain.open(&params, deposit).await?;
-        Ok(info)
+        // Recorded only once the chain holds it, so a failed open leaves nothing behind. A
+        // crash between the transaction and the record loses nothing either: the monitor
+        // follows `ChannelOpened` naming us and records the channel when it sees it.
+        let receipt = link.chain.open(&params, deposit).await?;
+        let from = receipt.block_number.unwrap_or_default();
+        super::add_channel_once(inner, &opening, Some(from)).await
     }
 
     /// Raises our deposit in the channel by `amount`; counts once the monitor confirms it.
