@@ -19,6 +19,7 @@ mod event;
 mod handlers;
 mod onchain;
 mod peer;
+mod requests;
 
 pub use channel::ChannelInfo;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -35,7 +36,7 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_core::{
-    signing_hash, wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy,
+    wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy,
     Side, Withdrawal, B256, U256,
 };
 use tokio::{
@@ -161,22 +162,26 @@ impl Client {
     pub async fn start(config: Config) -> Result<Self> {
         let store =
             Arc::new(Store::open_paced(&config.store_path, config.min_commit_interval).await?);
-        let states = store.load_channels().await?;
+        let mut channels = HashMap::new();
+        for (state, status) in store.load_channels().await? {
+            let mut channel = Channel::with_status(state, status, config.window);
+            let rt = channel.rt.get_mut();
+            let (me, mine) = (config.signer.address(), rt.state.me());
+            let withdrawing = rt.state.pending_withdrawal(mine).is_some();
+            let closing = rt.state.is_closing() && status.is_open();
+            if withdrawing || closing {
+                // Our requests and the peer's signatures: submitted, or asked for, again.
+                rt.requests = store
+                    .own_requests(channel.id, me, withdrawing, closing)
+                    .await?;
+            }
+            channels.insert(channel.id, Arc::new(channel));
+        }
         let transport = Transport::new(config.signer.clone())?;
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             address: config.signer.address(),
-            channels: RwLock::new(
-                states
-                    .into_iter()
-                    .map(|(s, status)| {
-                        (
-                            s.id(),
-                            Arc::new(Channel::with_status(s, status, config.window)),
-                        )
-                    })
-                    .collect(),
-            ),
+            channels: RwLock::new(channels),
             config,
             transport,
             store,
@@ -337,114 +342,6 @@ impl Client {
             answer.await.map_err(|_| ClientError::Stopped)??;
         }
         Ok(expired.len())
-    }
-
-    /// Agrees a withdrawal of `amount` from our side with the peer: reserves it (no payment can
-    /// spend it), and returns the withdrawal with both signatures, ready for the vault. The
-    /// reservation ends when the withdrawal is seen on chain or expires.
-    pub async fn request_withdrawal(
-        &self,
-        channel_id: B256,
-        amount: U256,
-    ) -> Result<SignedWithdrawal> {
-        let inner = &self.inner;
-        let channel = inner.channel(channel_id)?;
-        let now = inner.config.clock.now();
-        let (withdrawal, ours, answer, chain_id, vault, me) = {
-            let mut rt = channel.rt.lock().await;
-            rt.ensure_usable()?;
-            let state = &mut rt.state;
-            let me = state.me();
-            let withdrawal = Withdrawal {
-                channelId: channel_id,
-                participant: inner.address,
-                totalWithdrawn: state.ledger(me).1.checked_add(amount).ok_or(
-                    keel_core::ChannelError::InvalidWithdrawal("total overflows"),
-                )?,
-                expiry: now.saturating_add(inner.config.signature_lifetime),
-            };
-            state.approve_withdrawal(&withdrawal, now)?;
-            let (chain_id, vault) = (state.chain_id(), state.vault());
-            let event = Event::WithdrawalApproved {
-                withdrawal: withdrawal.clone(),
-                now,
-            };
-            inner.persist(&channel, &mut rt, &event).await?;
-            let ours = inner.sign(rt.state.domain(), &withdrawal)?;
-            let (reply, answer) = oneshot::channel();
-            rt.withdrawal = Some(reply);
-            (withdrawal, ours, answer, chain_id, vault, me)
-        };
-        peer::send(
-            inner,
-            channel.peer,
-            Outgoing::message(keel_core::wire::Message::WithdrawalRequest {
-                withdrawal: withdrawal.clone(),
-                signature: ours,
-            }),
-        )?;
-        let theirs = inner.await_reply(answer, "withdrawal co-signature").await?;
-        let digest = signing_hash(&withdrawal, chain_id, vault);
-        check_signer(&digest, &theirs, channel.peer)?;
-        let (signature_a, signature_b) = ordered(me, ours, theirs);
-        Ok(SignedWithdrawal {
-            withdrawal,
-            signature_a,
-            signature_b,
-        })
-    }
-
-    /// Agrees the cooperative close that pays both current balances with the peer, and returns
-    /// it with both signatures, ready for the vault. The channel takes no more updates unless
-    /// the close expires unexecuted. Needs no pending locks or withdrawals.
-    pub async fn request_close(&self, channel_id: B256) -> Result<SignedClose> {
-        let inner = &self.inner;
-        let channel = inner.channel(channel_id)?;
-        let now = inner.config.clock.now();
-        let (close, ours, answer, chain_id, vault, me) = {
-            let mut rt = channel.rt.lock().await;
-            rt.ensure_usable()?;
-            if !rt.unacked.is_empty() {
-                return Err(ClientError::Channel(keel_core::ChannelError::CloseMismatch));
-            }
-            let close = rt
-                .state
-                .propose_close(now.saturating_add(inner.config.signature_lifetime))?;
-            let (chain_id, vault, me) = (rt.state.chain_id(), rt.state.vault(), rt.state.me());
-            inner
-                .persist(
-                    &channel,
-                    &mut rt,
-                    &Event::CloseProposed {
-                        close: close.clone(),
-                    },
-                )
-                .await?;
-            let ours = inner.sign(rt.state.domain(), &close)?;
-            let (reply, answer) = oneshot::channel();
-            rt.close = Some(reply);
-            (close, ours, answer, chain_id, vault, me)
-        };
-        peer::send(
-            inner,
-            channel.peer,
-            Outgoing::message(keel_core::wire::Message::CloseRequest {
-                close: close.clone(),
-                signature: ours,
-            }),
-        )?;
-        let theirs = inner.await_reply(answer, "close co-signature").await?;
-        check_signer(
-            &signing_hash(&close, chain_id, vault),
-            &theirs,
-            channel.peer,
-        )?;
-        let (signature_a, signature_b) = ordered(me, ours, theirs);
-        Ok(SignedClose {
-            close,
-            signature_a,
-            signature_b,
-        })
     }
 
     /// A snapshot of every channel.
@@ -689,6 +586,10 @@ async fn maintain(inner: std::sync::Weak<Inner>) {
                 {
                     break;
                 }
+            }
+            // What the peer co-signed and the chain has not executed yet: submit it (again).
+            for signed in requests::co_signed(&inner, &rt) {
+                requests::resubmit(&inner, &channel, signed);
             }
         }
     }

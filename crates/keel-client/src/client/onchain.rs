@@ -392,41 +392,6 @@ impl Client {
         Ok(link.chain.deposit(&params, me, amount).await?)
     }
 
-    /// Withdraws `amount` of our balance while the channel stays open: agrees it with the peer
-    /// ([`Client::request_withdrawal`]) and submits it. Our balance drops once the monitor
-    /// confirms it.
-    pub async fn withdraw(&self, channel_id: B256, amount: U256) -> Result<TxReceipt> {
-        let signed = self.request_withdrawal(channel_id, amount).await?;
-        let (params, _, chain_id) = self.inner.params_of(channel_id).await?;
-        let link = self.inner.link(chain_id)?;
-        Ok(link
-            .chain
-            .withdraw(
-                &params,
-                &signed.withdrawal,
-                &signed.signature_a,
-                &signed.signature_b,
-            )
-            .await?)
-    }
-
-    /// Closes the channel cooperatively: agrees the final balances with the peer
-    /// ([`Client::request_close`]) and submits them; both are paid at once.
-    pub async fn close(&self, channel_id: B256) -> Result<TxReceipt> {
-        let signed = self.request_close(channel_id).await?;
-        let (params, _, chain_id) = self.inner.params_of(channel_id).await?;
-        let link = self.inner.link(chain_id)?;
-        Ok(link
-            .chain
-            .cooperative_close(
-                &params,
-                &signed.close,
-                &signed.signature_a,
-                &signed.signature_b,
-            )
-            .await?)
-    }
-
     /// Closes the channel unilaterally with the peer's latest proof; the peer may add its newer
     /// one until the challenge period ends, then anyone may [`Client::settle`].
     pub async fn force_close(&self, channel_id: B256) -> Result<TxReceipt> {

@@ -7,7 +7,7 @@ use eyre::{ensure, Result};
 use keel_client::{chain::ChainError, Client, ClientError};
 use keel_e2e::MIN_PERIOD;
 
-use crate::client_flow::{config, units, Pair};
+use crate::client_flow::{agreed, config, expect_settled, units, wait_until, Pair};
 
 /// An `open_channel` the factory refuses (a challenge period below its minimum) stores
 /// nothing: no channel now, none after a restart, none announced to the peer.
@@ -52,5 +52,74 @@ async fn a_refused_open_stores_nothing() -> Result<()> {
         )
         .await?;
     ensure!(alice.channels().await.len() == 1);
+    Ok(())
+}
+
+/// A close and a withdrawal whose submission fails while the node is down are not lost: the
+/// application's retry submits what was co-signed (before the fix the channel refused every
+/// request until the signature expired, an hour later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_fail_in_an_rpc_outage_are_submitted_once_the_node_is_back() -> Result<()> {
+    let mut pair = Pair::start("request-outage").await?;
+    let id = pair.open(Address::ZERO, units("1")).await?;
+    pair.alice.pay(id, units("0.25")).await?;
+
+    pair.net.stop_rpc();
+    let err = pair.alice.withdraw(id, units("0.1")).await.unwrap_err();
+    ensure!(matches!(err, ClientError::Chain(_)), "{err:?}");
+    pair.net.restart_rpc().await?;
+    pair.alice.withdraw(id, units("0.1")).await?;
+    for client in [&pair.alice, &pair.bob] {
+        wait_until(client, id, |i| i.withdrawn[0] == units("0.1")).await?;
+    }
+    // The reservation is gone with the withdrawal: the rest of Alice's balance moves.
+    pair.alice.pay(id, units("0.65")).await?;
+
+    let (a, b) = agreed(&pair, id).await?;
+    let mut events = pair.bob.subscribe();
+    pair.net.stop_rpc();
+    let err = pair.alice.close(id).await.unwrap_err();
+    ensure!(matches!(err, ClientError::Chain(_)), "{err:?}");
+    pair.net.restart_rpc().await?;
+    pair.alice.close(id).await?;
+    expect_settled(&mut events, id, a, b).await?;
+    Ok(())
+}
+
+/// What the peer co-signed survives a crash before it was submitted: the restarted client
+/// submits it by itself (before the fix both sides refused payments until the signature
+/// expired, about an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_co_signed_before_a_crash_are_submitted_after_the_restart() -> Result<()> {
+    let pair = Pair::start("request-crash").await?;
+    let id = pair.open(Address::ZERO, units("1")).await?;
+    pair.alice.pay(id, units("0.25")).await?;
+    let restart = |pair: &Pair| {
+        Client::start(config(
+            &pair.net,
+            &pair.dir,
+            &pair.clock,
+            &pair.net.alice,
+            "alice",
+        ))
+    };
+
+    // Co-signed, never submitted: Alice stops right after.
+    pair.alice.request_withdrawal(id, units("0.1")).await?;
+    pair.alice.clone().shutdown().await;
+    let alice = restart(&pair).await?;
+    alice.connect(pair.bob_addr, pair.net.bob.address()).await?;
+    let pair = Pair { alice, ..pair };
+    for client in [&pair.alice, &pair.bob] {
+        wait_until(client, id, |i| i.withdrawn[0] == units("0.1")).await?;
+    }
+
+    let (a, b) = agreed(&pair, id).await?;
+    let mut events = pair.bob.subscribe();
+    pair.alice.request_close(id).await?;
+    pair.alice.clone().shutdown().await;
+    let alice = restart(&pair).await?;
+    alice.connect(pair.bob_addr, pair.net.bob.address()).await?;
+    expect_settled(&mut events, id, a, b).await?;
     Ok(())
 }
