@@ -42,6 +42,11 @@ pub(crate) async fn start(
     for config in chains {
         let chain = Chain::connect(config.clone(), inner.config.signer.clone()).await?;
         let (monitor, batches) = Monitor::spawn(config.clone(), Arc::clone(&inner.store))?;
+        tokio::spawn(report_health(
+            Arc::downgrade(inner),
+            config.chain_id(),
+            monitor.subscribe(),
+        ));
         monitor.watch_opened(inner.address);
         for channel in inner
             .channels
@@ -105,6 +110,38 @@ async fn follow(inner: std::sync::Weak<Inner>, mut batches: mpsc::Receiver<Batch
             // Let the next attempt find things changed (an RPC or disk back up).
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// Tells the application when a monitor turns unhealthy (a node on another chain, or failing
+/// again and again) and when it recovers: while it is unhealthy, a peer's stale close would
+/// not be refuted.
+async fn report_health(
+    inner: std::sync::Weak<Inner>,
+    chain_id: u64,
+    mut health: tokio::sync::watch::Receiver<crate::chain::Health>,
+) {
+    let mut healthy = true;
+    while health.changed().await.is_ok() {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let now = health.borrow_and_update().clone();
+        if now.is_healthy() == healthy {
+            continue;
+        }
+        healthy = now.is_healthy();
+        inner.emit(if healthy {
+            ClientEvent::ChainRecovered { chain_id }
+        } else {
+            let reason = match (now.wrong_chain, &now.stopped, &now.last_error) {
+                (Some(found), _, _) => format!("the RPC node is on chain {found}"),
+                (_, Some(why), _) => format!("the monitor stopped: {why}"),
+                (_, _, Some(error)) => format!("the monitor keeps failing: {error}"),
+                _ => "the monitor is unhealthy".into(),
+            };
+            ClientEvent::ChainTrouble { chain_id, reason }
+        });
     }
 }
 

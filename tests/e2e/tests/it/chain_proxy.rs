@@ -208,6 +208,67 @@ async fn monitor_retries_through_garbage_json_and_recovers() -> Result<()> {
     Ok(())
 }
 
+/// A dropped request followed by `eth_chainId` answers naming another chain does not stop the
+/// monitor (before the fix, one such answer stopped it for good): it keeps retrying, and once
+/// the node is right again it resumes from its checkpoint and delivers what it missed.
+#[tokio::test]
+async fn monitor_outlasts_a_wrong_chain_id_and_resumes() -> Result<()> {
+    let net = Devnet::start().await?;
+    let store = TempStore::new(&net, "wrong-chain").await?;
+    let proxy = Proxy::start(net.rpc_url()).await?;
+    let ch = net.channel(net.params(Address::ZERO, 1));
+    let alice = net.chain(&net.alice).await?;
+    let bob = net.chain(&net.bob).await?;
+    let opened_at = alice
+        .open(&ch.params, units("1"))
+        .await?
+        .block_number
+        .ok_or_else(|| eyre!("no block"))?;
+
+    let mut config = net.chain_config(0);
+    config.rpc_url = proxy.url.clone();
+    let (monitor, rx) = Monitor::spawn(config, store.store.clone())?;
+    monitor.watch_from(ch.vault, ch.id, opened_at);
+    let mut consumer = Consumer::new(rx);
+    bob.deposit(&ch.params, Side::B, units("1")).await?;
+    assert_eq!(consumer.events(1).await?.len(), 1);
+
+    proxy.set(Fault::Drop);
+    wait_for(&monitor, "a failure", |h| h.consecutive_failures >= 1).await?;
+    proxy.set(Fault::WrongChain);
+    bob.deposit(&ch.params, Side::B, units("2")).await?;
+    let mut alerts = monitor.subscribe();
+    let sick = wait_for(&monitor, "retries on the wrong chain", |h| {
+        h.stopped.is_some() || h.wrong_chain.is_some()
+    })
+    .await?;
+    ensure!(sick.stopped.is_none(), "the monitor stopped: {sick:?}");
+    ensure!(consumer.is_empty(), "delivered from the wrong chain");
+    // Persistent: reported, and subscribers are told.
+    ensure!(sick.wrong_chain == Some(1) && !sick.is_healthy(), "{sick:?}");
+    // (The borrow `wait_for` returns is dropped at once: it would block the monitor.)
+    let told = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        alerts.wait_for(|h| h.wrong_chain == Some(1)),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    ensure!(told, "no alert");
+
+    proxy.set(Fault::None);
+    assert_eq!(
+        kinds_of(&consumer.events(1).await?, &ch),
+        [ChainEventKind::Deposited {
+            side: Side::B,
+            total: units("3")
+        }]
+    );
+    let health = wait_for_checkpoint(&monitor, net.block_number().await?).await?;
+    assert_eq!(health.consecutive_failures, 0);
+    ensure!(health.wrong_chain.is_none() && health.is_healthy(), "{health:?}");
+    Ok(())
+}
+
 /// A node that answers `null` for every receipt does not hold a transaction's sender forever
 /// (before the fix it polled without end): it gives up after its deadline with a typed report.
 #[tokio::test]
