@@ -82,6 +82,23 @@ impl Chain {
     /// # }
     /// ```
     pub async fn connect(config: ChainConfig, signer: PrivateKeySigner) -> Result<Self> {
+        let chain = Self::new(config, signer)?;
+        let expected = chain.chain_id();
+        let found = chain
+            .provider
+            .get_chain_id()
+            .await
+            .map_err(ChainError::transport)?;
+        if found != expected {
+            return Err(ChainError::WrongChain { expected, found });
+        }
+        Ok(chain)
+    }
+
+    /// As [`Chain::connect`] without asking the node anything, so it works while the node is
+    /// down. Transactions are signed for the deployment's chain id, so a node on another chain
+    /// cannot execute them.
+    pub fn new(config: ChainConfig, signer: PrivateKeySigner) -> Result<Self> {
         let address = signer.address();
         let expected = config.chain_id();
         // Gas estimation (which surfaces reverts before sending), the account's pending nonce
@@ -94,13 +111,6 @@ impl Chain {
             .wallet(EthereumWallet::from(signer))
             .connect_client(rpc::client(&config)?)
             .erased();
-        let found = provider
-            .get_chain_id()
-            .await
-            .map_err(ChainError::transport)?;
-        if found != expected {
-            return Err(ChainError::WrongChain { expected, found });
-        }
         Ok(Self {
             provider,
             config: Arc::new(config),

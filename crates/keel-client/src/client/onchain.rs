@@ -40,7 +40,9 @@ pub(crate) async fn start(
 ) -> Result<Vec<(u64, ChainLink)>> {
     let mut links = Vec::with_capacity(chains.len());
     for config in chains {
-        let chain = Chain::connect(config.clone(), inner.config.signer.clone()).await?;
+        // Nothing here waits for the node: a client starts, and pays off chain, while its RPC
+        // node is down; the monitor catches up once it answers.
+        let chain = Chain::new(config.clone(), inner.config.signer.clone())?;
         let (monitor, batches) = Monitor::spawn(config.clone(), Arc::clone(&inner.store))?;
         tokio::spawn(report_health(
             Arc::downgrade(inner),

@@ -123,3 +123,34 @@ async fn requests_co_signed_before_a_crash_are_submitted_after_the_restart() -> 
     expect_settled(&mut events, id, a, b).await?;
     Ok(())
 }
+
+/// A client started while its RPC node is down starts (before the fix `Client::start`
+/// failed), pays off chain, and catches up with the chain once the node is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_started_during_an_rpc_outage_pays_and_catches_up() -> Result<()> {
+    let mut pair = Pair::start("start-outage").await?;
+    let id = pair.open(Address::ZERO, units("1")).await?;
+    pair.alice.clone().shutdown().await;
+    pair.net.stop_rpc();
+    let alice = Client::start(config(
+        &pair.net,
+        &pair.dir,
+        &pair.clock,
+        &pair.net.alice,
+        "alice",
+    ))
+    .await?;
+    alice.connect(pair.bob_addr, pair.net.bob.address()).await?;
+    let pair = Pair { alice, ..pair };
+    for _ in 0..10 {
+        pair.alice.pay(id, units("0.01")).await?;
+        pair.bob.pay(id, units("0.02")).await?;
+    }
+    let mut pair = pair;
+    pair.net.restart_rpc().await?;
+    pair.bob.top_up(id, units("0.5")).await?;
+    wait_until(&pair.alice, id, |i| i.deposits[1] == units("1.5")).await?;
+    let (a, b) = agreed(&pair, id).await?;
+    ensure!((a, b) == (units("1.1"), units("1.4")), "{a} {b}");
+    Ok(())
+}
