@@ -83,6 +83,20 @@ pub struct Config {
     /// payments wait up to this long to share a commit rather than each paying for an fsync.
     /// See [`crate::store::MIN_COMMIT_INTERVAL`], the default; zero commits at once.
     pub min_commit_interval: Duration,
+    /// Most messages queued for one peer, each way. A peer whose outgoing queue is full (it
+    /// does not read, or asks faster than it reads the answers) is disconnected; a full
+    /// incoming queue stops reading from its socket until the client catches up.
+    pub peer_queue: usize,
+    /// A connection on which nothing arrived for this long is dropped. Idle connections stay
+    /// up: each side sends a keep-alive after a third of this without sending anything.
+    pub idle_timeout: Duration,
+    /// Most authenticated connections at once; a peer we share a channel with is always let
+    /// in, any other is refused beyond this.
+    pub max_peers: usize,
+    /// Most handshakes in progress on the listener at once; connections beyond it are closed.
+    pub max_handshakes: usize,
+    /// Most handshakes in progress from one IP address.
+    pub max_handshakes_per_ip: usize,
     /// The chains our channels live on, one entry per chain id. Without any, the client
     /// works off-chain only: deposits and withdrawals are whatever
     /// [`Client::deposit_confirmed`] and [`Client::withdrawal_confirmed`] report.
@@ -106,6 +120,11 @@ impl Config {
             snapshot_every: 4_096,
             min_commit_interval: crate::store::MIN_COMMIT_INTERVAL,
             chains: Vec::new(),
+            peer_queue: 4_096,
+            idle_timeout: Duration::from_secs(120),
+            max_peers: 1_024,
+            max_handshakes: 256,
+            max_handshakes_per_ip: 8,
         }
     }
 }
