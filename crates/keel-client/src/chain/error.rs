@@ -53,7 +53,9 @@ pub enum ChainError {
     },
     /// The transaction was sent (and sent again `rebroadcasts` times) but no receipt came
     /// within the deadline: it may still be mined; look it up by hash later.
-    #[error("{what}: sent as {tx_hash}, no receipt after {waited:?} ({rebroadcasts} re-broadcasts)")]
+    #[error(
+        "{what}: sent as {tx_hash}, no receipt after {waited:?} ({rebroadcasts} re-broadcasts)"
+    )]
     ReceiptTimeout {
         /// The operation.
         what: &'static str,

@@ -13,7 +13,10 @@ use keel_core::{
 use tokio::sync::{oneshot, watch, Mutex, Semaphore};
 
 use super::{ClientError, Result};
-use crate::{chain::TxReceipt, store::{ChainStatus, OwnRequests}};
+use crate::{
+    chain::TxReceipt,
+    store::{ChainStatus, OwnRequests},
+};
 
 /// Answers a caller waiting on the peer.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;

@@ -250,10 +250,16 @@ async fn withdrawal_request(
         .is_some_and(|p| p.withdrawal == withdrawal)
     {
         // Approved and stored before; the peer lost our signature (a crash): sign again.
-        return answer_again(inner, &channel, Message::WithdrawalApproval {
-            signature: inner.sign(&domain, &withdrawal).map_err(|_| (id, RejectCode::Refused))?,
-            withdrawal,
-        });
+        return answer_again(
+            inner,
+            &channel,
+            Message::WithdrawalApproval {
+                signature: inner
+                    .sign(&domain, &withdrawal)
+                    .map_err(|_| (id, RejectCode::Refused))?,
+                withdrawal,
+            },
+        );
     }
     let now = inner.config.clock.now();
     rt.state
@@ -339,10 +345,16 @@ async fn close_request(
     }
     if rt.state.signed_close().is_some_and(|c| c == close) {
         // Approved and stored before; the peer lost our signature (a crash): sign again.
-        return answer_again(inner, &channel, Message::CloseApproval {
-            signature: inner.sign(&domain, &close).map_err(|_| (id, RejectCode::Refused))?,
-            close,
-        });
+        return answer_again(
+            inner,
+            &channel,
+            Message::CloseApproval {
+                signature: inner
+                    .sign(&domain, &close)
+                    .map_err(|_| (id, RejectCode::Refused))?,
+                close,
+            },
+        );
     }
     if !rt.unacked.is_empty() {
         // Our updates in flight would change the balances it pays.

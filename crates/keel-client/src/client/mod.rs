@@ -36,8 +36,8 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_core::{
-    wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy,
-    Side, Withdrawal, B256, U256,
+    wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy, Side,
+    Withdrawal, B256, U256,
 };
 use tokio::{
     net::ToSocketAddrs,

@@ -244,7 +244,11 @@ impl Handshakes {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut by_ip = self.handshakes.by_ip.lock().expect("handshake map poisoned");
+        let mut by_ip = self
+            .handshakes
+            .by_ip
+            .lock()
+            .expect("handshake map poisoned");
         if let Some(n) = by_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -590,11 +594,7 @@ fn precheck(inner: &Inner, address: Address, msg: Message) -> Incoming {
 }
 
 /// Applies the peer's messages in the order they arrived.
-async fn apply_in_order(
-    inner: Arc<Inner>,
-    address: Address,
-    mut queue: mpsc::Receiver<Incoming>,
-) {
+async fn apply_in_order(inner: Arc<Inner>, address: Address, mut queue: mpsc::Receiver<Incoming>) {
     while let Some(incoming) = queue.recv().await {
         match incoming {
             Incoming::Plain(msg) => handlers::handle(&inner, address, msg, None).await,
@@ -625,7 +625,9 @@ async fn disconnected(inner: &Arc<Inner>, peer: &Arc<Peer>, generation: u64) {
     if dial.is_none() && channels_with(inner, peer.address).is_empty() {
         // A stranger that went away leaves nothing behind.
         let mut peers = inner.peers.lock().expect("peer map poisoned");
-        if peers.get(&peer.address).is_some_and(|p| Arc::ptr_eq(p, peer))
+        if peers
+            .get(&peer.address)
+            .is_some_and(|p| Arc::ptr_eq(p, peer))
             && peer.link.lock().expect("link poisoned").generation == generation
         {
             peers.remove(&peer.address);

@@ -95,9 +95,12 @@ impl Client {
                     let withdrawal = Withdrawal {
                         channelId: channel_id,
                         participant: inner.address,
-                        totalWithdrawn: rt.state.ledger(me).1.checked_add(amount).ok_or(
-                            ChannelError::InvalidWithdrawal("total overflows"),
-                        )?,
+                        totalWithdrawn: rt
+                            .state
+                            .ledger(me)
+                            .1
+                            .checked_add(amount)
+                            .ok_or(ChannelError::InvalidWithdrawal("total overflows"))?,
                         expiry: now.saturating_add(inner.config.signature_lifetime),
                     };
                     rt.state.approve_withdrawal(&withdrawal, now)?;
@@ -356,4 +359,3 @@ pub(crate) async fn ask_again(inner: &Inner, channel: &Channel) {
         let _ = peer::send(inner, channel.peer, Outgoing::message(request));
     }
 }
-

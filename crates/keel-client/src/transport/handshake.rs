@@ -105,7 +105,10 @@ pub(super) async fn respond(stream: &mut TcpStream, local: &Transport) -> Result
 fn builder(local: &Transport) -> snow::Builder<'_> {
     snow::Builder::with_resolver(
         params(),
-        Box::new(StaticKeyResolver::new(local.noise_private, local.noise_public)),
+        Box::new(StaticKeyResolver::new(
+            local.noise_private,
+            local.noise_public,
+        )),
     )
 }
 

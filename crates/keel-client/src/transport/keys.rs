@@ -25,7 +25,10 @@ pub(super) struct StaticKeyResolver {
 impl StaticKeyResolver {
     /// A resolver for the static key pair (`private`, `public`), checked to belong together.
     pub(super) fn new(private: [u8; KEY_LEN], public: [u8; KEY_LEN]) -> Self {
-        debug_assert_eq!(MontgomeryPoint::mul_base_clamped(private).to_bytes(), public);
+        debug_assert_eq!(
+            MontgomeryPoint::mul_base_clamped(private).to_bytes(),
+            public
+        );
         Self { private, public }
     }
 }

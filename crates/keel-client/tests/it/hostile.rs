@@ -106,10 +106,13 @@ impl Pair {
 
     async fn pays(&self, n: u64) {
         for _ in 0..n {
-            tokio::time::timeout(Duration::from_secs(10), self.alice.pay(self.id, U256::from(1)))
-                .await
-                .expect("a payment in time")
-                .unwrap();
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                self.alice.pay(self.id, U256::from(1)),
+            )
+            .await
+            .expect("a payment in time")
+            .unwrap();
         }
     }
 }

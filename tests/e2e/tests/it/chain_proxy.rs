@@ -9,8 +9,8 @@ use std::sync::{
 };
 
 use alloy::primitives::Address;
-use eyre::{ensure, eyre, Result};
 use alloy::providers::Provider;
+use eyre::{ensure, eyre, Result};
 use keel_client::chain::{ChainError, ChainEventKind, Monitor};
 use keel_core::Side;
 use keel_e2e::Devnet;
@@ -106,7 +106,9 @@ async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>) {
     while let Ok(Some(request)) = read_message(&mut read).await {
         let fault = fault.load(Ordering::SeqCst);
         let faked = match fault {
-            f if f == Fault::Garbage as u8 => Some(http_ok(br#"{"jsonrpc":"2.0","id":1,"result":"#)),
+            f if f == Fault::Garbage as u8 => {
+                Some(http_ok(br#"{"jsonrpc":"2.0","id":1,"result":"#))
+            }
             f if f == Fault::WrongChain as u8 => answer(&request, "eth_chainId", r#""0x1""#),
             f if f == Fault::NullReceipts as u8 => {
                 answer(&request, "eth_getTransactionReceipt", "null")
@@ -245,7 +247,10 @@ async fn monitor_outlasts_a_wrong_chain_id_and_resumes() -> Result<()> {
     ensure!(sick.stopped.is_none(), "the monitor stopped: {sick:?}");
     ensure!(consumer.is_empty(), "delivered from the wrong chain");
     // Persistent: reported, and subscribers are told.
-    ensure!(sick.wrong_chain == Some(1) && !sick.is_healthy(), "{sick:?}");
+    ensure!(
+        sick.wrong_chain == Some(1) && !sick.is_healthy(),
+        "{sick:?}"
+    );
     // (The borrow `wait_for` returns is dropped at once: it would block the monitor.)
     let told = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -265,7 +270,10 @@ async fn monitor_outlasts_a_wrong_chain_id_and_resumes() -> Result<()> {
     );
     let health = wait_for_checkpoint(&monitor, net.block_number().await?).await?;
     assert_eq!(health.consecutive_failures, 0);
-    ensure!(health.wrong_chain.is_none() && health.is_healthy(), "{health:?}");
+    ensure!(
+        health.wrong_chain.is_none() && health.is_healthy(),
+        "{health:?}"
+    );
     Ok(())
 }
 

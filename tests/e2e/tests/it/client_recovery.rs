@@ -29,7 +29,10 @@ async fn a_refused_open_stores_nothing() -> Result<()> {
         matches!(err, ClientError::Chain(ChainError::Rejected { .. })),
         "{err:?}"
     );
-    ensure!(pair.alice.channels().await.is_empty(), "stored after a refused open");
+    ensure!(
+        pair.alice.channels().await.is_empty(),
+        "stored after a refused open"
+    );
 
     pair.alice.clone().shutdown().await;
     let alice = Client::start(config(
@@ -40,7 +43,10 @@ async fn a_refused_open_stores_nothing() -> Result<()> {
         "alice",
     ))
     .await?;
-    ensure!(alice.channels().await.is_empty(), "a refused open survives a restart");
+    ensure!(
+        alice.channels().await.is_empty(),
+        "a refused open survives a restart"
+    );
     // A real open still works afterwards.
     alice
         .open_channel(
