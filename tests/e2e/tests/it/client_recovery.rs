@@ -4,10 +4,19 @@
 
 use alloy::primitives::Address;
 use eyre::{ensure, Result};
-use keel_client::{chain::ChainError, Client, ClientError};
-use keel_e2e::MIN_PERIOD;
+use keel_client::{
+    chain::ChainError,
+    client::{ClientEvent, ManualClock},
+    Client, ClientError,
+};
+use keel_e2e::{Devnet, MIN_PERIOD};
 
-use crate::client_flow::{agreed, config, expect_settled, units, wait_until, Pair};
+use crate::{
+    chain_proxy::{Fault, Proxy},
+    client_flow::{
+        agreed, chain_time, config, expect_settled, units, wait_for, wait_until, Pair, TempDir,
+    },
+};
 
 /// An `open_channel` the factory refuses (a challenge period below its minimum) stores
 /// nothing: no channel now, none after a restart, none announced to the peer.
@@ -158,5 +167,76 @@ async fn a_client_started_during_an_rpc_outage_pays_and_catches_up() -> Result<(
     wait_until(&pair.alice, id, |i| i.deposits[1] == units("1.5")).await?;
     let (a, b) = agreed(&pair, id).await?;
     ensure!((a, b) == (units("1.1"), units("1.4")), "{a} {b}");
+    Ok(())
+}
+
+/// Bob's node names another chain for a while: Bob is told (`ChainTrouble`), told again once
+/// it is right (`ChainRecovered`), and his monitor, resumed from its checkpoint, still refutes
+/// Alice's stale close (before the fix it had stopped for good, and with it the refutations).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_close_is_refuted_after_the_node_named_another_chain() -> Result<()> {
+    let net = Devnet::start().await?;
+    let proxy = Proxy::start(net.rpc_url()).await?;
+    let dir = TempDir::new("wrong-chain-refute");
+    let clock = ManualClock::new(chain_time(&net).await?);
+    let alice = Client::start(config(&net, &dir, &clock, &net.alice, "alice")).await?;
+    let mut bob_config = config(&net, &dir, &clock, &net.bob, "bob");
+    bob_config.chains[0].rpc_url = proxy.url.clone();
+    let bob = Client::start(bob_config).await?;
+    let bob_addr = bob.listen("127.0.0.1:0").await?;
+    alice.connect(bob_addr, net.bob.address()).await?;
+    let pair = Pair {
+        net,
+        dir,
+        clock,
+        alice,
+        bob,
+        bob_addr,
+    };
+    let chain_id = pair.net.chain_id;
+    let id = pair.open(Address::ZERO, units("1")).await?;
+    for _ in 0..3 {
+        pair.alice.pay(id, units("0.1")).await?;
+    }
+    let mut events = pair.bob.subscribe();
+
+    // A dropped request makes the monitor check the chain again; the node then names chain 1.
+    proxy.set(Fault::Drop);
+    wait_for_health(&pair.bob, chain_id, |h| h.consecutive_failures >= 1).await?;
+    proxy.set(Fault::WrongChain);
+    wait_for(&mut events, |e| {
+        matches!(e, ClientEvent::ChainTrouble { .. })
+    })
+    .await?;
+    wait_for_health(&pair.bob, chain_id, |h| h.wrong_chain == Some(1)).await?;
+
+    proxy.set(Fault::None);
+    wait_for(&mut events, |e| {
+        matches!(e, ClientEvent::ChainRecovered { .. })
+    })
+    .await?;
+    // Alice closes with Bob's proof; Bob answers with her latest, nonce 3.
+    pair.alice.force_close(id).await?;
+    wait_for(&mut events, |e| {
+        matches!(e, ClientEvent::DisputeAnswered { channel_id, closer_nonce: 3 } if *channel_id == id)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Waits until `client`'s monitor of `chain_id` satisfies `done` (polling its health).
+async fn wait_for_health(
+    client: &Client,
+    chain_id: u64,
+    done: impl Fn(&keel_client::chain::Health) -> bool,
+) -> Result<()> {
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while !done(&client.chain_health(chain_id)?) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok::<_, ClientError>(())
+    })
+    .await
+    .map_err(|_| eyre::eyre!("timed out waiting for the monitor's health"))??;
     Ok(())
 }
