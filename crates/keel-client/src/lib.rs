@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
 // A library: output goes through return values (and, later, `tracing`), never to stdout.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 

@@ -71,7 +71,7 @@ pub enum ChainError {
         last_error: Option<Box<ChainError>>,
     },
     /// The client's store failed (saving or loading the monitor's checkpoint).
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// The caller asked for something impossible (an amount that overflows, a side that is not
     /// ours); nothing was sent.

@@ -678,12 +678,14 @@ pub(crate) fn apply_event(state: &mut keel_core::ChannelState, event: &Event) ->
 
 /// Checks `signature` over `digest` is `expected`'s.
 pub(crate) fn check_signer(digest: &B256, signature: &Signature, expected: Address) -> Result<()> {
-    let signer = keel_core::recover(digest, signature)
-        .map_err(|e| ClientError::BadPeerSignature(e.to_string()))?;
-    if signer != expected {
-        return Err(ClientError::BadPeerSignature(format!(
-            "signed by {signer}, expected {expected}"
-        )));
+    let recovered = keel_core::recover(digest, signature).map_err(ClientError::BadPeerSignature)?;
+    if recovered != expected {
+        return Err(ClientError::BadPeerSignature(
+            keel_core::Error::WrongSigner {
+                expected,
+                recovered,
+            },
+        ));
     }
     Ok(())
 }
