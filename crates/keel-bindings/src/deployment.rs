@@ -37,7 +37,7 @@ pub enum DeploymentError {
         source: std::io::Error,
     },
     /// The file is not a valid deployment record.
-    #[error("invalid deployments file: {0}")]
+    #[error(transparent)]
     Parse(#[from] serde_json::Error),
     /// The file is for another chain than the one asked for.
     #[error("deployments file is for chain {found}, expected {expected}")]

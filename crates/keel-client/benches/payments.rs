@@ -14,7 +14,7 @@
 //! being each call's duration — and a fixed offered rate of [`OFFERED`] payments a second,
 //! latency counted from when each payment fell due. The target (≥ 10,000/s with p99 < 5 ms) is
 //! judged on both.
-
+#![forbid(unsafe_code)]
 // A bench binary reports on stdout.
 #![allow(clippy::print_stdout, missing_docs)]
 

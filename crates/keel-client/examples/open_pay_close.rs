@@ -11,7 +11,7 @@
 //!
 //! Both parties run in this one process for the demo; in a dApp each runs its own `Client`
 //! and dials the other's address. The keys default to Anvil's first two dev accounts.
-
+#![forbid(unsafe_code)]
 // An example's output is its purpose; the library never prints.
 #![allow(clippy::print_stdout)]
 

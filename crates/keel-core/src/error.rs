@@ -18,7 +18,7 @@ pub enum Error {
     #[error("signature s is not in the lower half of the curve order")]
     SignatureHighS,
     /// No public key could be recovered from the signature and digest.
-    #[error("signature recovery failed: {0}")]
+    #[error(transparent)]
     Recovery(#[from] SignatureError),
     /// The signature is valid but was made by someone other than the expected signer.
     #[error("signed by {recovered}, expected {expected}")]
@@ -29,7 +29,7 @@ pub enum Error {
         recovered: Address,
     },
     /// The local signer failed to produce a signature.
-    #[error("signing failed: {0}")]
+    #[error(transparent)]
     Signing(#[from] alloy::signers::Error),
     /// A settlement sum exceeded `U256::MAX` (the contract reverts in the same case); names the sum.
     #[error("arithmetic overflow computing {0}")]

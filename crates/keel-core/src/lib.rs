@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
 // The core does no I/O; printing would be the first step towards it.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 

@@ -367,13 +367,16 @@ impl Devnet {
     }
 
     /// A chain configuration for this devnet: `confirmations` deep, polling every 50 ms, log
-    /// queries of at most 5 blocks (so ranges are split), 2-second requests.
+    /// queries of at most 5 blocks (so ranges are split), 2-second requests, receipts waited
+    /// for 10 s with a re-broadcast every second.
     pub fn chain_config(&self, confirmations: u64) -> ChainConfig {
         ChainConfig {
             confirmations,
             poll_interval: Duration::from_millis(50),
             max_block_range: 5,
             request_timeout: Duration::from_secs(2),
+            receipt_timeout: Duration::from_secs(10),
+            rebroadcast_interval: Duration::from_secs(1),
             ..ChainConfig::new(self.rpc_url(), self.deployment.clone())
         }
     }

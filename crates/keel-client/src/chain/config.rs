@@ -24,11 +24,18 @@ pub struct ChainConfig {
     pub max_block_range: u64,
     /// Longest wait for one RPC answer before it counts as a failure.
     pub request_timeout: Duration,
+    /// Longest wait for a sent transaction's receipt before it is reported as
+    /// [`ChainError::ReceiptTimeout`](super::ChainError::ReceiptTimeout).
+    pub receipt_timeout: Duration,
+    /// How often a sent transaction without a receipt is sent to the node again (the same
+    /// signed transaction: it cannot execute twice).
+    pub rebroadcast_interval: Duration,
 }
 
 impl ChainConfig {
     /// A configuration with defaults suited to a public chain: 12 confirmations, a 2-second
-    /// poll, 1,000-block log queries, 30-second requests.
+    /// poll, 1,000-block log queries, 30-second requests, receipts waited for 10 minutes with
+    /// a re-broadcast every minute.
     pub fn new(rpc_url: impl Into<String>, deployment: Deployment) -> Self {
         Self {
             rpc_url: rpc_url.into(),
@@ -37,6 +44,8 @@ impl ChainConfig {
             poll_interval: Duration::from_secs(2),
             max_block_range: 1_000,
             request_timeout: Duration::from_secs(30),
+            receipt_timeout: Duration::from_secs(600),
+            rebroadcast_interval: Duration::from_secs(60),
         }
     }
 

@@ -51,19 +51,27 @@ pub enum ChainError {
         /// The reverted transaction.
         tx_hash: B256,
     },
-    /// The transaction was sent but its receipt could not be fetched (the endpoint kept
-    /// failing): it may or may not be mined; look it up by hash later.
-    #[error("{what}: sent as {tx_hash}, but its receipt is unavailable: {reason}")]
-    ReceiptUnavailable {
+    /// The transaction was sent (and sent again `rebroadcasts` times) but no receipt came
+    /// within the deadline: it may still be mined; look it up by hash later.
+    #[error(
+        "{what}: sent as {tx_hash}, no receipt after {waited:?} ({rebroadcasts} re-broadcasts)"
+    )]
+    ReceiptTimeout {
         /// The operation.
         what: &'static str,
         /// The sent transaction.
         tx_hash: B256,
-        /// The last lookup failure.
-        reason: String,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+        /// How many times it was sent again (the node may have refused a copy it holds, or
+        /// one already mined: see `last_error`).
+        rebroadcasts: u32,
+        /// The last failed lookup or re-broadcast, if any failed.
+        #[source]
+        last_error: Option<Box<ChainError>>,
     },
     /// The client's store failed (saving or loading the monitor's checkpoint).
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// The caller asked for something impossible (an amount that overflows, a side that is not
     /// ours); nothing was sent.

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use alloy::{
-    contract::{CallBuilder, CallDecoder},
+    contract::{CallBuilder, CallDecoder, Error as CallError},
     eips::BlockNumberOrTag,
     network::EthereumWallet,
     primitives::{Address, Bytes, B256, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::TransactionReceipt,
+    rpc::types::{TransactionReceipt, TransactionRequest},
     signers::local::PrivateKeySigner,
     sol,
 };
@@ -34,10 +34,6 @@ sol! {
         function approve(address spender, uint256 amount) external returns (bool);
     }
 }
-
-/// Consecutive failed receipt lookups after which a sent transaction is reported as
-/// [`ChainError::ReceiptUnavailable`] rather than waited for.
-const RECEIPT_RETRIES: u32 = 20;
 
 /// One participant's transactions on one chain: open, deposit, withdraw, close cooperatively or
 /// unilaterally, refute, settle, unlock, register secrets.
@@ -86,6 +82,23 @@ impl Chain {
     /// # }
     /// ```
     pub async fn connect(config: ChainConfig, signer: PrivateKeySigner) -> Result<Self> {
+        let chain = Self::new(config, signer)?;
+        let expected = chain.chain_id();
+        let found = chain
+            .provider
+            .get_chain_id()
+            .await
+            .map_err(ChainError::transport)?;
+        if found != expected {
+            return Err(ChainError::WrongChain { expected, found });
+        }
+        Ok(chain)
+    }
+
+    /// As [`Chain::connect`] without asking the node anything, so it works while the node is
+    /// down. Transactions are signed for the deployment's chain id, so a node on another chain
+    /// cannot execute them.
+    pub fn new(config: ChainConfig, signer: PrivateKeySigner) -> Result<Self> {
         let address = signer.address();
         let expected = config.chain_id();
         // Gas estimation (which surfaces reverts before sending), the account's pending nonce
@@ -98,13 +111,6 @@ impl Chain {
             .wallet(EthereumWallet::from(signer))
             .connect_client(rpc::client(&config)?)
             .erased();
-        let found = provider
-            .get_chain_id()
-            .await
-            .map_err(ChainError::transport)?;
-        if found != expected {
-            return Err(ChainError::WrongChain { expected, found });
-        }
         Ok(Self {
             provider,
             config: Arc::new(config),
@@ -396,41 +402,91 @@ impl Chain {
     }
 
     /// Simulates, sends and waits for `call` to be mined; a revert at any point is an error.
+    ///
+    /// Every field of the transaction is filled here (nonce, gas, fees), so sending it again
+    /// signs the very same transaction: a re-broadcast can never be a second one.
     async fn submit<P: Provider, D: CallDecoder>(
         &self,
         what: &'static str,
         call: CallBuilder<P, D>,
     ) -> Result<TxReceipt> {
-        let tx_hash = {
+        let rejected = |e| ChainError::call(what, CallError::TransportError(e));
+        let (request, tx_hash) = {
             let _sending = self.send_lock.lock().await;
-            *call
-                .send()
+            let mut request = call.into_transaction_request();
+            request.from = Some(self.address);
+            // Estimating the gas runs the call: a revert surfaces here and nothing is sent.
+            let gas = self
+                .provider
+                .estimate_gas(request.clone())
                 .await
-                .map_err(|e| ChainError::call(what, e))?
-                .tx_hash()
+                .map_err(rejected)?;
+            let nonce = self
+                .provider
+                .get_transaction_count(self.address)
+                .pending()
+                .await
+                .map_err(ChainError::transport)?;
+            let fees = self
+                .provider
+                .estimate_eip1559_fees()
+                .await
+                .map_err(ChainError::transport)?;
+            let request = request
+                .nonce(nonce)
+                .gas_limit(gas)
+                .max_fee_per_gas(fees.max_fee_per_gas)
+                .max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+            let sent = self
+                .provider
+                .send_transaction(request.clone())
+                .await
+                .map_err(rejected)?;
+            (request, *sent.tx_hash())
         };
-        self.receipt(what, tx_hash).await
+        self.receipt(what, tx_hash, &request).await
     }
 
-    /// Polls for `tx_hash`'s receipt. Polling `eth_getTransactionReceipt` (rather than a block
-    /// filter) survives a node restart; a run of failed lookups gives up with the hash, so the
-    /// caller can look the transaction up later.
-    async fn receipt(&self, what: &'static str, tx_hash: B256) -> Result<TxReceipt> {
-        let mut failures = 0;
+    /// Polls for `tx_hash`'s receipt until [`ChainConfig::receipt_timeout`], sending the
+    /// transaction again every [`ChainConfig::rebroadcast_interval`] (a node that restarted or
+    /// evicted it has forgotten it). Polling `eth_getTransactionReceipt` (rather than a block
+    /// filter) survives a node restart. Past the deadline: [`ChainError::ReceiptTimeout`] with
+    /// the hash, so the caller can look the transaction up later.
+    async fn receipt(
+        &self,
+        what: &'static str,
+        tx_hash: B256,
+        request: &TransactionRequest,
+    ) -> Result<TxReceipt> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.config.receipt_timeout;
+        let mut next_broadcast = started + self.config.rebroadcast_interval;
+        let (mut rebroadcasts, mut last_error) = (0, None);
         loop {
             match self.provider.get_transaction_receipt(tx_hash).await {
                 Ok(Some(receipt)) if receipt.status() => return Ok(receipt),
                 Ok(Some(_)) => return Err(ChainError::Reverted { what, tx_hash }),
-                Ok(None) => failures = 0,
-                Err(e) => {
-                    failures += 1;
-                    if failures >= RECEIPT_RETRIES {
-                        return Err(ChainError::ReceiptUnavailable {
-                            what,
-                            tx_hash,
-                            reason: ChainError::transport(e).to_string(),
-                        });
-                    }
+                Ok(None) => {}
+                Err(e) => last_error = Some(Box::new(ChainError::transport(e))),
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ChainError::ReceiptTimeout {
+                    what,
+                    tx_hash,
+                    waited: now - started,
+                    rebroadcasts,
+                    last_error,
+                });
+            }
+            if now >= next_broadcast {
+                next_broadcast = now + self.config.rebroadcast_interval;
+                let _sending = self.send_lock.lock().await;
+                // "Already known" or "nonce too low" (mined meanwhile) are fine: the receipt
+                // lookup tells.
+                rebroadcasts += 1;
+                if let Err(e) = self.provider.send_transaction(request.clone()).await {
+                    last_error = Some(Box::new(ChainError::transport(e)));
                 }
             }
             tokio::time::sleep(self.config.poll_interval).await;

@@ -13,7 +13,10 @@ use keel_core::{
 use tokio::sync::{oneshot, watch, Mutex, Semaphore};
 
 use super::{ClientError, Result};
-use crate::store::ChainStatus;
+use crate::{
+    chain::TxReceipt,
+    store::{ChainStatus, OwnRequests},
+};
 
 /// Answers a caller waiting on the peer.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -41,8 +44,24 @@ pub(crate) struct Channel {
     /// The peer's key table, once the state machine built one: the reader checks incoming
     /// signatures with it in parallel, before the update is applied.
     pub(crate) table: OnceLock<Arc<KeyTable>>,
+    /// Submissions of our co-signed withdrawal and close: one at a time, so a caller's retry
+    /// and the background retry do not race.
+    pub(crate) submitting: Mutex<Submissions>,
     /// The state and waiters; held across apply-and-enqueue so log order is apply order.
     pub(crate) rt: Mutex<Runtime>,
+}
+
+/// What became of submitting our co-signed requests.
+#[derive(Debug, Default)]
+pub(crate) struct Submissions {
+    /// Mined requests, by EIP-712 digest, with their receipts: not submitted again.
+    pub(crate) mined: Vec<(B256, TxReceipt)>,
+    /// Requests the chain refused (they can never execute), by digest.
+    pub(crate) refused: Vec<B256>,
+    /// Consecutive failed attempts; sets the background retry's back-off.
+    pub(crate) failures: u32,
+    /// No background retry before this.
+    pub(crate) next_try: Option<tokio::time::Instant>,
 }
 
 /// The mutable part of a [`Channel`].
@@ -64,6 +83,10 @@ pub(crate) struct Runtime {
     pub(crate) claims: HashMap<B256, Reply<()>>,
     /// Events queued since the last snapshot (or since the start).
     pub(crate) since_snapshot: u64,
+    /// Our withdrawal and close requests and the peer's signatures over them, as stored; an
+    /// entry counts only while the state still holds the request ([`Runtime::own_withdrawal`],
+    /// [`Runtime::own_close`]).
+    pub(crate) requests: OwnRequests,
 }
 
 impl Channel {
@@ -94,7 +117,9 @@ impl Channel {
                 close: None,
                 claims: HashMap::new(),
                 since_snapshot: 0,
+                requests: OwnRequests::default(),
             }),
+            submitting: Mutex::default(),
         }
     }
 }
@@ -109,6 +134,28 @@ impl Runtime {
             Some(_) => Err(ClientError::ChannelFailed(self.state.id())),
             None => Ok(()),
         }
+    }
+
+    /// Our withdrawal that is still pending, with the peer's signature if it arrived.
+    pub(crate) fn own_withdrawal(&self) -> Option<&(keel_core::Withdrawal, Option<Signature>)> {
+        let pending = self.state.pending_withdrawal(self.state.me())?;
+        self.requests
+            .withdrawal
+            .as_ref()
+            .filter(|(w, _)| *w == pending.withdrawal)
+    }
+
+    /// The close we proposed while it may still execute, with the peer's signature if it
+    /// arrived.
+    pub(crate) fn own_close(&self) -> Option<&(keel_core::CooperativeClose, Option<Signature>)> {
+        if !self.state.is_closing() || !self.chain.is_open() {
+            return None;
+        }
+        let expiry = self.state.closing_expiry();
+        self.requests
+            .close
+            .as_ref()
+            .filter(|(c, _)| Some(c.expiry) == expiry)
     }
 
     /// Completes every waiter for a nonce up to `nonce`; returns how many updates that frees.

@@ -65,10 +65,10 @@ pub enum ClientError {
     Channel(#[from] ChannelError),
     /// The store failed. The operation may have been applied in memory but not stored; the
     /// channel is marked failed until the client restarts and reloads it.
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The peer transport failed.
-    #[error("transport: {0}")]
+    #[error(transparent)]
     Transport(#[from] transport::Error),
     /// The channel's peer is not connected, or has not resynchronised the channel yet.
     #[error("peer {0} is offline")]
@@ -88,9 +88,10 @@ pub enum ClientError {
     /// Signing a message failed.
     #[error("signing: {0}")]
     Signing(keel_core::Error),
-    /// The peer's signature over a withdrawal or close is not its own.
-    #[error("peer's signature is invalid: {0}")]
-    BadPeerSignature(String),
+    /// The peer's signature over a withdrawal or close does not recover, or is not its own
+    /// (the source says which).
+    #[error("peer's signature is invalid")]
+    BadPeerSignature(#[source] keel_core::Error),
     /// The peer did not answer in time.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
@@ -98,7 +99,7 @@ pub enum ClientError {
     #[error("client stopped")]
     Stopped,
     /// A chain transaction or query failed.
-    #[error("chain: {0}")]
+    #[error(transparent)]
     Chain(#[from] crate::chain::ChainError),
     /// The channel's chain is followed by the client's monitor, which alone reports deposits
     /// and withdrawals on it.

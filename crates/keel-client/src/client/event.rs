@@ -134,6 +134,12 @@ pub enum ClientEvent {
         /// What went wrong.
         reason: String,
     },
+    /// The chain's monitor is healthy again after [`ClientEvent::ChainTrouble`] reported it
+    /// unhealthy ([`crate::chain::Health::is_healthy`]).
+    ChainRecovered {
+        /// The chain.
+        chain_id: u64,
+    },
     /// A channel stopped taking updates (see [`super::ClientError::ChannelFailed`]).
     ChannelFailed {
         /// The channel.

@@ -243,6 +243,24 @@ async fn withdrawal_request(
     let domain = *rt.state.domain();
     check_signer(&domain.signing_hash(&withdrawal), &signature, from)
         .map_err(|_| (id, RejectCode::BadSignature))?;
+    let side = rt.state.me().other();
+    if rt
+        .state
+        .pending_withdrawal(side)
+        .is_some_and(|p| p.withdrawal == withdrawal)
+    {
+        // Approved and stored before; the peer lost our signature (a crash): sign again.
+        return answer_again(
+            inner,
+            &channel,
+            Message::WithdrawalApproval {
+                signature: inner
+                    .sign(&domain, &withdrawal)
+                    .map_err(|_| (id, RejectCode::Refused))?,
+                withdrawal,
+            },
+        );
+    }
     let now = inner.config.clock.now();
     rt.state
         .approve_withdrawal(&withdrawal, now)
@@ -272,7 +290,8 @@ async fn withdrawal_request(
     .await
 }
 
-/// The peer co-signed the withdrawal we asked for.
+/// The peer co-signed the withdrawal we asked for: checked and stored before the caller (if
+/// one still waits) hears of it, so it survives a failed submission or a restart.
 async fn withdrawal_approval(
     inner: &Inner,
     from: Address,
@@ -282,22 +301,30 @@ async fn withdrawal_approval(
     let id = withdrawal.channelId;
     let channel = channel_of(inner, from, id)?;
     let mut rt = channel.rt.lock().await;
-    let me = rt.state.me();
-    let matches = rt
-        .state
-        .pending_withdrawal(me)
-        .is_some_and(|p| p.withdrawal == *withdrawal);
-    match rt.withdrawal.take() {
-        // The caller checks the signature; a mismatch fails its request, not the channel.
-        Some(reply) if matches => {
-            let _ = reply.send(Ok(signature));
-            Ok(())
-        }
-        other => {
-            rt.withdrawal = other;
-            Err((id, RejectCode::Refused))
-        }
+    let Some((ours, stored)) = rt.own_withdrawal().cloned() else {
+        return Err((id, RejectCode::Refused));
+    };
+    if ours != *withdrawal {
+        return Err((id, RejectCode::Refused));
     }
+    if let Err(e) = check_signer(&channel.domain.signing_hash(withdrawal), &signature, from) {
+        if let Some(reply) = rt.withdrawal.take() {
+            let _ = reply.send(Err(e));
+        }
+        return Err((id, RejectCode::BadSignature));
+    }
+    if stored.is_none() {
+        let event = Event::WithdrawalCoSigned { signature };
+        inner
+            .persist(&channel, &mut rt, &event)
+            .await
+            .map_err(|_| (id, RejectCode::Storage))?;
+        rt.requests.withdrawal = Some((ours, Some(signature)));
+    }
+    if let Some(reply) = rt.withdrawal.take() {
+        let _ = reply.send(Ok(signature));
+    }
+    Ok(())
 }
 
 /// The peer proposes a cooperative close.
@@ -313,7 +340,23 @@ async fn close_request(
     let domain = *rt.state.domain();
     check_signer(&domain.signing_hash(&close), &signature, from)
         .map_err(|_| (id, RejectCode::BadSignature))?;
-    if !rt.unacked.is_empty() || !rt.chain.is_open() {
+    if !rt.chain.is_open() {
+        return Err((id, RejectCode::Refused));
+    }
+    if rt.state.signed_close().is_some_and(|c| c == close) {
+        // Approved and stored before; the peer lost our signature (a crash): sign again.
+        return answer_again(
+            inner,
+            &channel,
+            Message::CloseApproval {
+                signature: inner
+                    .sign(&domain, &close)
+                    .map_err(|_| (id, RejectCode::Refused))?,
+                close,
+            },
+        );
+    }
+    if !rt.unacked.is_empty() {
         // Our updates in flight would change the balances it pays.
         return Err((id, RejectCode::Refused));
     }
@@ -340,7 +383,7 @@ async fn close_request(
     .await
 }
 
-/// The peer co-signed the close we proposed.
+/// The peer co-signed the close we proposed: checked and stored first, as a withdrawal's.
 async fn close_approval(
     inner: &Inner,
     from: Address,
@@ -350,13 +393,30 @@ async fn close_approval(
     let id = close.channelId;
     let channel = channel_of(inner, from, id)?;
     let mut rt = channel.rt.lock().await;
-    match rt.close.take() {
-        Some(reply) => {
-            let _ = reply.send(Ok(signature));
-            Ok(())
-        }
-        None => Err((id, RejectCode::Refused)),
+    let Some((ours, stored)) = rt.own_close().cloned() else {
+        return Err((id, RejectCode::Refused));
+    };
+    if ours != *close {
+        return Err((id, RejectCode::Refused));
     }
+    if let Err(e) = check_signer(&channel.domain.signing_hash(close), &signature, from) {
+        if let Some(reply) = rt.close.take() {
+            let _ = reply.send(Err(e));
+        }
+        return Err((id, RejectCode::BadSignature));
+    }
+    if stored.is_none() {
+        let event = Event::CloseCoSigned { signature };
+        inner
+            .persist(&channel, &mut rt, &event)
+            .await
+            .map_err(|_| (id, RejectCode::Storage))?;
+        rt.requests.close = Some((ours, Some(signature)));
+    }
+    if let Some(reply) = rt.close.take() {
+        let _ = reply.send(Ok(signature));
+    }
+    Ok(())
 }
 
 /// The receiver of one of our locks revealed its secret: pay the lock out.
@@ -436,6 +496,7 @@ async fn resync(
     drop(rt);
     // The peer may have learnt of the channel only now, after refusing our first Resync.
     peer::announce(inner, &channel).await;
+    super::requests::ask_again(inner, &channel).await;
     Ok(())
 }
 
@@ -508,6 +569,13 @@ async fn reject(inner: &Inner, from: Address, channel_id: B256, code: RejectCode
             format!("peer refused our update: {code:?}"),
         );
     }
+}
+
+/// Sends an approval that is stored already.
+fn answer_again(inner: &Inner, channel: &Channel, answer: Message) -> Result<(), Refusal> {
+    // A peer gone again asks again after its next reconnect.
+    let _ = peer::send(inner, channel.peer, Outgoing::message(answer));
+    Ok(())
 }
 
 /// Stores `event` (already applied), then sends `answer` and emits `note` once it is durable.

@@ -19,11 +19,13 @@ mod event;
 mod handlers;
 mod onchain;
 mod peer;
+mod requests;
 
 pub use channel::ChannelInfo;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ClientError, RejectCode, Result};
 pub use event::ClientEvent;
+pub use requests::Destination;
 
 use std::{
     collections::HashMap,
@@ -35,8 +37,8 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_core::{
-    signing_hash, wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy,
-    Side, Withdrawal, B256, U256,
+    wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy, Side,
+    Withdrawal, B256, U256,
 };
 use tokio::{
     net::ToSocketAddrs,
@@ -82,6 +84,20 @@ pub struct Config {
     /// payments wait up to this long to share a commit rather than each paying for an fsync.
     /// See [`crate::store::MIN_COMMIT_INTERVAL`], the default; zero commits at once.
     pub min_commit_interval: Duration,
+    /// Most messages queued for one peer, each way. A peer whose outgoing queue is full (it
+    /// does not read, or asks faster than it reads the answers) is disconnected; a full
+    /// incoming queue stops reading from its socket until the client catches up.
+    pub peer_queue: usize,
+    /// A connection on which nothing arrived for this long is dropped. Idle connections stay
+    /// up: each side sends a keep-alive after a third of this without sending anything.
+    pub idle_timeout: Duration,
+    /// Most authenticated connections at once; a peer we share a channel with is always let
+    /// in, any other is refused beyond this.
+    pub max_peers: usize,
+    /// Most handshakes in progress on the listener at once; connections beyond it are closed.
+    pub max_handshakes: usize,
+    /// Most handshakes in progress from one IP address.
+    pub max_handshakes_per_ip: usize,
     /// The chains our channels live on, one entry per chain id. Without any, the client
     /// works off-chain only: deposits and withdrawals are whatever
     /// [`Client::deposit_confirmed`] and [`Client::withdrawal_confirmed`] report.
@@ -105,6 +121,11 @@ impl Config {
             snapshot_every: 4_096,
             min_commit_interval: crate::store::MIN_COMMIT_INTERVAL,
             chains: Vec::new(),
+            peer_queue: 4_096,
+            idle_timeout: Duration::from_secs(120),
+            max_peers: 1_024,
+            max_handshakes: 256,
+            max_handshakes_per_ip: 8,
         }
     }
 }
@@ -149,6 +170,9 @@ pub(crate) struct Inner {
     pub(crate) channels: RwLock<HashMap<B256, Arc<Channel>>>,
     pub(crate) peers: std::sync::Mutex<HashMap<Address, Arc<Peer>>>,
     pub(crate) events: broadcast::Sender<ClientEvent>,
+    /// Held while a channel is recorded, so two recorders of one channel (`open_channel` and
+    /// the monitor) do not both store it.
+    pub(crate) adding: tokio::sync::Mutex<()>,
     /// Flips to true once, when the client stops; tasks watch it.
     pub(crate) stopping: watch::Sender<bool>,
 }
@@ -158,27 +182,32 @@ impl Client {
     pub async fn start(config: Config) -> Result<Self> {
         let store =
             Arc::new(Store::open_paced(&config.store_path, config.min_commit_interval).await?);
-        let states = store.load_channels().await?;
+        let mut channels = HashMap::new();
+        for (state, status) in store.load_channels().await? {
+            let mut channel = Channel::with_status(state, status, config.window);
+            let rt = channel.rt.get_mut();
+            let (me, mine) = (config.signer.address(), rt.state.me());
+            let withdrawing = rt.state.pending_withdrawal(mine).is_some();
+            let closing = rt.state.is_closing() && status.is_open();
+            if withdrawing || closing {
+                // Our requests and the peer's signatures: submitted, or asked for, again.
+                rt.requests = store
+                    .own_requests(channel.id, me, withdrawing, closing)
+                    .await?;
+            }
+            channels.insert(channel.id, Arc::new(channel));
+        }
         let transport = Transport::new(config.signer.clone())?;
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             address: config.signer.address(),
-            channels: RwLock::new(
-                states
-                    .into_iter()
-                    .map(|(s, status)| {
-                        (
-                            s.id(),
-                            Arc::new(Channel::with_status(s, status, config.window)),
-                        )
-                    })
-                    .collect(),
-            ),
+            channels: RwLock::new(channels),
             config,
             transport,
             store,
             chains: OnceLock::new(),
             peers: std::sync::Mutex::new(HashMap::new()),
+            adding: tokio::sync::Mutex::new(()),
             events,
             stopping: watch::Sender::new(false),
         });
@@ -333,116 +362,6 @@ impl Client {
             answer.await.map_err(|_| ClientError::Stopped)??;
         }
         Ok(expired.len())
-    }
-
-    /// Agrees a withdrawal of `amount` from our side with the peer: reserves it (no payment can
-    /// spend it), and returns the withdrawal with both signatures, ready for the vault. The
-    /// reservation ends when the withdrawal is seen on chain or expires.
-    pub async fn request_withdrawal(
-        &self,
-        channel_id: B256,
-        amount: U256,
-    ) -> Result<SignedWithdrawal> {
-        let inner = &self.inner;
-        let channel = inner.channel(channel_id)?;
-        let now = inner.config.clock.now();
-        let (withdrawal, ours, answer, chain_id, vault, me) = {
-            let mut rt = channel.rt.lock().await;
-            rt.ensure_usable()?;
-            let state = &mut rt.state;
-            let me = state.me();
-            let withdrawal = Withdrawal {
-                channelId: channel_id,
-                participant: inner.address,
-                totalWithdrawn: state.ledger(me).1.checked_add(amount).ok_or(
-                    keel_core::ChannelError::InvalidWithdrawal("total overflows"),
-                )?,
-                expiry: now.saturating_add(inner.config.signature_lifetime),
-                target: Address::ZERO,
-                targetSide: 0,
-            };
-            state.approve_withdrawal(&withdrawal, now)?;
-            let (chain_id, vault) = (state.chain_id(), state.vault());
-            let event = Event::WithdrawalApproved {
-                withdrawal: withdrawal.clone(),
-                now,
-            };
-            inner.persist(&channel, &mut rt, &event).await?;
-            let ours = inner.sign(rt.state.domain(), &withdrawal)?;
-            let (reply, answer) = oneshot::channel();
-            rt.withdrawal = Some(reply);
-            (withdrawal, ours, answer, chain_id, vault, me)
-        };
-        peer::send(
-            inner,
-            channel.peer,
-            Outgoing::message(keel_core::wire::Message::WithdrawalRequest {
-                withdrawal: withdrawal.clone(),
-                signature: ours,
-            }),
-        )?;
-        let theirs = inner.await_reply(answer, "withdrawal co-signature").await?;
-        let digest = signing_hash(&withdrawal, chain_id, vault);
-        check_signer(&digest, &theirs, channel.peer)?;
-        let (signature_a, signature_b) = ordered(me, ours, theirs);
-        Ok(SignedWithdrawal {
-            withdrawal,
-            signature_a,
-            signature_b,
-        })
-    }
-
-    /// Agrees the cooperative close that pays both current balances with the peer, and returns
-    /// it with both signatures, ready for the vault. The channel takes no more updates unless
-    /// the close expires unexecuted. Needs no pending locks or withdrawals.
-    pub async fn request_close(&self, channel_id: B256) -> Result<SignedClose> {
-        let inner = &self.inner;
-        let channel = inner.channel(channel_id)?;
-        let now = inner.config.clock.now();
-        let (close, ours, answer, chain_id, vault, me) = {
-            let mut rt = channel.rt.lock().await;
-            rt.ensure_usable()?;
-            if !rt.unacked.is_empty() {
-                return Err(ClientError::Channel(keel_core::ChannelError::CloseMismatch));
-            }
-            let close = rt
-                .state
-                .propose_close(now.saturating_add(inner.config.signature_lifetime))?;
-            let (chain_id, vault, me) = (rt.state.chain_id(), rt.state.vault(), rt.state.me());
-            inner
-                .persist(
-                    &channel,
-                    &mut rt,
-                    &Event::CloseProposed {
-                        close: close.clone(),
-                    },
-                )
-                .await?;
-            let ours = inner.sign(rt.state.domain(), &close)?;
-            let (reply, answer) = oneshot::channel();
-            rt.close = Some(reply);
-            (close, ours, answer, chain_id, vault, me)
-        };
-        peer::send(
-            inner,
-            channel.peer,
-            Outgoing::message(keel_core::wire::Message::CloseRequest {
-                close: close.clone(),
-                signature: ours,
-            }),
-        )?;
-        let theirs = inner.await_reply(answer, "close co-signature").await?;
-        check_signer(
-            &signing_hash(&close, chain_id, vault),
-            &theirs,
-            channel.peer,
-        )?;
-        let (signature_a, signature_b) = ordered(me, ours, theirs);
-        Ok(SignedClose {
-            close,
-            signature_a,
-            signature_b,
-        })
     }
 
     /// A snapshot of every channel.
@@ -688,6 +607,10 @@ async fn maintain(inner: std::sync::Weak<Inner>) {
                     break;
                 }
             }
+            // What the peer co-signed and the chain has not executed yet: submit it (again).
+            for signed in requests::co_signed(&inner, &rt) {
+                requests::resubmit(&inner, &channel, signed);
+            }
         }
     }
 }
@@ -697,6 +620,32 @@ async fn maintain(inner: std::sync::Weak<Inner>) {
 pub(crate) async fn add_channel(
     inner: &Arc<Inner>,
     opening: &ChannelOpening,
+) -> Result<ChannelInfo> {
+    let _adding = inner.adding.lock().await;
+    add_new_channel(inner, opening, None).await
+}
+
+/// [`add_channel`] unless the channel is known already (then its current summary): for a
+/// channel that both `open_channel` and the monitor's `ChannelOpened` may record. Its vault is
+/// watched from `from_block` (the opening block), so nothing between is missed.
+pub(crate) async fn add_channel_once(
+    inner: &Arc<Inner>,
+    opening: &ChannelOpening,
+    from_block: Option<u64>,
+) -> Result<ChannelInfo> {
+    let _adding = inner.adding.lock().await;
+    let id = keel_core::channel_id(opening.chain_id, opening.factory, &opening.params);
+    if let Ok(channel) = inner.channel(id) {
+        return Ok(channel.rt.lock().await.info());
+    }
+    add_new_channel(inner, opening, from_block).await
+}
+
+/// Stores and registers a channel; the caller holds `inner.adding`.
+async fn add_new_channel(
+    inner: &Arc<Inner>,
+    opening: &ChannelOpening,
+    from_block: Option<u64>,
 ) -> Result<ChannelInfo> {
     let state = inner.store.open_channel(opening).await?;
     let info = channel::Runtime::info_of(&state, None, crate::store::ChainStatus::Open);
@@ -709,7 +658,10 @@ pub(crate) async fn add_channel(
     if let Ok(link) = inner.link(opening.chain_id) {
         // A channel learnt from `ChannelOpened` is watched already, from its opening block.
         if !link.monitor.watched().contains_key(&channel.vault) {
-            link.monitor.watch(channel.vault, channel.id);
+            match from_block {
+                Some(from) => link.monitor.watch_from(channel.vault, channel.id, from),
+                None => link.monitor.watch(channel.vault, channel.id),
+            }
         }
     }
     peer::announce(inner, &channel).await;
@@ -727,12 +679,14 @@ pub(crate) fn apply_event(state: &mut keel_core::ChannelState, event: &Event) ->
 
 /// Checks `signature` over `digest` is `expected`'s.
 pub(crate) fn check_signer(digest: &B256, signature: &Signature, expected: Address) -> Result<()> {
-    let signer = keel_core::recover(digest, signature)
-        .map_err(|e| ClientError::BadPeerSignature(e.to_string()))?;
-    if signer != expected {
-        return Err(ClientError::BadPeerSignature(format!(
-            "signed by {signer}, expected {expected}"
-        )));
+    let recovered = keel_core::recover(digest, signature).map_err(ClientError::BadPeerSignature)?;
+    if recovered != expected {
+        return Err(ClientError::BadPeerSignature(
+            keel_core::Error::WrongSigner {
+                expected,
+                recovered,
+            },
+        ));
     }
     Ok(())
 }

@@ -48,8 +48,15 @@ pub(crate) async fn start(
 ) -> Result<Vec<(u64, ChainLink)>> {
     let mut links = Vec::with_capacity(chains.len());
     for config in chains {
-        let chain = Chain::connect(config.clone(), inner.config.signer.clone()).await?;
+        // Nothing here waits for the node: a client starts, and pays off chain, while its RPC
+        // node is down; the monitor catches up once it answers.
+        let chain = Chain::new(config.clone(), inner.config.signer.clone())?;
         let (monitor, batches) = Monitor::spawn(config.clone(), Arc::clone(&inner.store))?;
+        tokio::spawn(report_health(
+            Arc::downgrade(inner),
+            config.chain_id(),
+            monitor.subscribe(),
+        ));
         monitor.watch_opened(inner.address);
         for channel in inner
             .channels
@@ -117,6 +124,38 @@ async fn follow(inner: std::sync::Weak<Inner>, mut batches: mpsc::Receiver<Batch
     }
 }
 
+/// Tells the application when a monitor turns unhealthy (a node on another chain, or failing
+/// again and again) and when it recovers: while it is unhealthy, a peer's stale close would
+/// not be refuted.
+async fn report_health(
+    inner: std::sync::Weak<Inner>,
+    chain_id: u64,
+    mut health: tokio::sync::watch::Receiver<crate::chain::Health>,
+) {
+    let mut healthy = true;
+    while health.changed().await.is_ok() {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let now = health.borrow_and_update().clone();
+        if now.is_healthy() == healthy {
+            continue;
+        }
+        healthy = now.is_healthy();
+        inner.emit(if healthy {
+            ClientEvent::ChainRecovered { chain_id }
+        } else {
+            let reason = match (now.wrong_chain, &now.stopped, &now.last_error) {
+                (Some(found), _, _) => format!("the RPC node is on chain {found}"),
+                (_, Some(why), _) => format!("the monitor stopped: {why}"),
+                (_, _, Some(error)) => format!("the monitor keeps failing: {error}"),
+                _ => "the monitor is unhealthy".into(),
+            };
+            ClientEvent::ChainTrouble { chain_id, reason }
+        });
+    }
+}
+
 /// Applies one confirmed chain event to its channel.
 async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
     let id = event.channel_id;
@@ -131,6 +170,7 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
             };
             if inner.channel(id).is_err() {
                 let link = inner.link(event.chain_id)?;
+                // `open_channel` may be recording it at the same moment: one of us does.
                 let deployment = link.chain.deployment();
                 let opening = ChannelOpening {
                     params: *params,
@@ -140,7 +180,7 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
                     me,
                     policy: inner.config.policy,
                 };
-                super::add_channel(inner, &opening).await?;
+                super::add_channel_once(inner, &opening, Some(event.block)).await?;
                 inner.emit(ClientEvent::ChannelOpened {
                     channel_id: id,
                     peer: params.participant(me.other()),
@@ -388,10 +428,12 @@ impl Client {
             me: Side::A,
             policy: inner.config.policy,
         };
-        // Recorded first: a crash after the transaction still finds the channel on restart.
-        let info = super::add_channel(inner, &opening).await?;
-        link.chain.open(&params, deposit).await?;
-        Ok(info)
+        // Recorded only once the chain holds it, so a failed open leaves nothing behind. A
+        // crash between the transaction and the record loses nothing either: the monitor
+        // follows `ChannelOpened` naming us and records the channel when it sees it.
+        let receipt = link.chain.open(&params, deposit).await?;
+        let from = receipt.block_number.unwrap_or_default();
+        super::add_channel_once(inner, &opening, Some(from)).await
     }
 
     /// Raises our deposit in the channel by `amount`; counts once the monitor confirms it.
@@ -399,41 +441,6 @@ impl Client {
         let (params, me, chain_id) = self.inner.params_of(channel_id).await?;
         let link = self.inner.link(chain_id)?;
         Ok(link.chain.deposit(&params, me, amount).await?)
-    }
-
-    /// Withdraws `amount` of our balance while the channel stays open: agrees it with the peer
-    /// ([`Client::request_withdrawal`]) and submits it. Our balance drops once the monitor
-    /// confirms it.
-    pub async fn withdraw(&self, channel_id: B256, amount: U256) -> Result<TxReceipt> {
-        let signed = self.request_withdrawal(channel_id, amount).await?;
-        let (params, _, chain_id) = self.inner.params_of(channel_id).await?;
-        let link = self.inner.link(chain_id)?;
-        Ok(link
-            .chain
-            .withdraw(
-                &params,
-                &signed.withdrawal,
-                &signed.signature_a,
-                &signed.signature_b,
-            )
-            .await?)
-    }
-
-    /// Closes the channel cooperatively: agrees the final balances with the peer
-    /// ([`Client::request_close`]) and submits them; both are paid at once.
-    pub async fn close(&self, channel_id: B256) -> Result<TxReceipt> {
-        let signed = self.request_close(channel_id).await?;
-        let (params, _, chain_id) = self.inner.params_of(channel_id).await?;
-        let link = self.inner.link(chain_id)?;
-        Ok(link
-            .chain
-            .cooperative_close(
-                &params,
-                &signed.close,
-                &signed.signature_a,
-                &signed.signature_b,
-            )
-            .await?)
     }
 
     /// Closes the channel unilaterally with the peer's latest proof; the peer may add its newer

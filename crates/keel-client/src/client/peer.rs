@@ -9,7 +9,8 @@
 //! signature, and the payee a fraction of a verification.
 
 use std::{
-    net::SocketAddr,
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
 };
 
@@ -19,7 +20,7 @@ use keel_core::{
 };
 use tokio::{
     net::{TcpListener, ToSocketAddrs},
-    sync::mpsc,
+    sync::{mpsc, watch},
 };
 
 use super::{channel::Channel, handlers, ClientError, ClientEvent, Inner, Result};
@@ -77,15 +78,22 @@ struct Link {
     /// Counts connections, so a finished reader does not tear down its successor.
     generation: u64,
     /// The current connection's queue; `None` while disconnected.
-    outbox: Option<mpsc::UnboundedSender<Outgoing>>,
+    outbox: Option<mpsc::Sender<Outgoing>>,
+    /// Ends the current connection's tasks at once, even a writer blocked on a peer that does
+    /// not read.
+    kill: Option<watch::Sender<bool>>,
     /// Where we dialled the peer, if we did: we redial there.
     dial: Option<SocketAddr>,
 }
 
 impl Peer {
-    /// Drops the current connection (its tasks end once the outbox closes).
+    /// Drops the current connection: its reader and writer end now.
     pub(crate) fn disconnect(&self) {
-        self.link.lock().expect("link poisoned").outbox = None;
+        let mut link = self.link.lock().expect("link poisoned");
+        link.outbox = None;
+        if let Some(kill) = link.kill.take() {
+            kill.send_replace(true);
+        }
     }
 }
 
@@ -106,22 +114,48 @@ fn peer(inner: &Inner, address: Address) -> Arc<Peer> {
 }
 
 /// The current connection's outbox for `address`.
-pub(crate) fn outbox(inner: &Inner, address: Address) -> Result<mpsc::UnboundedSender<Outgoing>> {
+pub(crate) fn outbox(inner: &Inner, address: Address) -> Result<Outbox> {
     let peer = inner
         .peers
         .lock()
         .expect("peer map poisoned")
         .get(&address)
-        .cloned();
-    peer.and_then(|p| p.link.lock().expect("link poisoned").outbox.clone())
+        .cloned()
+        .ok_or(ClientError::PeerOffline(address))?;
+    let queue = peer.link.lock().expect("link poisoned").outbox.clone();
+    queue
+        .map(|queue| Outbox { peer, queue })
         .ok_or(ClientError::PeerOffline(address))
 }
 
 /// Queues `item` for `address`'s current connection.
 pub(crate) fn send(inner: &Inner, address: Address, item: Outgoing) -> Result<()> {
-    outbox(inner, address)?
-        .send(item)
-        .map_err(|_| ClientError::PeerOffline(address))
+    outbox(inner, address)?.send(item)
+}
+
+/// A connection's bounded queue of outgoing messages.
+pub(crate) struct Outbox {
+    peer: Arc<Peer>,
+    queue: mpsc::Sender<Outgoing>,
+}
+
+impl Outbox {
+    /// Queues `item`. A full queue means the peer does not read what we send (or asks faster
+    /// than it reads the answers): the connection is dropped rather than the queue grown, and
+    /// whatever it lost is resent after the next `Resync`.
+    pub(crate) fn send(&self, item: Outgoing) -> Result<()> {
+        match self.queue.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(peer = %self.peer.address, "peer does not read: disconnecting");
+                self.peer.disconnect();
+                Err(ClientError::PeerOffline(self.peer.address))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(ClientError::PeerOffline(self.peer.address))
+            }
+        }
+    }
 }
 
 /// Waits until the peer resynchronised `channel` on the current connection, at most the
@@ -148,25 +182,100 @@ pub(crate) async fn listen(inner: &Arc<Inner>, addr: impl ToSocketAddrs) -> Resu
     let inner = Arc::clone(inner);
     tokio::spawn(async move {
         let mut stopping = inner.stopping.subscribe();
+        let handshakes = Arc::new(Handshakes::default());
         loop {
-            let stream = tokio::select! {
+            let (stream, from) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     // Out of descriptors and the like: keep serving the others.
                     Err(_) => continue,
                 },
                 _ = stopping.wait_for(|s| *s) => return,
             };
+            // Beyond the caps the socket is closed unread: a stranger's idle sockets cost
+            // nothing, and cannot crowd out the handshakes of real peers from elsewhere.
+            let Some(slot) = handshakes.start(&inner.config, from.ip()) else {
+                continue;
+            };
             let inner = Arc::clone(&inner);
             tokio::spawn(async move {
                 // A peer that fails the handshake just goes away.
-                if let Ok(conn) = inner.transport.accept(stream).await {
-                    attach(&inner, conn, None);
+                let accepted = inner.transport.accept(stream).await;
+                drop(slot);
+                if let Ok(conn) = accepted {
+                    if admits(&inner, conn.peer()) {
+                        attach(&inner, conn, None);
+                    }
                 }
             });
         }
     });
     Ok(local)
+}
+
+/// Handshakes in progress on a listener, in total and per source address.
+#[derive(Debug, Default)]
+struct Handshakes {
+    by_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One handshake in progress; counted until dropped.
+struct Slot {
+    handshakes: Arc<Handshakes>,
+    ip: IpAddr,
+}
+
+impl Handshakes {
+    /// A slot for a handshake from `ip`, unless a cap is reached.
+    fn start(self: &Arc<Self>, config: &super::Config, ip: IpAddr) -> Option<Slot> {
+        let mut by_ip = self.by_ip.lock().expect("handshake map poisoned");
+        let total: usize = by_ip.values().sum();
+        let from_ip = by_ip.get(&ip).copied().unwrap_or(0);
+        if total >= config.max_handshakes || from_ip >= config.max_handshakes_per_ip {
+            return None;
+        }
+        by_ip.insert(ip, from_ip + 1);
+        Some(Slot {
+            handshakes: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut by_ip = self
+            .handshakes
+            .by_ip
+            .lock()
+            .expect("handshake map poisoned");
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Whether a peer that dialled us may stay: a counterparty always, anyone else while fewer
+/// than [`Config::max_peers`](super::Config::max_peers) are connected.
+fn admits(inner: &Inner, address: Address) -> bool {
+    if !channels_with(inner, address).is_empty() {
+        return true;
+    }
+    let peers: Vec<Arc<Peer>> = inner
+        .peers
+        .lock()
+        .expect("peer map poisoned")
+        .values()
+        .cloned()
+        .collect();
+    let connected = peers
+        .iter()
+        .filter(|p| p.link.lock().expect("link poisoned").outbox.is_some())
+        .count();
+    connected < inner.config.max_peers
 }
 
 /// Dials `address` at `addr` once now (failing if that fails), then redials after drops.
@@ -182,7 +291,8 @@ fn attach(inner: &Arc<Inner>, conn: Connection, dial: Option<SocketAddr>) {
     let address = conn.peer();
     let peer = peer(inner, address);
     let (sender, receiver) = conn.split();
-    let (outbox, queue) = mpsc::unbounded_channel();
+    let (outbox, queue) = mpsc::channel(inner.config.peer_queue.max(1));
+    let (kill, killed) = watch::channel(false);
     let generation = {
         let mut link = peer.link.lock().expect("link poisoned");
         link.generation += 1;
@@ -196,17 +306,25 @@ fn attach(inner: &Arc<Inner>, conn: Connection, dial: Option<SocketAddr>) {
                 .resync_sent
                 .store(false, std::sync::atomic::Ordering::Relaxed);
         }
-        let _ = outbox.send(Outgoing::message(Message::Hello {
-            address: inner.address,
-            chain_id: 0,
-        }));
+        let _ = outbox.try_send(Outgoing::message(hello(inner)));
         link.outbox = Some(outbox.clone());
+        if let Some(old) = link.kill.replace(kill) {
+            // The connection this one replaces ends now.
+            old.send_replace(true);
+        }
         link.generation
     };
-    tokio::spawn(write(Arc::clone(inner), sender, queue));
+    let mut writer_killed = killed.clone();
+    let writer = write(Arc::clone(inner), sender, queue);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = writer => {}
+            _ = writer_killed.wait_for(|k| *k) => {}
+        }
+    });
     let reader_inner = Arc::clone(inner);
     tokio::spawn(async move {
-        read(&reader_inner, address, receiver).await;
+        read(&reader_inner, address, receiver, killed).await;
         disconnected(&reader_inner, &peer, generation).await;
     });
     inner.emit(ClientEvent::PeerConnected(address));
@@ -253,17 +371,22 @@ pub(crate) fn channels_with(inner: &Inner, address: Address) -> Vec<Arc<Channel>
         .collect()
 }
 
+/// Our `Hello`: the first message of a connection, and the keep-alive after a quiet spell.
+fn hello(inner: &Inner) -> Message {
+    Message::Hello {
+        address: inner.address,
+        chain_id: 0,
+    }
+}
+
 /// Most bytes queued on the socket before they are written regardless of what follows.
 const FLUSH_AT: usize = 16 * 1024;
 
 /// Sends the outbox in order, each item once its event is durable. Messages that are ready
 /// together leave in one write; nothing is held back while waiting for a commit or for more
 /// items. Ends when the outbox closes (disconnect) or the socket fails.
-async fn write(
-    inner: Arc<Inner>,
-    mut sender: Sender,
-    mut queue: mpsc::UnboundedReceiver<Outgoing>,
-) {
+async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<Outgoing>) {
+    let keep_alive = inner.config.idle_timeout / 3;
     // An item taken while gathering a batch that could not join it: sent next.
     let mut next: Option<Outgoing> = None;
     'connection: loop {
@@ -273,9 +396,11 @@ async fn write(
                 if sender.flush().await.is_err() {
                     break;
                 }
-                match queue.recv().await {
-                    Some(item) => item,
-                    None => break,
+                match tokio::time::timeout(keep_alive, queue.recv()).await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    // Quiet for a while: tell the peer we are here, so it keeps us.
+                    Err(_) => Outgoing::message(hello(&inner)),
                 }
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -382,31 +507,45 @@ async fn durable(mut commit: Commit, sender: &mut Sender) -> bool {
 
 /// Reads until the connection ends: first the peer's `Hello`, which must name the address it
 /// authenticated as, then anything.
-async fn read(inner: &Arc<Inner>, address: Address, mut receiver: Receiver) {
+async fn read(
+    inner: &Arc<Inner>,
+    address: Address,
+    mut receiver: Receiver,
+    mut killed: watch::Receiver<bool>,
+) {
     let mut stopping = inner.stopping.subscribe();
+    let idle = inner.config.idle_timeout;
     let first = tokio::select! {
-        msg = receiver.recv() => msg,
+        msg = tokio::time::timeout(idle, receiver.recv()) => msg,
         _ = stopping.wait_for(|s| *s) => return,
+        _ = killed.wait_for(|k| *k) => return,
     };
     match first {
-        Ok(Message::Hello {
+        Ok(Ok(Message::Hello {
             address: claimed, ..
-        }) if claimed == address => {}
+        })) if claimed == address => {}
         _ => return,
     }
     // Signatures are checked here, in parallel tasks, as updates arrive; one task applies
-    // every message in arrival order, so acks and state changes keep the peer's order.
-    let (ordered, queue) = mpsc::unbounded_channel();
+    // every message in arrival order, so acks and state changes keep the peer's order. The
+    // queue is bounded: when it is full, reading waits, and TCP slows the peer down.
+    let (ordered, queue) = mpsc::channel(inner.config.peer_queue.max(1));
     let applier = tokio::spawn(apply_in_order(Arc::clone(inner), address, queue));
     loop {
         let msg = tokio::select! {
-            msg = receiver.recv() => msg,
+            msg = tokio::time::timeout(idle, receiver.recv()) => msg,
             _ = stopping.wait_for(|s| *s) => break,
+            _ = killed.wait_for(|k| *k) => break,
         };
-        let Ok(msg) = msg else {
+        // Silent past the idle timeout (a live peer sends keep-alives), or the stream failed.
+        let Ok(Ok(msg)) = msg else {
             break;
         };
-        if ordered.send(precheck(inner, address, msg)).is_err() {
+        let sent = tokio::select! {
+            sent = ordered.send(precheck(inner, address, msg)) => sent,
+            _ = killed.wait_for(|k| *k) => break,
+        };
+        if sent.is_err() {
             break;
         }
     }
@@ -455,11 +594,7 @@ fn precheck(inner: &Inner, address: Address, msg: Message) -> Incoming {
 }
 
 /// Applies the peer's messages in the order they arrived.
-async fn apply_in_order(
-    inner: Arc<Inner>,
-    address: Address,
-    mut queue: mpsc::UnboundedReceiver<Incoming>,
-) {
+async fn apply_in_order(inner: Arc<Inner>, address: Address, mut queue: mpsc::Receiver<Incoming>) {
     while let Some(incoming) = queue.recv().await {
         match incoming {
             Incoming::Plain(msg) => handlers::handle(&inner, address, msg, None).await,
@@ -481,8 +616,23 @@ async fn disconnected(inner: &Arc<Inner>, peer: &Arc<Peer>, generation: u64) {
             return;
         }
         link.outbox = None;
+        if let Some(kill) = link.kill.take() {
+            // The writer too, if it is blocked on a peer that does not read.
+            kill.send_replace(true);
+        }
         link.dial
     };
+    if dial.is_none() && channels_with(inner, peer.address).is_empty() {
+        // A stranger that went away leaves nothing behind.
+        let mut peers = inner.peers.lock().expect("peer map poisoned");
+        if peers
+            .get(&peer.address)
+            .is_some_and(|p| Arc::ptr_eq(p, peer))
+            && peer.link.lock().expect("link poisoned").generation == generation
+        {
+            peers.remove(&peer.address);
+        }
+    }
     for channel in channels_with(inner, peer.address) {
         channel.synced.send_replace(false);
         let mut rt = channel.rt.lock().await;

@@ -40,6 +40,8 @@ const CHAIN_REFUTED: u8 = 11;
 const CHAIN_SETTLED: u8 = 12;
 const LOCKS_RETAINED: u8 = 13;
 const RECEIVED_BATCH: u8 = 14;
+const WITHDRAWAL_CO_SIGNED: u8 = 15;
+const CLOSE_CO_SIGNED: u8 = 16;
 
 /// The stored form of `opening`.
 pub(super) fn encode_opening(opening: &ChannelOpening) -> Vec<u8> {
@@ -154,6 +156,14 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
             w.u256(close.totalWithdrawn);
             w.u64(close.expiry);
         }
+        Event::WithdrawalCoSigned { signature } => {
+            w.u8(WITHDRAWAL_CO_SIGNED);
+            w.bytes(signature);
+        }
+        Event::CloseCoSigned { signature } => {
+            w.u8(CLOSE_CO_SIGNED);
+            w.bytes(signature);
+        }
         Event::CloseExpired { now } => {
             w.u8(CLOSE_EXPIRED);
             w.u64(*now);
@@ -245,6 +255,12 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
                 Event::CloseApproved { close }
             }
         }
+        WITHDRAWAL_CO_SIGNED => Event::WithdrawalCoSigned {
+            signature: r.take()?,
+        },
+        CLOSE_CO_SIGNED => Event::CloseCoSigned {
+            signature: r.take()?,
+        },
         CLOSE_EXPIRED => Event::CloseExpired { now: r.u64()? },
         kind @ (CHAIN_CLOSED | CHAIN_REFUTED) => {
             let dispute = r.dispute()?;
@@ -650,6 +666,12 @@ mod tests {
                 retained_b: U256::ZERO,
                 locks_root_b: B256::ZERO,
             }),
+            Event::WithdrawalCoSigned {
+                signature: [0x5a; 65],
+            },
+            Event::CloseCoSigned {
+                signature: [0xa5; 65],
+            },
         ]
     }
 

@@ -12,7 +12,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum StoreError {
     /// SQLite failed (opening the file, reading).
-    #[error("database: {0}")]
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// The transaction holding this write failed: nothing in it is stored. Shared by every
     /// write of the batch.
@@ -25,7 +25,7 @@ pub enum StoreError {
     #[error("store writer thread: {0}")]
     Spawn(#[source] std::io::Error),
     /// The schema migrations failed.
-    #[error("migration: {0}")]
+    #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored row does not decode (corrupted, or written by a newer version).
     #[error("channel {channel_id}, event {seq:?}: {source}")]

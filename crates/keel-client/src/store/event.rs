@@ -103,6 +103,19 @@ pub enum Event {
         /// The counterparty's close.
         close: CooperativeClose,
     },
+    /// The counterparty's signature over our pending withdrawal (the latest
+    /// `WithdrawalApproved` naming us), stored the moment it arrives: the withdrawal can then be
+    /// submitted again after a failed submission or a restart. Changes no state.
+    WithdrawalCoSigned {
+        /// The counterparty's signature.
+        signature: Signature,
+    },
+    /// The counterparty's signature over the close we proposed (the latest `CloseProposed`),
+    /// stored the moment it arrives, as [`Event::WithdrawalCoSigned`]. Changes no state.
+    CloseCoSigned {
+        /// The counterparty's signature.
+        signature: Signature,
+    },
     /// [`ChannelState::close_expired`] re-opened the channel.
     CloseExpired {
         /// The time passed.
@@ -216,6 +229,8 @@ impl Event {
             }
             // On-chain outcomes: the state machine's balances stay as they were; the client
             // tracks them in a [`ChainStatus`].
+            // Signatures are kept for submitting, not applied.
+            Self::WithdrawalCoSigned { .. } | Self::CloseCoSigned { .. } => {}
             Self::ChainClosed(_)
             | Self::ChainRefuted(_)
             | Self::ChainSettled { .. }

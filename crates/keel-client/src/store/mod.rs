@@ -39,6 +39,16 @@ pub use event::{ChainStatus, ChannelOpening, Event};
 pub use pacing::ManualPacing;
 pub use writer::MIN_COMMIT_INTERVAL;
 
+/// Our latest withdrawal and close requests in a channel, each with the counterparty's
+/// signature if it arrived ([`Store::own_requests`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnRequests {
+    /// Our withdrawal, and the counterparty's signature over it.
+    pub withdrawal: Option<(Withdrawal, Option<Signature>)>,
+    /// The close we proposed, and the counterparty's signature over it.
+    pub close: Option<(CooperativeClose, Option<Signature>)>,
+}
+
 use std::{
     path::Path,
     sync::{
@@ -48,7 +58,7 @@ use std::{
     time::Duration,
 };
 
-use keel_core::{ChannelState, B256};
+use keel_core::{wire::Signature, Address, ChannelState, CooperativeClose, Withdrawal, B256};
 use sqlx::{
     migrate::Migrator,
     sqlite::{
@@ -261,6 +271,66 @@ impl Store {
         }
         sent.reverse();
         Ok(sent)
+    }
+
+    /// Our latest withdrawal (`withdrawal`) and close (`close`) requests in `channel_id`, where
+    /// `me` is our address, each with the counterparty's signature if it arrived: what a
+    /// restarted client submits, or asks the peer to sign again. Reads the log newest first and
+    /// stops once both are found (or known to be none: our latest close is one we approved).
+    pub async fn own_requests(
+        &self,
+        channel_id: B256,
+        me: Address,
+        mut withdrawal: bool,
+        mut close: bool,
+    ) -> Result<OwnRequests> {
+        const PAGE: i64 = 256;
+        let mut found = OwnRequests::default();
+        let (mut withdrawal_sig, mut close_sig) = (None, None);
+        let mut before = i64::MAX;
+        while withdrawal || close {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, body FROM events WHERE channel_id = ? AND seq < ? \
+                 ORDER BY seq DESC LIMIT ?",
+            )
+            .bind(channel_id.as_slice())
+            .bind(before)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(&(last, _)) = rows.last() else {
+                break;
+            };
+            for (seq, body) in rows {
+                let event = codec::decode_event(&body).map_err(|source| StoreError::Corrupt {
+                    channel_id,
+                    seq: Some(seq),
+                    source,
+                })?;
+                match event {
+                    Event::WithdrawalCoSigned { signature } if withdrawal => {
+                        withdrawal_sig.get_or_insert(signature);
+                    }
+                    Event::WithdrawalApproved { withdrawal: w, .. }
+                        if withdrawal && w.participant == me =>
+                    {
+                        found.withdrawal = Some((w, withdrawal_sig));
+                        withdrawal = false;
+                    }
+                    Event::CloseCoSigned { signature } if close => {
+                        close_sig.get_or_insert(signature);
+                    }
+                    Event::CloseProposed { close: c } if close => {
+                        found.close = Some((c, close_sig));
+                        close = false;
+                    }
+                    Event::CloseApproved { .. } | Event::CloseExpired { .. } => close = false,
+                    _ => {}
+                }
+            }
+            before = last;
+        }
+        Ok(found)
     }
 
     /// Every stored channel, rebuilt by replaying its log, in the order they were opened.

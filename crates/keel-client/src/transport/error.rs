@@ -8,10 +8,10 @@ use keel_core::{wire::WireError, Address};
 #[non_exhaustive]
 pub enum Error {
     /// The socket failed, or the peer hung up in the middle of a message.
-    #[error("i/o: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The Noise handshake failed (not a Keel peer, or a corrupted or forged message).
-    #[error("noise handshake: {0}")]
+    #[error(transparent)]
     Noise(#[from] snow::Error),
     /// The handshake did not finish within the configured time.
     #[error("handshake timed out")]
@@ -50,7 +50,7 @@ pub enum Error {
     #[error("message failed to decrypt")]
     Decrypt,
     /// A decrypted message is not exactly one valid Keel frame.
-    #[error("malformed frame: {0}")]
+    #[error(transparent)]
     Wire(#[from] WireError),
     /// The connection is closed: the peer hung up between messages, or an earlier error (or a
     /// cancelled send) closed it.

@@ -20,7 +20,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{Error, Result, Transport, PROTOCOL, TAG_LEN};
+use super::{keys::StaticKeyResolver, Error, Result, Transport, PROTOCOL, TAG_LEN};
 
 /// The Noise protocol name.
 pub(super) const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
@@ -56,7 +56,7 @@ pub(super) async fn initiate(
     local: &Transport,
     expected: Address,
 ) -> Result<Session> {
-    let mut hs = snow::Builder::new(params())
+    let mut hs = builder(local)
         .local_private_key(local.noise_private())?
         .prologue(PROTOCOL)?
         .build_initiator()?;
@@ -81,11 +81,14 @@ pub(super) async fn initiate(
 
 /// Runs the responder's side; returns the address the initiator proved it holds.
 pub(super) async fn respond(stream: &mut TcpStream, local: &Transport) -> Result<Session> {
-    let mut hs = snow::Builder::new(params())
+    // Read before any work: a socket that sends nothing, or not a handshake, costs no
+    // cryptography.
+    let first = read_exact_prefixed(stream, MSG1_LEN).await?;
+    let mut hs = builder(local)
         .local_private_key(local.noise_private())?
         .prologue(PROTOCOL)?
         .build_responder()?;
-    read_handshake(stream, &mut hs, MSG1_LEN).await?;
+    hs.read_message(&first, &mut [0; MSG2_LEN])?;
     write_handshake(stream, &mut hs, MSG2_LEN).await?;
     read_handshake(stream, &mut hs, MSG3_LEN).await?;
     let keys = finish(hs, local)?;
@@ -96,6 +99,17 @@ pub(super) async fn respond(stream: &mut TcpStream, local: &Transport) -> Result
         noise: keys.noise,
         peer,
     })
+}
+
+/// A handshake builder whose X25519 knows our static public key already.
+fn builder(local: &Transport) -> snow::Builder<'_> {
+    snow::Builder::with_resolver(
+        params(),
+        Box::new(StaticKeyResolver::new(
+            local.noise_private,
+            local.noise_public,
+        )),
+    )
 }
 
 pub(super) fn params() -> snow::params::NoiseParams {

@@ -21,6 +21,7 @@
 mod connection;
 mod error;
 mod handshake;
+mod keys;
 
 pub use connection::{Connection, Receiver, Sender};
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! Integration tests, one binary for the crate.
 
 mod client;
+mod hostile;
 mod store;
 mod transport;

@@ -277,6 +277,20 @@ impl ChannelState {
         self.closing.is_some()
     }
 
+    /// The expiry of the cooperative close this side signed, while the channel is closing.
+    pub const fn closing_expiry(&self) -> Option<u64> {
+        self.closing
+    }
+
+    /// The cooperative close this side signed (proposed or approved), while the channel is
+    /// closing: the balances are frozen meanwhile, so it is the close that pays them.
+    pub fn signed_close(&self) -> Option<CooperativeClose> {
+        let expiry = self.closing?;
+        let mut open = self.clone();
+        open.closing = None;
+        open.final_close(expiry).ok()
+    }
+
     /// The withdrawal `side` has pending, if any.
     pub fn pending_withdrawal(&self, side: Side) -> Option<&PendingWithdrawal> {
         self.pending_withdrawals[index(side)].as_ref()

@@ -10,6 +10,7 @@
 //! `KEEL_RPC` (node URL), `KEEL_DEPLOYMENT` (the deployments file's JSON), `KEEL_PEER` (address),
 //! `KEEL_PEER_ADDR` (host:port), `KEEL_CHANNEL` (channel id), `KEEL_NOW` (Unix time for the
 //! client's clock: the devnet's).
+#![forbid(unsafe_code)]
 
 use std::{sync::Arc, time::Duration};
 

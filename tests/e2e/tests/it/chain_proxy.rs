@@ -1,15 +1,17 @@
-//! An RPC endpoint that answers garbage: a small HTTP proxy in front of Anvil that, when told
-//! to, replies to every JSON-RPC request with truncated JSON. The monitor must retry, report
-//! it, and deliver everything once the endpoint is sane again.
+//! A faulty RPC endpoint: a small HTTP proxy in front of Anvil that, when told to, answers
+//! every JSON-RPC request with truncated JSON, names another chain in `eth_chainId`, answers
+//! `null` for every receipt, or hangs up without answering. The monitor must retry, report it,
+//! and deliver everything once the endpoint is sane again.
 
 use std::sync::{
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicU8, Ordering},
     Arc,
 };
 
 use alloy::primitives::Address;
+use alloy::providers::Provider;
 use eyre::{ensure, eyre, Result};
-use keel_client::chain::{ChainEventKind, Monitor};
+use keel_client::chain::{ChainError, ChainEventKind, Monitor};
 use keel_core::Side;
 use keel_e2e::Devnet;
 use tokio::{
@@ -20,30 +22,50 @@ use tokio::{
 
 use crate::chain_support::{kinds_of, units, wait_for, wait_for_checkpoint, Consumer, TempStore};
 
-/// Forwards HTTP requests to `upstream`, one upstream connection per request, or answers them
-/// with malformed JSON while `garbage` is set.
-struct Proxy {
-    url: String,
-    garbage: Arc<AtomicBool>,
+/// What the proxy does to requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Fault {
+    /// Forwards them.
+    None = 0,
+    /// Answers every request with truncated JSON.
+    Garbage = 1,
+    /// Answers `eth_chainId` with chain 1; forwards the rest.
+    WrongChain = 2,
+    /// Answers `eth_getTransactionReceipt` with `null`; forwards the rest.
+    NullReceipts = 3,
+    /// Closes the connection without answering.
+    Drop = 4,
+}
+
+/// Forwards HTTP requests to `upstream`, one upstream connection per request, unless a fault
+/// is set.
+pub(crate) struct Proxy {
+    pub(crate) url: String,
+    fault: Arc<AtomicU8>,
     task: JoinHandle<()>,
 }
 
 impl Proxy {
-    async fn start(upstream: String) -> Result<Self> {
+    pub(crate) async fn start(upstream: String) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let garbage = Arc::new(AtomicBool::new(false));
-        let flag = garbage.clone();
+        let fault = Arc::new(AtomicU8::new(Fault::None as u8));
+        let flag = fault.clone();
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
                 tokio::spawn(serve(conn, upstream.clone(), flag.clone()));
             }
         });
-        Ok(Self { url, garbage, task })
+        Ok(Self { url, fault, task })
+    }
+
+    pub(crate) fn set(&self, fault: Fault) {
+        self.fault.store(fault as u8, Ordering::SeqCst);
     }
 
     fn set_garbage(&self, on: bool) {
-        self.garbage.store(on, Ordering::SeqCst);
+        self.set(if on { Fault::Garbage } else { Fault::None });
     }
 }
 
@@ -53,25 +75,53 @@ impl Drop for Proxy {
     }
 }
 
+/// An HTTP 200 answer with `body`.
+fn http_ok(body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// The JSON-RPC answer `result` to `request` if it calls `method`.
+fn answer(request: &[u8], method: &str, result: &str) -> Option<Vec<u8>> {
+    let start = request.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let call: serde_json::Value = serde_json::from_slice(&request[start..]).ok()?;
+    if call.get("method")?.as_str()? != method {
+        return None;
+    }
+    let id = call.get("id")?;
+    Some(http_ok(
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).as_bytes(),
+    ))
+}
+
 /// One client connection: request after request until it closes.
-async fn serve(conn: TcpStream, upstream: String, garbage: Arc<AtomicBool>) {
+async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>) {
     let (read, mut write) = conn.into_split();
     let mut read = BufReader::new(read);
     while let Ok(Some(request)) = read_message(&mut read).await {
-        let response = if garbage.load(Ordering::SeqCst) {
-            let body = br#"{"jsonrpc":"2.0","id":1,"result":"#;
-            let mut r = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            r.extend_from_slice(body);
-            r
-        } else {
-            match forward(&upstream, &request).await {
+        let fault = fault.load(Ordering::SeqCst);
+        let faked = match fault {
+            f if f == Fault::Garbage as u8 => {
+                Some(http_ok(br#"{"jsonrpc":"2.0","id":1,"result":"#))
+            }
+            f if f == Fault::WrongChain as u8 => answer(&request, "eth_chainId", r#""0x1""#),
+            f if f == Fault::NullReceipts as u8 => {
+                answer(&request, "eth_getTransactionReceipt", "null")
+            }
+            f if f == Fault::Drop as u8 => return,
+            _ => None,
+        };
+        let response = match faked {
+            Some(response) => response,
+            None => match forward(&upstream, &request).await {
                 Ok(response) => response,
                 Err(_) => return,
-            }
+            },
         };
         if write.write_all(&response).await.is_err() {
             return;
@@ -157,5 +207,112 @@ async fn monitor_retries_through_garbage_json_and_recovers() -> Result<()> {
     );
     let health = wait_for_checkpoint(&monitor, net.block_number().await?).await?;
     assert_eq!(health.consecutive_failures, 0);
+    Ok(())
+}
+
+/// A dropped request followed by `eth_chainId` answers naming another chain does not stop the
+/// monitor (before the fix, one such answer stopped it for good): it keeps retrying, and once
+/// the node is right again it resumes from its checkpoint and delivers what it missed.
+#[tokio::test]
+async fn monitor_outlasts_a_wrong_chain_id_and_resumes() -> Result<()> {
+    let net = Devnet::start().await?;
+    let store = TempStore::new(&net, "wrong-chain").await?;
+    let proxy = Proxy::start(net.rpc_url()).await?;
+    let ch = net.channel(net.params(Address::ZERO, 1));
+    let alice = net.chain(&net.alice).await?;
+    let bob = net.chain(&net.bob).await?;
+    let opened_at = alice
+        .open(&ch.params, units("1"))
+        .await?
+        .block_number
+        .ok_or_else(|| eyre!("no block"))?;
+
+    let mut config = net.chain_config(0);
+    config.rpc_url = proxy.url.clone();
+    let (monitor, rx) = Monitor::spawn(config, store.store.clone())?;
+    monitor.watch_from(ch.vault, ch.id, opened_at);
+    let mut consumer = Consumer::new(rx);
+    bob.deposit(&ch.params, Side::B, units("1")).await?;
+    assert_eq!(consumer.events(1).await?.len(), 1);
+
+    proxy.set(Fault::Drop);
+    wait_for(&monitor, "a failure", |h| h.consecutive_failures >= 1).await?;
+    proxy.set(Fault::WrongChain);
+    bob.deposit(&ch.params, Side::B, units("2")).await?;
+    let mut alerts = monitor.subscribe();
+    let sick = wait_for(&monitor, "retries on the wrong chain", |h| {
+        h.stopped.is_some() || h.wrong_chain.is_some()
+    })
+    .await?;
+    ensure!(sick.stopped.is_none(), "the monitor stopped: {sick:?}");
+    ensure!(consumer.is_empty(), "delivered from the wrong chain");
+    // Persistent: reported, and subscribers are told.
+    ensure!(
+        sick.wrong_chain == Some(1) && !sick.is_healthy(),
+        "{sick:?}"
+    );
+    // (The borrow `wait_for` returns is dropped at once: it would block the monitor.)
+    let told = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        alerts.wait_for(|h| h.wrong_chain == Some(1)),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    ensure!(told, "no alert");
+
+    proxy.set(Fault::None);
+    assert_eq!(
+        kinds_of(&consumer.events(1).await?, &ch),
+        [ChainEventKind::Deposited {
+            side: Side::B,
+            total: units("3")
+        }]
+    );
+    let health = wait_for_checkpoint(&monitor, net.block_number().await?).await?;
+    assert_eq!(health.consecutive_failures, 0);
+    ensure!(
+        health.wrong_chain.is_none() && health.is_healthy(),
+        "{health:?}"
+    );
+    Ok(())
+}
+
+/// A node that answers `null` for every receipt does not hold a transaction's sender forever
+/// (before the fix it polled without end): it gives up after its deadline with a typed report.
+#[tokio::test]
+async fn a_receipt_that_never_comes_is_reported_after_the_deadline() -> Result<()> {
+    let net = Devnet::start().await?;
+    let proxy = Proxy::start(net.rpc_url()).await?;
+    let ch = net.channel(net.params(Address::ZERO, 1));
+    let mut config = net.chain_config(0);
+    config.rpc_url = proxy.url.clone();
+    let alice = keel_client::chain::Chain::connect(config, net.alice.signer.clone()).await?;
+    proxy.set(Fault::NullReceipts);
+    let sent = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        alice.open(&ch.params, units("1")),
+    )
+    .await;
+    let Ok(result) = sent else {
+        eyre::bail!("still waiting for the receipt after 30 s");
+    };
+    let err = result.expect_err("no receipt can arrive");
+    let ChainError::ReceiptTimeout {
+        tx_hash,
+        rebroadcasts,
+        ..
+    } = err
+    else {
+        eyre::bail!("{err:?}");
+    };
+    // Sent again each second; the node already had it, so it was mined once.
+    ensure!(rebroadcasts >= 5, "{rebroadcasts} re-broadcasts");
+    proxy.set(Fault::None);
+    let receipt = alice
+        .provider()
+        .get_transaction_receipt(tx_hash)
+        .await?
+        .ok_or_else(|| eyre!("the reported transaction is not mined"))?;
+    ensure!(receipt.status());
     Ok(())
 }

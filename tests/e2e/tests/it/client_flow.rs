@@ -552,3 +552,55 @@ async fn one_client_follows_two_chains() -> Result<()> {
     }
     Ok(())
 }
+
+/// A hub's on-chain rebalancing step through the client: Alice moves part of her balance in one
+/// channel into her side of another with Bob, as one co-signed `withdrawInto`; both clients see
+/// the withdrawal on the first and the deposit on the second, and nothing is paid out.
+#[tokio::test]
+async fn a_co_signed_move_shifts_liquidity_between_two_channels() -> Result<()> {
+    let pair = Pair::start("move").await?;
+    let deposit = units("1");
+    let from = pair.open(Address::ZERO, deposit).await?;
+    let to = pair.open(Address::ZERO, deposit).await?;
+    ensure!(from != to);
+    let target = pair.alice.channel(to).await?.vault;
+    let source = pair.alice.channel(from).await?.vault;
+    let held_before = holdings(&pair.net, Address::ZERO, source).await?
+        + holdings(&pair.net, Address::ZERO, target).await?;
+
+    let destination = keel_client::Destination::Vault {
+        vault: target,
+        side: keel_core::Side::A,
+    };
+    pair.alice
+        .withdraw_to(from, units("0.3"), destination)
+        .await?;
+    for client in [&pair.alice, &pair.bob] {
+        wait_until(client, from, |i| i.withdrawn[0] == units("0.3")).await?;
+        wait_until(client, to, |i| i.deposits[0] == units("1.3")).await?;
+    }
+    ensure!(agreed(&pair, from).await? == (units("0.7"), units("1")));
+    ensure!(agreed(&pair, to).await? == (units("1.3"), units("1")));
+    let held_after = holdings(&pair.net, Address::ZERO, source).await?
+        + holdings(&pair.net, Address::ZERO, target).await?;
+    ensure!(held_after == held_before, "a move pays no one");
+
+    // A move into the channel's own vault is refused before anything is signed or stored.
+    let own = keel_client::Destination::Vault {
+        vault: source,
+        side: keel_core::Side::A,
+    };
+    let err = pair
+        .alice
+        .withdraw_to(from, units("0.1"), own)
+        .await
+        .unwrap_err();
+    ensure!(
+        matches!(
+            err,
+            keel_client::ClientError::Channel(keel_core::ChannelError::InvalidWithdrawal(_))
+        ),
+        "{err:?}"
+    );
+    Ok(())
+}

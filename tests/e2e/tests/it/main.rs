@@ -8,6 +8,7 @@ mod chain_reorg;
 mod chain_support;
 mod client_faults;
 mod client_flow;
+mod client_recovery;
 mod crash;
 mod deploy;
 mod lifecycle;

@@ -45,8 +45,11 @@
 //! block: the monitor logs a `tracing` warning, counts it in [`Monitor::health`], waits (the
 //! poll interval, doubling with each consecutive failure up to 32 times it or 30 s) and retries
 //! the same range from its checkpoint. A node that comes back behind the checkpoint (restarted
-//! without its state) is waited for, not treated as a reorg. A node on another chain stops the
-//! monitor ([`Health::stopped`]).
+//! without its state) is waited for, not treated as a reorg. A node that names another chain
+//! is retried the same way (one such answer may be a stray node behind a load balancer); after
+//! [`WRONG_CHAIN_REPORT`] in a row [`Health::wrong_chain`] says so, until the node is right
+//! again and the monitor resumes from its checkpoint. [`Monitor::subscribe`] tells when the
+//! monitor turns unhealthy and when it recovers.
 
 mod scan;
 
@@ -60,7 +63,7 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
 };
 use tokio::{
-    sync::{mpsc, oneshot, Notify},
+    sync::{mpsc, oneshot, watch, Notify},
     task::JoinHandle,
 };
 
@@ -122,9 +125,30 @@ pub struct Health {
     pub last_error: Option<String>,
     /// Reorgs deeper than the confirmation depth seen since the monitor started.
     pub reorgs: u64,
-    /// Why the monitor stopped, if it has.
+    /// Why the monitor stopped, if it has (only when the consumer dropped the batches).
     pub stopped: Option<String>,
+    /// The chain id the node named instead of ours, while it persists (at least
+    /// [`WRONG_CHAIN_REPORT`] answers in a row): nothing is read from such a node, and the
+    /// monitor resumes from its checkpoint once the node is right again.
+    pub wrong_chain: Option<u64>,
 }
+
+impl Health {
+    /// Whether the monitor is following the chain: not stopped, not facing a node on another
+    /// chain, and not failing ([`Health::consecutive_failures`] below [`UNHEALTHY_AFTER`]).
+    pub fn is_healthy(&self) -> bool {
+        self.stopped.is_none()
+            && self.wrong_chain.is_none()
+            && self.consecutive_failures < UNHEALTHY_AFTER
+    }
+}
+
+/// `eth_chainId` answers naming another chain, in a row, before [`Health::wrong_chain`] reports
+/// it: one such answer (a load balancer's stray node) is retried like any fault.
+pub const WRONG_CHAIN_REPORT: u32 = 3;
+
+/// Consecutive failures after which [`Health::is_healthy`] turns false.
+pub const UNHEALTHY_AFTER: u32 = 3;
 
 /// Follows the watched vaults of one chain. Dropping it stops the task.
 #[derive(Debug)]
@@ -139,6 +163,9 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes an idle task when a vault is added, so its backfill does not wait a poll interval.
     wake: Notify,
+    /// The health, published whenever it turns unhealthy or healthy, or the wrong chain
+    /// changes.
+    published: watch::Sender<Health>,
 }
 
 #[derive(Debug, Default)]
@@ -195,6 +222,7 @@ impl Monitor {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             wake: Notify::new(),
+            published: watch::Sender::new(Health::default()),
         });
         // One batch in flight: the monitor waits for its ack before scanning on anyway.
         let (tx, rx) = mpsc::channel(1);
@@ -252,6 +280,12 @@ impl Monitor {
         self.shared.lock().health.clone()
     }
 
+    /// The health whenever the monitor turns unhealthy ([`Health::is_healthy`]), healthy
+    /// again, or finds the node on another chain: for alerts, without polling.
+    pub fn subscribe(&self) -> watch::Receiver<Health> {
+        self.shared.published.subscribe()
+    }
+
     /// Stops the task and waits until it has; no batch is sent after this returns.
     pub async fn stop(mut self) {
         self.task.abort();
@@ -283,5 +317,18 @@ impl Shared {
         // The state stays consistent at every await point and no code panics while holding the
         // lock, so a poisoned lock still holds valid data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the health if what subscribers are told about changed.
+    fn publish(&self) {
+        let health = self.lock().health.clone();
+        self.published.send_if_modified(|old| {
+            let key = |h: &Health| (h.is_healthy(), h.wrong_chain, h.stopped.clone());
+            if key(old) == key(&health) {
+                return false;
+            }
+            *old = health;
+            true
+        });
     }
 }

@@ -41,6 +41,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 enum Halt {
     /// Worth retrying after a pause; says what failed.
     Retry(String),
+    /// The node named another chain: retried too, and reported once it persists.
+    WrongChain(ChainError),
     /// The monitor cannot go on.
     Stop(String),
 }
@@ -76,6 +78,8 @@ pub(super) struct Scanner {
     recent: VecDeque<Checkpoint>,
     /// After a deep reorg: batches up to this block are flagged.
     reorg_until: Option<u64>,
+    /// `eth_chainId` answers naming another chain, in a row.
+    wrong_chain: u32,
 }
 
 impl Scanner {
@@ -95,6 +99,7 @@ impl Scanner {
             cursor: None,
             recent: VecDeque::new(),
             reorg_until: None,
+            wrong_chain: 0,
         }
     }
 
@@ -112,6 +117,7 @@ impl Scanner {
                         std::mem::replace(&mut state.health.consecutive_failures, 0)
                     };
                     if recovered > 0 {
+                        self.shared.publish();
                         tracing::info!(
                             chain_id = self.chain_id(),
                             failures = recovered,
@@ -125,27 +131,45 @@ impl Scanner {
                         }
                     }
                 }
-                Err(Halt::Retry(e)) => {
-                    // The node may have restarted as something else: check again once it answers.
-                    self.chain_checked = false;
-                    let failures = {
-                        let mut state = self.shared.lock();
-                        let h = &mut state.health;
-                        h.consecutive_failures = h.consecutive_failures.saturating_add(1);
-                        h.failures = h.failures.saturating_add(1);
-                        h.last_error = Some(e.clone());
-                        h.consecutive_failures
+                Err(Halt::Retry(e)) => self.retry(e, None).await,
+                Err(Halt::WrongChain(e)) => {
+                    self.wrong_chain = self.wrong_chain.saturating_add(1);
+                    let found = match e {
+                        ChainError::WrongChain { found, .. } => Some(found),
+                        _ => None,
                     };
-                    tracing::warn!(chain_id = self.chain_id(), failures, error = %e, "chain monitor retrying");
-                    tokio::time::sleep(self.backoff(failures)).await;
+                    let persists = self.wrong_chain >= super::WRONG_CHAIN_REPORT;
+                    self.retry(e.to_string(), found.filter(|_| persists)).await;
                 }
                 Err(Halt::Stop(why)) => {
                     tracing::error!(chain_id = self.chain_id(), reason = %why, "chain monitor stopped");
                     self.shared.lock().health.stopped = Some(why);
+                    self.shared.publish();
                     return;
                 }
             }
         }
+    }
+
+    /// Counts a failure, publishes the health, and waits before the next attempt; `wrong_chain`
+    /// is the other chain the node persists in naming, if it does.
+    async fn retry(&mut self, error: String, wrong_chain: Option<u64>) {
+        // The node may have restarted as something else: check again once it answers.
+        self.chain_checked = false;
+        let failures = {
+            let mut state = self.shared.lock();
+            let h = &mut state.health;
+            h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+            h.failures = h.failures.saturating_add(1);
+            h.last_error = Some(error.clone());
+            if wrong_chain.is_some() {
+                h.wrong_chain = wrong_chain;
+            }
+            h.consecutive_failures
+        };
+        self.shared.publish();
+        tracing::warn!(chain_id = self.chain_id(), failures, error = %error, "chain monitor retrying");
+        tokio::time::sleep(self.backoff(failures)).await;
     }
 
     /// The poll interval, doubled per consecutive failure (at most 32 times), capped.
@@ -184,15 +208,14 @@ impl Scanner {
                 .await
                 .map_err(ChainError::transport)?;
             if found != self.chain_id() {
-                return Err(Halt::Stop(
-                    ChainError::WrongChain {
-                        expected: self.chain_id(),
-                        found,
-                    }
-                    .to_string(),
-                ));
+                return Err(Halt::WrongChain(ChainError::WrongChain {
+                    expected: self.chain_id(),
+                    found,
+                }));
             }
             self.chain_checked = true;
+            self.wrong_chain = 0;
+            self.shared.lock().health.wrong_chain = None;
         }
         let head = self
             .provider
