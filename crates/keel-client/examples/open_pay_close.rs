@@ -1,5 +1,6 @@
 //! What a dApp does with Keel, start to finish: two parties open a channel, pay each other
-//! off-chain, and close it cooperatively — through `keel_client::Client` against a real chain.
+//! off-chain, move liquidity into a second channel in one transaction (a hub's rebalancing step),
+//! and close cooperatively — through `keel_client::Client` against a real chain.
 //!
 //! Run against the demo chain: `script/demo.sh` (starts Anvil, deploys Keel with
 //! `script/deploy.sh`, then runs this). Against another node where Keel is deployed:
@@ -23,7 +24,7 @@ use alloy::{
 };
 use eyre::{bail, Result, WrapErr};
 use keel_bindings::Deployment;
-use keel_client::{chain::ChainConfig, Client, ClientEvent, Config};
+use keel_client::{chain::ChainConfig, Client, ClientEvent, Config, Destination};
 use keel_core::{secret_hash, Address, B256};
 
 /// Anvil's first two dev accounts (public test keys: never use them on a real chain).
@@ -125,7 +126,55 @@ async fn main() -> Result<()> {
         format_ether(view.peer_balance)
     );
 
-    // 7. Close cooperatively: one transaction pays both.
+    // 7. A hub's on-chain rebalancing step: Alice opens a second channel with Bob, and Bob moves
+    //    0.05 ETH of what he received here into his side of it, in one co-signed transaction
+    //    (withdrawInto). Nothing is paid out; the liquidity changes channel.
+    let second = alice
+        .open_channel(
+            chain_id,
+            bob.address(),
+            Address::ZERO,
+            parse_ether("0.1")?,
+            3_600,
+        )
+        .await?;
+    wait(
+        &mut bob_events,
+        |e| matches!(e, ClientEvent::ChannelOpened { channel_id, .. } if *channel_id == second.id),
+    )
+    .await?;
+    let bob_side = bob.channel(second.id).await?.me;
+    bob.withdraw_to(
+        channel,
+        parse_ether("0.05")?,
+        Destination::Vault {
+            vault: second.vault,
+            side: bob_side,
+        },
+    )
+    .await?;
+    // Bob's monitor reports the withdrawal here and the deposit there, in either order.
+    let (mut withdrawn, mut deposited) = (false, false);
+    while !(withdrawn && deposited) {
+        match wait(&mut bob_events, |e| {
+            matches!(e, ClientEvent::WithdrawalConfirmed { channel_id, .. } if *channel_id == channel)
+                || matches!(e, ClientEvent::DepositConfirmed { channel_id, side, .. }
+                    if *channel_id == second.id && *side == bob_side)
+        })
+        .await?
+        {
+            ClientEvent::WithdrawalConfirmed { .. } => withdrawn = true,
+            _ => deposited = true,
+        }
+    }
+    let moved = bob.channel(second.id).await?;
+    println!(
+        "bob moved 0.05 ETH into a second channel in one transaction: there he now holds {} ETH",
+        format_ether(moved.balance)
+    );
+    let view = alice.channel(channel).await?;
+
+    // 8. Close cooperatively: one transaction pays both.
     let mut alice_events = alice.subscribe();
     let receipt = bob.close(channel).await?;
     let ClientEvent::Settled {
