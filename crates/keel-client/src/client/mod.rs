@@ -464,7 +464,11 @@ impl Inner {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            self.fail_channel(channel.id, rt, format!("store failed: {e}"));
+            self.fail_channel(
+                channel.id,
+                rt,
+                format!("store failed: {}", crate::chain::report(&e)),
+            );
             return Err(e.into());
         }
         self.count_event(rt).await;
@@ -540,7 +544,11 @@ impl Inner {
         let commit = match self.store.enqueue(channel_id, &event).await {
             Ok(commit) => commit,
             Err(e) => {
-                self.fail_channel(channel_id, &mut rt, format!("store failed: {e}"));
+                self.fail_channel(
+                    channel_id,
+                    &mut rt,
+                    format!("store failed: {}", crate::chain::report(&e)),
+                );
                 return Err(e.into());
             }
         };

@@ -100,7 +100,7 @@ async fn follow(inner: std::sync::Weak<Inner>, mut batches: mpsc::Receiver<Batch
             if let Err(e) = apply(&inner, event).await {
                 inner.emit(ClientEvent::ChainTrouble {
                     chain_id: batch.chain_id,
-                    reason: format!("applying {:?}: {e}", event.kind),
+                    reason: format!("applying {:?}: {}", event.kind, crate::chain::report(&e)),
                 });
                 applied = false;
                 break;
@@ -355,7 +355,7 @@ async fn answer_dispute(inner: &Arc<Inner>, chain_id: u64, id: B256, dispute: &D
                     .remove(&(id, recorded));
                 inner.emit(ClientEvent::ChainTrouble {
                     chain_id,
-                    reason: format!("refuting the close of {id}: {e}"),
+                    reason: format!("refuting the close of {id}: {}", crate::chain::report(&e)),
                 });
             }
         }

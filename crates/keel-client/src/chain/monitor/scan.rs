@@ -49,7 +49,7 @@ enum Halt {
 
 impl From<ChainError> for Halt {
     fn from(e: ChainError) -> Self {
-        Self::Retry(e.to_string())
+        Self::Retry(crate::chain::report(&e))
     }
 }
 
@@ -138,7 +138,8 @@ impl Scanner {
                         _ => None,
                     };
                     let persists = self.wrong_chain >= super::WRONG_CHAIN_REPORT;
-                    self.retry(e.to_string(), found.filter(|_| persists)).await;
+                    self.retry(crate::chain::report(&e), found.filter(|_| persists))
+                        .await;
                 }
                 Err(Halt::Stop(why)) => {
                     tracing::error!(chain_id = self.chain_id(), reason = %why, "chain monitor stopped");
@@ -364,7 +365,7 @@ impl Scanner {
             logs.extend(self.logs(&opened.topic3(topics)).await?);
         }
         if self.hash_at(to).await? != before {
-            return Err(ChainError::Rpc(format!(
+            return Err(ChainError::Inconsistent(format!(
                 "block {to} changed during the scan"
             )));
         }
@@ -372,7 +373,9 @@ impl Scanner {
         let mut events = Vec::with_capacity(logs.len());
         for log in &logs {
             if log.removed {
-                return Err(ChainError::Rpc("a log was removed during the scan".into()));
+                return Err(ChainError::Inconsistent(
+                    "a log was removed during the scan".into(),
+                ));
             }
             let event = if log.address() == factory {
                 let event = ChainEvent::from_opened_log(self.chain_id(), log)?;
@@ -380,12 +383,12 @@ impl Scanner {
                 event
             } else {
                 let channel_id = vaults.get(&log.address()).ok_or_else(|| {
-                    ChainError::Garbage(format!("log from unwatched address {}", log.address()))
+                    ChainError::garbage(format!("log from unwatched address {}", log.address()))
                 })?;
                 ChainEvent::from_vault_log(self.chain_id(), *channel_id, log)?
             };
             if !(from..=to).contains(&event.block) {
-                return Err(ChainError::Garbage(format!(
+                return Err(ChainError::garbage(format!(
                     "log in block {} outside the range {from}..={to}",
                     event.block
                 )));
@@ -422,7 +425,9 @@ impl Scanner {
             .get_block_by_number(BlockNumberOrTag::Number(number))
             .await
             .map_err(ChainError::transport)?
-            .ok_or_else(|| ChainError::Rpc(format!("the node does not have block {number}")))?;
+            .ok_or_else(|| {
+                ChainError::Inconsistent(format!("the node does not have block {number}"))
+            })?;
         Ok(block.header.hash)
     }
 
