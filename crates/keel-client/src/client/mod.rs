@@ -85,7 +85,9 @@ pub struct Config {
     pub min_commit_interval: Duration,
     /// Most messages queued for one peer, each way. A peer whose outgoing queue is full (it
     /// does not read, or asks faster than it reads the answers) is disconnected; a full
-    /// incoming queue stops reading from its socket until the client catches up.
+    /// incoming queue stops reading from its socket until the client catches up. Keep it above
+    /// [`Config::window`] times the channels shared with one peer, or a burst of our own
+    /// updates could fill it.
     pub peer_queue: usize,
     /// A connection on which nothing arrived for this long is dropped. Idle connections stay
     /// up: each side sends a keep-alive after a third of this without sending anything.
