@@ -90,7 +90,8 @@ pub struct Config {
     /// updates could fill it.
     pub peer_queue: usize,
     /// A connection on which nothing arrived for this long is dropped. Idle connections stay
-    /// up: each side sends a keep-alive after a third of this without sending anything.
+    /// up: each side sends a keep-alive after a third of this without sending anything. Zero:
+    /// never.
     pub idle_timeout: Duration,
     /// Most authenticated connections at once; a peer we share a channel with is always let
     /// in, any other is refused beyond this.
