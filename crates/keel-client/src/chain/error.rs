@@ -86,9 +86,9 @@ pub enum ChainError {
         #[source]
         last_error: Option<Box<ChainError>>,
     },
-    /// The client's store failed (saving or loading the monitor's checkpoint).
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    /// Loading or saving the monitor's checkpoint failed.
+    #[error("the monitor's checkpoint storage failed")]
+    Checkpoint(#[source] crate::chain::monitor::CheckpointError),
     /// The caller asked for something impossible (an amount that overflows, a side that is not
     /// ours); nothing was sent.
     #[error("{0}")]

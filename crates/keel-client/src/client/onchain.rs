@@ -43,7 +43,7 @@ pub(crate) async fn start(
         // Nothing here waits for the node: a client starts, and pays off chain, while its RPC
         // node is down; the monitor catches up once it answers.
         let chain = Chain::new(config.clone(), inner.config.signer.clone())?;
-        let (monitor, batches) = Monitor::spawn(config.clone(), Arc::clone(&inner.store))?;
+        let (monitor, batches) = Monitor::spawn(config.clone(), inner.store.clone())?;
         tokio::spawn(report_health(
             Arc::downgrade(inner),
             config.chain_id(),

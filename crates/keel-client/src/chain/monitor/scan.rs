@@ -16,12 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Batch, Shared};
 use crate::{
+    chain::monitor::{Checkpoint, Checkpoints},
     chain::{
         config::ChainConfig,
         error::ChainError,
         event::{ChainEvent, OPENED_TOPIC},
     },
-    store::{Checkpoint, Store},
 };
 
 /// Blocks rewound when the checkpoint's block was reorganised away and no earlier checkpoint of
@@ -66,7 +66,7 @@ type Step = Result<Next, Halt>;
 pub(super) struct Scanner {
     config: ChainConfig,
     provider: DynProvider,
-    store: Arc<Store>,
+    store: Arc<dyn Checkpoints>,
     shared: Arc<Shared>,
     /// Loaded from the store on the first step.
     loaded: bool,
@@ -86,7 +86,7 @@ impl Scanner {
     pub(super) fn new(
         config: ChainConfig,
         provider: DynProvider,
-        store: Arc<Store>,
+        store: Arc<dyn Checkpoints>,
         shared: Arc<Shared>,
     ) -> Self {
         Self {
@@ -186,7 +186,7 @@ impl Scanner {
         if !self.loaded {
             self.cursor = self
                 .store
-                .checkpoint(self.chain_id())
+                .load(self.chain_id())
                 .await
                 .map_err(store_error)?;
             self.recent.extend(self.cursor);
@@ -269,7 +269,7 @@ impl Scanner {
             hash: end_hash,
         };
         self.store
-            .save_checkpoint(self.chain_id(), cp)
+            .save(self.chain_id(), cp)
             .await
             .map_err(store_error)?;
         if self.reorg_until.is_some_and(|until| end >= until) {
@@ -516,6 +516,6 @@ impl Scanner {
     }
 }
 
-fn store_error(e: crate::store::StoreError) -> Halt {
-    ChainError::Store(e).into()
+fn store_error(e: crate::chain::monitor::CheckpointError) -> Halt {
+    ChainError::Checkpoint(e).into()
 }
