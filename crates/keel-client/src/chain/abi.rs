@@ -188,7 +188,7 @@ pub fn side_from_index(index: u8) -> Result<Side> {
     match index {
         0 => Ok(Side::A),
         1 => Ok(Side::B),
-        other => Err(ChainError::Garbage(format!("side {other}"))),
+        other => Err(ChainError::garbage(format!("side {other}"))),
     }
 }
 
@@ -311,7 +311,7 @@ mod tests {
         abi.closer = 2;
         assert!(matches!(
             DisputeState::from_abi(&abi),
-            Err(ChainError::Garbage(_))
+            Err(ChainError::Garbage { .. })
         ));
     }
 

@@ -21,12 +21,28 @@ pub enum ChainError {
     InvalidUrl(String),
     /// The endpoint failed: unreachable, timed out, or it answered with an error that is not a
     /// revert. Worth retrying.
-    #[error("RPC: {0}")]
-    Rpc(String),
+    #[error("RPC request failed")]
+    Rpc(#[source] TransportError),
+    /// The HTTP client for the endpoint could not be built.
+    #[error("building the HTTP client")]
+    HttpClient(#[source] alloy::transports::http::reqwest::Error),
+    /// A contract call failed in a way that is neither a revert nor the endpoint's fault.
+    #[error("contract call failed")]
+    Call(#[source] Box<CallError>),
+    /// The node's answers contradict each other (a block changed or vanished during a scan, a
+    /// log was removed): worth retrying.
+    #[error("the RPC node answered inconsistently: {0}")]
+    Inconsistent(String),
     /// The endpoint answered with something that does not decode (malformed JSON, a log that is
-    /// not a Keel event, a missing field).
-    #[error("RPC answered with undecodable data: {0}")]
-    Garbage(String),
+    /// not a Keel event, a missing field): `what` says where, the source (if any) why.
+    #[error("RPC answered with undecodable data: {what}")]
+    Garbage {
+        /// What did not decode.
+        what: String,
+        /// The decoder's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The endpoint serves another chain than the deployment is for.
     #[error("the RPC endpoint is on chain {found}, the deployment is for chain {expected}")]
     WrongChain {
@@ -70,9 +86,9 @@ pub enum ChainError {
         #[source]
         last_error: Option<Box<ChainError>>,
     },
-    /// The client's store failed (saving or loading the monitor's checkpoint).
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    /// Loading or saving the monitor's checkpoint failed.
+    #[error("the monitor's checkpoint storage failed")]
+    Checkpoint(#[source] crate::chain::monitor::CheckpointError),
     /// The caller asked for something impossible (an amount that overflows, a side that is not
     /// ours); nothing was sent.
     #[error("{0}")]
@@ -108,11 +124,20 @@ impl ChainError {
     /// Classifies a failed transport call (no revert expected: a read).
     pub(crate) fn transport(err: TransportError) -> Self {
         match err {
-            RpcError::DeserError { err, text } => {
-                Self::Garbage(format!("{err} in {}", truncated(&text)))
-            }
-            RpcError::NullResp => Self::Garbage("null response".into()),
-            other => Self::Rpc(other.to_string()),
+            RpcError::DeserError { err, text } => Self::Garbage {
+                what: format!("answer {:?}", truncated(&text)),
+                source: Some(Box::new(err)),
+            },
+            RpcError::NullResp => Self::garbage("a null answer"),
+            other => Self::Rpc(other),
+        }
+    }
+
+    /// Undecodable data with no decoder error to keep.
+    pub(crate) fn garbage(what: impl Into<String>) -> Self {
+        Self::Garbage {
+            what: what.into(),
+            source: None,
         }
     }
 
@@ -147,9 +172,15 @@ impl ChainError {
                 }
             }
             CallError::TransportError(e) => Self::transport(e),
-            CallError::AbiError(e) => Self::Garbage(e.to_string()),
-            CallError::ZeroData(..) => Self::Garbage(err.to_string()),
-            other => Self::Rpc(other.to_string()),
+            CallError::AbiError(e) => Self::Garbage {
+                what: format!("the result of {what}"),
+                source: Some(Box::new(e)),
+            },
+            CallError::ZeroData(..) => Self::Garbage {
+                what: format!("the result of {what}"),
+                source: Some(Box::new(err)),
+            },
+            other => Self::Call(Box::new(other)),
         }
     }
 }
@@ -161,4 +192,16 @@ fn truncated(text: &str) -> &str {
         Some((i, _)) => &text[..i],
         None => text,
     }
+}
+
+/// `error` and its sources, joined by ": ": for logs and events, where only text travels.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -155,7 +155,7 @@ impl ChainEvent {
         log: &Log,
         kind: ChainEventKind,
     ) -> Result<Self> {
-        let missing = |field| ChainError::Garbage(format!("log without {field}"));
+        let missing = |field| ChainError::garbage(format!("log without {field}"));
         Ok(Self {
             chain_id,
             vault,
@@ -216,10 +216,13 @@ fn vault_event(log: &Log) -> Result<ChainEventKind> {
 pub(crate) const OPENED_TOPIC: B256 = ChannelFactory::ChannelOpened::SIGNATURE_HASH;
 
 fn garbage(log: &Log, e: alloy::sol_types::Error) -> ChainError {
-    ChainError::Garbage(format!(
-        "log {:?} of {} in block {:?}: {e}",
-        log.log_index,
-        log.address(),
-        log.block_number
-    ))
+    ChainError::Garbage {
+        what: format!(
+            "log {:?} of {} in block {:?}",
+            log.log_index,
+            log.address(),
+            log.block_number
+        ),
+        source: Some(Box::new(e)),
+    }
 }

@@ -23,7 +23,7 @@ mod tx;
 
 pub use abi::{BalanceData, DisputeState, LockState};
 pub use config::ChainConfig;
-pub use error::{ChainError, Result, Revert};
+pub use error::{report, ChainError, Result, Revert};
 pub use event::{ChainEvent, ChainEventKind};
 pub use monitor::{Batch, Health, Monitor};
 pub use tx::{Chain, TxReceipt};

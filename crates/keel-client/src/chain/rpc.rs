@@ -21,7 +21,7 @@ pub(crate) fn client(config: &ChainConfig) -> Result<RpcClient> {
     let http = reqwest::Client::builder()
         .timeout(config.request_timeout)
         .build()
-        .map_err(|e| ChainError::Rpc(format!("building the HTTP client: {e}")))?;
+        .map_err(ChainError::HttpClient)?;
     let transport = Http::with_client(http, url);
     let is_local = transport.guess_local();
     let client = RpcClient::new(transport, is_local);

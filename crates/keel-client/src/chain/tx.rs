@@ -353,7 +353,7 @@ impl Chain {
             .get_block_by_number(BlockNumberOrTag::Latest)
             .await
             .map_err(ChainError::transport)?
-            .ok_or_else(|| ChainError::Garbage("no latest block".into()))?;
+            .ok_or_else(|| ChainError::garbage("no latest block"))?;
         Ok(block.header.timestamp)
     }
 

@@ -144,7 +144,11 @@ async fn update(
     let commit = match inner.store.enqueue(id, &stored).await {
         Ok(commit) => commit,
         Err(e) => {
-            inner.fail_channel(id, &mut rt, format!("store failed: {e}"));
+            inner.fail_channel(
+                id,
+                &mut rt,
+                format!("store failed: {}", crate::chain::report(&e)),
+            );
             return Err((id, RejectCode::Storage));
         }
     };
@@ -517,7 +521,11 @@ async fn resend(
     let sent = match stored {
         Ok(sent) => sent,
         Err(e) => {
-            inner.fail_channel(id, rt, format!("store failed: {e}"));
+            inner.fail_channel(
+                id,
+                rt,
+                format!("store failed: {}", crate::chain::report(&e)),
+            );
             return Err((id, RejectCode::Storage));
         }
     };
@@ -590,7 +598,11 @@ async fn answer_after_storing(
     let commit = match inner.store.enqueue(channel.id, event).await {
         Ok(commit) => commit,
         Err(e) => {
-            inner.fail_channel(channel.id, rt, format!("store failed: {e}"));
+            inner.fail_channel(
+                channel.id,
+                rt,
+                format!("store failed: {}", crate::chain::report(&e)),
+            );
             return Err((channel.id, RejectCode::Storage));
         }
     };

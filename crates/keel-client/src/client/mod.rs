@@ -86,10 +86,13 @@ pub struct Config {
     pub min_commit_interval: Duration,
     /// Most messages queued for one peer, each way. A peer whose outgoing queue is full (it
     /// does not read, or asks faster than it reads the answers) is disconnected; a full
-    /// incoming queue stops reading from its socket until the client catches up.
+    /// incoming queue stops reading from its socket until the client catches up. Keep it above
+    /// [`Config::window`] times the channels shared with one peer, or a burst of our own
+    /// updates could fill it.
     pub peer_queue: usize,
     /// A connection on which nothing arrived for this long is dropped. Idle connections stay
-    /// up: each side sends a keep-alive after a third of this without sending anything.
+    /// up: each side sends a keep-alive after a third of this without sending anything. Zero:
+    /// never.
     pub idle_timeout: Duration,
     /// Most authenticated connections at once; a peer we share a channel with is always let
     /// in, any other is refused beyond this.
@@ -465,7 +468,11 @@ impl Inner {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            self.fail_channel(channel.id, rt, format!("store failed: {e}"));
+            self.fail_channel(
+                channel.id,
+                rt,
+                format!("store failed: {}", crate::chain::report(&e)),
+            );
             return Err(e.into());
         }
         self.count_event(rt).await;
@@ -541,7 +548,11 @@ impl Inner {
         let commit = match self.store.enqueue(channel_id, &event).await {
             Ok(commit) => commit,
             Err(e) => {
-                self.fail_channel(channel_id, &mut rt, format!("store failed: {e}"));
+                self.fail_channel(
+                    channel_id,
+                    &mut rt,
+                    format!("store failed: {}", crate::chain::report(&e)),
+                );
                 return Err(e.into());
             }
         };

@@ -51,7 +51,7 @@ pub(crate) async fn start(
         // Nothing here waits for the node: a client starts, and pays off chain, while its RPC
         // node is down; the monitor catches up once it answers.
         let chain = Chain::new(config.clone(), inner.config.signer.clone())?;
-        let (monitor, batches) = Monitor::spawn(config.clone(), Arc::clone(&inner.store))?;
+        let (monitor, batches) = Monitor::spawn(config.clone(), inner.store.clone())?;
         tokio::spawn(report_health(
             Arc::downgrade(inner),
             config.chain_id(),
@@ -109,7 +109,7 @@ async fn follow(inner: std::sync::Weak<Inner>, mut batches: mpsc::Receiver<Batch
             if let Err(e) = apply(&inner, event).await {
                 inner.emit(ClientEvent::ChainTrouble {
                     chain_id: batch.chain_id,
-                    reason: format!("applying {:?}: {e}", event.kind),
+                    reason: format!("applying {:?}: {}", event.kind, crate::chain::report(&e)),
                 });
                 applied = false;
                 break;
@@ -367,7 +367,7 @@ async fn answer_dispute(inner: &Arc<Inner>, chain_id: u64, id: B256, dispute: &D
                     .remove(&(id, recorded));
                 inner.emit(ClientEvent::ChainTrouble {
                     chain_id,
-                    reason: format!("refuting the close of {id}: {e}"),
+                    reason: format!("refuting the close of {id}: {}", crate::chain::report(&e)),
                 });
             }
         }

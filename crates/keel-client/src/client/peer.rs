@@ -371,6 +371,15 @@ pub(crate) fn channels_with(inner: &Inner, address: Address) -> Vec<Arc<Channel>
         .collect()
 }
 
+/// [`Config::idle_timeout`](super::Config::idle_timeout), zero meaning never (a wait that long
+/// has no deadline).
+fn idle_timeout(inner: &Inner) -> std::time::Duration {
+    match inner.config.idle_timeout {
+        zero if zero.is_zero() => std::time::Duration::MAX,
+        idle => idle,
+    }
+}
+
 /// Our `Hello`: the first message of a connection, and the keep-alive after a quiet spell.
 fn hello(inner: &Inner) -> Message {
     Message::Hello {
@@ -386,7 +395,7 @@ const FLUSH_AT: usize = 16 * 1024;
 /// together leave in one write; nothing is held back while waiting for a commit or for more
 /// items. Ends when the outbox closes (disconnect) or the socket fails.
 async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<Outgoing>) {
-    let keep_alive = inner.config.idle_timeout / 3;
+    let keep_alive = idle_timeout(&inner) / 3;
     // An item taken while gathering a batch that could not join it: sent next.
     let mut next: Option<Outgoing> = None;
     'connection: loop {
@@ -514,7 +523,7 @@ async fn read(
     mut killed: watch::Receiver<bool>,
 ) {
     let mut stopping = inner.stopping.subscribe();
-    let idle = inner.config.idle_timeout;
+    let idle = idle_timeout(inner);
     let first = tokio::select! {
         msg = tokio::time::timeout(idle, receiver.recv()) => msg,
         _ = stopping.wait_for(|s| *s) => return,

@@ -382,9 +382,10 @@ pub(crate) fn resubmit(inner: &Arc<Inner>, channel: &Arc<Channel>, signed: Signe
             inner.emit(ClientEvent::ChainTrouble {
                 chain_id: channel.chain_id,
                 reason: format!(
-                    "submitting our co-signed {} in channel {}: {e}",
+                    "submitting our co-signed {} in channel {}: {}",
                     signed.what(),
-                    channel.id
+                    channel.id,
+                    crate::chain::report(&e)
                 ),
             });
         }

@@ -7,15 +7,8 @@
 use keel_core::B256;
 
 use super::{Result, Store, StoreError};
-
-/// The last block whose events were delivered and processed, and its hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Checkpoint {
-    /// Block number.
-    pub block: u64,
-    /// The block's hash, to tell whether a reorganisation has replaced it since.
-    pub hash: B256,
-}
+pub use crate::chain::monitor::Checkpoint;
+use crate::chain::monitor::{BoxFuture, CheckpointError, Checkpoints};
 
 impl Store {
     /// The checkpoint saved for `chain_id`, if any.
@@ -52,6 +45,21 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// The monitor's checkpoints live in the client's store.
+impl Checkpoints for Store {
+    fn load(&self, chain_id: u64) -> BoxFuture<'_, Result<Option<Checkpoint>, CheckpointError>> {
+        Box::pin(async move { Ok(self.checkpoint(chain_id).await?) })
+    }
+
+    fn save(
+        &self,
+        chain_id: u64,
+        checkpoint: Checkpoint,
+    ) -> BoxFuture<'_, Result<(), CheckpointError>> {
+        Box::pin(async move { Ok(self.save_checkpoint(chain_id, checkpoint).await?) })
     }
 }
 

@@ -6,8 +6,9 @@
 //! The monitor runs as a task. It scans block ranges (at most `max_block_range` blocks, never
 //! nearer the head than `confirmations`) and sends each range's events as one [`Batch`] over a
 //! channel, then waits. The consumer applies the events and calls [`Batch::ack`]; only then does
-//! the monitor save the range's last block and hash as the chain's [`Checkpoint`] in the
-//! client's [`Store`] and move on. A crash anywhere before the save re-delivers the batch on
+//! the monitor save the range's last block and hash as the chain's [`Checkpoint`] in its
+//! [`Checkpoints`] (the client's [`Store`](crate::store::Store), or a watchtower's own storage)
+//! and move on. A crash anywhere before the save re-delivers the batch on
 //! restart, so consumers must be idempotent (deposit and withdrawal totals are cumulative; a
 //! dispute state replaces the previous one). Ranges without events are checkpointed without
 //! being delivered. A batch dropped without an ack is delivered again; dropping the receiver
@@ -51,6 +52,7 @@
 //! again and the monitor resumes from its checkpoint. [`Monitor::subscribe`] tells when the
 //! monitor turns unhealthy and when it recovers.
 
+mod checkpoint;
 mod scan;
 
 use std::{
@@ -73,8 +75,7 @@ use super::{
     event::ChainEvent,
     rpc,
 };
-use crate::store::{Checkpoint, Store};
-
+pub use checkpoint::{BoxFuture, Checkpoint, CheckpointError, Checkpoints};
 pub use scan::FALLBACK_REWIND;
 
 /// The events of one scanned block range, in chain order; acknowledge once applied.
@@ -211,7 +212,10 @@ impl Monitor {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn spawn(config: ChainConfig, store: Arc<Store>) -> Result<(Self, mpsc::Receiver<Batch>)> {
+    pub fn spawn(
+        config: ChainConfig,
+        store: Arc<dyn Checkpoints>,
+    ) -> Result<(Self, mpsc::Receiver<Batch>)> {
         if config.max_block_range == 0 {
             return Err(ChainError::Invalid("max_block_range must be positive"));
         }

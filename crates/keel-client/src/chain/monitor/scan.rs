@@ -16,12 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Batch, Shared};
 use crate::{
+    chain::monitor::{Checkpoint, Checkpoints},
     chain::{
         config::ChainConfig,
         error::ChainError,
         event::{ChainEvent, OPENED_TOPIC},
     },
-    store::{Checkpoint, Store},
 };
 
 /// Blocks rewound when the checkpoint's block was reorganised away and no earlier checkpoint of
@@ -49,7 +49,7 @@ enum Halt {
 
 impl From<ChainError> for Halt {
     fn from(e: ChainError) -> Self {
-        Self::Retry(e.to_string())
+        Self::Retry(crate::chain::report(&e))
     }
 }
 
@@ -66,7 +66,7 @@ type Step = Result<Next, Halt>;
 pub(super) struct Scanner {
     config: ChainConfig,
     provider: DynProvider,
-    store: Arc<Store>,
+    store: Arc<dyn Checkpoints>,
     shared: Arc<Shared>,
     /// Loaded from the store on the first step.
     loaded: bool,
@@ -86,7 +86,7 @@ impl Scanner {
     pub(super) fn new(
         config: ChainConfig,
         provider: DynProvider,
-        store: Arc<Store>,
+        store: Arc<dyn Checkpoints>,
         shared: Arc<Shared>,
     ) -> Self {
         Self {
@@ -139,7 +139,8 @@ impl Scanner {
                         _ => None,
                     };
                     let persists = self.wrong_chain >= super::WRONG_CHAIN_REPORT;
-                    self.retry(e.to_string(), found.filter(|_| persists)).await;
+                    self.retry(crate::chain::report(&e), found.filter(|_| persists))
+                        .await;
                 }
                 Err(Halt::Stop(why)) => {
                     tracing::error!(chain_id = self.chain_id(), reason = %why, "chain monitor stopped");
@@ -186,7 +187,7 @@ impl Scanner {
         if !self.loaded {
             self.cursor = self
                 .store
-                .checkpoint(self.chain_id())
+                .load(self.chain_id())
                 .await
                 .map_err(store_error)?;
             self.recent.extend(self.cursor);
@@ -269,7 +270,7 @@ impl Scanner {
             hash: end_hash,
         };
         self.store
-            .save_checkpoint(self.chain_id(), cp)
+            .save(self.chain_id(), cp)
             .await
             .map_err(store_error)?;
         if self.reorg_until.is_some_and(|until| end >= until) {
@@ -365,7 +366,7 @@ impl Scanner {
             logs.extend(self.logs(&opened.topic3(topics)).await?);
         }
         if self.hash_at(to).await? != before {
-            return Err(ChainError::Rpc(format!(
+            return Err(ChainError::Inconsistent(format!(
                 "block {to} changed during the scan"
             )));
         }
@@ -373,7 +374,9 @@ impl Scanner {
         let mut events = Vec::with_capacity(logs.len());
         for log in &logs {
             if log.removed {
-                return Err(ChainError::Rpc("a log was removed during the scan".into()));
+                return Err(ChainError::Inconsistent(
+                    "a log was removed during the scan".into(),
+                ));
             }
             let event = if log.address() == factory {
                 let event = ChainEvent::from_opened_log(self.chain_id(), log)?;
@@ -381,12 +384,12 @@ impl Scanner {
                 event
             } else {
                 let channel_id = vaults.get(&log.address()).ok_or_else(|| {
-                    ChainError::Garbage(format!("log from unwatched address {}", log.address()))
+                    ChainError::garbage(format!("log from unwatched address {}", log.address()))
                 })?;
                 ChainEvent::from_vault_log(self.chain_id(), *channel_id, log)?
             };
             if !(from..=to).contains(&event.block) {
-                return Err(ChainError::Garbage(format!(
+                return Err(ChainError::garbage(format!(
                     "log in block {} outside the range {from}..={to}",
                     event.block
                 )));
@@ -423,7 +426,9 @@ impl Scanner {
             .get_block_by_number(BlockNumberOrTag::Number(number))
             .await
             .map_err(ChainError::transport)?
-            .ok_or_else(|| ChainError::Rpc(format!("the node does not have block {number}")))?;
+            .ok_or_else(|| {
+                ChainError::Inconsistent(format!("the node does not have block {number}"))
+            })?;
         Ok(block.header.hash)
     }
 
@@ -512,6 +517,6 @@ impl Scanner {
     }
 }
 
-fn store_error(e: crate::store::StoreError) -> Halt {
-    ChainError::Store(e).into()
+fn store_error(e: crate::chain::monitor::CheckpointError) -> Halt {
+    ChainError::Checkpoint(e).into()
 }
