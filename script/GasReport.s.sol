@@ -78,7 +78,11 @@ contract GasReport is Script {
             "top-up, a later deposit (ETH)"
         );
         _withdraw(x, vx, "withdraw while open (ETH)");
-        _send(ALICE_PK, address(vx), 0, _coopClose(x, vx, 6 ether, 10 ether), "cooperative close (ETH)");
+        // A hub's on-chain rebalancing step: alice moves 2 ETH of her balance in x into her side
+        // of another channel (z) in one transaction.
+        ChannelVault vz = _openFunded(_params(address(0), 7), "setup: open + deposit (ETH)");
+        _move(x, vx, vz, "move into another channel (ETH, withdrawInto)");
+        _send(ALICE_PK, address(vx), 0, _coopClose(x, vx, 4 ether, 10 ether), "cooperative close (ETH)");
 
         // ETH channel closed unilaterally, refuted and settled in the later phases.
         ChannelParams memory y = _params(address(0), 2);
@@ -263,6 +267,35 @@ contract GasReport is Script {
             address(v),
             0,
             abi.encodeCall(ChannelVault.withdraw, (p, w, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h))),
+            label
+        );
+    }
+
+    /// @dev Alice's cumulative withdrawal from `v` grows by 2 ETH, deposited for her (side A) in `target`.
+    function _move(ChannelParams memory p, ChannelVault v, ChannelVault target, string memory label)
+        internal
+    {
+        Withdrawal memory w = Withdrawal(
+            alice, v.totalWithdrawn(0) + 2 ether, uint64(block.timestamp + 1 days), address(target), 0
+        );
+        bytes32 h = keccak256(
+            abi.encode(
+                keccak256(
+                    "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry,address target,uint8 targetSide)"
+                ),
+                factory.channelId(p),
+                w.participant,
+                w.totalWithdrawn,
+                w.expiry,
+                w.target,
+                w.targetSide
+            )
+        );
+        _send(
+            ALICE_PK,
+            address(v),
+            0,
+            abi.encodeCall(ChannelVault.withdrawInto, (p, w, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h))),
             label
         );
     }

@@ -37,6 +37,8 @@ TARGETS = {
     "first deposit by the counterparty (ETH)": (32_000, "Raiden 75,838; Nitro first deposit 46,496"),
     "top-up, a later deposit (ETH)": (32_000, "Raiden 75,838; Nitro 29,408 (no per-channel vault)"),
     "withdraw while open (ETH)": (75_000, "Raiden 115,037"),
+    "move into another channel (ETH, withdrawInto)": (
+        None, "Raiden: a withdrawal and a deposit, 115,037 + 75,838"),
     "cooperative close (ETH)": (65_000, "Nitro 88,972 (payees exist)"),
     "unilateral close (ETH)": (70_000, "Nitro 113,146; Raiden 137,717"),
     "refutation by the counterparty (ETH)": (50_000, "Nitro 73,936; Raiden 90,538"),
@@ -62,6 +64,8 @@ SCENARIOS = {
     "first deposit by the counterparty (ETH)": "bob's first deposit into a channel alice opened",
     "top-up, a later deposit (ETH)": "alice raises her cumulative deposit (slot already written)",
     "withdraw while open (ETH)": "alice submits a withdrawal both signed and is paid",
+    "move into another channel (ETH, withdrawInto)": "a withdrawal both signed, deposited for alice "
+                                                     "in another open channel's vault",
     "cooperative close (ETH)": "alice submits both signatures; both payees exist and are paid",
     "unilateral close (ETH)": "alice closes with bob's balance proof",
     "refutation by the counterparty (ETH)": "bob submits alice's newer balance proof",
