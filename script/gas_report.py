@@ -64,8 +64,9 @@ SCENARIOS = {
     "first deposit by the counterparty (ETH)": "bob's first deposit into a channel alice opened",
     "top-up, a later deposit (ETH)": "alice raises her cumulative deposit (slot already written)",
     "withdraw while open (ETH)": "alice submits a withdrawal both signed and is paid",
-    "move into another channel (ETH, withdrawInto)": "a withdrawal both signed, deposited for alice "
-                                                     "in another open channel's vault",
+    "move into another channel (ETH, withdrawInto)": "alice's second withdrawal (its slot already "
+                                                     "written), both signed, deposited for her in "
+                                                     "another open channel's vault",
     "cooperative close (ETH)": "alice submits both signatures; both payees exist and are paid",
     "unilateral close (ETH)": "alice closes with bob's balance proof",
     "refutation by the counterparty (ETH)": "bob submits alice's newer balance proof",
