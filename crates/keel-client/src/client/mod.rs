@@ -315,7 +315,7 @@ impl Client {
             let mut rt = channel.rt.lock().await;
             let incoming = rt.state.direction(rt.state.me().other());
             if !incoming.locks.iter().any(|l| l.secret_hash == hash) {
-                return Err(keel_core::ChannelError::UnknownLock(hash).into());
+                return Err(keel_core::ChannelError::WrongSecret(hash).into());
             }
             let (reply, answer) = oneshot::channel();
             rt.claims.insert(hash, reply);

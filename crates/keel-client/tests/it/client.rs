@@ -286,7 +286,7 @@ async fn a_hash_locked_payment_is_claimed_with_its_secret() {
         .unwrap_err();
     assert!(matches!(
         err,
-        ClientError::Channel(ChannelError::UnknownLock(_))
+        ClientError::Channel(ChannelError::WrongSecret(h)) if h == keel_core::secret_hash(B256::repeat_byte(1))
     ));
     pair.b.claim_lock(pair.id, secret).await.unwrap();
     let (a, b) = pair.assert_agree().await;

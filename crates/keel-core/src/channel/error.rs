@@ -40,6 +40,9 @@ pub enum ChannelError {
     /// No pending lock has this secret hash.
     #[error("no pending lock {0}")]
     UnknownLock(B256),
+    /// A secret offered to claim a lock opens none of the pending ones: its sha256 is `0`.
+    #[error("the secret opens no pending lock (its sha256 is {0})")]
+    WrongSecret(B256),
     /// The lock cannot be removed before it expires.
     #[error("lock {secret_hash} expires at {expiration}")]
     LockNotExpired {
