@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod channel_id;
+pub mod dispute;
 pub mod eip712;
 pub mod error;
 pub mod locks;
@@ -15,6 +16,7 @@ pub mod wire;
 
 pub use channel::{Change, ChannelError, ChannelState, Policy, Progress};
 pub use channel_id::{channel_id, clone_init_code, vault_address};
+pub use dispute::{BalanceData, DisputeState, LockState};
 pub use eip712::{
     domain, signing_hash, BalanceProof, ChannelDomain, CooperativeClose, TowerAuthorisation,
     Withdrawal,

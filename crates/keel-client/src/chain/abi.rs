@@ -1,68 +1,32 @@
-//! keel-core's messages as the contracts' ABI structs, and the dispute and lock state the vault
-//! publishes in its events.
+//! keel-core's messages and on-chain states as the contracts' ABI structs.
 //!
-//! The vault keeps only a hash of its [`DisputeState`] / [`LockState`]; callers pass the state
-//! back in calldata and the vault checks it against the hash. So these mirrors convert to and
-//! from the ABI structs losslessly: what an event published is exactly what `refute`, `settle`
-//! and `unlock` send back.
+//! The vault keeps only a hash of its [`DisputeState`] / [`LockState`] (keel-core types);
+//! callers pass the state back in calldata and the vault checks it against the hash. So
+//! [`VaultAbi`] converts to and from the ABI structs losslessly: what an event published is
+//! exactly what `refute`, `settle` and `unlock` send back.
 
-use alloy::primitives::{B256, U256};
 use keel_bindings::{ChannelFactory, ChannelVault};
 use keel_core::{
-    BalanceProof, ChannelParams, CooperativeClose, Direction, Lock, Settlement, Side, Withdrawal,
+    BalanceData, BalanceProof, ChannelParams, CooperativeClose, DisputeState, Lock, LockState,
+    Side, Withdrawal,
 };
 
 use super::error::{ChainError, Result};
 
-/// A balance proof as the vault records it: the signed fields minus the channel id.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct BalanceData {
-    /// The proof's nonce; 0 means the sender never sent anything.
-    pub nonce: u64,
-    /// Cumulative amount transferred by completed payments.
-    pub transferred: U256,
-    /// Total of the pending locks.
-    pub locked: U256,
-    /// Commitment to the pending locks ([`keel_core::locks_root`]).
-    pub locks_root: B256,
-}
-
-/// Everything a unilateral close froze, as the `Closed` and `Refuted` events publish it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DisputeState {
-    /// Who closed.
-    pub closer: Side,
-    /// Last second (unix time) at which a refutation is accepted; settlement from the next.
-    pub deadline: u64,
-    /// What the vault holds for the pair: both deposits minus both withdrawals.
-    pub total: U256,
-    /// A's cumulative deposit at close.
-    pub deposit_a: U256,
-    /// A's cumulative withdrawal at close.
-    pub withdrawn_a: U256,
-    /// The latest proof signed by A that reached the chain.
-    pub from_a: BalanceData,
-    /// The latest proof signed by B that reached the chain.
-    pub from_b: BalanceData,
-}
-
-/// Funds settlement kept for pending locks, per sending direction, as `LocksRetained` and
-/// `Unlocked` publish them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct LockState {
-    /// Held for locks A sent.
-    pub retained_a: U256,
-    /// The locks root of A's final proof.
-    pub locks_root_a: B256,
-    /// Held for locks B sent.
-    pub retained_b: U256,
-    /// The locks root of B's final proof.
-    pub locks_root_b: B256,
-}
-
-impl BalanceData {
+/// A protocol type as the vault's ABI struct, and back.
+pub trait VaultAbi: Sized {
+    /// The binding's struct.
+    type Abi;
     /// The vault's ABI struct.
-    pub fn to_abi(&self) -> ChannelVault::BalanceData {
+    fn to_abi(&self) -> Self::Abi;
+    /// From the vault's ABI struct; fails only on values the vault never emits.
+    fn from_abi(abi: &Self::Abi) -> Result<Self>;
+}
+
+impl VaultAbi for BalanceData {
+    type Abi = ChannelVault::BalanceData;
+
+    fn to_abi(&self) -> Self::Abi {
         ChannelVault::BalanceData {
             nonce: self.nonce,
             transferredAmount: self.transferred,
@@ -71,54 +35,20 @@ impl BalanceData {
         }
     }
 
-    /// From the vault's ABI struct.
-    pub fn from_abi(d: &ChannelVault::BalanceData) -> Self {
-        Self {
+    fn from_abi(d: &Self::Abi) -> Result<Self> {
+        Ok(Self {
             nonce: d.nonce,
             transferred: d.transferredAmount,
             locked: d.lockedAmount,
             locks_root: d.locksRoot,
-        }
+        })
     }
 }
 
-impl From<&BalanceProof> for BalanceData {
-    fn from(p: &BalanceProof) -> Self {
-        Self {
-            nonce: p.nonce,
-            transferred: p.transferredAmount,
-            locked: p.lockedAmount,
-            locks_root: p.locksRoot,
-        }
-    }
-}
+impl VaultAbi for DisputeState {
+    type Abi = ChannelVault::DisputeState;
 
-impl DisputeState {
-    /// The proof on record that `side` signed.
-    pub fn proof_from(&self, side: Side) -> &BalanceData {
-        match side {
-            Side::A => &self.from_a,
-            Side::B => &self.from_b,
-        }
-    }
-
-    /// What `settle` will pay from this state (the vault's formula, [`keel_core::settle`]).
-    pub fn settlement(&self) -> keel_core::Result<Settlement> {
-        let direction = |d: &BalanceData| Direction {
-            transferred: d.transferred,
-            locked: d.locked,
-        };
-        keel_core::settle(
-            self.total,
-            self.deposit_a,
-            self.withdrawn_a,
-            direction(&self.from_a),
-            direction(&self.from_b),
-        )
-    }
-
-    /// The vault's ABI struct.
-    pub fn to_abi(&self) -> ChannelVault::DisputeState {
+    fn to_abi(&self) -> Self::Abi {
         ChannelVault::DisputeState {
             closer: side_index(self.closer),
             deadline: self.deadline,
@@ -130,32 +60,24 @@ impl DisputeState {
         }
     }
 
-    /// From the vault's ABI struct; fails on a closer other than 0 or 1, which the vault never
-    /// emits.
-    pub fn from_abi(s: &ChannelVault::DisputeState) -> Result<Self> {
+    /// Fails on a closer other than 0 or 1, which the vault never emits.
+    fn from_abi(s: &Self::Abi) -> Result<Self> {
         Ok(Self {
             closer: side_from_index(s.closer)?,
             deadline: s.deadline,
             total: s.total,
             deposit_a: s.depositA,
             withdrawn_a: s.withdrawnA,
-            from_a: BalanceData::from_abi(&s.fromA),
-            from_b: BalanceData::from_abi(&s.fromB),
+            from_a: BalanceData::from_abi(&s.fromA)?,
+            from_b: BalanceData::from_abi(&s.fromB)?,
         })
     }
 }
 
-impl LockState {
-    /// What is held for locks `sender` sent, and their root.
-    pub fn retained_from(&self, sender: Side) -> (U256, B256) {
-        match sender {
-            Side::A => (self.retained_a, self.locks_root_a),
-            Side::B => (self.retained_b, self.locks_root_b),
-        }
-    }
+impl VaultAbi for LockState {
+    type Abi = ChannelVault::LockState;
 
-    /// The vault's ABI struct.
-    pub fn to_abi(&self) -> ChannelVault::LockState {
+    fn to_abi(&self) -> Self::Abi {
         ChannelVault::LockState {
             retainedA: self.retained_a,
             locksRootA: self.locks_root_a,
@@ -164,14 +86,13 @@ impl LockState {
         }
     }
 
-    /// From the vault's ABI struct.
-    pub fn from_abi(s: &ChannelVault::LockState) -> Self {
-        Self {
+    fn from_abi(s: &Self::Abi) -> Result<Self> {
+        Ok(Self {
             retained_a: s.retainedA,
             locks_root_a: s.locksRootA,
             retained_b: s.retainedB,
             locks_root_b: s.locksRootB,
-        }
+        })
     }
 }
 
@@ -265,7 +186,10 @@ pub fn lock(l: &Lock) -> ChannelVault::Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy::sol_types::SolValue;
+    use alloy::{
+        primitives::{B256, U256},
+        sol_types::SolValue,
+    };
 
     fn data(n: u8) -> BalanceData {
         BalanceData {
@@ -323,7 +247,7 @@ mod tests {
             retained_b: U256::ZERO,
             locks_root_b: B256::ZERO,
         };
-        assert_eq!(LockState::from_abi(&s.to_abi()), s);
+        assert_eq!(LockState::from_abi(&s.to_abi()).unwrap(), s);
         assert_eq!(
             s.retained_from(Side::A),
             (U256::from(5), B256::repeat_byte(0xa))

@@ -6,10 +6,10 @@ use alloy::{
     sol_types::{SolEvent, SolEventInterface},
 };
 use keel_bindings::{ChannelFactory, ChannelVault::ChannelVaultEvents};
-use keel_core::{ChannelParams, Side};
+use keel_core::{ChannelParams, DisputeState, LockState, Side};
 
 use super::{
-    abi::{self, DisputeState, LockState},
+    abi::{self, VaultAbi},
     error::{ChainError, Result},
     tx::TxReceipt,
 };
@@ -193,12 +193,12 @@ fn vault_event(log: &Log) -> Result<ChainEventKind> {
             payout_a: e.payoutA,
             payout_b: e.payoutB,
         },
-        ChannelVaultEvents::LocksRetained(e) => K::LocksRetained(LockState::from_abi(&e.locks)),
+        ChannelVaultEvents::LocksRetained(e) => K::LocksRetained(LockState::from_abi(&e.locks)?),
         ChannelVaultEvents::Unlocked(e) => K::Unlocked {
             sender: abi::side_from_index(e.senderSide)?,
             to_receiver: e.toReceiver,
             to_sender: e.toSender,
-            state: LockState::from_abi(&e.locks),
+            state: LockState::from_abi(&e.locks)?,
         },
         ChannelVaultEvents::PayoutDeferred(e) => K::PayoutDeferred {
             to: e.to,

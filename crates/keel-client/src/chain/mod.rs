@@ -21,10 +21,12 @@ pub mod monitor;
 mod rpc;
 mod tx;
 
-pub use abi::{BalanceData, DisputeState, LockState};
+pub use abi::VaultAbi;
 pub use config::ChainConfig;
 pub use error::{report, ChainError, Result, Revert};
 pub use event::{ChainEvent, ChainEventKind};
+/// The on-chain states are protocol types (keel-core); re-exported where the chain side uses them.
+pub use keel_core::{BalanceData, DisputeState, LockState};
 pub use monitor::{Batch, Health, Monitor};
 pub use tx::{Chain, TxReceipt};
 

@@ -13,11 +13,13 @@ use alloy::{
     sol,
 };
 use keel_bindings::{ChannelFactory, ChannelVault, Deployment, SecretRegistry};
-use keel_core::{BalanceProof, ChannelParams, CooperativeClose, Lock, Side, Withdrawal};
+use keel_core::{
+    BalanceProof, ChannelParams, CooperativeClose, DisputeState, Lock, LockState, Side, Withdrawal,
+};
 use tokio::sync::Mutex;
 
 use super::{
-    abi::{self, DisputeState, LockState},
+    abi::{self, VaultAbi},
     config::ChainConfig,
     error::{ChainError, Result},
     rpc,
@@ -260,7 +262,7 @@ impl Chain {
     ) -> Result<TxReceipt> {
         let (proof, signature) = match counterparty {
             Some((proof, sig)) => (abi::balance_data(proof), bytes(sig)),
-            None => (abi::BalanceData::default().to_abi(), Bytes::new()),
+            None => (keel_core::BalanceData::default().to_abi(), Bytes::new()),
         };
         let vault = self.vault(params);
         let call = vault.close(abi::vault_params(params), proof, signature);

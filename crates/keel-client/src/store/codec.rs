@@ -19,7 +19,7 @@ use keel_core::{
 };
 
 use super::{ChainStatus, ChannelOpening, DecodeError, Event};
-use crate::chain::{BalanceData, DisputeState, LockState};
+use keel_core::{BalanceData, DisputeState, LockState};
 
 /// The layout this build writes. 2: withdrawals carry their destination and closes each side's
 /// deposit (signed types of domain version "2"); records of version 1 hold signatures under the

@@ -7,7 +7,7 @@ use keel_core::{
 };
 
 use super::ReplayError;
-use crate::chain::{DisputeState, LockState};
+use keel_core::{DisputeState, LockState};
 
 /// Everything [`ChannelState::new`] takes: the fixed facts of a channel, stored once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
