@@ -481,17 +481,31 @@ fn overspending_and_replays_are_refused_and_change_nothing() {
         )
         .unwrap();
     let forged = sign_message(&w.keys[1], &p, CHAIN_ID, w.views[0].vault()).unwrap();
-    assert!(matches!(
-        w.views[1].receive(
+    let err = w.views[1]
+        .receive(
             &[Change::Pay {
-                amount: U256::from(1)
+                amount: U256::from(1),
             }],
             &p,
             &forged,
-            START
+            START,
+        )
+        .unwrap_err();
+    // The refusal keeps the signing check's own error as its source: who it was expected from.
+    let ChannelError::BadSignature(fault) = &err else {
+        panic!("{err:?}")
+    };
+    let expected = w.views[1].params().participant(keel_core::Side::A);
+    assert!(
+        matches!(
+            fault.signing_error(),
+            Some(keel_core::Error::WrongSigner { expected: e, .. } | keel_core::Error::NotSignedByKey(e))
+                if *e == expected
         ),
-        Err(ChannelError::BadSignature(_))
-    ));
+        "{fault:?}"
+    );
+    let source = std::error::Error::source(&err).expect("the fault is the source");
+    assert_eq!(source.to_string(), fault.to_string());
     assert_eq!(w.views[1], before);
 }
 

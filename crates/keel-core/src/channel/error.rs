@@ -1,6 +1,8 @@
 //! Why the channel state machine refused an operation. The state is unchanged whenever one is
 //! returned, so the channel stays usable.
 
+use std::sync::Arc;
+
 use alloy::primitives::{Address, B256, U256};
 
 /// A refused channel operation or peer message.
@@ -68,9 +70,10 @@ pub enum ChannelError {
         /// The nonce the next proof must carry.
         expected_nonce: u64,
     },
-    /// The signature is malformed or not the counterparty's.
-    #[error("bad signature: {0}")]
-    BadSignature(String),
+    /// The signature is malformed or not the counterparty's; the fault says which, and keeps
+    /// the signing error it came from as its source.
+    #[error("bad signature")]
+    BadSignature(#[source] SignatureFault),
     /// The withdrawal is not for a participant of this channel or does not raise its total.
     #[error("invalid withdrawal: {0}")]
     InvalidWithdrawal(&'static str),
@@ -87,3 +90,50 @@ pub enum ChannelError {
     #[error("on-chain total for {0} went backwards")]
     TotalWentBackwards(Address),
 }
+
+/// Why a counterparty's signature was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureFault {
+    /// A received proof with a non-zero nonce came without its signature.
+    #[error("a received proof came without its signature")]
+    Missing,
+    /// Checked (on another thread) against a key other than the counterparty's.
+    #[error("checked against another key than the counterparty's")]
+    OtherKey,
+    /// Checked over another message than this proof.
+    #[error("checked over another message")]
+    OtherMessage,
+    /// Malformed, unrecoverable, or made by someone else: the signing check's own error.
+    #[error(transparent)]
+    Invalid(Arc<crate::Error>),
+}
+
+impl SignatureFault {
+    /// The signing check's error, if the fault came from one.
+    pub fn signing_error(&self) -> Option<&crate::Error> {
+        match self {
+            Self::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::Error> for SignatureFault {
+    fn from(e: crate::Error) -> Self {
+        Self::Invalid(Arc::new(e))
+    }
+}
+
+/// Faults compare by kind and, for a signing error, by what it says (the signing error itself
+/// is not comparable: it may hold a signer's error).
+impl PartialEq for SignatureFault {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Invalid(a), Self::Invalid(b)) => a.to_string() == b.to_string(),
+            _ => core::mem::discriminant(self) == core::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for SignatureFault {}

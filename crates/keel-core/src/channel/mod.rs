@@ -15,7 +15,7 @@ mod direction;
 mod error;
 
 pub use direction::{Change, Direction};
-pub use error::ChannelError;
+pub use error::{ChannelError, SignatureFault};
 
 use std::sync::Arc;
 
@@ -237,9 +237,7 @@ impl ChannelState {
                 state.counterparty_signature = Some(signature);
             }
             None if state.directions[index(them)].nonce != 0 => {
-                return Err(ChannelError::BadSignature(
-                    "a received proof without its signature".into(),
-                ));
+                return Err(ChannelError::BadSignature(SignatureFault::Missing));
             }
             None => {}
         }
@@ -353,9 +351,9 @@ impl ChannelState {
     ) -> Result<(), ChannelError> {
         self.receive_checked(changes, proof, now, |state, digest| {
             let key = state.check_counterparty_signature(digest, signature)?;
-            let signature: [u8; 65] = signature
-                .try_into()
-                .map_err(|_| ChannelError::BadSignature("length".into()))?;
+            let signature: [u8; 65] = signature.try_into().map_err(|_| {
+                ChannelError::BadSignature(crate::Error::SignatureLength(signature.len()).into())
+            })?;
             Ok((key, signature))
         })
     }
@@ -373,12 +371,10 @@ impl ChannelState {
     ) -> Result<(), ChannelError> {
         self.receive_checked(changes, proof, now, |state, digest| {
             if state.counterparty_key.as_ref() != Some(verified.key()) {
-                return Err(ChannelError::BadSignature(
-                    "not the counterparty's key".into(),
-                ));
+                return Err(ChannelError::BadSignature(SignatureFault::OtherKey));
             }
             if verified.digest() != digest {
-                return Err(ChannelError::BadSignature("checked another message".into()));
+                return Err(ChannelError::BadSignature(SignatureFault::OtherMessage));
             }
             Ok((*verified.key(), *verified.signature()))
         })
@@ -625,7 +621,7 @@ impl ChannelState {
         digest: &B256,
         signature: &[u8],
     ) -> Result<VerifyingKey, ChannelError> {
-        let bad = |e: crate::Error| ChannelError::BadSignature(e.to_string());
+        let bad = |e: crate::Error| ChannelError::BadSignature(e.into());
         if let Some(key) = self.counterparty_key {
             self.key_table
                 .verify(&key, digest, signature)
@@ -636,9 +632,13 @@ impl ChannelState {
         let expected = self.params.participant(self.me.other());
         let recovered = Address::from_public_key(&key);
         if recovered != expected {
-            return Err(ChannelError::BadSignature(format!(
-                "signed by {recovered}, expected {expected}"
-            )));
+            return Err(ChannelError::BadSignature(
+                crate::Error::WrongSigner {
+                    expected,
+                    recovered,
+                }
+                .into(),
+            ));
         }
         Ok(key)
     }
