@@ -705,6 +705,19 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
         if ch.capacity == 0 || share <= p.high_ppm {
             continue;
         }
+        if !p.withdraw_idle {
+            decisions[i] = Some(decision(
+                ch,
+                Reason::SurplusInUse,
+                format!(
+                    "Local share {} is above {}; the policy keeps surplus in the channel \
+                     (withdraw_idle is off).",
+                    pct(share),
+                    pct(p.high_ppm)
+                ),
+            ));
+            continue;
+        }
         let surplus = ch.local.saturating_sub(ch.target_local()?);
         let idle = surplus.saturating_sub(ch.demand_out().saturating_mul(horizon));
         if idle < p.min_amount || idle == 0 {

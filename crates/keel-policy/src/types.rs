@@ -82,6 +82,10 @@ pub struct ChannelPolicy {
     /// router, or what a failed payment costs a payer. An action runs only if the expected
     /// earnings from the flow it restores exceed its cost.
     pub value_ppm: u32,
+    /// Whether surplus above `high` that recent demand does not use goes back to the wallet
+    /// (capital the operator would rather hold than keep in the channel). Off by default: it
+    /// costs gas and restores no outbound liquidity.
+    pub withdraw_idle: bool,
 }
 
 impl Default for ChannelPolicy {
@@ -96,6 +100,7 @@ impl Default for ChannelPolicy {
             budget_per_period: Amount::MAX,
             cooldown_secs: 3_600,
             value_ppm: 10_000,
+            withdraw_idle: false,
         }
     }
 }

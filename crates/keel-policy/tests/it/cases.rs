@@ -122,6 +122,7 @@ fn idle_surplus_goes_back_to_the_wallet() {
     let mut w = world(&[950_000]);
     w.channels[0].flow_out = 0;
     w.channels[0].policy.max_fee_ppm = 500_000;
+    w.channels[0].policy.withdraw_idle = true;
     let ledger = BudgetLedger::new(86_400, u128::MAX);
     let p = run(&w, &ledger);
     assert!(

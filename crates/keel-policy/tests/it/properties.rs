@@ -34,9 +34,10 @@ fn policy() -> impl Strategy<Value = ChannelPolicy> {
         prop_oneof![Just(u128::MAX), 0u128..200_000],
         0u64..20_000,
         0u32..500_000,
+        any::<bool>(),
     )
         .prop_map(
-            |(a, b, c, min_amount, max_fee_ppm, budget, cooldown, value)| {
+            |(a, b, c, min_amount, max_fee_ppm, budget, cooldown, value, withdraw_idle)| {
                 let mut t = [a, b, c];
                 t.sort();
                 ChannelPolicy {
@@ -48,6 +49,7 @@ fn policy() -> impl Strategy<Value = ChannelPolicy> {
                     budget_per_period: budget,
                     cooldown_secs: cooldown,
                     value_ppm: value,
+                    withdraw_idle,
                 }
             },
         )
