@@ -160,11 +160,15 @@ impl Graph {
         Some(route)
     }
 
-    /// The fees along `route` for forwarding `amount` (priced on `amount` at every hop).
+    /// The fees along `route` for delivering `amount` to its last node: computed from the last
+    /// hop back, each hop charging on what it forwards (the amount plus later hops' fees), as a
+    /// payment really pays them.
     pub fn fee_along(&self, route: &Route, amount: Amount) -> Option<Amount> {
-        route.edges.iter().try_fold(0u128, |acc, &e| {
-            acc.checked_add(self.edges.get(e as usize)?.fee.for_amount(amount)?)
-        })
+        let mut x = amount;
+        for &e in route.edges.iter().rev() {
+            x = x.checked_add(self.edges.get(e as usize)?.fee.for_amount(x)?)?;
+        }
+        x.checked_sub(amount)
     }
 
     /// The chance every edge of `route` can carry `amount` (see [`success_probability`]).

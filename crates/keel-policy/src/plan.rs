@@ -126,6 +126,9 @@ pub enum ActionKind {
         to: ChannelId,
         /// The nodes from `from`'s peer to `to`'s peer.
         route: Vec<NodeId>,
+        /// The graph's edges between them (indices as [`Route::edges`]), so an executor pays
+        /// along exactly the edges that were priced.
+        edges: Vec<u32>,
         /// The chance the route carries the amount (a score).
         probability: f64,
     },
@@ -390,11 +393,12 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
                 if amount < dst.policy.min_amount || amount == 0 {
                     continue;
                 }
-                let Some(cost) = inputs
-                    .graph
-                    .fee_along(&route, amount)
-                    .and_then(|f| f.checked_add(dst.peer_fee.for_amount(amount)?))
-                else {
+                // The peer of the depleted channel charges on the amount, every hop before it
+                // on what it forwards.
+                let Some(cost) = dst.peer_fee.for_amount(amount).and_then(|last| {
+                    let delivered = amount.checked_add(last)?;
+                    last.checked_add(inputs.graph.fee_along(&route, delivered)?)
+                }) else {
                     continue;
                 };
                 // The payment leaves through `src` carrying the amount and every fee.
@@ -557,6 +561,7 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
                         from: s.id,
                         to: dst.id,
                         route: route.hops.clone(),
+                        edges: route.edges.clone(),
                         probability: route.probability,
                     },
                     format!(

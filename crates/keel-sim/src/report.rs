@@ -47,7 +47,8 @@ pub struct Report {
     pub onchain_actions: u64,
     /// Circular rebalances that ran (for the LP, channels it shifted).
     pub offchain_rebalances: u64,
-    /// Circular rebalances attempted that found a hop without the balance.
+    /// Circular rebalances attempted that found a hop without the balance or cost more than
+    /// allowed once priced hop by hop.
     pub failed_rebalances: u64,
     /// Total moved by rebalancing.
     #[serde(serialize_with = "crate::report::amount")]

@@ -408,6 +408,7 @@ impl State<'_> {
         }
         let fee = carried[0] - amount;
         if fee > max_fee {
+            self.totals.failed_rebalances += 1;
             return None;
         }
         let feasible = hops
@@ -561,25 +562,16 @@ impl State<'_> {
             for a in &plan.actions {
                 let ran = match &a.kind {
                     ActionKind::Circular {
-                        from, to, route, ..
+                        from, to, edges, ..
                     } => {
                         let (fc, fs) = side_of(*from);
                         let (tc, ts) = side_of(*to);
+                        // Edge `2 c + side` of the public graph is channel `c` sent from `side`.
                         let mut hops = vec![(fc, fs)];
-                        let mut ok = true;
-                        for pair in route.windows(2) {
-                            match self.best_channel(pair[0].0, pair[1].0) {
-                                Some(h) => hops.push(h),
-                                None => ok = false,
-                            }
-                        }
+                        hops.extend(edges.iter().map(|&e| (e / 2, (e % 2) as u8)));
                         hops.push((tc, 1 - ts));
-                        let fee = if ok {
-                            self.cycle(&hops, a.amount, a.cost)
-                        } else {
-                            None
-                        };
-                        fee.map(|f| (f, vec![(fc, fs), (tc, ts)]))
+                        self.cycle(&hops, a.amount, a.cost)
+                            .map(|f| (f, vec![(fc, fs), (tc, ts)]))
                     }
                     ActionKind::Move { from, to } => {
                         let (fc, fs) = side_of(*from);
@@ -655,14 +647,5 @@ impl State<'_> {
             }
         }
         Ok(())
-    }
-
-    /// The channel from `a` to `b` with the most balance on `a`'s side.
-    fn best_channel(&self, a: u32, b: u32) -> Option<(u32, u8)> {
-        self.net.adj[a as usize]
-            .iter()
-            .filter(|&&(c, _)| self.net.channels[c as usize].nodes.contains(&b))
-            .max_by_key(|&&(c, s)| self.net.channels[c as usize].balance[s as usize])
-            .copied()
     }
 }
