@@ -37,8 +37,9 @@ pub struct Config {
     /// How many surplus channels are tried as the start of a circular rebalance (largest
     /// surplus first); each costs one search of the graph.
     pub max_sources: usize,
-    /// How many budget periods of demand the restored liquidity is expected to serve: the
-    /// expected earnings of an action are `min(restored, demand_out * horizon) * value_ppm`.
+    /// How many windows of demand the restored liquidity is expected to serve, a window being
+    /// whatever span the caller measured [`Channel`]'s recent flow over: the expected earnings
+    /// of an action are `min(restored, demand_out * horizon) * value_ppm`.
     pub horizon_periods: u32,
 }
 

@@ -138,11 +138,11 @@ pub struct Channel {
     pub pending_out: Amount,
     /// Amounts in pending locks offered by the peer.
     pub pending_in: Amount,
-    /// What the node sent through this channel in the last budget period.
+    /// What the node sent through this channel in the caller's last measuring window.
     pub flow_out: Amount,
-    /// What the node received through this channel in the last budget period.
+    /// What the node received through this channel in the same window.
     pub flow_in: Amount,
-    /// Outbound payments the channel refused for lack of local balance in the last period:
+    /// Outbound payments the channel refused for lack of local balance in the same window:
     /// demand that depletion turned away (a node sees every forward it fails).
     pub failed_out: Amount,
     /// What the peer charges to forward to the node over this channel (the last hop of a

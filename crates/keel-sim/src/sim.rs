@@ -449,9 +449,9 @@ impl State<'_> {
             if depleted.is_empty() || surplus.is_empty() {
                 continue;
             }
-            depleted.sort_by(|a, b| b.2.cmp(&a.2));
+            depleted.sort_by_key(|d| std::cmp::Reverse(d.2));
             for &(d, ds, need) in &depleted {
-                surplus.sort_by(|a, b| b.2.cmp(&a.2));
+                surplus.sort_by_key(|s| std::cmp::Reverse(s.2));
                 for k in 0..surplus.len().min(3) {
                     let (sc, ss, have) = surplus[k];
                     let dch = &self.net.channels[d as usize];

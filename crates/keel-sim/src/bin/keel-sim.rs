@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs strategies on one seeded workload; prints a table (or JSON) and writes plots.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Times the Revive-style LP on generated networks of the given channel counts.
     LpBench {
         /// Channel counts (nodes = channels / 5).
@@ -107,7 +107,7 @@ struct RunArgs {
 
 fn main() -> eyre::Result<()> {
     match Cli::parse().command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::LpBench { channels, seed } => {
             println!("| channels | nodes | variables | solve time |");
             println!("|---:|---:|---:|---:|");
