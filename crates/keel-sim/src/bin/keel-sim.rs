@@ -28,6 +28,9 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also time one solve on this topology (ln-snapshot format), as read.
+        #[arg(long)]
+        topology: Option<PathBuf>,
     },
 }
 
@@ -108,16 +111,26 @@ struct RunArgs {
 fn main() -> eyre::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(*args),
-        Command::LpBench { channels, seed } => {
+        Command::LpBench {
+            channels,
+            seed,
+            topology,
+        } => {
             println!("| channels | nodes | variables | solve time |");
             println!("|---:|---:|---:|---:|");
+            let mut nets = Vec::new();
             for c in channels {
-                let net = Network::generate(&Generate {
+                nets.push(Network::generate(&Generate {
                     nodes: (c / 5).max(3),
                     channels: c,
                     seed,
                     ..Generate::default()
-                })?;
+                })?);
+            }
+            if let Some(dir) = topology {
+                nets.push(Network::read_snapshot(&dir)?);
+            }
+            for net in nets {
                 let circ = lp::revive(&net, 0)?;
                 println!(
                     "| {} | {} | {} | {:.3} s |",
