@@ -31,7 +31,7 @@ fn policy() -> impl Strategy<Value = ChannelPolicy> {
         0u32..=1_000_000,
         0u128..5_000,
         0u32..200_000,
-        prop_oneof![Just(u128::MAX), 0u128..200_000],
+        prop_oneof![Just(u128::MAX), 0u128..200_000, 0u128..2_000],
         0u64..20_000,
         0u32..500_000,
         any::<bool>(),
@@ -61,8 +61,8 @@ fn channel(nodes: u32) -> impl Strategy<Value = Channel> {
         0u32..=1_000_000,
         0u32..=100_000,
         1..nodes,
-        0u128..20_000_000,
-        0u128..5_000_000,
+        prop_oneof![Just(0u128), 0u128..20_000_000],
+        prop_oneof![Just(0u128), 0u128..5_000_000],
         prop::option::of(80_000u64..NOW),
         1u64..3,
         policy(),
@@ -124,7 +124,7 @@ fn case() -> impl Strategy<Value = Case> {
             Just(nodes),
             prop_oneof![Just(0u128), 0u128..3],
             0u128..20_000_000,
-            prop_oneof![Just(u128::MAX), 0u128..300_000],
+            prop_oneof![Just(u128::MAX), 0u128..300_000, 0u128..3_000],
         )
             .prop_map(
                 |(mut channels, graph_edges, nodes, gas_price, wallet, node_budget)| {
@@ -291,4 +291,51 @@ fn budget_resets_each_period_but_reservations_in_flight_still_count() {
     ledger.release(held, 100).unwrap();
     assert_eq!(ledger.available(c, 600, 100), 600);
     assert!(ledger.commit(held, 0, 100).is_err());
+}
+
+/// The properties above mean something only if random cases do produce actions of every kind
+/// and decisions of the main reasons; count them over 400 generated cases.
+#[test]
+fn random_cases_reach_every_kind_of_action() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+
+    let mut runner = TestRunner::new_with_rng(
+        RunnerConfig::default(),
+        proptest::test_runner::TestRng::deterministic_rng(RunnerConfig::default().rng_algorithm),
+    );
+    let strategy = case();
+    let mut kinds: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for _ in 0..400 {
+        let case = strategy.new_tree(&mut runner).unwrap().current();
+        let g = graph(&case);
+        let ledger = BudgetLedger::new(86_400, case.node_budget);
+        let p = run(&case, &g, &ledger);
+        for a in &p.actions {
+            *kinds.entry(a.kind.code()).or_default() += 1;
+        }
+        for d in &p.decisions {
+            *reasons.entry(d.reason.code()).or_default() += 1;
+        }
+    }
+    for kind in ["circular", "move", "top_up", "withdraw"] {
+        assert!(
+            kinds.get(kind).copied().unwrap_or(0) >= 5,
+            "{kind}: {kinds:?}"
+        );
+    }
+    for reason in [
+        "nothing_to_do",
+        "depleted",
+        "cooling_down",
+        "not_worth_it",
+        "over_budget",
+        "no_affordable_cycle",
+    ] {
+        assert!(
+            reasons.get(reason).copied().unwrap_or(0) >= 3,
+            "{reason}: {reasons:?}"
+        );
+    }
 }
