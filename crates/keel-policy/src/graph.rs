@@ -75,13 +75,15 @@ impl Graph {
     /// leaves and re-enters it only through its own channels). Edges with less capacity than
     /// `amount` are skipped. Fees are priced on `amount` at every hop, which slightly
     /// underestimates a route's fee (each hop really forwards the amount plus later fees).
-    /// Stops early once every node in `targets` is settled.
+    /// Routes whose fee so priced exceeds `max_fee` are not explored (no such route could be
+    /// afforded). Stops early once every node in `targets` is settled.
     pub fn cheapest_from(
         &self,
         source: NodeId,
         avoid: NodeId,
         amount: Amount,
         max_hops: u8,
+        max_fee: Amount,
         targets: &[NodeId],
     ) -> Routes {
         let n = self.out.len();
@@ -90,6 +92,7 @@ impl Graph {
             fee: vec![None; n],
             prev_edge: vec![u32::MAX; n],
             hops: vec![0; n],
+            pruned: false,
         };
         if source.0 as usize >= n || source == avoid {
             return routes;
@@ -124,6 +127,10 @@ impl Graph {
                 else {
                     continue;
                 };
+                if next > max_fee {
+                    routes.pruned = true;
+                    continue;
+                }
                 if routes.fee[v].is_none_or(|old| next < old) {
                     routes.fee[v] = Some(next);
                     routes.prev_edge[v] = e;
@@ -197,6 +204,15 @@ pub struct Routes {
     fee: Vec<Option<Amount>>,
     prev_edge: Vec<u32>,
     hops: Vec<u8>,
+    pruned: bool,
+}
+
+impl Routes {
+    /// Whether the search left out some route for costing more than its `max_fee`: a node it
+    /// did not reach may still be reachable at an unaffordable fee.
+    pub fn pruned(&self) -> bool {
+        self.pruned
+    }
 }
 
 /// The chance a channel of `capacity` can forward `amount` if its balance is uniform on

@@ -374,20 +374,34 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
     by_surplus.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let max_deficit = deficits.iter().map(|d| d.1).max().unwrap_or(0);
     let targets: Vec<NodeId> = deficits.iter().map(|&(d, _)| channels[d].peer).collect();
+    let max_fee_ppm = deficits
+        .iter()
+        .map(|&(d, _)| channels[d].policy.max_fee_ppm)
+        .max()
+        .unwrap_or(0);
     if !deficits.is_empty() {
         for &(s, surplus) in by_surplus.iter().take(config.max_sources) {
             let src = &channels[s];
             let price_at = surplus.min(max_deficit);
+            // A cycle for any smaller amount costs at least as much per unit (base fees), so
+            // nothing above this bound at `price_at` could be afforded by any depleted channel.
+            let bound = mul_ppm(price_at, max_fee_ppm).unwrap_or(Amount::MAX);
             let routes = inputs.graph.cheapest_from(
                 src.peer,
                 inputs.me,
                 price_at,
                 config.max_hops,
+                bound,
                 &targets,
             );
             for &(d, need) in &deficits {
                 let dst = &channels[d];
                 let Some(route) = inputs.graph.route_to(&routes, dst.peer, price_at) else {
+                    // Unreached only because every route cost more than any channel allows.
+                    if routes.pruned() {
+                        progress[d].any_option = true;
+                        progress[d].any_circular = true;
+                    }
                     continue;
                 };
                 let amount = need.min(surplus).min(dst.remote);
@@ -677,17 +691,23 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
             };
             (
                 reason,
-                format!(
-                    "Local share {share} is low, but the cheapest option costs {} ppm of the \
-                     amount, above the maximum of {} ppm{}.",
-                    p.cheapest_rate_ppm.unwrap_or(0),
-                    ch.policy.max_fee_ppm,
-                    if p.any_circular {
-                        ""
-                    } else {
-                        " (no cycle through the graph either)"
-                    }
-                ),
+                match p.cheapest_rate_ppm {
+                    Some(rate) => format!(
+                        "Local share {share} is low, but the cheapest option costs {rate} ppm of \
+                         the amount, above the maximum of {} ppm{}.",
+                        ch.policy.max_fee_ppm,
+                        if p.any_circular {
+                            ""
+                        } else {
+                            " (no cycle through the graph either)"
+                        }
+                    ),
+                    None => format!(
+                        "Local share {share} is low, but every cycle through the graph costs \
+                         more than the maximum of {} ppm and no on-chain option exists.",
+                        ch.policy.max_fee_ppm
+                    ),
+                },
             )
         } else {
             (
