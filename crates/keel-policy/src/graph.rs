@@ -97,7 +97,16 @@ impl Graph {
         if source.0 as usize >= n || source == avoid {
             return routes;
         }
-        let mut remaining = targets.iter().filter(|t| (t.0 as usize) < n).count();
+        // Sorted once: a hub can have hundreds of depleted peers, and every settled node is
+        // looked up among them.
+        let mut targets: Vec<NodeId> = targets
+            .iter()
+            .copied()
+            .filter(|t| (t.0 as usize) < n)
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let mut remaining = targets.len();
         let mut settled = vec![false; n];
         let mut heap = BinaryHeap::new();
         routes.fee[source.0 as usize] = Some(0);
@@ -108,7 +117,7 @@ impl Graph {
                 continue;
             }
             settled[u] = true;
-            if targets.contains(&NodeId(node)) {
+            if targets.binary_search(&NodeId(node)).is_ok() {
                 remaining -= 1;
                 if remaining == 0 {
                     break;
