@@ -1,0 +1,159 @@
+//! Routing over the balances the simulator knows: the cheapest single path on which every hop
+//! can carry the amount plus the fees of the hops after it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use keel_policy::Amount;
+
+use crate::network::Network;
+
+/// A path: `(channel, side that sends)` per hop, and the amount each hop carries.
+#[derive(Debug, Clone, Default)]
+pub struct Path {
+    /// Hops from the payer.
+    pub hops: Vec<(u32, u8)>,
+    /// What each hop carries (the amount delivered plus later hops' fees).
+    pub carried: Vec<Amount>,
+}
+
+impl Path {
+    /// The fees the payer pays on top of the amount.
+    pub fn fees(&self) -> Amount {
+        match (self.carried.first(), self.carried.last()) {
+            (Some(first), Some(last)) => first - last,
+            _ => 0,
+        }
+    }
+}
+
+/// Reusable buffers for path searches over one network.
+#[derive(Debug)]
+pub struct Router {
+    need: Vec<Amount>,
+    next: Vec<(u32, u8)>,
+    hops: Vec<u8>,
+    done: Vec<bool>,
+    touched: Vec<u32>,
+    heap: BinaryHeap<Reverse<(Amount, u32)>>,
+    /// Longest path considered.
+    pub max_hops: u8,
+}
+
+impl Router {
+    /// Buffers for `nodes` nodes.
+    pub fn new(nodes: usize) -> Self {
+        Self {
+            need: vec![Amount::MAX; nodes],
+            next: vec![(u32::MAX, 0); nodes],
+            hops: vec![0; nodes],
+            done: vec![false; nodes],
+            touched: Vec::new(),
+            heap: BinaryHeap::new(),
+            max_hops: 20,
+        }
+    }
+
+    /// The cheapest path delivering `amount` from `src` to `dst`, searched backwards from
+    /// `dst` so each hop knows what it must carry. With `by_capacity`, balances are ignored and
+    /// only capacity limits a hop (the path a payer would try without knowing balances).
+    /// `avoid` is never an intermediate hop.
+    pub fn find(
+        &mut self,
+        net: &Network,
+        src: u32,
+        dst: u32,
+        amount: Amount,
+        by_capacity: bool,
+        avoid: Option<u32>,
+    ) -> Option<Path> {
+        for &t in &self.touched {
+            let t = t as usize;
+            self.need[t] = Amount::MAX;
+            self.done[t] = false;
+            self.next[t] = (u32::MAX, 0);
+            self.hops[t] = 0;
+        }
+        self.touched.clear();
+        self.heap.clear();
+        self.need[dst as usize] = amount;
+        self.touched.push(dst);
+        self.heap.push(Reverse((amount, dst)));
+        let mut found = false;
+        while let Some(Reverse((x, v))) = self.heap.pop() {
+            let vi = v as usize;
+            if self.done[vi] {
+                continue;
+            }
+            self.done[vi] = true;
+            if v == src {
+                found = true;
+                break;
+            }
+            if self.hops[vi] >= self.max_hops || (avoid == Some(v) && v != dst) {
+                continue;
+            }
+            for &(c, side_v) in &net.adj[vi] {
+                let ch = &net.channels[c as usize];
+                let side_u = 1 - side_v as usize;
+                let u = ch.nodes[side_u];
+                let ui = u as usize;
+                if self.done[ui] {
+                    continue;
+                }
+                let room = if by_capacity {
+                    ch.capacity()
+                } else {
+                    ch.balance[side_u]
+                };
+                if room < x {
+                    continue;
+                }
+                let fee = if u == src {
+                    0
+                } else {
+                    match ch.fee[side_u].for_amount(x) {
+                        Some(f) => f,
+                        None => continue,
+                    }
+                };
+                let Some(xu) = x.checked_add(fee) else {
+                    continue;
+                };
+                if xu < self.need[ui] {
+                    if self.need[ui] == Amount::MAX {
+                        self.touched.push(u);
+                    }
+                    self.need[ui] = xu;
+                    self.next[ui] = (c, side_u as u8);
+                    self.hops[ui] = self.hops[vi] + 1;
+                    self.heap.push(Reverse((xu, u)));
+                }
+            }
+        }
+        if !found {
+            return None;
+        }
+        let mut path = Path::default();
+        let mut at = src;
+        while at != dst {
+            let (c, side) = self.next[at as usize];
+            path.hops.push((c, side));
+            let ch = &net.channels[c as usize];
+            let to = ch.nodes[1 - side as usize];
+            path.carried.push(self.need[to as usize]);
+            at = to;
+        }
+        Some(path)
+    }
+}
+
+/// Moves a found path's amounts across its channels. The caller found it on current balances.
+pub fn apply(net: &mut Network, path: &Path) {
+    for (&(c, side), &x) in path.hops.iter().zip(&path.carried) {
+        let ch = &mut net.channels[c as usize];
+        let s = side as usize;
+        ch.balance[s] -= x;
+        ch.balance[1 - s] += x;
+    }
+}

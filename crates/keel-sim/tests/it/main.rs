@@ -1,0 +1,148 @@
+//! keel-sim integration tests, at a reduced size (seconds in a debug build).
+
+use std::path::{Path, PathBuf};
+
+use keel_sim::{lp, plot, Generate, Kind, Network, SimConfig, Strategy, Workload};
+
+fn small() -> Network {
+    Network::generate(&Generate {
+        nodes: 150,
+        channels: 600,
+        seed: 7,
+        ..Generate::default()
+    })
+    .unwrap()
+}
+
+fn workload(net: &Network, kind: Kind, payments: usize) -> (Workload, SimConfig) {
+    let e = net.median_capacity() / 10;
+    (
+        Workload {
+            kind,
+            payments,
+            expected_amount: e,
+            rate: 1.0,
+            sink_share: 0.1,
+            sink_bias: 0.8,
+            seed: 7,
+        },
+        SimConfig {
+            expected_amount: e,
+            ..SimConfig::default()
+        },
+    )
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keel-sim-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_seed_gives_the_same_network_and_workload() {
+    let (a, b) = (small(), small());
+    assert_eq!(a.channels.len(), 600);
+    assert_eq!(a.node_count(), 150);
+    assert_eq!(a.total_capacity(), b.total_capacity());
+    let (w, _) = workload(&a, Kind::Directional, 500);
+    let (pa, pb) = (w.generate(&a), w.generate(&b));
+    assert!(pa
+        .iter()
+        .zip(&pb)
+        .all(|(x, y)| (x.src, x.dst, x.amount) == (y.src, y.dst, y.amount)));
+}
+
+#[test]
+fn every_strategy_runs_and_keel_beats_no_rebalancing_under_directional_demand() {
+    let net = small();
+    let (w, cfg) = workload(&net, Kind::Directional, 6_000);
+    let payments = w.generate(&net);
+    let mut reports = Vec::new();
+    for s in Strategy::ALL {
+        let r = keel_sim::run(&net, &payments, s, &cfg, &mut |_| {}).unwrap();
+        assert_eq!(r.payments, 6_000);
+        assert_eq!(r.by_size.iter().map(|b| b.attempted).sum::<u64>(), 6_000);
+        assert!(r.every_reason_known(), "{:?}", r.decisions);
+        reports.push(r);
+    }
+    let none = &reports[0];
+    let keel = &reports[4];
+    // Off-chain strategies move money around, never create or destroy it.
+    for r in &reports[..] {
+        if r.strategy == "greedy" || r.strategy == "lp" || r.strategy == "none" {
+            assert_eq!(
+                r.liquidity_locked_end, r.liquidity_locked_start,
+                "{}",
+                r.strategy
+            );
+        }
+    }
+    assert!(
+        keel.success_ratio > none.success_ratio,
+        "keel {} none {}",
+        keel.success_ratio,
+        none.success_ratio
+    );
+    let dir = temp_dir("plots");
+    plot::over_time(&reports, "test", &dir.join("t.svg")).unwrap();
+    plot::by_size(&reports, "test", &dir.join("s.svg")).unwrap();
+    let svg = std::fs::read_to_string(dir.join("t.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("keel"));
+    let text = keel_sim::table(&reports);
+    assert!(text.contains("| keel |"));
+}
+
+#[test]
+fn the_lp_conserves_every_nodes_balance() {
+    let mut net = small();
+    let before = balances(&net);
+    let c = lp::revive(&net, 0).unwrap();
+    assert!(!c.moves.is_empty());
+    lp::apply(&mut net, &c);
+    assert_eq!(before, balances(&net));
+}
+
+fn balances(net: &Network) -> Vec<u128> {
+    let mut b = vec![0u128; net.node_count()];
+    for ch in &net.channels {
+        b[ch.nodes[0] as usize] += ch.balance[0];
+        b[ch.nodes[1] as usize] += ch.balance[1];
+    }
+    b
+}
+
+#[test]
+fn a_topology_in_the_snapshot_format_is_read_with_any_node_ids() {
+    let dir = temp_dir("snapshot");
+    std::fs::write(
+        dir.join("channels_ln.csv"),
+        "id,edge1_id,edge2_id,node1_id,node2_id,capacity\n7,70,71,100,205,1000\n8,80,81,205,9,500\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("edges_ln.csv"),
+        "id,channel_id,counter_edge_id,from_node_id,to_node_id,balance,fee_base,fee_proportional,min_htlc,timelock\n\
+         70,7,71,100,205,300,1000,1,1000,144\n71,7,70,205,100,700,0,5,1000,144\n\
+         80,8,81,205,9,250,1,1,1000,144\n81,8,80,9,205,250,1,1,1000,144\n",
+    )
+    .unwrap();
+    let net = Network::read_snapshot(&dir).unwrap();
+    assert_eq!(net.node_count(), 3);
+    assert_eq!(net.channels.len(), 2);
+    assert_eq!(net.channels[0].balance, [300, 700]);
+    assert_eq!(net.channels[0].fee[1].ppm, 5);
+    assert_eq!(net.unit, "msat");
+    assert!(Network::read_snapshot(Path::new("/nonexistent")).is_err());
+}
+
+#[test]
+fn the_lightning_snapshot_reads_whole_when_present() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ln-snapshot");
+    if !dir.join("channels_ln.csv").exists() {
+        return; // The product does not depend on the snapshot; CI machines may lack it.
+    }
+    let net = Network::read_snapshot(&dir).unwrap();
+    assert_eq!(net.channels.len(), 30_457);
+    assert!(net.node_count() <= 6_006);
+}
