@@ -39,7 +39,8 @@ fn var(name: &str) -> Result<String> {
 fn number(name: &str) -> Result<Option<usize>> {
     match std::env::var(name) {
         Ok(v) => Ok(Some(
-            v.parse().wrap_err_with(|| format!("{name} is not a number"))?,
+            v.parse()
+                .wrap_err_with(|| format!("{name} is not a number"))?,
         )),
         Err(_) => Ok(None),
     }
@@ -67,7 +68,10 @@ async fn main() -> Result<()> {
         ("KEEL_PEER_QUEUE", &mut config.peer_queue),
         ("KEEL_MAX_PEERS", &mut config.max_peers),
         ("KEEL_MAX_HANDSHAKES", &mut config.max_handshakes),
-        ("KEEL_MAX_HANDSHAKES_PER_IP", &mut config.max_handshakes_per_ip),
+        (
+            "KEEL_MAX_HANDSHAKES_PER_IP",
+            &mut config.max_handshakes_per_ip,
+        ),
     ] {
         if let Some(n) = number(name)? {
             *field = n;

@@ -113,7 +113,10 @@ impl Target {
             .strip_prefix("listening ")
             .ok_or_else(|| eyre!("unexpected first line {first:?}"))?
             .parse()?;
-        let (done, exited) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (done, exited) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
         let (counting, ended) = (done.clone(), exited.clone());
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -444,7 +447,10 @@ async fn a_flooding_stranger_is_dropped_with_bounded_memory() -> Result<()> {
     };
     let flooding = tokio::time::timeout(PATIENCE, flooding);
     let (flooded, paid) = tokio::join!(flooding, target.flows(50, "during the flood"));
-    flooded.map_err(|_| eyre!("the flood neither ended nor was dropped ({sent} sent)"))??;
+    flooded.map_err(|_| {
+        let peak = target.memory_kb("VmHWM").unwrap_or(0);
+        eyre!("the flood neither ended nor was dropped ({sent} sent, peak {peak} KiB resident)")
+    })??;
     paid?;
     println!("flood: dropped after {sent} messages");
     ensure!(
