@@ -9,7 +9,9 @@
 //! Each case can be shown to fail without its protection by lifting the limit through the
 //! environment, which `crash_peer` inherits: `KEEL_PEER_QUEUE=100000000` (flood),
 //! `KEEL_MAX_PEERS=100000` (authenticated peers), `KEEL_MAX_HANDSHAKES=100000
-//! KEEL_MAX_HANDSHAKES_PER_IP=100000` (raw sockets).
+//! KEEL_MAX_HANDSHAKES_PER_IP=100000` (raw sockets). The stalled handshakes are ended by the
+//! transport's handshake timeout, which is not a `Config` field: raised to an hour (by editing
+//! `DEFAULT_HANDSHAKE_TIMEOUT`), the slow drip completes and that case fails.
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
