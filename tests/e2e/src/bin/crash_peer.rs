@@ -10,6 +10,13 @@
 //! `KEEL_RPC` (node URL), `KEEL_DEPLOYMENT` (the deployments file's JSON), `KEEL_PEER` (address),
 //! `KEEL_PEER_ADDR` (host:port), `KEEL_CHANNEL` (channel id), `KEEL_NOW` (Unix time for the
 //! client's clock: the devnet's).
+//!
+//! The hostile-peer suite (tests/it/hostile.rs) runs it too, as the attacked client in a
+//! process of its own so that its resident memory can be read from `/proc`. Optional:
+//! `KEEL_LISTEN` (host:port to listen on; the bound address is reported as
+//! `listening <addr>` before any payment), `KEEL_PAYERS` (1 to 8, default 8), and overrides of
+//! the client's limits, `KEEL_PEER_QUEUE`, `KEEL_MAX_PEERS`, `KEEL_MAX_HANDSHAKES`,
+//! `KEEL_MAX_HANDSHAKES_PER_IP` (to show a hostile case failing without its protection).
 #![forbid(unsafe_code)]
 
 use std::{sync::Arc, time::Duration};
@@ -26,6 +33,17 @@ use keel_core::{Address, B256, U256};
 
 fn var(name: &str) -> Result<String> {
     std::env::var(name).wrap_err_with(|| format!("{name} is not set"))
+}
+
+/// An optional numeric setting: `None` when unset.
+fn number(name: &str) -> Result<Option<usize>> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(
+            v.parse()
+                .wrap_err_with(|| format!("{name} is not a number"))?,
+        )),
+        Err(_) => Ok(None),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -46,11 +64,29 @@ async fn main() -> Result<()> {
     config.max_reconnect_delay = Duration::from_millis(200);
     // Frequent snapshots, so kills also land around them and restarts load from them.
     config.snapshot_every = 100;
+    for (name, field) in [
+        ("KEEL_PEER_QUEUE", &mut config.peer_queue),
+        ("KEEL_MAX_PEERS", &mut config.max_peers),
+        ("KEEL_MAX_HANDSHAKES", &mut config.max_handshakes),
+        (
+            "KEEL_MAX_HANDSHAKES_PER_IP",
+            &mut config.max_handshakes_per_ip,
+        ),
+    ] {
+        if let Some(n) = number(name)? {
+            *field = n;
+        }
+    }
+    let payers = number("KEEL_PAYERS")?.unwrap_or(8).clamp(1, 8) as u64;
     let client = Client::start(config).await?;
+    if let Ok(at) = std::env::var("KEEL_LISTEN") {
+        let bound = client.listen(at.as_str()).await?;
+        println!("listening {bound}");
+    }
     client.connect(peer_addr, peer).await?;
     // Eight payers keep updates in flight, so a kill lands between store and send, between
     // send and ack, and inside group commits.
-    let payers: Vec<_> = (0..8u64)
+    let payers: Vec<_> = (0..payers)
         .map(|p| {
             let client = client.clone();
             tokio::spawn(async move {

@@ -1,6 +1,6 @@
 //! A faulty RPC endpoint: a small HTTP proxy in front of Anvil that, when told to, answers
 //! every JSON-RPC request with truncated JSON, names another chain in `eth_chainId`, answers
-//! `null` for every receipt, or hangs up without answering. The monitor must retry, report it,
+//! `null` for every receipt, hangs up without answering, or never answers. The monitor must retry, report it,
 //! and deliver everything once the endpoint is sane again.
 
 use std::sync::{
@@ -36,6 +36,9 @@ pub(crate) enum Fault {
     NullReceipts = 3,
     /// Closes the connection without answering.
     Drop = 4,
+    /// Reads the request and never answers (a hung node): the client's request timeout must
+    /// end the wait.
+    Hang = 5,
 }
 
 /// Forwards HTTP requests to `upstream`, one upstream connection per request, unless a fault
@@ -114,6 +117,12 @@ async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>) {
                 answer(&request, "eth_getTransactionReceipt", "null")
             }
             f if f == Fault::Drop as u8 => return,
+            f if f == Fault::Hang as u8 => {
+                // Holds the connection until the client gives up on it.
+                let mut rest = [0u8; 1];
+                let _ = read.read(&mut rest).await;
+                return;
+            }
             _ => None,
         };
         let response = match faked {

@@ -2,7 +2,7 @@
 //! failed before it reached the chain, and what was co-signed is not lost to an RPC outage or
 //! a crash.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use eyre::{ensure, Result};
 use keel_client::{
     chain::ChainError,
@@ -170,18 +170,20 @@ async fn a_client_started_during_an_rpc_outage_pays_and_catches_up() -> Result<(
     Ok(())
 }
 
-/// Bob's node names another chain for a while: Bob is told (`ChainTrouble`), told again once
-/// it is right (`ChainRecovered`), and his monitor, resumed from its checkpoint, still refutes
-/// Alice's stale close (before the fix it had stopped for good, and with it the refutations).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_close_is_refuted_after_the_node_named_another_chain() -> Result<()> {
+/// Alice and Bob with a funded channel and three payments from Alice, Bob's node behind
+/// `proxy`; `tune` adjusts Bob's chain configuration.
+async fn behind_a_proxy(
+    name: &str,
+    tune: impl FnOnce(&mut keel_client::chain::ChainConfig),
+) -> Result<(Pair, Proxy, B256)> {
     let net = Devnet::start().await?;
     let proxy = Proxy::start(net.rpc_url()).await?;
-    let dir = TempDir::new("wrong-chain-refute");
+    let dir = TempDir::new(name);
     let clock = ManualClock::new(chain_time(&net).await?);
     let alice = Client::start(config(&net, &dir, &clock, &net.alice, "alice")).await?;
     let mut bob_config = config(&net, &dir, &clock, &net.bob, "bob");
     bob_config.chains[0].rpc_url = proxy.url.clone();
+    tune(&mut bob_config.chains[0]);
     let bob = Client::start(bob_config).await?;
     let bob_addr = bob.listen("127.0.0.1:0").await?;
     alice.connect(bob_addr, net.bob.address()).await?;
@@ -193,11 +195,34 @@ async fn a_stale_close_is_refuted_after_the_node_named_another_chain() -> Result
         bob,
         bob_addr,
     };
-    let chain_id = pair.net.chain_id;
     let id = pair.open(Address::ZERO, units("1")).await?;
     for _ in 0..3 {
         pair.alice.pay(id, units("0.1")).await?;
     }
+    Ok((pair, proxy, id))
+}
+
+/// Alice closes with Bob's proof (nonce 0 of hers); Bob must answer with her latest, nonce 3.
+async fn stale_close_is_refuted(
+    pair: &Pair,
+    id: B256,
+    events: &mut tokio::sync::broadcast::Receiver<ClientEvent>,
+) -> Result<()> {
+    pair.alice.force_close(id).await?;
+    wait_for(events, |e| {
+        matches!(e, ClientEvent::DisputeAnswered { channel_id, closer_nonce: 3 } if *channel_id == id)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Bob's node names another chain for a while: Bob is told (`ChainTrouble`), told again once
+/// it is right (`ChainRecovered`), and his monitor, resumed from its checkpoint, still refutes
+/// Alice's stale close (before the fix it had stopped for good, and with it the refutations).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_close_is_refuted_after_the_node_named_another_chain() -> Result<()> {
+    let (pair, proxy, id) = behind_a_proxy("wrong-chain-refute", |_| {}).await?;
+    let chain_id = pair.net.chain_id;
     let mut events = pair.bob.subscribe();
 
     // A dropped request makes the monitor check the chain again; the node then names chain 1.
@@ -215,13 +240,51 @@ async fn a_stale_close_is_refuted_after_the_node_named_another_chain() -> Result
         matches!(e, ClientEvent::ChainRecovered { .. })
     })
     .await?;
-    // Alice closes with Bob's proof; Bob answers with her latest, nonce 3.
-    pair.alice.force_close(id).await?;
-    wait_for(&mut events, |e| {
-        matches!(e, ClientEvent::DisputeAnswered { channel_id, closer_nonce: 3 } if *channel_id == id)
+    stale_close_is_refuted(&pair, id, &mut events).await
+}
+
+/// Bob's node accepts requests and never answers: each request ends at the request timeout
+/// (2 s here) with a typed error, the monitor counts the failures and retries, and once the node
+/// answers again it is healthy and still refutes Alice's stale close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_close_is_refuted_after_the_node_hung() -> Result<()> {
+    let (pair, proxy, id) = behind_a_proxy("hung-node-refute", |chain| {
+        chain.request_timeout = std::time::Duration::from_secs(2);
     })
     .await?;
-    Ok(())
+    let chain_id = pair.net.chain_id;
+    let mut events = pair.bob.subscribe();
+    proxy.set(Fault::Hang);
+    wait_for(&mut events, |e| {
+        matches!(e, ClientEvent::ChainTrouble { .. })
+    })
+    .await?;
+    let health = pair.bob.chain_health(chain_id)?;
+    ensure!(
+        !health.is_healthy() && health.consecutive_failures >= 3,
+        "{health:?}"
+    );
+    proxy.set(Fault::None);
+    wait_for(&mut events, |e| {
+        matches!(e, ClientEvent::ChainRecovered { .. })
+    })
+    .await?;
+    ensure!(pair.bob.chain_health(chain_id)?.is_healthy());
+    stale_close_is_refuted(&pair, id, &mut events).await
+}
+
+/// Bob's node is stopped and started again on the same port with its state: the monitor
+/// fails, retries, and resumes from its checkpoint, and still refutes Alice's stale close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_close_is_refuted_after_the_node_restarted() -> Result<()> {
+    let (mut pair, _proxy, id) = behind_a_proxy("restarted-node-refute", |_| {}).await?;
+    let chain_id = pair.net.chain_id;
+    let mut events = pair.bob.subscribe();
+    pair.net.stop_rpc();
+    wait_for_health(&pair.bob, chain_id, |h| h.consecutive_failures >= 1).await?;
+    pair.net.restart_rpc().await?;
+    wait_for_health(&pair.bob, chain_id, |h| h.is_healthy()).await?;
+    stale_close_is_refuted(&pair, id, &mut events).await
 }
 
 /// Waits until `client`'s monitor of `chain_id` satisfies `done` (polling its health).

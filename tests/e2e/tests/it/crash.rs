@@ -121,7 +121,7 @@ fn account(kill: usize, run: &Reported, before: (u64, U256), after: (u64, U256))
     Ok(())
 }
 
-fn deployment_json(pair: &Pair) -> String {
+pub(crate) fn deployment_json(pair: &Pair) -> String {
     let d = &pair.net.deployment;
     format!(
         r#"{{"chainId":{},"deployedAtBlock":{},"channelFactory":"{}","vaultImplementation":"{}","secretRegistry":"{}","minChallengePeriod":{},"maxChallengePeriod":{}}}"#,

@@ -11,5 +11,6 @@ mod client_flow;
 mod client_recovery;
 mod crash;
 mod deploy;
+mod hostile;
 mod lifecycle;
 mod typed_data;
