@@ -144,6 +144,8 @@ async fn main() -> Result<()> {
     )
     .await?;
     let bob_side = bob.channel(second.id).await?.me;
+    // Alice must see the withdrawal too before the close below: both sign the same ledger.
+    let mut alice_events = alice.subscribe();
     bob.withdraw_to(
         channel,
         parse_ether("0.05")?,
@@ -167,6 +169,10 @@ async fn main() -> Result<()> {
             _ => deposited = true,
         }
     }
+    wait(&mut alice_events, |e| {
+        matches!(e, ClientEvent::WithdrawalConfirmed { channel_id, .. } if *channel_id == channel)
+    })
+    .await?;
     let moved = bob.channel(second.id).await?;
     println!(
         "bob moved 0.05 ETH into a second channel in one transaction: there he now holds {} ETH",
@@ -175,7 +181,6 @@ async fn main() -> Result<()> {
     let view = alice.channel(channel).await?;
 
     // 8. Close cooperatively: one transaction pays both.
-    let mut alice_events = alice.subscribe();
     let receipt = bob.close(channel).await?;
     let ClientEvent::Settled {
         payout_a, payout_b, ..
