@@ -249,7 +249,19 @@ contract GasReport is Script {
 
     function _withdraw(ChannelParams memory p, ChannelVault v, string memory label) internal {
         Withdrawal memory w = Withdrawal(alice, 1 ether, uint64(block.timestamp + 1 days), address(0), 0);
-        bytes32 h = keccak256(
+        bytes32 h = _withdrawalHash(p, w);
+        _send(
+            ALICE_PK,
+            address(v),
+            0,
+            abi.encodeCall(ChannelVault.withdraw, (p, w, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h))),
+            label
+        );
+    }
+
+    /// @dev The EIP-712 struct hash of `w` for channel `p` (what both participants sign).
+    function _withdrawalHash(ChannelParams memory p, Withdrawal memory w) internal view returns (bytes32) {
+        return keccak256(
             abi.encode(
                 keccak256(
                     "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry,address target,uint8 targetSide)"
@@ -261,13 +273,6 @@ contract GasReport is Script {
                 w.target,
                 w.targetSide
             )
-        );
-        _send(
-            ALICE_PK,
-            address(v),
-            0,
-            abi.encodeCall(ChannelVault.withdraw, (p, w, _sign(ALICE_PK, v, h), _sign(BOB_PK, v, h))),
-            label
         );
     }
 
@@ -278,19 +283,7 @@ contract GasReport is Script {
         Withdrawal memory w = Withdrawal(
             alice, v.totalWithdrawn(0) + 2 ether, uint64(block.timestamp + 1 days), address(target), 0
         );
-        bytes32 h = keccak256(
-            abi.encode(
-                keccak256(
-                    "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry,address target,uint8 targetSide)"
-                ),
-                factory.channelId(p),
-                w.participant,
-                w.totalWithdrawn,
-                w.expiry,
-                w.target,
-                w.targetSide
-            )
-        );
+        bytes32 h = _withdrawalHash(p, w);
         _send(
             ALICE_PK,
             address(v),
