@@ -14,7 +14,7 @@ anvil --port "$port" --hardfork osaka --silent &
 anvil_pid=$!
 deployments=$(mktemp -d)
 trap 'kill "$anvil_pid" 2>/dev/null || true; rm -rf "$deployments"' EXIT
-for _ in $(seq 100); do cast chain-id --rpc-url "$rpc" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_for_rpc "$rpc" "$anvil_pid"
 chain_id=$(cast chain-id --rpc-url "$rpc")
 # Anvil's first dev key deploys; the file lands in deployments/, copied aside so the
 # repository's deployments/ keeps only real networks.

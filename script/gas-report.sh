@@ -27,7 +27,7 @@ anvil --port "$port" --silent --hardfork osaka --timestamp 1800000000 &
 anvil_pid=$!
 report=$(mktemp)
 trap 'kill $anvil_pid 2>/dev/null || true; rm -f "$report"' EXIT
-for _ in $(seq 50); do cast block-number --rpc-url "$rpc" >/dev/null 2>&1 && break; sleep 0.2; done
+wait_for_rpc "$rpc" "$anvil_pid"
 cast rpc anvil_setBlockTimestampInterval 12 --rpc-url "$rpc" >/dev/null
 
 deployer_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 # Anvil account 0

@@ -13,6 +13,16 @@ trap 'rm -rf "$logs"' EXIT
 profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 
+step "Foundry's exit codes reach this script (a tool that hides failures would pass every step)"
+unformatted=$(mktemp --suffix=.sol)
+printf 'contract  C{}\n' >"$unformatted"
+if forge fmt --check "$unformatted" >/dev/null 2>&1 || cast chain-id --rpc-url http://127.0.0.1:9 >/dev/null 2>&1; then
+  echo "forge or cast exited 0 on a failure: $(command -v forge) is not the real binary (script/env.sh)" >&2
+  exit 1
+fi
+rm -f "$unformatted"
+echo "forge and cast report failures"
+
 step "forge fmt --check"
 forge fmt --check
 

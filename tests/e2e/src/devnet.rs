@@ -128,8 +128,9 @@ fn root() -> PathBuf {
 }
 
 /// The anvil binary itself rather than npm's Node wrapper: the wrapper exits as soon as it has
-/// forwarded SIGTERM, before Anvil has written its state and freed its port.
-fn anvil_path() -> Result<PathBuf> {
+/// forwarded SIGTERM, before Anvil has written its state and freed its port, and it reports
+/// every exit as 0.
+pub fn anvil_path() -> Result<PathBuf> {
     let scope = root().join("node_modules/@foundry-rs");
     if let Ok(entries) = std::fs::read_dir(&scope) {
         for entry in entries.flatten() {

@@ -4,6 +4,6 @@
 mod devnet;
 
 pub use devnet::{
-    balance_data, succeeded, to_abi, to_vault_abi, Channel, Devnet, Participant, MAX_PERIOD,
-    MIN_PERIOD,
+    anvil_path, balance_data, succeeded, to_abi, to_vault_abi, Channel, Devnet, Participant,
+    MAX_PERIOD, MIN_PERIOD,
 };

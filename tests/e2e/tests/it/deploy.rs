@@ -16,7 +16,7 @@ async fn deploy_script_writes_the_deployments_file_keel_bindings_reads() -> Resu
     // A chain id of its own, so the file cannot collide with other local runs.
     let chain_id = 31_338;
     let anvil = Anvil::new()
-        .path(root.join("node_modules/.bin/anvil"))
+        .path(keel_e2e::anvil_path()?)
         .chain_id(chain_id)
         .try_spawn()?;
     let key = hex::encode_prefixed(anvil.keys()[0].to_bytes());
