@@ -3,7 +3,8 @@
 // A library: output goes through return values (and, later, `tracing`), never to stdout.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod chain;
+/// The chain side, shared with the watchtower (the `keel-chain` crate).
+pub use keel_chain as chain;
 pub mod client;
 pub mod store;
 pub mod transport;

@@ -88,7 +88,7 @@ pub enum ChainError {
     },
     /// Loading or saving the monitor's checkpoint failed.
     #[error("the monitor's checkpoint storage failed")]
-    Checkpoint(#[source] crate::chain::monitor::CheckpointError),
+    Checkpoint(#[source] crate::monitor::CheckpointError),
     /// The caller asked for something impossible (an amount that overflows, a side that is not
     /// ours); nothing was sent.
     #[error("{0}")]

@@ -1,17 +1,22 @@
-//! The chain side of the client: transactions ([`Chain`]) and the event monitor ([`Monitor`])
-//! for one chain each.
+//! Keel's chain side, shared by the client and the watchtower: transactions ([`Chain`]) and the
+//! vault-event follower ([`Monitor`]) for one chain each.
 //!
 //! [`Chain`] sends one participant's transactions (open, deposit, withdraw, close, refute,
 //! settle, unlock, register a secret) and waits until each is mined; a revert is a typed
 //! [`ChainError`]. [`Monitor`] follows the vaults of our channels and delivers their events
-//! ([`ChainEvent`]) in chain order once they are `confirmations` deep, checkpointing in the
-//! client's store only after the consumer acknowledged them; it survives restarts, RPC failures
+//! ([`ChainEvent`]) in chain order once they are `confirmations` deep, checkpointing through a
+//! small [`monitor::Checkpoints`] interface (the client's store, a tower's own storage) only
+//! after the consumer acknowledged them; it survives restarts, RPC failures
 //! and reorgs (see [`monitor`]). The dispute and lock states the vault publishes come back as
 //! [`DisputeState`] and [`LockState`], which `refute`, `settle` and `unlock` take back verbatim;
 //! [`abi`] converts keel-core's messages to the contracts' ABI structs.
 //!
-//! Nothing is global: a client on several chains holds a [`ChainConfig`], a [`Chain`] and a
+//! Nothing is global: a client or tower on several chains holds a [`ChainConfig`], a [`Chain`] and a
 //! [`Monitor`] per chain.
+
+#![forbid(unsafe_code)]
+// A library: output goes through return values and `tracing`, never to stdout.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod abi;
 mod config;

@@ -64,7 +64,7 @@ impl Chain {
     ///
     /// ```no_run
     /// # async fn demo(key: alloy::signers::local::PrivateKeySigner) -> Result<(), Box<dyn std::error::Error>> {
-    /// use keel_client::chain::{Chain, ChainConfig, Deployment};
+    /// use keel_chain::{Chain, ChainConfig, Deployment};
     /// use keel_core::{Address, ChannelParams, Side, B256, U256};
     ///
     /// let deployment = Deployment::load("deployments".as_ref(), 11155111)?;

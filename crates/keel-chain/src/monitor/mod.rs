@@ -7,7 +7,7 @@
 //! nearer the head than `confirmations`) and sends each range's events as one [`Batch`] over a
 //! channel, then waits. The consumer applies the events and calls [`Batch::ack`]; only then does
 //! the monitor save the range's last block and hash as the chain's [`Checkpoint`] in its
-//! [`Checkpoints`] (the client's [`Store`](crate::store::Store), or a watchtower's own storage)
+//! [`Checkpoints`] (keel-client's `Store`, or a watchtower's own storage)
 //! and move on. A crash anywhere before the save re-delivers the batch on
 //! restart, so consumers must be idempotent (deposit and withdrawal totals are cumulative; a
 //! dispute state replaces the previous one). Ranges without events are checkpointed without
@@ -190,13 +190,13 @@ impl Monitor {
     ///
     /// ```no_run
     /// # async fn demo(
-    /// #     config: keel_client::chain::ChainConfig,
-    /// #     store: std::sync::Arc<keel_client::store::Store>,
+    /// #     config: keel_chain::ChainConfig,
+    /// #     store: std::sync::Arc<dyn keel_chain::monitor::Checkpoints>,
     /// #     vault: keel_core::Address,
     /// #     channel_id: keel_core::B256,
     /// #     opened_at: u64,
-    /// # ) -> keel_client::chain::Result<()> {
-    /// use keel_client::chain::{ChainEventKind, Monitor};
+    /// # ) -> keel_chain::Result<()> {
+    /// use keel_chain::{ChainEventKind, Monitor};
     ///
     /// let (monitor, mut batches) = Monitor::spawn(config, store)?;
     /// monitor.watch_from(vault, channel_id, opened_at);

@@ -16,12 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Batch, Shared};
 use crate::{
-    chain::monitor::{Checkpoint, Checkpoints},
-    chain::{
-        config::ChainConfig,
-        error::ChainError,
-        event::{ChainEvent, OPENED_TOPIC},
-    },
+    config::ChainConfig,
+    error::ChainError,
+    event::{ChainEvent, OPENED_TOPIC},
+    monitor::{Checkpoint, Checkpoints},
 };
 
 /// Blocks rewound when the checkpoint's block was reorganised away and no earlier checkpoint of
@@ -49,7 +47,7 @@ enum Halt {
 
 impl From<ChainError> for Halt {
     fn from(e: ChainError) -> Self {
-        Self::Retry(crate::chain::report(&e))
+        Self::Retry(crate::report(&e))
     }
 }
 
@@ -139,7 +137,7 @@ impl Scanner {
                         _ => None,
                     };
                     let persists = self.wrong_chain >= super::WRONG_CHAIN_REPORT;
-                    self.retry(crate::chain::report(&e), found.filter(|_| persists))
+                    self.retry(crate::report(&e), found.filter(|_| persists))
                         .await;
                 }
                 Err(Halt::Stop(why)) => {
@@ -517,6 +515,6 @@ impl Scanner {
     }
 }
 
-fn store_error(e: crate::chain::monitor::CheckpointError) -> Halt {
+fn store_error(e: crate::monitor::CheckpointError) -> Halt {
     ChainError::Checkpoint(e).into()
 }

@@ -20,7 +20,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why loading or saving a checkpoint failed.
 pub type CheckpointError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Durable storage of one checkpoint per chain. [`Store`](crate::store::Store) implements it.
+/// Durable storage of one checkpoint per chain. keel-client's `Store` implements it; a watchtower brings its own.
 pub trait Checkpoints: Send + Sync {
     /// The checkpoint saved for `chain_id`, if any.
     fn load(&self, chain_id: u64) -> BoxFuture<'_, Result<Option<Checkpoint>, CheckpointError>>;
