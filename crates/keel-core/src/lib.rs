@@ -8,6 +8,7 @@ pub mod channel_id;
 pub mod dispute;
 pub mod eip712;
 pub mod error;
+pub mod forwarding;
 pub mod locks;
 pub mod settlement;
 pub mod signing;
