@@ -12,10 +12,15 @@
 //! [`check_forward`] is what a node checks before it forwards; a route built by the first
 //! always passes the second, exactly (property tests in `tests/forwarding.rs`).
 
+pub mod announce;
 mod fees;
 mod route;
 mod timing;
 
+pub use announce::{
+    verify_announcement, verify_update, AnnouncementError, ChannelAnnouncement, ChannelUpdate,
+    ExchangeRate, PaymentRequest,
+};
 pub use fees::{FeePolicy, Rate};
 pub use route::{check_forward, route_locks, ForwardInstruction, HopLock, HopPolicy};
 pub use timing::{expiry_delta, ChainTiming};
