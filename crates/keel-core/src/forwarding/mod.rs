@@ -14,6 +14,7 @@
 
 pub mod announce;
 mod fees;
+pub mod onion;
 mod route;
 mod timing;
 
