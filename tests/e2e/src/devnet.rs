@@ -159,9 +159,15 @@ fn unique_chain_id() -> Result<u64> {
     Ok(format!("3133{pid:07}{n:03}").parse()?)
 }
 
+/// How long Anvil may take to start listening, in milliseconds. alloy's default (10 s) was
+/// too short on a loaded 2-core CI machine, where two tests failed with "timed out waiting for
+/// node to spawn" although Anvil came up; waiting longer costs nothing when it starts at once.
+pub const SPAWN_TIMEOUT_MS: u64 = 120_000;
+
 fn spawn_anvil(port: u16, chain_id: u64, state: &Path) -> Result<AnvilInstance> {
     Anvil::new()
         .path(anvil_path()?)
+        .timeout(SPAWN_TIMEOUT_MS)
         .port(port)
         .chain_id(chain_id)
         .arg("--hardfork")

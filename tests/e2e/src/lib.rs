@@ -5,5 +5,5 @@ mod devnet;
 
 pub use devnet::{
     anvil_path, balance_data, succeeded, to_abi, to_vault_abi, Channel, Devnet, Participant,
-    MAX_PERIOD, MIN_PERIOD,
+    MAX_PERIOD, MIN_PERIOD, SPAWN_TIMEOUT_MS,
 };

@@ -17,6 +17,7 @@ async fn deploy_script_writes_the_deployments_file_keel_bindings_reads() -> Resu
     let chain_id = 31_338;
     let anvil = Anvil::new()
         .path(keel_e2e::anvil_path()?)
+        .timeout(keel_e2e::SPAWN_TIMEOUT_MS)
         .chain_id(chain_id)
         .try_spawn()?;
     let key = hex::encode_prefixed(anvil.keys()[0].to_bytes());
