@@ -19,7 +19,7 @@ use alloy::{
 
 use super::{ForwardError, Rate};
 use crate::{
-    eip712::{ChannelDomain, Message, DOMAIN_NAME, DOMAIN_VERSION},
+    eip712::{ChannelDomain, Message},
     signing::{self, SIGNATURE_LEN},
     B256,
 };
@@ -98,15 +98,10 @@ cached_type_hash!(ChannelAnnouncement, ChannelUpdate, PaymentRequest);
 pub const MAX_DESCRIPTION: usize = 256;
 
 /// The domain of the Keel deployment whose factory is `factory` on `chain_id`: payment requests
-/// are signed under it.
+/// are signed under it. The same shape as a channel's domain, with the factory in the vault's
+/// place.
 pub fn deployment_domain(chain_id: u64, factory: Address) -> Eip712Domain {
-    Eip712Domain::new(
-        Some(DOMAIN_NAME.into()),
-        Some(DOMAIN_VERSION.into()),
-        Some(U256::from(chain_id)),
-        Some(factory),
-        None,
-    )
+    crate::eip712::domain(chain_id, factory)
 }
 
 impl ChannelUpdate {
