@@ -32,6 +32,8 @@ fn announcement(a: Address, b: Address) -> ChannelAnnouncement {
         participantA: a,
         participantB: b,
         token: Address::ZERO,
+        challengePeriod: 86_400,
+        salt: B256::ZERO,
     }
 }
 
@@ -63,7 +65,7 @@ fn check_digest<T: Message>(msg: &T, domain: &Eip712Domain) {
 fn type_strings_are_pinned_and_digests_match_alloys() {
     assert_eq!(
         ChannelAnnouncement::eip712_encode_type(),
-        "ChannelAnnouncement(bytes32 channelId,address participantA,address participantB,address token)"
+        "ChannelAnnouncement(bytes32 channelId,address participantA,address participantB,address token,uint32 challengePeriod,bytes32 salt)"
     );
     assert_eq!(
         ChannelUpdate::eip712_encode_type(),

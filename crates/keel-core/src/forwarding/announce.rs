@@ -2,9 +2,11 @@
 //! payer can pay it: EIP-712 typed data like every other Keel signature, so a wallet
 //! (`eth_signTypedData_v4`) can sign each, and no signature counts anywhere else.
 //!
-//! - [`ChannelAnnouncement`]: both participants declare their channel public. Signed under the
-//!   channel's own domain (chain id, vault), so it names one channel on one chain; its capacity
-//!   is read from the chain, not signed, since deposits and withdrawals change it.
+//! - [`ChannelAnnouncement`]: both participants declare their channel public. It carries the
+//!   channel's parameters, so a reader recomputes the channel id (and the vault) from them and
+//!   a pair cannot claim another pair's channel; signed under the channel's own domain (chain
+//!   id, vault), so it names one channel on one chain. Its capacity is read from the chain, not
+//!   signed, since deposits and withdrawals change it.
 //! - [`ChannelUpdate`]: one participant's forwarding policy for sending over the channel (fee,
 //!   expiry delta, minimum, enabled, rates from other assets), under the same domain; a newer
 //!   `timestamp` replaces an older update.
@@ -21,7 +23,7 @@ use super::{ForwardError, Rate};
 use crate::{
     eip712::{ChannelDomain, Message},
     signing::{self, SIGNATURE_LEN},
-    B256,
+    ChannelParams, B256,
 };
 
 mod messages {
@@ -35,6 +37,8 @@ mod messages {
             address participantA;
             address participantB;
             address token;
+            uint32 challengePeriod;
+            bytes32 salt;
         }
 
         /// A rate at which a node forwards from another asset: `upstream` units of `token` on
@@ -159,6 +163,19 @@ pub enum AnnouncementError {
     /// A field is out of range.
     #[error(transparent)]
     Invalid(#[from] ForwardError),
+}
+
+impl ChannelAnnouncement {
+    /// The channel's parameters, from which its id and vault follow.
+    pub fn params(&self) -> ChannelParams {
+        ChannelParams {
+            participant_a: self.participantA,
+            participant_b: self.participantB,
+            token: self.token,
+            challenge_period: self.challengePeriod,
+            salt: self.salt,
+        }
+    }
 }
 
 /// Checks both participants' signatures over an announcement of the channel whose domain is
