@@ -261,3 +261,208 @@ async fn wallet_signed_withdrawal_is_paid_out() -> Result<()> {
     assert_eq!(net.alice.balance().await?, a0 + parse_ether("2")?);
     Ok(())
 }
+
+/// A wallet signs the routing messages as keel-core does: the channel announcement (both
+/// participants), a policy update with a nested array of exchange rates, and a payment request
+/// under the deployment's domain; the routing graph then takes the wallet-signed announcement
+/// of a real channel, its vault derived from the real deployment.
+#[tokio::test]
+async fn wallet_signed_routing_messages_enter_the_graph() -> Result<()> {
+    use keel_core::{
+        eip712::ChannelDomain,
+        forwarding::{
+            announce::deployment_domain, ChannelAnnouncement, ChannelUpdate, ExchangeRate,
+            PaymentRequest,
+        },
+        signing::sign_hash,
+    };
+    use keel_routing::{Deployment, Gossip, SignedAnnouncement, SignedUpdate};
+
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(24, parse_ether("1")?).await?;
+    let domain = discovered_domain(&net, &ch).await?;
+    let channel = ChannelDomain::new(net.chain_id, ch.vault);
+
+    let announcement = ChannelAnnouncement {
+        channelId: ch.id,
+        participantA: ch.params.participant_a,
+        participantB: ch.params.participant_b,
+        token: ch.params.token,
+        challengePeriod: ch.params.challenge_period,
+        salt: ch.params.salt,
+    };
+    let typed = typed_data(
+        domain.clone(),
+        "ChannelAnnouncement",
+        json!([
+            { "name": "channelId", "type": "bytes32" },
+            { "name": "participantA", "type": "address" },
+            { "name": "participantB", "type": "address" },
+            { "name": "token", "type": "address" },
+            { "name": "challengePeriod", "type": "uint32" },
+            { "name": "salt", "type": "bytes32" },
+        ]),
+        json!({
+            "channelId": announcement.channelId,
+            "participantA": announcement.participantA,
+            "participantB": announcement.participantB,
+            "token": announcement.token,
+            "challengePeriod": announcement.challengePeriod,
+            "salt": announcement.salt,
+        }),
+    );
+    let digest = channel.signing_hash(&announcement);
+    let mut signatures = [[0u8; 65]; 2];
+    for (i, who) in [&net.alice, &net.bob].into_iter().enumerate() {
+        let sig = wallet_sign(who, &typed).await?;
+        check_against_keel_core(who, &sig, &digest, sign_hash(&who.signer, &digest)?)?;
+        signatures[i].copy_from_slice(&sig);
+    }
+
+    let update = ChannelUpdate {
+        channelId: ch.id,
+        node: net.alice.address(),
+        timestamp: 1_800_000_000,
+        feeBase: U256::from(1_000),
+        feeProportionalMillionths: 250,
+        expiryDelta: 900,
+        minAmount: U256::from(1),
+        enabled: true,
+        rates: vec![ExchangeRate {
+            chainId: U256::from(10),
+            token: Address::repeat_byte(0x70),
+            upstream: U256::from(3),
+            downstream: U256::from(2),
+        }],
+    };
+    let mut typed = typed_data(
+        domain,
+        "ChannelUpdate",
+        json!([
+            { "name": "channelId", "type": "bytes32" },
+            { "name": "node", "type": "address" },
+            { "name": "timestamp", "type": "uint64" },
+            { "name": "feeBase", "type": "uint256" },
+            { "name": "feeProportionalMillionths", "type": "uint32" },
+            { "name": "expiryDelta", "type": "uint64" },
+            { "name": "minAmount", "type": "uint256" },
+            { "name": "enabled", "type": "bool" },
+            { "name": "rates", "type": "ExchangeRate[]" },
+        ]),
+        json!({
+            "channelId": update.channelId,
+            "node": update.node,
+            "timestamp": update.timestamp.to_string(),
+            "feeBase": update.feeBase.to_string(),
+            "feeProportionalMillionths": update.feeProportionalMillionths,
+            "expiryDelta": update.expiryDelta.to_string(),
+            "minAmount": update.minAmount.to_string(),
+            "enabled": update.enabled,
+            "rates": [{
+                "chainId": "10",
+                "token": Address::repeat_byte(0x70),
+                "upstream": "3",
+                "downstream": "2",
+            }],
+        }),
+    );
+    typed["types"]["ExchangeRate"] = json!([
+        { "name": "chainId", "type": "uint256" },
+        { "name": "token", "type": "address" },
+        { "name": "upstream", "type": "uint256" },
+        { "name": "downstream", "type": "uint256" },
+    ]);
+    let update_digest = channel.signing_hash(&update);
+    let update_sig = wallet_sign(&net.alice, &typed).await?;
+    check_against_keel_core(
+        &net.alice,
+        &update_sig,
+        &update_digest,
+        sign_hash(&net.alice.signer, &update_digest)?,
+    )?;
+
+    let request = PaymentRequest {
+        paymentHash: B256::repeat_byte(0x42),
+        payee: net.bob.address(),
+        chainId: U256::from(net.chain_id),
+        token: Address::ZERO,
+        amount: parse_ether("0.25")?,
+        expiry: 1_800_003_600,
+        minFinalLifetime: 1_200,
+        description: "two coffees ☕".into(),
+    };
+    let deployment_json = json!({
+        "name": "Keel",
+        "version": deployment_domain(net.chain_id, net.factory).version.as_deref().unwrap_or_default(),
+        "chainId": net.chain_id,
+        "verifyingContract": net.factory,
+    });
+    let typed = typed_data(
+        deployment_json,
+        "PaymentRequest",
+        json!([
+            { "name": "paymentHash", "type": "bytes32" },
+            { "name": "payee", "type": "address" },
+            { "name": "chainId", "type": "uint256" },
+            { "name": "token", "type": "address" },
+            { "name": "amount", "type": "uint256" },
+            { "name": "expiry", "type": "uint64" },
+            { "name": "minFinalLifetime", "type": "uint64" },
+            { "name": "description", "type": "string" },
+        ]),
+        json!({
+            "paymentHash": request.paymentHash,
+            "payee": request.payee,
+            "chainId": request.chainId.to_string(),
+            "token": request.token,
+            "amount": request.amount.to_string(),
+            "expiry": request.expiry.to_string(),
+            "minFinalLifetime": request.minFinalLifetime.to_string(),
+            "description": request.description,
+        }),
+    );
+    let request_digest = request.signing_hash(net.factory)?;
+    let request_sig = wallet_sign(&net.bob, &typed).await?;
+    check_against_keel_core(
+        &net.bob,
+        &request_sig,
+        &request_digest,
+        sign_hash(&net.bob.signer, &request_digest)?,
+    )?;
+    let mut request_bytes = [0u8; 65];
+    request_bytes.copy_from_slice(&request_sig);
+    request.verify(net.factory, &request_bytes, 1_800_000_000)?;
+
+    // The wallet-signed announcement of the real channel enters the graph; the vault the graph
+    // derives from the deployment is the one on chain.
+    let mut gossip = Gossip::new(16);
+    let deployment = Deployment {
+        chain_id: net.chain_id,
+        factory: net.factory,
+        implementation: net.implementation,
+    };
+    let capacity = net.alice.provider.get_balance(ch.vault).await?;
+    ensure!(gossip.announce(
+        &deployment,
+        &SignedAnnouncement {
+            announcement,
+            signatures
+        },
+        capacity
+    )?);
+    let mut update_bytes = [0u8; 65];
+    update_bytes.copy_from_slice(&update_sig);
+    gossip.update(
+        &SignedUpdate {
+            update,
+            signature: update_bytes,
+        },
+        1_800_000_000,
+    )?;
+    let held = gossip
+        .graph()
+        .policy(&ch.id, net.alice.address())
+        .ok_or_else(|| eyre::eyre!("no policy held"))?;
+    ensure!(held.fee.proportional_millionths == 250 && held.rates.len() == 1);
+    Ok(())
+}
