@@ -100,6 +100,10 @@ struct RunArgs {
     /// keel: withdraw idle surplus above the high threshold to the wallet.
     #[arg(long)]
     withdraw_idle: bool,
+    /// Strategies run at once, each on its own thread (default: one per processor). Results do
+    /// not depend on it; each strategy's `run time` is then measured while others run.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Print the reports as JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -143,6 +147,44 @@ fn main() -> eyre::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs each strategy on the same network and payments, `jobs` at a time; reports come back
+/// in the order of `strategies`.
+fn run_all(
+    net: &Network,
+    payments: &[keel_sim::Payment],
+    strategies: &[Strategy],
+    cfg: &SimConfig,
+    jobs: usize,
+    bar: &ProgressBar,
+) -> eyre::Result<Vec<keel_sim::Report>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<eyre::Result<keel_sim::Report>>>> = strategies
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&strategy) = strategies.get(i) else {
+                    break;
+                };
+                let report = keel_sim::run(net, payments, strategy, cfg, &mut |k| bar.inc(k))
+                    .map_err(eyre::Report::from);
+                *results[i].lock().expect("a worker panicked") = Some(report);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .expect("a worker panicked")
+                .expect("every strategy ran")
+        })
+        .collect()
 }
 
 fn run(a: RunArgs) -> eyre::Result<()> {
@@ -194,12 +236,12 @@ fn run(a: RunArgs) -> eyre::Result<()> {
             .wrap_err("progress template")?
             .progress_chars("=> "),
     );
-    let mut reports = Vec::new();
-    for &s in &a.strategies {
-        bar.set_message(s.name());
-        let r = keel_sim::run(&net, &payments, s, &cfg, &mut |k| bar.inc(k))?;
-        reports.push(r);
-    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, a.strategies.len());
+    bar.set_message(format!("{jobs} at once"));
+    let reports = run_all(&net, &payments, &a.strategies, &cfg, jobs, &bar)?;
     bar.finish_and_clear();
     let header = format!(
         "{} nodes, {} channels ({}), {:?} workload, {} payments, E = {} {}, gas price {} {}/gas, seed {}",

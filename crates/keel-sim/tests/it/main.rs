@@ -146,3 +146,47 @@ fn the_lightning_snapshot_reads_whole_when_present() {
     assert_eq!(net.channels.len(), 30_457);
     assert!(net.node_count() <= 6_006);
 }
+
+/// The command runs strategies on several threads; the results are the same as one at a time,
+/// in the same order (only the measured run times differ).
+#[test]
+fn strategies_run_in_parallel_give_the_same_reports() {
+    let run = |jobs: &str| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel-sim"))
+            .args([
+                "run",
+                "--nodes",
+                "60",
+                "--channels",
+                "240",
+                "--payments",
+                "1500",
+                "--strategies",
+                "none,threshold,greedy,keel",
+                "--json",
+                "--jobs",
+                jobs,
+            ])
+            .output()
+            .expect("keel-sim runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for report in json["reports"].as_array_mut().unwrap() {
+            report.as_object_mut().unwrap().remove("runtime_secs");
+        }
+        json
+    };
+    let (serial, parallel) = (run("1"), run("3"));
+    let names: Vec<_> = parallel["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["strategy"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["none", "threshold", "greedy", "keel"]);
+    assert_eq!(serial, parallel);
+}
