@@ -37,7 +37,7 @@ fn run(w: &World, ledger: &BudgetLedger) -> keel_policy::Plan {
 
 #[test]
 fn circular_rebalance_when_the_cycle_is_cheapest() {
-    // Gas of 83,920 on 400,000 is 21 % of the amount: only the cycle (200 ppm) is affordable.
+    // Gas of 68,790 on 400,000 is 17 % of the amount: only the cycle (200 ppm) is affordable.
     let w = world(&[100_000, 900_000]);
     let ledger = BudgetLedger::new(86_400, u128::MAX);
     let p = run(&w, &ledger);
