@@ -20,8 +20,14 @@ fn measured(operation: &str) -> u64 {
 
 #[test]
 fn eth_figures_are_the_measured_ones() {
-    assert_eq!(GasTable::ETH.deposit, measured("top-up, a later deposit (ETH)"));
-    assert_eq!(GasTable::ETH.withdraw, measured("withdraw while open (ETH)"));
+    assert_eq!(
+        GasTable::ETH.deposit,
+        measured("top-up, a later deposit (ETH)")
+    );
+    assert_eq!(
+        GasTable::ETH.withdraw,
+        measured("withdraw while open (ETH)")
+    );
     assert_eq!(
         GasTable::ETH.withdraw_into,
         measured("move into another channel (ETH, withdrawInto)")
@@ -30,6 +36,12 @@ fn eth_figures_are_the_measured_ones() {
 
 #[test]
 fn erc20_figures_are_the_measured_ones() {
-    assert_eq!(GasTable::ERC20.deposit, measured("top-up, a later deposit (ERC-20)"));
-    assert_eq!(GasTable::ERC20.withdraw, measured("withdraw while open (ERC-20)"));
+    assert_eq!(
+        GasTable::ERC20.deposit,
+        measured("top-up, a later deposit (ERC-20)")
+    );
+    assert_eq!(
+        GasTable::ERC20.withdraw,
+        measured("withdraw while open (ERC-20)")
+    );
 }

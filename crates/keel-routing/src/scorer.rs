@@ -64,6 +64,16 @@ impl Scorer {
         self.learned.insert((id, direction), bounds);
     }
 
+    /// `id` in `direction` carried a lock of `amount` that was later removed: it holds at least
+    /// `amount`.
+    pub fn held(&mut self, id: B256, direction: u8, amount: U256, capacity: U256, now: u64) {
+        let mut bounds = self.bounds(id, direction, capacity, now);
+        bounds.min = bounds.min.max(amount.min(capacity));
+        bounds.max = bounds.max.max(bounds.min);
+        bounds.updated = now;
+        self.learned.insert((id, direction), bounds);
+    }
+
     /// A lock of `amount` went through `id` in `direction`: there was at least `amount`, and
     /// there is now `amount` less.
     pub fn succeeded(&mut self, id: B256, direction: u8, amount: U256, capacity: U256, now: u64) {
