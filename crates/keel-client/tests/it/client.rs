@@ -797,3 +797,47 @@ async fn a_hello_naming_someone_else_ends_the_connection() {
     pair.a.pay(pair.id, U256::from(1)).await.unwrap();
     pair.assert_agree().await;
 }
+
+/// `connect` takes a host name as `listen` does. "localhost" may resolve to `::1` first, where
+/// nobody listens: the next address is tried. The peer is still authenticated: the same name
+/// with another expected address fails with the transport's typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_resolves_host_names() {
+    let pair = Pair::new().await;
+    let signer = PrivateKeySigner::random();
+    let carol = Client::start(config(&pair.dir, &signer, 2, &pair.clock))
+        .await
+        .unwrap();
+    let mut events = pair.b.subscribe();
+    let by_name = format!("localhost:{}", pair.b_addr.port());
+    carol
+        .connect(by_name.as_str(), pair.b.address())
+        .await
+        .unwrap();
+    next(&mut events, |e| {
+        matches!(e, ClientEvent::PeerConnected(who) if who == signer.address()).then_some(())
+    })
+    .await;
+    let wrong = carol
+        .connect(("localhost", pair.b_addr.port()), Address::repeat_byte(1))
+        .await;
+    assert!(
+        matches!(
+            wrong,
+            Err(ClientError::Transport(
+                keel_client::transport::Error::UnexpectedPeer { .. }
+            ))
+        ),
+        "{wrong:?}"
+    );
+    let unresolvable = carol
+        .connect("no-such-host.invalid:9735", pair.b.address())
+        .await;
+    assert!(
+        matches!(
+            unresolvable,
+            Err(ClientError::Transport(keel_client::transport::Error::Io(_)))
+        ),
+        "{unresolvable:?}"
+    );
+}
