@@ -412,7 +412,6 @@ fn idle_timeout(inner: &Inner) -> std::time::Duration {
 fn hello(inner: &Inner) -> Message {
     Message::Hello {
         address: inner.address,
-        chain_id: 0,
     }
 }
 

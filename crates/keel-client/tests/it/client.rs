@@ -472,7 +472,6 @@ async fn hostile_messages_are_rejected_and_change_nothing() {
         .unwrap();
     conn.send(&Message::Hello {
         address: mallory.address(),
-        chain_id: CHAIN_ID,
     })
     .await
     .unwrap();
@@ -608,7 +607,6 @@ async fn a_lying_peer_gets_typed_rejections_and_nothing_is_stored() {
     a.conn
         .send(&Message::Hello {
             address: alice.address(),
-            chain_id: CHAIN_ID,
         })
         .await
         .unwrap();
@@ -783,7 +781,6 @@ async fn a_hello_naming_someone_else_ends_the_connection() {
         .unwrap();
     conn.send(&Message::Hello {
         address: pair.signers[0].address(),
-        chain_id: CHAIN_ID,
     })
     .await
     .unwrap();

@@ -131,7 +131,6 @@ async fn stranger(at: SocketAddr, expected: Address) -> transport::Connection {
     let mut conn = transport.initiate(stream, expected).await.unwrap();
     let hello = Message::Hello {
         address: transport.address(),
-        chain_id: 0,
     };
     conn.send(&hello).await.unwrap();
     conn

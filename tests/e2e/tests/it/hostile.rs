@@ -9,9 +9,9 @@
 //! Each case can be shown to fail without its protection by lifting the limit through the
 //! environment, which `crash_peer` inherits: `KEEL_PEER_QUEUE=100000000` (flood),
 //! `KEEL_MAX_PEERS=100000` (authenticated peers), `KEEL_MAX_HANDSHAKES=100000
-//! KEEL_MAX_HANDSHAKES_PER_IP=100000` (raw sockets). The stalled handshakes are ended by the
-//! transport's handshake timeout, which is not a `Config` field: raised to an hour (by editing
-//! `DEFAULT_HANDSHAKE_TIMEOUT`), the slow drip completes and that case fails.
+//! KEEL_MAX_HANDSHAKES_PER_IP=100000` (raw sockets), `KEEL_HANDSHAKE_TIMEOUT_MS=3600000`
+//! (stalled handshakes: `Config::handshake_timeout` raised to an hour, the slow drip completes
+//! and that case fails).
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -380,7 +380,6 @@ async fn idle_strangers_beyond_max_peers_are_refused() -> Result<()> {
                 let mut conn = transport.initiate(stream, expected).await?;
                 conn.send(&Message::Hello {
                     address: transport.address(),
-                    chain_id: 0,
                 })
                 .await?;
                 let answer = tokio::time::timeout(PATIENCE, conn.recv())
@@ -429,7 +428,6 @@ async fn a_flooding_stranger_is_dropped_with_bounded_memory() -> Result<()> {
     flood
         .send(&Message::Hello {
             address: transport.address(),
-            chain_id: 0,
         })
         .await?;
     let mut sent = 0u64;
