@@ -17,7 +17,7 @@
 //! `listening <addr>` before any payment), `KEEL_PAYERS` (1 to 8, default 8), and overrides of
 //! the client's limits, `KEEL_PEER_QUEUE`, `KEEL_MAX_PEERS`, `KEEL_MAX_HANDSHAKES`,
 //! `KEEL_MAX_HANDSHAKES_PER_IP`, `KEEL_HANDSHAKE_TIMEOUT_MS` (to show a hostile case failing
-//! without its protection).
+//! without its protection), `KEEL_IDLE_TIMEOUT_MS`.
 #![forbid(unsafe_code)]
 
 use std::{sync::Arc, time::Duration};
@@ -81,6 +81,9 @@ async fn main() -> Result<()> {
     }
     if let Some(ms) = number("KEEL_HANDSHAKE_TIMEOUT_MS")? {
         config.handshake_timeout = Duration::from_millis(ms as u64);
+    }
+    if let Some(ms) = number("KEEL_IDLE_TIMEOUT_MS")? {
+        config.idle_timeout = Duration::from_millis(ms as u64);
     }
     let payers = number("KEEL_PAYERS")?.unwrap_or(8).clamp(1, 8) as u64;
     let client = Client::start(config).await?;
