@@ -739,10 +739,14 @@ mod tests {
 
     /// Authenticated strangers attached from several threads at the same moment are let in
     /// up to `max_peers` and no further. The listener has a hub's worth of channels with
-    /// others, and one being recorded holds the channel map as the strangers arrive. When
-    /// the count of connected peers and the attach were two steps (the old `admits`, then
-    /// `attach`), each scanned the channels before counting and again before it counted as
-    /// connected: strangers released together all counted none connected, and all got in.
+    /// others, and one being recorded holds the channel map as the strangers arrive, so they
+    /// go on together. When the count of connected peers and the attach were two steps (the
+    /// old `admits`, then `attach`), each scanned the channels between its count and the
+    /// moment it counted as connected, and strangers counting together could all get in.
+    ///
+    /// A guard, not a reproduction: with the old two steps restored, 40 rounds on the shared
+    /// 2-core machine never overlapped two windows (a few microseconds each), so this test
+    /// passed there too. The fix is argued from the code: one lock now covers both steps.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn admissions_at_the_same_moment_never_exceed_max_peers() {
         const STRANGERS: usize = 6;
