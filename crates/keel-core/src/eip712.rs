@@ -1,4 +1,6 @@
-//! The four messages participants sign, and their EIP-712 domain.
+//! The four messages participants sign, and their EIP-712 domain; and the fifth, which never
+//! goes on chain: the peer handshake's binding of a Noise key to an address, under a domain of
+//! its own.
 //!
 //! Declared once, with `sol!`, so the Rust type strings cannot drift from the Solidity ones;
 //! `tests` below pins each `encodeType` string, and `tests/vectors.rs` pins the digests that
@@ -67,10 +69,22 @@ mod messages {
             uint256 totalWithdrawn;
             uint64 expiry;
         }
+
+        /// Binds a peer's Noise static key to its Ethereum address for one transport session:
+        /// signed by that address's key in the peer handshake (docs/protocol.md), under
+        /// [`transport_domain`](crate::eip712::transport_domain), and checked by the other
+        /// peer only; no contract takes it. `handshakeHash` is the Noise handshake hash,
+        /// which covers both sides' ephemeral and static keys, so the signature holds for
+        /// that session alone.
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        struct PeerHandshake {
+            bytes32 noiseKey;
+            bytes32 handshakeHash;
+        }
     }
 }
 
-pub use messages::{BalanceProof, CooperativeClose, TowerAuthorisation, Withdrawal};
+pub use messages::{BalanceProof, CooperativeClose, PeerHandshake, TowerAuthorisation, Withdrawal};
 
 /// EIP-712 domain `name`.
 pub const DOMAIN_NAME: &str = "Keel";
@@ -89,6 +103,46 @@ pub fn domain(chain_id: u64, vault: Address) -> Eip712Domain {
         Some(vault),
         None,
     )
+}
+
+/// EIP-712 domain `name` of the peer handshake ([`PeerHandshake`]).
+pub const TRANSPORT_DOMAIN_NAME: &str = "Keel transport";
+/// EIP-712 domain `version` of the peer handshake: the transport version (`keel-transport-v3`),
+/// bumped with it.
+pub const TRANSPORT_DOMAIN_VERSION: &str = "3";
+
+/// The peer handshake's domain, `EIP712Domain(string name,string version)`: Keel's transport,
+/// and nothing else.
+///
+/// It names no chain and no contract, on purpose. A connection is not on a chain: it carries
+/// the channels of every chain two peers share (or none yet), so any one chain id would be
+/// arbitrary; and a wallet that checks `chainId` against its selected network (MetaMask does)
+/// would make its user switch networks just to connect. No contract verifies the signature
+/// (the peer does), so there is no `verifyingContract` either. Replay is prevented by the
+/// message itself: its `handshakeHash` is unique to one session. A channel's domain always
+/// has a chain id and a vault, so the two domains never hash alike.
+pub fn transport_domain() -> Eip712Domain {
+    Eip712Domain::new(
+        Some(TRANSPORT_DOMAIN_NAME.into()),
+        Some(TRANSPORT_DOMAIN_VERSION.into()),
+        None,
+        None,
+        None,
+    )
+}
+
+impl PeerHandshake {
+    /// The digest a peer signs in the handshake:
+    /// `keccak256(0x1901 ‖ separator(transport_domain()) ‖ hashStruct(self))`.
+    pub fn signing_hash(&self) -> B256 {
+        static SEPARATOR: LazyLock<B256> = LazyLock::new(|| transport_domain().separator());
+        let mut input = [0u8; 2 + 32 + 32];
+        input[..2].copy_from_slice(&[0x19, 0x01]);
+        input[2..34].copy_from_slice(SEPARATOR.as_slice());
+        // Not a [`Message`]: those are signed under a channel's domain.
+        input[34..].copy_from_slice(self.eip712_hash_struct().as_slice());
+        keccak256(input)
+    }
 }
 
 /// The digest a participant signs: `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(msg))`.
@@ -244,6 +298,32 @@ mod tests {
         assert_eq!(
             domain(1, Address::ZERO).encode_type(),
             "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+        );
+        assert_eq!(
+            PeerHandshake::eip712_encode_type(),
+            "PeerHandshake(bytes32 noiseKey,bytes32 handshakeHash)"
+        );
+        assert_eq!(
+            transport_domain().encode_type(),
+            "EIP712Domain(string name,string version)"
+        );
+    }
+
+    /// The handshake digest is alloy's EIP-712 digest under the transport domain, and differs
+    /// from any channel domain's.
+    #[test]
+    fn peer_handshake_hashes_as_eip712() {
+        let binding = PeerHandshake {
+            noiseKey: B256::repeat_byte(0x25),
+            handshakeHash: B256::repeat_byte(0x48),
+        };
+        assert_eq!(
+            binding.signing_hash(),
+            binding.eip712_signing_hash(&transport_domain())
+        );
+        assert_ne!(
+            transport_domain().separator(),
+            domain(31337, Address::ZERO).separator()
         );
     }
 }

@@ -19,8 +19,8 @@ pub use channel::{Change, ChannelError, ChannelState, Policy, Progress};
 pub use channel_id::{channel_id, clone_init_code, vault_address};
 pub use dispute::{BalanceData, DisputeState, LockState};
 pub use eip712::{
-    domain, signing_hash, BalanceProof, ChannelDomain, CooperativeClose, TowerAuthorisation,
-    Withdrawal,
+    domain, signing_hash, transport_domain, BalanceProof, ChannelDomain, CooperativeClose,
+    PeerHandshake, TowerAuthorisation, Withdrawal,
 };
 pub use error::{Error, Result};
 pub use locks::{locks_root, secret_hash};

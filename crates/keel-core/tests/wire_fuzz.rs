@@ -125,7 +125,6 @@ fn samples() -> Vec<Message> {
         },
         Message::Hello {
             address: Address::repeat_byte(0xbb),
-            chain_id: 31337,
         },
         Message::RevealSecret {
             channel_id: id,

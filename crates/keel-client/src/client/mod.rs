@@ -101,6 +101,14 @@ pub struct Config {
     pub max_handshakes: usize,
     /// Most handshakes in progress from one IP address.
     pub max_handshakes_per_ip: usize,
+    /// How long a peer's handshake may take, once its TCP connection is up, before it is
+    /// dropped (listening) or fails with [`transport::Error::HandshakeTimeout`] (dialling).
+    /// It bounds how long a stalled or slow-drip handshake holds one of the
+    /// [`Config::max_handshakes`] places. Default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`](crate::transport::DEFAULT_HANDSHAKE_TIMEOUT), 10 s.
+    ///
+    /// [`transport::Error::HandshakeTimeout`]: crate::transport::Error::HandshakeTimeout
+    pub handshake_timeout: Duration,
     /// The chains our channels live on, one entry per chain id. Without any, the client
     /// works off-chain only: deposits and withdrawals are whatever
     /// [`Client::deposit_confirmed`] and [`Client::withdrawal_confirmed`] report.
@@ -129,6 +137,7 @@ impl Config {
             max_peers: 1_024,
             max_handshakes: 256,
             max_handshakes_per_ip: 8,
+            handshake_timeout: crate::transport::DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -200,7 +209,8 @@ impl Client {
             }
             channels.insert(channel.id, Arc::new(channel));
         }
-        let transport = Transport::new(config.signer.clone())?;
+        let transport =
+            Transport::new(config.signer.clone())?.with_handshake_timeout(config.handshake_timeout);
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             address: config.signer.address(),
@@ -239,7 +249,12 @@ impl Client {
 
     /// Connects to `peer` at `addr` (it must prove it holds `peer`'s key), and keeps
     /// reconnecting whenever the connection drops, until the client stops.
-    pub async fn connect(&self, addr: SocketAddr, peer: Address) -> Result<()> {
+    ///
+    /// `addr` is anything [`listen`](Client::listen) takes: a socket address or a
+    /// `"host:port"` string such as `"localhost:9735"`. A host name is resolved once, here;
+    /// its addresses are tried in turn, and the first that accepts the connection is the one
+    /// redialled after drops.
+    pub async fn connect(&self, addr: impl ToSocketAddrs, peer: Address) -> Result<()> {
         peer::connect(&self.inner, addr, peer).await
     }
 

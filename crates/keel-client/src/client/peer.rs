@@ -19,7 +19,7 @@ use keel_core::{
     Address, BalanceProof, Change, ChannelDomain,
 };
 use tokio::{
-    net::{TcpListener, ToSocketAddrs},
+    net::{lookup_host, TcpListener, TcpStream, ToSocketAddrs},
     sync::{mpsc, watch},
 };
 
@@ -95,22 +95,6 @@ impl Peer {
             kill.send_replace(true);
         }
     }
-}
-
-fn peer(inner: &Inner, address: Address) -> Arc<Peer> {
-    Arc::clone(
-        inner
-            .peers
-            .lock()
-            .expect("peer map poisoned")
-            .entry(address)
-            .or_insert_with(|| {
-                Arc::new(Peer {
-                    address,
-                    link: Mutex::new(Link::default()),
-                })
-            }),
-    )
 }
 
 /// The current connection's outbox for `address`.
@@ -203,9 +187,13 @@ pub(crate) async fn listen(inner: &Arc<Inner>, addr: impl ToSocketAddrs) -> Resu
                 let accepted = inner.transport.accept(stream).await;
                 drop(slot);
                 if let Ok(conn) = accepted {
-                    if admits(&inner, conn.peer()) {
-                        attach(&inner, conn, None);
-                    }
+                    // A stranger beyond the limit is dropped here, its connection closed.
+                    let admission = if channels_with(&inner, conn.peer()).is_empty() {
+                        Admission::IfRoom
+                    } else {
+                        Admission::Always
+                    };
+                    attach(&inner, conn, None, admission);
                 }
             });
         }
@@ -258,41 +246,79 @@ impl Drop for Slot {
     }
 }
 
-/// Whether a peer that dialled us may stay: a counterparty always, anyone else while fewer
-/// than [`Config::max_peers`](super::Config::max_peers) are connected.
-fn admits(inner: &Inner, address: Address) -> bool {
-    if !channels_with(inner, address).is_empty() {
-        return true;
-    }
-    let peers: Vec<Arc<Peer>> = inner
-        .peers
-        .lock()
-        .expect("peer map poisoned")
+/// Whether a connection may take a place among the connected peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// A peer we dialled, or one we share a channel with: always let in.
+    Always,
+    /// A stranger that dialled us: let in only while fewer than
+    /// [`Config::max_peers`](super::Config::max_peers) peers are connected.
+    IfRoom,
+}
+
+/// Peers with a connection, counted under the peer map's lock (which every attach holds).
+fn connected(peers: &HashMap<Address, Arc<Peer>>) -> usize {
+    peers
         .values()
-        .cloned()
-        .collect();
-    let connected = peers
-        .iter()
         .filter(|p| p.link.lock().expect("link poisoned").outbox.is_some())
-        .count();
-    connected < inner.config.max_peers
+        .count()
 }
 
 /// Dials `address` at `addr` once now (failing if that fails), then redials after drops.
-pub(crate) async fn connect(inner: &Arc<Inner>, addr: SocketAddr, address: Address) -> Result<()> {
-    let conn = inner.transport.connect(addr, address).await?;
-    attach(inner, conn, Some(addr));
-    Ok(())
+/// `addr` may name a host: it is resolved now, the addresses are tried in turn until one
+/// accepts the TCP connection, and that one is redialled.
+pub(crate) async fn connect(
+    inner: &Arc<Inner>,
+    addr: impl ToSocketAddrs,
+    address: Address,
+) -> Result<()> {
+    let mut failure = None;
+    for at in lookup_host(addr).await.map_err(transport::Error::Io)? {
+        match TcpStream::connect(at).await {
+            Ok(stream) => {
+                let conn = inner.transport.initiate(stream, address).await?;
+                attach(inner, conn, Some(at), Admission::Always);
+                return Ok(());
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    let failure = failure.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the peer's address resolved to no address",
+        )
+    });
+    Err(transport::Error::Io(failure).into())
 }
 
 /// Starts the tasks of a fresh authenticated connection, replacing any previous one to the
-/// same peer, and sends `Hello` and a `Resync` per shared channel.
-fn attach(inner: &Arc<Inner>, conn: Connection, dial: Option<SocketAddr>) {
+/// same peer, and sends `Hello` and a `Resync` per shared channel. Returns false, dropping
+/// the connection, if `admission` does not let it in.
+///
+/// Admission is one step: the count of connected peers is taken and the new connection's
+/// outbox installed under the peer map's lock, so handshakes that end together cannot all
+/// pass the check before any of them counts.
+fn attach(
+    inner: &Arc<Inner>,
+    conn: Connection,
+    dial: Option<SocketAddr>,
+    admission: Admission,
+) -> bool {
     let address = conn.peer();
-    let peer = peer(inner, address);
-    let (sender, receiver) = conn.split();
     let (outbox, queue) = mpsc::channel(inner.config.peer_queue.max(1));
     let (kill, killed) = watch::channel(false);
+    let mut peers = inner.peers.lock().expect("peer map poisoned");
+    if admission == Admission::IfRoom && connected(&peers) >= inner.config.max_peers {
+        return false;
+    }
+    let peer = Arc::clone(peers.entry(address).or_insert_with(|| {
+        Arc::new(Peer {
+            address,
+            link: Mutex::new(Link::default()),
+        })
+    }));
+    let (sender, receiver) = conn.split();
     let generation = {
         let mut link = peer.link.lock().expect("link poisoned");
         link.generation += 1;
@@ -314,6 +340,7 @@ fn attach(inner: &Arc<Inner>, conn: Connection, dial: Option<SocketAddr>) {
         }
         link.generation
     };
+    drop(peers);
     let mut writer_killed = killed.clone();
     let writer = write(Arc::clone(inner), sender, queue);
     tokio::spawn(async move {
@@ -334,6 +361,7 @@ fn attach(inner: &Arc<Inner>, conn: Connection, dial: Option<SocketAddr>) {
             announce(&inner, &channel).await;
         }
     });
+    true
 }
 
 /// Sends our `Resync` for `channel` if its peer is connected and we have not on this
@@ -384,7 +412,6 @@ fn idle_timeout(inner: &Inner) -> std::time::Duration {
 fn hello(inner: &Inner) -> Message {
     Message::Hello {
         address: inner.address,
-        chain_id: 0,
     }
 }
 
@@ -672,9 +699,122 @@ async fn redial(inner: Arc<Inner>, peer: Arc<Peer>, addr: SocketAddr, generation
             return;
         }
         if let Ok(conn) = inner.transport.connect(addr, peer.address).await {
-            attach(&inner, conn, Some(addr));
+            attach(&inner, conn, Some(addr), Admission::Always);
             return;
         }
         delay = (delay * 2).min(inner.config.max_reconnect_delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use alloy::signers::local::PrivateKeySigner;
+    use keel_core::{ChannelParams, Policy, Side, B256, U256};
+
+    use super::*;
+    use crate::{
+        client::{Client, Config},
+        store::ChannelOpening,
+        transport::Transport,
+    };
+
+    /// `n` strangers authenticated to `inner`'s transport: the listener's side of each, and
+    /// the stranger's (kept open, so that the listener's stays up).
+    async fn strangers(inner: &Inner, n: usize) -> (Vec<Connection>, Vec<Connection>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let (mut accepted, mut dialled) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let stranger = Transport::new(PrivateKeySigner::random()).unwrap();
+            let expected = inner.address;
+            let dial = tokio::spawn(async move { stranger.connect(at, expected).await });
+            let (stream, _) = listener.accept().await.unwrap();
+            accepted.push(inner.transport.accept(stream).await.unwrap());
+            dialled.push(dial.await.unwrap().unwrap());
+        }
+        (accepted, dialled)
+    }
+
+    /// Authenticated strangers attached from several threads at the same moment are let in
+    /// up to `max_peers` and no further. The listener has a hub's worth of channels with
+    /// others, and one being recorded holds the channel map as the strangers arrive, so they
+    /// go on together. When the count of connected peers and the attach were two steps (the
+    /// old `admits`, then `attach`), each scanned the channels between its count and the
+    /// moment it counted as connected, and strangers counting together could all get in.
+    ///
+    /// A guard, not a reproduction: with the old two steps restored, 40 rounds on the shared
+    /// 2-core machine never overlapped two windows (a few microseconds each), so this test
+    /// passed there too. The fix is argued from the code: one lock now covers both steps.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admissions_at_the_same_moment_never_exceed_max_peers() {
+        const STRANGERS: usize = 6;
+        const MAX_PEERS: usize = 1;
+        const CHANNELS: usize = 1_000;
+        const ROUNDS: usize = 10;
+        let dir = std::env::temp_dir().join(format!("keel-admission-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = Config::new(PrivateKeySigner::random(), dir.join("listener.db"));
+        config.max_peers = MAX_PEERS;
+        config.min_commit_interval = std::time::Duration::ZERO;
+        let client = Client::start(config).await.unwrap();
+        let inner = Arc::clone(&client.inner);
+        for i in 0..CHANNELS {
+            let opening = ChannelOpening {
+                params: ChannelParams {
+                    participant_a: inner.address,
+                    participant_b: Address::from_word(B256::from(U256::from(i + 1))),
+                    token: Address::ZERO,
+                    challenge_period: 86_400,
+                    salt: B256::ZERO,
+                },
+                chain_id: 31337,
+                factory: Address::repeat_byte(0xfa),
+                implementation: Address::repeat_byte(0x1e),
+                me: Side::A,
+                policy: Policy::default(),
+            };
+            client.add_channel(&opening).await.unwrap();
+        }
+        let runtime = tokio::runtime::Handle::current();
+        for round in 0..ROUNDS {
+            let (conns, _theirs) = strangers(&inner, STRANGERS).await;
+            let start = Arc::new(Barrier::new(STRANGERS + 1));
+            // A channel being recorded meanwhile holds the channel map, which an attach reads:
+            // the threads all arrive while it is held, and go on together when it is released.
+            let recording = inner.channels.write().unwrap();
+            let threads: Vec<_> = conns
+                .into_iter()
+                .map(|conn| {
+                    let (inner, start, runtime) =
+                        (Arc::clone(&inner), Arc::clone(&start), runtime.clone());
+                    std::thread::spawn(move || {
+                        let _runtime = runtime.enter();
+                        start.wait();
+                        attach(&inner, conn, None, Admission::IfRoom)
+                    })
+                })
+                .collect();
+            start.wait();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            drop(recording);
+            let admitted = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|&let_in| let_in)
+                .count();
+            assert_eq!(
+                admitted, MAX_PEERS,
+                "round {round}: {admitted} strangers let in, max_peers = {MAX_PEERS}"
+            );
+            // Everyone out before the next round.
+            let peers: Vec<_> = inner.peers.lock().unwrap().drain().collect();
+            for (_, peer) in peers {
+                peer.disconnect();
+            }
+        }
+        client.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

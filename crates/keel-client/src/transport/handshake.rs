@@ -4,14 +4,14 @@
 //! Handshake messages are `length: u16 BE ‖ noise message` with empty payloads, so each has one
 //! fixed length and anything else is refused before it is read. Once XX completes, each side
 //! sends one transport message (nonce 0), `address ‖ signature`, where the signature is by that
-//! address's key over `keccak256(PROTOCOL ‖ own Noise static key ‖ handshake hash)`. The
-//! handshake hash covers both ephemeral and both static keys, so the signature holds for this
-//! session only. The responder proves itself first: the initiator reveals its address only to
-//! the peer it meant to dial.
+//! address's key over the EIP-712 typed data `PeerHandshake(own Noise static key, handshake
+//! hash)` under [`keel_core::transport_domain`] ([`identity_digest`]): what a wallet's
+//! `eth_signTypedData_v4` signs. The handshake hash covers both ephemeral and both static keys,
+//! so the signature holds for this session only. The responder proves itself first: the
+//! initiator reveals its address only to the peer it meant to dial.
 
-use alloy::primitives::keccak256;
 use keel_core::{
-    signing::{recover, sign_hash, SIGNATURE_LEN},
+    signing::{sign_hash, SIGNATURE_LEN},
     Address, B256,
 };
 use snow::{HandshakeState, StatelessTransportState};
@@ -20,7 +20,10 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{keys::StaticKeyResolver, Error, Result, Transport, PROTOCOL, TAG_LEN};
+use super::{
+    identity_digest, identity_signer, keys::StaticKeyResolver, Error, Result, Transport, PROTOCOL,
+    TAG_LEN,
+};
 
 /// The Noise protocol name.
 pub(super) const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
@@ -116,15 +119,6 @@ pub(super) fn params() -> snow::params::NoiseParams {
     NOISE_PARAMS.parse().expect("a valid Noise protocol name")
 }
 
-/// The digest a side signs to bind `static_key` to its address for the session `hash`.
-fn binding_digest(static_key: &[u8; DH_LEN], hash: &B256) -> B256 {
-    let mut preimage = Vec::with_capacity(PROTOCOL.len() + 2 * 32);
-    preimage.extend_from_slice(PROTOCOL);
-    preimage.extend_from_slice(static_key);
-    preimage.extend_from_slice(hash.as_slice());
-    keccak256(preimage)
-}
-
 fn finish(hs: HandshakeState, local: &Transport) -> Result<Keys> {
     let hash = B256::try_from(hs.get_handshake_hash()).map_err(|_| snow::Error::Input)?;
     let remote_static = hs
@@ -143,7 +137,7 @@ fn finish(hs: HandshakeState, local: &Transport) -> Result<Keys> {
 fn seal_auth(keys: &Keys, local: &Transport) -> Result<Vec<u8>> {
     let signature = sign_hash(
         &local.signer,
-        &binding_digest(&keys.local_static, &keys.hash),
+        &identity_digest(&keys.local_static, &keys.hash),
     )
     .map_err(Error::BadSignature)?;
     let mut plain = Vec::with_capacity(AUTH_LEN - TAG_LEN);
@@ -162,8 +156,7 @@ fn open_auth(keys: &Keys, sealed: &[u8]) -> Result<Address> {
         .map_err(|_| Error::Decrypt)?;
     let (claimed, signature) = plain.split_at(20);
     let claimed = Address::from_slice(claimed);
-    let signer = recover(&binding_digest(&keys.remote_static, &keys.hash), signature)
-        .map_err(Error::BadSignature)?;
+    let signer = identity_signer(&keys.remote_static, &keys.hash, signature)?;
     if signer != claimed {
         return Err(Error::ClaimMismatch { claimed, signer });
     }

@@ -4,9 +4,12 @@
 //! **Handshake.** XX with empty payloads, each message prefixed by its length (`u16` BE); the
 //! prologue is [`PROTOCOL`], so peers of another transport version fail the handshake. Then
 //! each side sends, encrypted, its address and a 65-byte signature by that address's key over
-//! `keccak256(PROTOCOL ‖ its Noise static key ‖ handshake hash)`, checked with
-//! [`keel_core::signing::recover`]. The handshake hash is unique to the session, so a binding
-//! cannot be replayed; the domain string keeps it from being any EIP-712 or `eth_sign` digest.
+//! the EIP-712 typed data `PeerHandshake(bytes32 noiseKey,bytes32 handshakeHash)` (its Noise
+//! static key, the handshake hash) under the domain `{name: "Keel transport", version: "3"}`
+//! ([`keel_core::PeerHandshake`], [`keel_core::transport_domain`]), checked with
+//! [`keel_core::signing::recover`]. A wallet signs it with `eth_signTypedData_v4`. The
+//! handshake hash is unique to the session, so a binding cannot be replayed; its own domain
+//! and type keep it from being any channel message's digest.
 //! The responder proves itself first; the initiator checks it is the address it dialled
 //! before revealing its own.
 //!
@@ -29,11 +32,37 @@ pub use error::{Error, Result};
 use std::{fmt, time::Duration};
 
 use alloy::signers::local::PrivateKeySigner;
-use keel_core::{wire::MAX_FRAME_LEN, Address};
+use keel_core::{wire::MAX_FRAME_LEN, Address, B256};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-/// Transport version: the Noise prologue and the domain of the identity signatures.
-pub const PROTOCOL: &[u8] = b"keel-transport-v2";
+/// Transport version, the Noise prologue: peers of another version fail the handshake. v3 signs
+/// the identity binding as EIP-712 typed data (v2 signed a raw `keccak256`, which wallets
+/// refuse to sign); [`keel_core::eip712::TRANSPORT_DOMAIN_VERSION`] follows it.
+pub const PROTOCOL: &[u8] = b"keel-transport-v3";
+
+/// The EIP-712 digest a peer signs in the handshake to bind its Noise static key `noise_key`
+/// to its address for the session whose Noise handshake hash is `handshake_hash`: typed data
+/// [`keel_core::PeerHandshake`] under [`keel_core::transport_domain`], what a wallet signs
+/// with `eth_signTypedData_v4`.
+pub fn identity_digest(noise_key: &[u8; 32], handshake_hash: &B256) -> B256 {
+    keel_core::PeerHandshake {
+        noiseKey: B256::from(*noise_key),
+        handshakeHash: *handshake_hash,
+    }
+    .signing_hash()
+}
+
+/// The address whose key made `signature` over [`identity_digest`]: what the handshake checks
+/// against the address the peer claims. Fails with [`Error::BadSignature`] if the signature is
+/// malformed or recovers to no address.
+pub fn identity_signer(
+    noise_key: &[u8; 32],
+    handshake_hash: &B256,
+    signature: &[u8],
+) -> Result<Address> {
+    keel_core::signing::recover(&identity_digest(noise_key, handshake_hash), signature)
+        .map_err(Error::BadSignature)
+}
 
 /// Authentication tag added to every Noise message.
 const TAG_LEN: usize = 16;

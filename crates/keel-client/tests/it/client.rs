@@ -472,7 +472,6 @@ async fn hostile_messages_are_rejected_and_change_nothing() {
         .unwrap();
     conn.send(&Message::Hello {
         address: mallory.address(),
-        chain_id: CHAIN_ID,
     })
     .await
     .unwrap();
@@ -608,7 +607,6 @@ async fn a_lying_peer_gets_typed_rejections_and_nothing_is_stored() {
     a.conn
         .send(&Message::Hello {
             address: alice.address(),
-            chain_id: CHAIN_ID,
         })
         .await
         .unwrap();
@@ -783,7 +781,6 @@ async fn a_hello_naming_someone_else_ends_the_connection() {
         .unwrap();
     conn.send(&Message::Hello {
         address: pair.signers[0].address(),
-        chain_id: CHAIN_ID,
     })
     .await
     .unwrap();
@@ -796,4 +793,48 @@ async fn a_hello_naming_someone_else_ends_the_connection() {
     // The real Alice is unaffected.
     pair.a.pay(pair.id, U256::from(1)).await.unwrap();
     pair.assert_agree().await;
+}
+
+/// `connect` takes a host name as `listen` does. "localhost" may resolve to `::1` first, where
+/// nobody listens: the next address is tried. The peer is still authenticated: the same name
+/// with another expected address fails with the transport's typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_resolves_host_names() {
+    let pair = Pair::new().await;
+    let signer = PrivateKeySigner::random();
+    let carol = Client::start(config(&pair.dir, &signer, 2, &pair.clock))
+        .await
+        .unwrap();
+    let mut events = pair.b.subscribe();
+    let by_name = format!("localhost:{}", pair.b_addr.port());
+    carol
+        .connect(by_name.as_str(), pair.b.address())
+        .await
+        .unwrap();
+    next(&mut events, |e| {
+        matches!(e, ClientEvent::PeerConnected(who) if who == signer.address()).then_some(())
+    })
+    .await;
+    let wrong = carol
+        .connect(("localhost", pair.b_addr.port()), Address::repeat_byte(1))
+        .await;
+    assert!(
+        matches!(
+            wrong,
+            Err(ClientError::Transport(
+                keel_client::transport::Error::UnexpectedPeer { .. }
+            ))
+        ),
+        "{wrong:?}"
+    );
+    let unresolvable = carol
+        .connect("no-such-host.invalid:9735", pair.b.address())
+        .await;
+    assert!(
+        matches!(
+            unresolvable,
+            Err(ClientError::Transport(keel_client::transport::Error::Io(_)))
+        ),
+        "{unresolvable:?}"
+    );
 }

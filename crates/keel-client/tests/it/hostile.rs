@@ -17,7 +17,10 @@ use keel_client::{
     Client,
 };
 use keel_core::{wire::Message, Address, ChannelParams, Policy, Side, B256, U256};
-use tokio::{io::AsyncReadExt, net::TcpSocket};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+};
 
 /// A directory for one test's stores, removed afterwards.
 struct TempDir(PathBuf);
@@ -128,7 +131,6 @@ async fn stranger(at: SocketAddr, expected: Address) -> transport::Connection {
     let mut conn = transport.initiate(stream, expected).await.unwrap();
     let hello = Message::Hello {
         address: transport.address(),
-        chain_id: 0,
     };
     conn.send(&hello).await.unwrap();
     conn
@@ -233,4 +235,22 @@ async fn strangers_beyond_the_peer_limit_are_refused() {
     let refused = tokio::time::timeout(Duration::from_secs(10), second.recv()).await;
     assert!(matches!(refused, Ok(Err(_))), "{refused:?}");
     pair.pays(5).await;
+}
+
+/// A handshake that stalls halfway is hung up after `Config::handshake_timeout` (1 s here),
+/// well before the transport's default (10 s, all there was before the field existed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_ends_at_the_configured_timeout() {
+    let pair = Pair::new(|c| c.handshake_timeout = Duration::from_secs(1)).await;
+    let mut stalled = TcpStream::connect(pair.bob_at).await.unwrap();
+    // Message 1 announced as 32 bytes; half of it sent.
+    stalled.write_all(&[0, 32]).await.unwrap();
+    stalled.write_all(&[7; 16]).await.unwrap();
+    let mut byte = [0; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a stalled handshake is still open: {read:?}"
+    );
+    pair.pays(1).await;
 }

@@ -89,7 +89,6 @@ fn message(i: u64) -> Message {
         },
         _ => Message::Hello {
             address: Address::with_last_byte(i as u8),
-            chain_id: i,
         },
     }
 }

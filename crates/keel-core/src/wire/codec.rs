@@ -122,10 +122,9 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
             w.bytes(channel_id.as_slice());
             w.bytes(secret.as_slice());
         }
-        Message::Hello { address, chain_id } => {
+        Message::Hello { address } => {
             w.u8(HELLO);
             w.bytes(address.as_slice());
-            w.u64(*chain_id);
         }
     }
     // Every message is far below u32::MAX (and MAX_FRAME_LEN) by construction.
@@ -219,7 +218,6 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
         },
         HELLO => Message::Hello {
             address: r.address()?,
-            chain_id: r.u64()?,
         },
         other => return Err(WireError::UnknownKind(other)),
     };
@@ -441,6 +439,25 @@ mod tests {
         encode_frame(&update, &mut frame);
         let body = &bytes[..bytes.len() - 1];
         assert_eq!(&frame[6..6 + body.len()], body);
+    }
+
+    /// `Hello` is the sender's address and nothing else (version 4); the body of version 3,
+    /// which added a chain id, is refused as trailing bytes.
+    #[test]
+    fn hello_carries_only_the_address() {
+        let address = Address::repeat_byte(0xbb);
+        let mut frame = Vec::new();
+        encode_frame(&Message::Hello { address }, &mut frame);
+        let mut expected = vec![0, 0, 0, 22, VERSION, HELLO];
+        expected.extend_from_slice(address.as_slice());
+        assert_eq!(frame, expected);
+        let mut with_chain_id = expected.clone();
+        with_chain_id[3] += 8;
+        with_chain_id.extend_from_slice(&31337u64.to_be_bytes());
+        assert_eq!(
+            decode_frame(&with_chain_id),
+            Err(WireError::TrailingBytes(8))
+        );
     }
 
     #[test]

@@ -16,9 +16,10 @@ use alloy::primitives::{Address, B256};
 
 use crate::{channel::Change, BalanceProof, CooperativeClose, Withdrawal};
 
-/// The wire version this build speaks (3: withdrawals carry their destination and closes each
-/// side's deposit, as the signed types do; 2 added batched updates).
-pub const VERSION: u8 = 3;
+/// The wire version this build speaks (4: `Hello` lost its chain id, which no receiver could
+/// check; 3: withdrawals carry their destination and closes each side's deposit, as the signed
+/// types do; 2 added batched updates).
+pub const VERSION: u8 = 4;
 /// Largest accepted frame body (after the length prefix), in bytes.
 pub const MAX_FRAME_LEN: usize = 4096;
 /// Most changes one [`Message::Update`] carries: even if every one is a lock (the largest
@@ -101,12 +102,13 @@ pub enum Message {
         /// The preimage of the lock's secret hash.
         secret: B256,
     },
-    /// First message on a connection: who the sender says it is (the transport authenticates it).
+    /// First message on a connection, and the keep-alive: who the sender says it is (the
+    /// transport authenticates it). It names no chain: a connection carries the channels of
+    /// every chain the two peers share, and each channel names its chain (its id and its
+    /// signatures' domain bind the chain id).
     Hello {
         /// The sender's Ethereum address.
         address: Address,
-        /// The chain the sender's channels with us are on.
-        chain_id: u64,
     },
 }
 

@@ -16,7 +16,8 @@
 //! `KEEL_LISTEN` (host:port to listen on; the bound address is reported as
 //! `listening <addr>` before any payment), `KEEL_PAYERS` (1 to 8, default 8), and overrides of
 //! the client's limits, `KEEL_PEER_QUEUE`, `KEEL_MAX_PEERS`, `KEEL_MAX_HANDSHAKES`,
-//! `KEEL_MAX_HANDSHAKES_PER_IP` (to show a hostile case failing without its protection).
+//! `KEEL_MAX_HANDSHAKES_PER_IP`, `KEEL_HANDSHAKE_TIMEOUT_MS` (to show a hostile case failing
+//! without its protection), `KEEL_IDLE_TIMEOUT_MS`.
 #![forbid(unsafe_code)]
 
 use std::{sync::Arc, time::Duration};
@@ -51,7 +52,8 @@ async fn main() -> Result<()> {
     let signer: PrivateKeySigner = var("KEEL_KEY")?.parse()?;
     let deployment: Deployment = var("KEEL_DEPLOYMENT")?.parse()?;
     let peer: Address = var("KEEL_PEER")?.parse()?;
-    let peer_addr = var("KEEL_PEER_ADDR")?.parse()?;
+    // host:port; a host name is resolved by `connect`.
+    let peer_addr = var("KEEL_PEER_ADDR")?;
     let channel: B256 = var("KEEL_CHANNEL")?.parse()?;
     let mut config = Config::new(signer, var("KEEL_STORE")?);
     config.clock = Arc::new(ManualClock::new(var("KEEL_NOW")?.parse()?));
@@ -76,6 +78,12 @@ async fn main() -> Result<()> {
         if let Some(n) = number(name)? {
             *field = n;
         }
+    }
+    if let Some(ms) = number("KEEL_HANDSHAKE_TIMEOUT_MS")? {
+        config.handshake_timeout = Duration::from_millis(ms as u64);
+    }
+    if let Some(ms) = number("KEEL_IDLE_TIMEOUT_MS")? {
+        config.idle_timeout = Duration::from_millis(ms as u64);
     }
     let payers = number("KEEL_PAYERS")?.unwrap_or(8).clamp(1, 8) as u64;
     let client = Client::start(config).await?;

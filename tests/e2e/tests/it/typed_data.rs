@@ -466,3 +466,52 @@ async fn wallet_signed_routing_messages_enter_the_graph() -> Result<()> {
     ensure!(held.fee.proportional_millionths == 250 && held.rates.len() == 1);
     Ok(())
 }
+
+/// The peer handshake's identity binding, as a wallet is asked to sign it: typed data written
+/// out from docs/protocol.md (domain `{name: "Keel transport", version: "3"}`, no chain id or
+/// contract), not from keel-core's constants.
+fn peer_handshake_json(noise_key: B256, handshake_hash: B256) -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                { "name": "name", "type": "string" },
+                { "name": "version", "type": "string" },
+            ],
+            "PeerHandshake": [
+                { "name": "noiseKey", "type": "bytes32" },
+                { "name": "handshakeHash", "type": "bytes32" },
+            ],
+        },
+        "primaryType": "PeerHandshake",
+        "domain": { "name": "Keel transport", "version": "3" },
+        "message": { "noiseKey": noise_key, "handshakeHash": handshake_hash },
+    })
+}
+
+/// A wallet (Anvil's `eth_signTypedData_v4` for a dev account) signs the handshake's binding of
+/// a Noise key to its address exactly as the client does, and the client's check accepts it
+/// as that address's; the same signature over another session's hash recovers someone else.
+#[tokio::test]
+async fn wallet_signs_the_peer_handshake_binding_the_client_makes_and_checks() -> Result<()> {
+    use keel_client::transport::{identity_digest, identity_signer};
+
+    let net = Devnet::start().await?;
+    let noise_key = [0x25; 32];
+    let handshake_hash = B256::repeat_byte(0x48);
+    let who = &net.alice;
+    let wallet_sig = wallet_sign(
+        who,
+        &peer_handshake_json(B256::from(noise_key), handshake_hash),
+    )
+    .await?;
+    let digest = identity_digest(&noise_key, &handshake_hash);
+    let local = keel_core::sign_hash(&who.signer, &digest)?;
+    check_against_keel_core(who, &wallet_sig, &digest, local)?;
+    ensure!(identity_signer(&noise_key, &handshake_hash, &wallet_sig)? == who.address());
+    let replayed = identity_signer(&noise_key, &B256::repeat_byte(0x49), &wallet_sig)?;
+    ensure!(
+        replayed != who.address(),
+        "a binding held for another session"
+    );
+    Ok(())
+}
