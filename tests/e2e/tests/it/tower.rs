@@ -1,0 +1,343 @@
+//! The watchtower on a real chain: Bob, paid by Alice, gives the tower his newest proof over
+//! HTTP and goes offline; Alice closes with an old state; the tower refutes in time and Bob is
+//! paid exactly what the newest proof gave him. Bad appointments are refused over HTTP with
+//! typed reasons and nothing is stored.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use alloy::{
+    primitives::{utils::parse_ether, Bytes, B256, U256},
+    providers::Provider,
+    sol_types::SolEvent,
+};
+use eyre::{bail, ensure, eyre, Result};
+use keel_bindings::ChannelVault;
+use keel_client::chain::{DisputeState, VaultAbi};
+use keel_core::{BalanceProof, ChannelDomain, TowerAuthorisation, TowerReceipt, TowerRegistration};
+use keel_e2e::{Channel, Devnet, Participant, MIN_PERIOD};
+use keel_watchtower::{
+    api::{
+        AppointmentRequest, ChannelJson, ChannelJsonView, ProofJson, ReceiptJson,
+        RegistrationRequest,
+    },
+    Limits, Tower, TowerConfig,
+};
+use serde_json::Value;
+
+/// Longest wait for the tower to act (it polls the chain every 50 ms).
+const TOWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A tower run by Carol's key over a database of its own.
+struct TowerProcess {
+    tower: Option<Tower>,
+    database: PathBuf,
+    url: String,
+}
+
+impl TowerProcess {
+    async fn start(net: &Devnet, name: &str) -> Result<Self> {
+        let database = std::env::temp_dir().join(format!(
+            "keel-e2e-tower-{name}-{}-{}.db",
+            std::process::id(),
+            net.chain_id
+        ));
+        let mut this = Self {
+            tower: None,
+            database,
+            url: String::new(),
+        };
+        this.restart(net, "127.0.0.1:0".parse()?).await?;
+        Ok(this)
+    }
+
+    /// Starts the tower over its database (again), listening on `listen`.
+    async fn restart(&mut self, net: &Devnet, listen: SocketAddr) -> Result<()> {
+        let config = TowerConfig {
+            chain: net.chain_config(0),
+            database: self.database.clone(),
+            listen,
+            quota: 10,
+            watch_period: 30 * 86_400,
+            limits: Limits {
+                max_body: 16 * 1024,
+                ..Limits::default()
+            },
+        };
+        let tower = Tower::start(config, net.carol.signer.clone()).await?;
+        self.url = format!("http://{}", tower.local_addr());
+        self.tower = Some(tower);
+        Ok(())
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, Value)> {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
+    async fn channel(&self, id: B256) -> Result<ChannelJsonView> {
+        let response = reqwest::Client::new()
+            .get(format!("{}/v1/channels/{id}", self.url))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_success(),
+            "GET channel: {}",
+            response.status()
+        );
+        Ok(serde_json::from_slice(&response.bytes().await?)?)
+    }
+
+    /// Polls the channel until `done` holds, or fails after [`TOWER_TIMEOUT`].
+    async fn wait_for(
+        &self,
+        id: B256,
+        what: &str,
+        done: impl Fn(&ChannelJsonView) -> bool,
+    ) -> Result<ChannelJsonView> {
+        let deadline = tokio::time::Instant::now() + TOWER_TIMEOUT;
+        loop {
+            let view = self.channel(id).await?;
+            if done(&view) {
+                return Ok(view);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the tower did not {what} within {TOWER_TIMEOUT:?}: {view:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TowerProcess {
+    fn drop(&mut self) {
+        drop(self.tower.take());
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.database.display()));
+        }
+    }
+}
+
+fn proof(ch: &Channel, nonce: u64, transferred: U256) -> BalanceProof {
+    BalanceProof {
+        channelId: ch.id,
+        nonce,
+        transferredAmount: transferred,
+        lockedAmount: U256::ZERO,
+        locksRoot: B256::ZERO,
+    }
+}
+
+fn sig(bytes: [u8; 65]) -> Bytes {
+    bytes.to_vec().into()
+}
+
+/// The appointment `customer` sends for `proof`, which `sender` signed.
+fn appointment(
+    net: &Devnet,
+    ch: &Channel,
+    sender: &Participant,
+    customer: &Participant,
+    proof: &BalanceProof,
+) -> Result<AppointmentRequest> {
+    let auth = TowerAuthorisation {
+        balanceProof: proof.clone(),
+    };
+    Ok(AppointmentRequest {
+        chain_id: net.chain_id,
+        channel: ChannelJson {
+            participant_a: ch.params.participant_a,
+            participant_b: ch.params.participant_b,
+            token: ch.params.token,
+            challenge_period: ch.params.challenge_period,
+            salt: ch.params.salt,
+        },
+        customer: customer.address(),
+        proof: ProofJson {
+            nonce: proof.nonce,
+            transferred_amount: proof.transferredAmount,
+            locked_amount: proof.lockedAmount,
+            locks_root: proof.locksRoot,
+        },
+        sender_signature: sig(keel_core::sign_message(
+            &sender.signer,
+            proof,
+            net.chain_id,
+            ch.vault,
+        )?),
+        authorisation: sig(keel_core::sign_message(
+            &customer.signer,
+            &auth,
+            net.chain_id,
+            ch.vault,
+        )?),
+    })
+}
+
+/// `who` registers with the tower at `tower`.
+async fn register(net: &Devnet, tower: &TowerProcess, who: &Participant) -> Result<()> {
+    let registration = TowerRegistration {
+        customer: who.address(),
+        tower: net.carol.address(),
+    };
+    let request = RegistrationRequest {
+        customer: who.address(),
+        signature: sig(keel_core::sign_message(
+            &who.signer,
+            &registration,
+            net.chain_id,
+            net.carol.address(),
+        )?),
+    };
+    let (status, body) = tower
+        .post("/v1/customers", serde_json::to_vec(&request)?)
+        .await?;
+    ensure!(status == 201, "registration refused: {status} {body}");
+    Ok(())
+}
+
+/// Submits an appointment; returns the receipt after checking the tower's signature on it.
+async fn submit(
+    net: &Devnet,
+    tower: &TowerProcess,
+    ch: &Channel,
+    request: &AppointmentRequest,
+) -> Result<ReceiptJson> {
+    let (status, body) = tower
+        .post("/v1/appointments", serde_json::to_vec(request)?)
+        .await?;
+    ensure!(status == 200, "appointment refused: {status} {body}");
+    let receipt: ReceiptJson = serde_json::from_value(body)?;
+    let signed = TowerReceipt {
+        tower: receipt.tower,
+        customer: receipt.customer,
+        channelId: receipt.channel_id,
+        nonce: receipt.nonce,
+        acceptedAt: receipt.accepted_at,
+        watchUntil: receipt.watch_until,
+    };
+    let digest = ChannelDomain::new(net.chain_id, ch.vault).signing_hash(&signed);
+    keel_core::verify(&digest, &receipt.signature, net.carol.address())?;
+    ensure!(receipt.tower == net.carol.address() && receipt.channel_id == ch.id);
+    Ok(receipt)
+}
+
+/// The dispute state a `Closed` or `Refuted` event in transaction `tx` published.
+async fn dispute_in(net: &Devnet, tx: B256) -> Result<DisputeState> {
+    let receipt = net
+        .alice
+        .provider
+        .get_transaction_receipt(tx)
+        .await?
+        .ok_or_else(|| eyre!("no receipt for {tx}"))?;
+    for log in receipt.inner.logs() {
+        if let Ok(e) = ChannelVault::Refuted::decode_log_data(log.data()) {
+            return Ok(DisputeState::from_abi(&e.state)?);
+        }
+        if let Ok(e) = ChannelVault::Closed::decode_log_data(log.data()) {
+            return Ok(DisputeState::from_abi(&e.state)?);
+        }
+    }
+    bail!("no dispute event in {tx}")
+}
+
+#[tokio::test]
+async fn tower_refutes_a_stale_close_and_the_offline_party_is_paid_its_newest_balance() -> Result<()>
+{
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(1, parse_ether("10")?).await?;
+    net.top_up(&ch, &net.bob, parse_ether("2")?).await?;
+    let tower = TowerProcess::start(&net, "refute").await?;
+    register(&net, &tower, &net.bob).await?;
+
+    // Alice pays Bob 5 ETH over five proofs; Bob pays Alice 1 ETH (nonce 2). After each payment
+    // Bob's newest proof goes to the tower; the tower keeps only the newest.
+    let alices: Vec<_> = (1..=5u64)
+        .map(|n| proof(&ch, n, U256::from(n) * parse_ether("1").unwrap()))
+        .collect();
+    for p in &alices[..3] {
+        let receipt = submit(
+            &net,
+            &tower,
+            &ch,
+            &appointment(&net, &ch, &net.alice, &net.bob, p)?,
+        )
+        .await?;
+        assert_eq!(receipt.nonce, p.nonce);
+    }
+    submit(
+        &net,
+        &tower,
+        &ch,
+        &appointment(&net, &ch, &net.alice, &net.bob, &alices[4])?,
+    )
+    .await?;
+    let (status, body) = tower
+        .post(
+            "/v1/appointments",
+            serde_json::to_vec(&appointment(&net, &ch, &net.alice, &net.bob, &alices[3])?)?,
+        )
+        .await?;
+    assert_eq!((status, body["error"].as_str()), (409, Some("stale_nonce")));
+    let held = tower.channel(ch.id).await?;
+    assert_eq!(held.appointments.len(), 1);
+    assert_eq!(held.appointments[0].nonce, 5);
+    let bobs = proof(&ch, 2, parse_ether("1")?);
+
+    // Bob goes offline: nothing of his runs from here on. Alice closes with Bob's proof, leaving
+    // her own payments (5 ETH) off the record.
+    let alice = net.chain(&net.alice).await?;
+    let bob_sig = keel_core::sign_message(&net.bob.signer, &bobs, net.chain_id, ch.vault)?;
+    let close = alice.close(&ch.params, Some((&bobs, &bob_sig))).await?;
+    let closed = dispute_in(&net, close.transaction_hash).await?;
+    assert_eq!(
+        closed.from_a.nonce, 0,
+        "the closer's own proof is not on record"
+    );
+
+    let view = tower
+        .wait_for(ch.id, "refute", |v| {
+            v.responses.iter().any(|r| r.outcome == "mined")
+        })
+        .await?;
+    let response = &view.responses[0];
+    assert_eq!((response.customer, response.nonce), (net.bob.address(), 5));
+    let refuted = dispute_in(&net, response.tx_hash.ok_or_else(|| eyre!("no tx hash"))?).await?;
+    assert_eq!(refuted.from_a.nonce, 5);
+    assert_eq!(refuted.from_a.transferred, parse_ether("5")?);
+    assert_eq!(refuted.deadline, closed.deadline);
+    let now = net.latest_timestamp().await?;
+    assert!(
+        now <= closed.deadline,
+        "refuted at {now}, after the deadline {}",
+        closed.deadline
+    );
+
+    // After the challenge period, settlement pays Bob exactly his newest balance: his deposit 2,
+    // plus 5 from Alice, minus the 1 he paid her. Alice settles, so Bob pays no gas.
+    net.advance_time(u64::from(MIN_PERIOD) + 1).await?;
+    let bob_before = net.bob.balance().await?;
+    alice.settle(&ch.params, &refuted).await?;
+    let expected = refuted.settlement()?;
+    assert_eq!(expected.payout_b, parse_ether("6")?);
+    assert_eq!(net.bob.balance().await? - bob_before, parse_ether("6")?);
+
+    // The tower forgets the settled channel.
+    tower
+        .wait_for(ch.id, "prune the settled channel", |v| {
+            v.appointments.is_empty()
+        })
+        .await?;
+    Ok(())
+}
