@@ -341,3 +341,91 @@ async fn tower_refutes_a_stale_close_and_the_offline_party_is_paid_its_newest_ba
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn bad_appointments_are_refused_over_http_with_typed_reasons_and_nothing_stored() -> Result<()>
+{
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(2, parse_ether("10")?).await?;
+    let tower = TowerProcess::start(&net, "intake").await?;
+    let good = proof(&ch, 3, parse_ether("1")?);
+    let request = appointment(&net, &ch, &net.alice, &net.bob, &good)?;
+
+    // Not registered yet.
+    let (status, body) = tower
+        .post("/v1/appointments", serde_json::to_vec(&request)?)
+        .await?;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("unknown_customer"))
+    );
+    register(&net, &tower, &net.bob).await?;
+
+    let mut wrong_signature = request.clone();
+    wrong_signature.sender_signature = request.authorisation.clone(); // Bob's, not Alice's.
+    let mut forged_amount = request.clone();
+    forged_amount.proof.transferred_amount = parse_ether("9")?;
+    // Carol signs as the "customer": she is not in the channel.
+    let mut stranger = appointment(&net, &ch, &net.alice, &net.carol, &good)?;
+    stranger.customer = net.carol.address();
+    let mut foreign = request.clone();
+    foreign.chain_id = net.chain_id + 1;
+    // A channel never opened: signed correctly, but no vault on chain.
+    let unopened = net.channel(net.params(alloy::primitives::Address::ZERO, 99));
+    let ghost = appointment(
+        &net,
+        &unopened,
+        &net.alice,
+        &net.bob,
+        &proof(&unopened, 3, U256::from(1)),
+    )?;
+    let cases = [
+        (
+            serde_json::to_vec(&wrong_signature)?,
+            400,
+            "bad_sender_signature",
+        ),
+        (
+            serde_json::to_vec(&forged_amount)?,
+            400,
+            "bad_sender_signature",
+        ),
+        (serde_json::to_vec(&stranger)?, 400, "not_participant"),
+        (serde_json::to_vec(&foreign)?, 400, "foreign_chain"),
+        (serde_json::to_vec(&ghost)?, 400, "unknown_channel"),
+        (
+            b"{\"chainId\": 1, \"channel\": ".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (b"[1, 2, 3]".to_vec(), 422, "invalid_fields"),
+        (vec![b' '; 17 * 1024], 413, "body_too_large"),
+    ];
+    for (body, want_status, want_reason) in cases {
+        let (status, answer) = tower.post("/v1/appointments", body).await?;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (want_status, Some(want_reason)),
+            "{answer}"
+        );
+        assert!(tower.channel(ch.id).await?.appointments.is_empty());
+    }
+    assert!(tower.channel(unopened.id).await?.appointments.is_empty());
+
+    submit(&net, &tower, &ch, &request).await?;
+    let stale = appointment(
+        &net,
+        &ch,
+        &net.alice,
+        &net.bob,
+        &proof(&ch, 2, parse_ether("2")?),
+    )?;
+    let (status, body) = tower
+        .post("/v1/appointments", serde_json::to_vec(&stale)?)
+        .await?;
+    assert_eq!((status, body["error"].as_str()), (409, Some("stale_nonce")));
+    let held = tower.channel(ch.id).await?;
+    assert_eq!(held.appointments.len(), 1);
+    assert_eq!(held.appointments[0].nonce, 3);
+    Ok(())
+}
