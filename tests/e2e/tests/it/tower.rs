@@ -27,27 +27,87 @@ use serde_json::Value;
 /// Longest wait for the tower to act (it polls the chain every 50 ms).
 const TOWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A tower run by Carol's key over a database of its own.
+/// A tower run by Carol's key over a database of its own: in this process, or in a child
+/// process (`tower_daemon`) the test can kill with SIGKILL.
 struct TowerProcess {
     tower: Option<Tower>,
+    child: Option<tokio::process::Child>,
     database: PathBuf,
     url: String,
 }
 
 impl TowerProcess {
-    async fn start(net: &Devnet, name: &str) -> Result<Self> {
+    fn unstarted(net: &Devnet, name: &str) -> Self {
         let database = std::env::temp_dir().join(format!(
             "keel-e2e-tower-{name}-{}-{}.db",
             std::process::id(),
             net.chain_id
         ));
-        let mut this = Self {
+        Self {
             tower: None,
+            child: None,
             database,
             url: String::new(),
-        };
+        }
+    }
+
+    async fn start(net: &Devnet, name: &str) -> Result<Self> {
+        let mut this = Self::unstarted(net, name);
         this.restart(net, "127.0.0.1:0".parse()?).await?;
         Ok(this)
+    }
+
+    /// As [`TowerProcess::start`], in a child process.
+    async fn start_child(net: &Devnet, name: &str) -> Result<Self> {
+        let mut this = Self::unstarted(net, name);
+        this.restart_child(net).await?;
+        Ok(this)
+    }
+
+    /// Starts `tower_daemon` over the database; returns once its API listens.
+    async fn restart_child(&mut self, net: &Devnet) -> Result<()> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let d = &net.deployment;
+        let deployment = format!(
+            r#"{{"chainId":{},"deployedAtBlock":{},"channelFactory":"{}","vaultImplementation":"{}","secretRegistry":"{}","minChallengePeriod":{},"maxChallengePeriod":{}}}"#,
+            d.chain_id,
+            d.deployed_at_block,
+            d.channel_factory,
+            d.vault_implementation,
+            d.secret_registry,
+            d.min_challenge_period,
+            d.max_challenge_period
+        );
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tower_daemon"))
+            .env("KEEL_KEY", alloy::hex::encode(net.carol.signer.to_bytes()))
+            .env("KEEL_RPC", net.rpc_url())
+            .env("KEEL_DEPLOYMENT", deployment)
+            .env("KEEL_TOWER_DB", &self.database)
+            .env("KEEL_LISTEN", "127.0.0.1:0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = tokio::time::timeout(TOWER_TIMEOUT, lines.next_line())
+            .await
+            .map_err(|_| eyre!("tower_daemon did not start listening"))??
+            .ok_or_else(|| eyre!("tower_daemon exited before listening"))?;
+        let at: SocketAddr = first
+            .strip_prefix("listening ")
+            .ok_or_else(|| eyre!("unexpected first line {first:?}"))?
+            .parse()?;
+        self.url = format!("http://{at}");
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the child process with SIGKILL and waits until it is gone.
+    async fn kill(&mut self) -> Result<()> {
+        let mut child = self.child.take().ok_or_else(|| eyre!("no tower process"))?;
+        child.start_kill()?;
+        tokio::time::timeout(TOWER_TIMEOUT, child.wait()).await??;
+        Ok(())
     }
 
     /// Starts the tower over its database (again), listening on `listen`.
@@ -123,6 +183,9 @@ impl TowerProcess {
 impl Drop for TowerProcess {
     fn drop(&mut self) {
         drop(self.tower.take());
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.database.display()));
         }
@@ -427,5 +490,56 @@ async fn bad_appointments_are_refused_over_http_with_typed_reasons_and_nothing_s
     let held = tower.channel(ch.id).await?;
     assert_eq!(held.appointments.len(), 1);
     assert_eq!(held.appointments[0].nonce, 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tower_killed_before_a_close_and_restarted_mid_period_still_refutes() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(3, parse_ether("10")?).await?;
+    net.top_up(&ch, &net.bob, parse_ether("2")?).await?;
+    let mut tower = TowerProcess::start_child(&net, "restart").await?;
+    register(&net, &tower, &net.bob).await?;
+    let newest = proof(&ch, 5, parse_ether("5")?);
+    submit(
+        &net,
+        &tower,
+        &ch,
+        &appointment(&net, &ch, &net.alice, &net.bob, &newest)?,
+    )
+    .await?;
+
+    // The tower dies (SIGKILL: no shutdown of any kind); Alice closes with Bob's old proof while
+    // it is down, and half the challenge period passes.
+    tower.kill().await?;
+    let alice = net.chain(&net.alice).await?;
+    let bobs = proof(&ch, 2, parse_ether("1")?);
+    let bob_sig = keel_core::sign_message(&net.bob.signer, &bobs, net.chain_id, ch.vault)?;
+    let close = alice.close(&ch.params, Some((&bobs, &bob_sig))).await?;
+    let closed = dispute_in(&net, close.transaction_hash).await?;
+    net.advance_time(u64::from(MIN_PERIOD) / 2).await?;
+
+    // Restarted over the same database, it finds the channel, catches up from its checkpoint
+    // and refutes before the deadline.
+    tower.restart_child(&net).await?;
+    let view = tower
+        .wait_for(ch.id, "refute after its restart", |v| {
+            v.responses.iter().any(|r| r.outcome == "mined")
+        })
+        .await?;
+    let refuted = dispute_in(
+        &net,
+        view.responses[0]
+            .tx_hash
+            .ok_or_else(|| eyre!("no tx hash"))?,
+    )
+    .await?;
+    assert_eq!(refuted.from_a.nonce, 5);
+    assert_eq!(refuted.deadline, closed.deadline);
+
+    net.advance_time(u64::from(MIN_PERIOD)).await?;
+    let bob_before = net.bob.balance().await?;
+    alice.settle(&ch.params, &refuted).await?;
+    assert_eq!(net.bob.balance().await? - bob_before, parse_ether("6")?);
     Ok(())
 }
