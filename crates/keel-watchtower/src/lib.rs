@@ -45,7 +45,8 @@ pub struct Tower {
     address: Address,
     local_addr: SocketAddr,
     monitor: Arc<Monitor>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The API server and the responder.
+    tasks: [JoinHandle<()>; 2],
 }
 
 /// Unix seconds by the system clock.
@@ -115,7 +116,7 @@ impl Tower {
             address,
             local_addr,
             monitor,
-            tasks: vec![serve, respond],
+            tasks: [serve, respond],
         })
     }
 
@@ -136,8 +137,10 @@ impl Tower {
 
     /// Waits until the API or the responder stops (an error, or the monitor's end).
     pub async fn wait(mut self) {
-        if let Some(first) = self.tasks.first_mut() {
-            let _ = first.await;
+        let [serve, respond] = &mut self.tasks;
+        tokio::select! {
+            _ = serve => {}
+            _ = respond => {}
         }
     }
 }

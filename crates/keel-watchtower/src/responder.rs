@@ -25,6 +25,9 @@ use crate::store::{Appointment, Outcome, Response, Store};
 /// Disputed channels responded to at once.
 pub const MAX_RESPONDERS: usize = 256;
 
+/// Pause before a batch whose events could not be stored is taken again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
 /// Longest pause between two attempts for one channel.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -75,29 +78,44 @@ impl<S: Store> Responder<S> {
             self.clone().respond(channel_id);
         }
         while let Some(batch) = batches.recv().await {
-            let mut disputed = Vec::new();
-            for event in &batch.events {
-                match &event.kind {
-                    ChainEventKind::Closed(state) | ChainEventKind::Refuted(state) => {
-                        self.store.record_dispute(event.channel_id, state).await?;
-                        disputed.push(event.channel_id);
+            match self.apply(&batch).await {
+                Ok(disputed) => {
+                    // Durable: the checkpoint may move past these events.
+                    batch.ack();
+                    for channel_id in disputed {
+                        self.clone().respond(channel_id);
                     }
-                    ChainEventKind::Settled { .. } | ChainEventKind::CooperativelyClosed { .. } => {
-                        let removed = self.store.prune(event.channel_id).await?;
-                        self.monitor.unwatch(event.vault);
-                        disputed.retain(|id| *id != event.channel_id);
-                        tracing::info!(channel = %event.channel_id, removed, "settled; pruned");
-                    }
-                    _ => {}
                 }
-            }
-            // Durable: the checkpoint may move past these events.
-            batch.ack();
-            for channel_id in disputed {
-                self.clone().respond(channel_id);
+                Err(e) => {
+                    // Not acknowledged: the monitor delivers the same batch again.
+                    tracing::error!(error = %e, "storing a batch's events; it will be redelivered");
+                    drop(batch);
+                    tokio::time::sleep(STORE_RETRY).await;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Stores what `batch` changed; returns the channels whose dispute state changed.
+    async fn apply(&self, batch: &Batch) -> Result<Vec<B256>, crate::StoreError> {
+        let mut disputed = Vec::new();
+        for event in &batch.events {
+            match &event.kind {
+                ChainEventKind::Closed(state) | ChainEventKind::Refuted(state) => {
+                    self.store.record_dispute(event.channel_id, state).await?;
+                    disputed.push(event.channel_id);
+                }
+                ChainEventKind::Settled { .. } | ChainEventKind::CooperativelyClosed { .. } => {
+                    let removed = self.store.prune(event.channel_id).await?;
+                    self.monitor.unwatch(event.vault);
+                    disputed.retain(|id| *id != event.channel_id);
+                    tracing::info!(channel = %event.channel_id, removed, "settled; pruned");
+                }
+                _ => {}
+            }
+        }
+        Ok(disputed)
     }
 
     /// Starts (or asks the running task to repeat) the response for `channel_id`.
