@@ -19,6 +19,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::{
     error::{Refusal, StoreError},
     intake::{ChannelLookup, Intake},
+    metrics::Metrics,
     store::Store,
 };
 
@@ -276,6 +277,8 @@ pub struct ApiState<S, L> {
     pub limits: Limits,
     /// Unix seconds now (a function, so tests can pin it).
     pub clock: fn() -> u64,
+    /// Counters for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The API's routes over `state`.
@@ -287,6 +290,7 @@ pub fn router<S: Store, L: ChannelLookup>(state: Arc<ApiState<S, L>>) -> Router 
         .route("/v1/appointments", post(appointment::<S, L>))
         .route("/v1/appointments/batch", post(batch::<S, L>))
         .route("/v1/channels/{channel_id}", get(channel::<S, L>))
+        .route("/metrics", get(metrics::<S, L>))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -361,6 +365,21 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for ApiJson<T> {
     }
 }
 
+impl<S, L> ApiState<S, L> {
+    /// Counts a refusal and passes it on.
+    fn count(&self, refusal: Refusal) -> Refusal {
+        self.metrics.refused(refusal.code());
+        refusal
+    }
+}
+
+async fn metrics<S: Store, L: ChannelLookup>(
+    State(state): State<Arc<ApiState<S, L>>>,
+) -> Result<String, ApiError> {
+    let counts = state.store.counts().await?;
+    Ok(state.metrics.render(&counts))
+}
+
 async fn health<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
 ) -> Result<Json<HealthJson>, ApiError> {
@@ -383,7 +402,11 @@ async fn register<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
     ApiJson(req): ApiJson<RegistrationRequest>,
 ) -> Result<(StatusCode, Json<RegistrationJson>), ApiError> {
-    let customer = state.intake.register(&req, (state.clock)()).await?;
+    let customer = state
+        .intake
+        .register(&req, (state.clock)())
+        .await
+        .map_err(|r| state.count(r))?;
     Ok((
         StatusCode::CREATED,
         Json(RegistrationJson {
@@ -397,7 +420,12 @@ async fn appointment<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
     ApiJson(req): ApiJson<AppointmentRequest>,
 ) -> Result<Json<ReceiptJson>, ApiError> {
-    let receipt = state.intake.submit(&req, (state.clock)()).await?;
+    let receipt = state
+        .intake
+        .submit(&req, (state.clock)())
+        .await
+        .map_err(|r| state.count(r))?;
+    state.metrics.accepted();
     Ok(Json((&receipt).into()))
 }
 
@@ -407,18 +435,22 @@ async fn batch<S: Store, L: ChannelLookup>(
 ) -> Result<Json<BatchJson>, ApiError> {
     let max = state.limits.max_batch;
     if req.appointments.len() > max {
-        return Err(Refusal::BatchTooLarge {
-            max,
-            got: req.appointments.len(),
-        }
-        .into());
+        return Err(state
+            .count(Refusal::BatchTooLarge {
+                max,
+                got: req.appointments.len(),
+            })
+            .into());
     }
     let now = (state.clock)();
     let mut results = Vec::with_capacity(req.appointments.len());
     for item in &req.appointments {
         results.push(match state.intake.submit(item, now).await {
-            Ok(receipt) => BatchItem::Receipt((&receipt).into()),
-            Err(refusal) => BatchItem::Error(ApiError::from(refusal).body),
+            Ok(receipt) => {
+                state.metrics.accepted();
+                BatchItem::Receipt((&receipt).into())
+            }
+            Err(refusal) => BatchItem::Error(ApiError::from(state.count(refusal)).body),
         });
     }
     Ok(Json(BatchJson { results }))

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod error;
 pub mod intake;
+pub mod metrics;
 pub mod responder;
 pub mod store;
 
@@ -19,6 +20,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 pub use api::Limits;
 pub use error::{Error, Refusal, Result, StoreError};
 pub use intake::{ChannelLookup, Intake, IntakeConfig, SignedReceipt, VaultStatus};
+pub use metrics::Metrics;
 pub use responder::Responder;
 pub use store::{SqliteStore, Store};
 
@@ -67,7 +69,14 @@ impl Tower {
         let checkpoints: Arc<dyn Checkpoints> = store.clone();
         let (monitor, batches) = Monitor::spawn(config.chain.clone(), checkpoints)?;
         let monitor = Arc::new(monitor);
-        let responder = Responder::new(store.clone(), chain.clone(), monitor.clone(), unix_now);
+        let metrics = Arc::new(Metrics::default());
+        let responder = Responder::new(
+            store.clone(),
+            chain.clone(),
+            monitor.clone(),
+            metrics.clone(),
+            unix_now,
+        );
         let on_accepted = {
             let responder = responder.clone();
             Arc::new(move |vault, channel_id, status| {
@@ -98,6 +107,7 @@ impl Tower {
             health,
             limits: config.limits,
             clock: unix_now,
+            metrics,
         }));
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;

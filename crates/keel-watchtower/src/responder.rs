@@ -13,14 +13,17 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use keel_chain::{Batch, Chain, ChainError, ChainEventKind, Monitor};
 use keel_core::{Address, B256};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::store::{Appointment, Outcome, Response, Store};
+use crate::{
+    metrics::Metrics,
+    store::{Appointment, Outcome, Response, Store},
+};
 
 /// Disputed channels responded to at once.
 pub const MAX_RESPONDERS: usize = 256;
@@ -39,6 +42,7 @@ pub struct Responder<S> {
     /// Channels with a response task, and whether it must look again when done.
     running: Mutex<HashMap<B256, bool>>,
     slots: Semaphore,
+    metrics: Arc<Metrics>,
     clock: fn() -> u64,
 }
 
@@ -56,6 +60,7 @@ impl<S: Store> Responder<S> {
         store: Arc<S>,
         chain: Chain,
         monitor: Arc<Monitor>,
+        metrics: Arc<Metrics>,
         clock: fn() -> u64,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -64,6 +69,7 @@ impl<S: Store> Responder<S> {
             monitor,
             running: Mutex::default(),
             slots: Semaphore::new(MAX_RESPONDERS),
+            metrics,
             clock,
         })
     }
@@ -128,10 +134,12 @@ impl<S: Store> Responder<S> {
             }
             running.insert(channel_id, false);
         }
+        // When the tower saw the close (or restarted with it open): response latency runs from here.
+        let seen = Instant::now();
         tokio::spawn(async move {
             let _slot = self.slots.acquire().await;
             loop {
-                self.respond_once(channel_id).await;
+                self.respond_once(channel_id, seen).await;
                 let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
                 if running.get(&channel_id) == Some(&true) {
                     running.insert(channel_id, false);
@@ -145,7 +153,7 @@ impl<S: Store> Responder<S> {
 
     /// Responds for every customer of `channel_id` whose proof beats the closer's on record,
     /// until done or the deadline passes.
-    async fn respond_once(&self, channel_id: B256) {
+    async fn respond_once(&self, channel_id: B256, seen: Instant) {
         let mut backoff = Duration::from_millis(500);
         loop {
             let record = match self.store.channel(channel_id).await {
@@ -177,7 +185,7 @@ impl<S: Store> Responder<S> {
                 if landed {
                     continue;
                 }
-                match self.attempt(a, &dispute).await {
+                match self.attempt(a, &dispute, seen).await {
                     Ok(()) => {}
                     Err(Retry) => retry = true,
                 }
@@ -195,6 +203,7 @@ impl<S: Store> Responder<S> {
         &self,
         a: &Appointment,
         dispute: &keel_core::DisputeState,
+        seen: Instant,
     ) -> Result<(), Retry> {
         let now = match self.chain.block_timestamp().await {
             Ok(now) => now,
@@ -223,6 +232,7 @@ impl<S: Store> Responder<S> {
         match sent {
             Ok(receipt) => {
                 tracing::info!(channel = %a.channel_id, nonce = a.proof.nonce, tx = %receipt.transaction_hash, "refuted");
+                self.metrics.response(Outcome::Mined, Some(seen.elapsed()));
                 self.record(a, Outcome::Mined, Some(receipt.transaction_hash), "")
                     .await;
                 Ok(())
@@ -248,6 +258,9 @@ impl<S: Store> Responder<S> {
     }
 
     async fn record(&self, a: &Appointment, outcome: Outcome, tx_hash: Option<B256>, detail: &str) {
+        if !matches!(outcome, Outcome::Sending | Outcome::Mined) {
+            self.metrics.response(outcome, None);
+        }
         let response = Response {
             channel_id: a.channel_id,
             customer: a.customer,

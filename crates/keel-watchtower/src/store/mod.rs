@@ -151,6 +151,8 @@ pub struct Counts {
     pub channels: u64,
     /// Channels with a recorded dispute.
     pub disputes: u64,
+    /// Size of the stored data, in bytes.
+    pub bytes: u64,
 }
 
 /// The tower's storage. Every method is atomic: a failed call changes nothing.

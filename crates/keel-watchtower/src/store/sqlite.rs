@@ -316,7 +316,8 @@ impl Store for SqliteStore {
             "SELECT (SELECT COUNT(*) FROM customers) AS customers, \
              (SELECT COUNT(*) FROM appointments) AS appointments, \
              (SELECT COUNT(DISTINCT channel_id) FROM appointments) AS channels, \
-             (SELECT COUNT(*) FROM disputes) AS disputes",
+             (SELECT COUNT(*) FROM disputes) AS disputes, \
+             (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()) AS bytes",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -326,6 +327,7 @@ impl Store for SqliteStore {
             appointments: get("appointments")?,
             channels: get("channels")?,
             disputes: get("disputes")?,
+            bytes: get("bytes")?,
         })
     }
 }

@@ -29,6 +29,7 @@ fn router(f: &Fixture) -> Router {
             max_batch: 3,
         },
         clock: || NOW,
+        metrics: Arc::default(),
     }))
 }
 
@@ -212,4 +213,34 @@ async fn a_batch_answers_each_item_and_is_bounded() {
         ("ok", 1, 1)
     );
     assert_eq!(health.tower, f.tower.address());
+
+    let request = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let response = r.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in [
+        "keel_tower_appointments_accepted_total 1",
+        "keel_tower_refusals_total{reason=\"bad_authorisation\"} 1",
+        "keel_tower_refusals_total{reason=\"stale_nonce\"} 1",
+        "keel_tower_refusals_total{reason=\"batch_too_large\"} 1",
+        "keel_tower_appointments 1",
+        "keel_tower_channels_watched 1",
+        "keel_tower_customers 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    let bytes = text
+        .lines()
+        .find_map(|l| l.strip_prefix("keel_tower_storage_bytes "))
+        .unwrap();
+    assert!(bytes.parse::<u64>().unwrap() > 0);
 }

@@ -386,6 +386,24 @@ async fn tower_refutes_a_stale_close_and_the_offline_party_is_paid_its_newest_ba
         "refuted at {now}, after the deadline {}",
         closed.deadline
     );
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", tower.url))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in [
+        "keel_tower_response_seconds_count 1",
+        "keel_tower_responses_total{outcome=\"mined\"} 1",
+        "keel_tower_refusals_total{reason=\"stale_nonce\"} 1",
+        "keel_tower_appointments_accepted_total 4",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
 
     // After the challenge period, settlement pays Bob exactly his newest balance: his deposit 2,
     // plus 5 from Alice, minus the 1 he paid her. Alice settles, so Bob pays no gas.
