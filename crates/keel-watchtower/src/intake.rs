@@ -1,12 +1,12 @@
 //! Intake: checks an appointment or a registration, stores it, and signs the receipt.
 //!
-//! Every check runs before anything is written, and each refusal is a typed [`Refusal`]:
-//! the appointment names the tower's chain, the customer is a participant and registered, the
-//! proof is not empty and its amounts are ones the vault accepts, the sender signed the proof
-//! and the customer signed a `TowerAuthorisation` over it (both under the channel's EIP-712
-//! domain, so for this channel on this chain only), the channel is open or closed on chain (not
-//! unknown, not settled), and its nonce is above the one held (checked again atomically as it is
-//! stored).
+//! Every check runs before anything is written, and each refusal is a typed [`Refusal`]: the
+//! appointment names the tower's chain, the customer is a participant, the proof is not empty
+//! and its amounts are ones the vault accepts, the sender signed the proof and the customer
+//! signed a `TowerAuthorisation` over it (both under the channel's EIP-712 domain, so for this
+//! channel on this chain only), the customer is registered (checked only after its signature,
+//! so a stranger cannot probe who is), the channel is open or closed on chain (not unknown, not
+//! settled), and its nonce is above the one held (checked again atomically as it is stored).
 
 use std::{future::Future, sync::Arc};
 
@@ -172,9 +172,6 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
             .side_of(req.customer)
             .ok_or(Refusal::NotParticipant(req.customer))?;
         let sender = params.participant(customer_side.other());
-        if self.store.customer(req.customer).await?.is_none() {
-            return Err(Refusal::UnknownCustomer(req.customer));
-        }
         if req.proof.nonce == 0 {
             return Err(Refusal::EmptyProof);
         }
@@ -206,6 +203,10 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
             req.customer,
         )
         .map_err(Refusal::BadAuthorisation)?;
+        // Only after the customer's own signature: nobody else learns whether it is registered.
+        if self.store.customer(req.customer).await?.is_none() {
+            return Err(Refusal::UnknownCustomer(req.customer));
+        }
         let status = self
             .lookup
             .status(vault)

@@ -59,6 +59,14 @@ async fn each_bad_appointment_is_refused_with_its_reason_and_nothing_stored() {
     let good = f.appointment(5);
     let refused = f.intake.submit(&good, NOW).await.unwrap_err();
     assert!(matches!(refused, Refusal::UnknownCustomer(a) if a == f.bob.address()));
+    // Without Bob's signature nobody learns whether he is registered.
+    let mut probe = good.clone();
+    probe.authorisation = good.sender_signature.clone();
+    let refused = f.intake.submit(&probe, NOW).await.unwrap_err();
+    assert!(
+        matches!(refused, Refusal::BadAuthorisation(_)),
+        "{refused:?}"
+    );
     f.register_bob().await;
 
     let mut foreign = good.clone();
