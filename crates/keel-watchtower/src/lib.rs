@@ -80,7 +80,7 @@ impl Tower {
         let on_accepted = {
             let responder = responder.clone();
             Arc::new(move |vault, channel_id, status| {
-                responder.watch(vault, channel_id, status == VaultStatus::Closed);
+                responder.accepted(vault, channel_id, status == VaultStatus::Closed);
             })
         };
         let deployment = &config.chain.deployment;

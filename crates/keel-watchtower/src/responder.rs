@@ -275,17 +275,21 @@ impl<S: Store> Responder<S> {
         }
     }
 
-    /// Starts following `vault` (of `channel_id`) for a newly stored appointment; a vault already
-    /// closed is followed from the deployment block, so its `Closed` event is found.
-    pub fn watch(&self, vault: Address, channel_id: B256, closed: bool) {
-        if self.monitor.watched().contains_key(&vault) {
-            return;
+    /// Starts following `vault` (of `channel_id`) for a newly stored appointment. A vault
+    /// already closed is followed from the deployment block, so its `Closed` event is found, and
+    /// its response is (re)started: the new proof may beat the one on record, and no event will
+    /// say so.
+    pub fn accepted(self: &Arc<Self>, vault: Address, channel_id: B256, closed: bool) {
+        if !self.monitor.watched().contains_key(&vault) {
+            if closed {
+                let from = self.chain.deployment().deployed_at_block;
+                self.monitor.watch_from(vault, channel_id, from);
+            } else {
+                self.monitor.watch(vault, channel_id);
+            }
         }
         if closed {
-            let from = self.chain.deployment().deployed_at_block;
-            self.monitor.watch_from(vault, channel_id, from);
-        } else {
-            self.monitor.watch(vault, channel_id);
+            self.clone().respond(channel_id);
         }
     }
 }

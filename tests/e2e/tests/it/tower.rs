@@ -561,3 +561,73 @@ async fn a_tower_killed_before_a_close_and_restarted_mid_period_still_refutes() 
     assert_eq!(net.bob.balance().await? - bob_before, parse_ether("6")?);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_proof_sent_during_the_challenge_period_is_submitted_too() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = net.open_eth(4, parse_ether("10")?).await?;
+    let tower = TowerProcess::start(&net, "late").await?;
+    register(&net, &tower, &net.bob).await?;
+    let first = proof(&ch, 3, parse_ether("3")?);
+    submit(
+        &net,
+        &tower,
+        &ch,
+        &appointment(&net, &ch, &net.alice, &net.bob, &first)?,
+    )
+    .await?;
+
+    // Alice closes with nothing from Bob; the tower refutes with nonce 3.
+    let alice = net.chain(&net.alice).await?;
+    alice.close(&ch.params, None).await?;
+    let view = tower
+        .wait_for(ch.id, "refute with nonce 3", |v| {
+            v.dispute.as_ref().is_some_and(|d| d.nonce_a == 3)
+        })
+        .await?;
+    assert_eq!(view.responses[0].nonce, 3);
+
+    // Bob, back online mid-period, sends a newer proof he had received; no event will announce
+    // it, yet the tower submits it too.
+    let newer = proof(&ch, 7, parse_ether("7")?);
+    submit(
+        &net,
+        &tower,
+        &ch,
+        &appointment(&net, &ch, &net.alice, &net.bob, &newer)?,
+    )
+    .await?;
+    let view = tower
+        .wait_for(ch.id, "refute with nonce 7", |v| {
+            v.dispute.as_ref().is_some_and(|d| d.nonce_a == 7)
+        })
+        .await?;
+    let refuted = dispute_in(
+        &net,
+        view.responses[0]
+            .tx_hash
+            .ok_or_else(|| eyre!("no tx hash"))?,
+    )
+    .await?;
+    assert_eq!(refuted.from_a.transferred, parse_ether("7")?);
+
+    // A channel closed before the tower ever heard of it: found from the deployment block.
+    let late = net.open_eth(5, parse_ether("10")?).await?;
+    alice.close(&late.params, None).await?;
+    let proof_late = proof(&late, 2, parse_ether("2")?);
+    submit(
+        &net,
+        &tower,
+        &late,
+        &appointment(&net, &late, &net.alice, &net.bob, &proof_late)?,
+    )
+    .await?;
+    tower
+        .wait_for(
+            late.id,
+            "refute a channel closed before the appointment",
+            |v| v.dispute.as_ref().is_some_and(|d| d.nonce_a == 2),
+        )
+        .await?;
+    Ok(())
+}
