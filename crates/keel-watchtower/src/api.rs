@@ -1,13 +1,16 @@
 //! The HTTP JSON API (axum): register a customer, submit one appointment or a batch, query a
 //! channel, health. Bad input gets a 4xx answer `{"error": <code>, "message": <text>}` with a
 //! typed code ([`Refusal::code`] or one of the body's: `malformed_json`, `invalid_fields`,
-//! `not_json`, `body_too_large`); nothing is stored then.
+//! `not_json`, `body_too_large`, `invalid_channel_id`); nothing is stored then.
 
 use std::sync::Arc;
 
 use alloy::primitives::Bytes;
 use axum::{
-    extract::{rejection::JsonRejection, DefaultBodyLimit, FromRequest, Path, Request, State},
+    extract::{
+        rejection::{JsonRejection, PathRejection},
+        DefaultBodyLimit, FromRequest, Path, Request, State,
+    },
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -458,8 +461,10 @@ async fn batch<S: Store, L: ChannelLookup>(
 
 async fn channel<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
-    Path(channel_id): Path<B256>,
+    channel_id: Result<Path<B256>, PathRejection>,
 ) -> Result<Json<ChannelJsonView>, ApiError> {
+    let Path(channel_id) = channel_id
+        .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_channel_id", r.body_text()))?;
     let record = state.store.channel(channel_id).await?;
     let params = record.appointments.first().map(|a| a.params);
     let dispute = record.dispute.map(|d| DisputeJson {

@@ -161,6 +161,11 @@ async fn bad_bodies_get_typed_reasons_and_store_nothing() {
     assert_eq!(status, StatusCode::OK);
     let view: ChannelJsonView = serde_json::from_value(body).unwrap();
     assert_eq!(view.appointments.len(), 1);
+    let (status, body) = call(&r, Method::GET, "/v1/channels/0x1234", None).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_channel_id")
+    );
     assert_eq!(view.appointments[0].nonce, 2);
     assert_eq!(view.dispute, None);
 }
