@@ -1,6 +1,6 @@
-//! The four messages participants sign, and their EIP-712 domain; and the fifth, which never
-//! goes on chain: the peer handshake's binding of a Noise key to an address, under a domain of
-//! its own.
+//! The four messages participants sign and their EIP-712 domain; the two a watchtower and its
+//! customers exchange; and the peer handshake's binding of a Noise key to an address, under a
+//! domain of its own. The last three never go on chain.
 //!
 //! Declared once, with `sol!`, so the Rust type strings cannot drift from the Solidity ones;
 //! `tests` below pins each `encodeType` string, and `tests/vectors.rs` pins the digests that
@@ -81,10 +81,38 @@ mod messages {
             bytes32 noiseKey;
             bytes32 handshakeHash;
         }
+
+        /// A watchtower's promise about one appointment, signed by the tower under the
+        /// channel's domain: it holds `customer`'s authorisation over the proof numbered
+        /// `nonce` of channel `channelId` since `acceptedAt` (unix s), and for any unilateral
+        /// close of the channel made at or before `watchUntil` it will have that proof (or a
+        /// newer one) on chain before the close's deadline. The chain shows whether it did, so
+        /// the customer can prove a broken promise. No contract checks it.
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        struct TowerReceipt {
+            address tower;
+            address customer;
+            bytes32 channelId;
+            uint64 nonce;
+            uint64 acceptedAt;
+            uint64 watchUntil;
+        }
+
+        /// A customer's request to be served by `tower`, signed by `customer` under the domain
+        /// whose verifying contract is the tower's address: proves the customer holds the key
+        /// of the address it registers. Replaying it only registers the same address again.
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        struct TowerRegistration {
+            address customer;
+            address tower;
+        }
     }
 }
 
-pub use messages::{BalanceProof, CooperativeClose, PeerHandshake, TowerAuthorisation, Withdrawal};
+pub use messages::{
+    BalanceProof, CooperativeClose, PeerHandshake, TowerAuthorisation, TowerReceipt,
+    TowerRegistration, Withdrawal,
+};
 
 /// EIP-712 domain `name`.
 pub const DOMAIN_NAME: &str = "Keel";
@@ -182,7 +210,7 @@ impl ChannelDomain {
     }
 }
 
-/// A message participants sign: one of the four above, whose EIP-712 type hash is computed
+/// A message Keel signs: one of the six above, whose EIP-712 type hash is computed
 /// once per process instead of once per message (alloy rebuilds the type string and hashes it
 /// each time).
 pub trait Message: SolStruct {
@@ -214,7 +242,9 @@ cached_type_hash!(
     BalanceProof,
     TowerAuthorisation,
     Withdrawal,
-    CooperativeClose
+    CooperativeClose,
+    TowerReceipt,
+    TowerRegistration
 );
 
 #[cfg(test)]
@@ -277,6 +307,26 @@ mod tests {
             signing_hash(&close, chain_id, vault),
             close.eip712_signing_hash(&alloy_domain),
         );
+        let receipt = TowerReceipt {
+            tower: Address::repeat_byte(0xc),
+            customer: Address::repeat_byte(0xb),
+            channelId: B256::repeat_byte(1),
+            nonce: 7,
+            acceptedAt: 1_000,
+            watchUntil: 2_000,
+        };
+        check(
+            domain.signing_hash(&receipt),
+            receipt.eip712_signing_hash(&alloy_domain),
+        );
+        let registration = TowerRegistration {
+            customer: Address::repeat_byte(0xb),
+            tower: Address::repeat_byte(0xc),
+        };
+        check(
+            domain.signing_hash(&registration),
+            registration.eip712_signing_hash(&alloy_domain),
+        );
     }
 
     #[test]
@@ -294,6 +344,14 @@ mod tests {
         assert_eq!(
             CooperativeClose::eip712_encode_type(),
             "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 depositA,uint256 depositB,uint256 totalWithdrawn,uint64 expiry)"
+        );
+        assert_eq!(
+            TowerReceipt::eip712_encode_type(),
+            "TowerReceipt(address tower,address customer,bytes32 channelId,uint64 nonce,uint64 acceptedAt,uint64 watchUntil)"
+        );
+        assert_eq!(
+            TowerRegistration::eip712_encode_type(),
+            "TowerRegistration(address customer,address tower)"
         );
         assert_eq!(
             domain(1, Address::ZERO).encode_type(),

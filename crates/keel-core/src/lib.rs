@@ -20,7 +20,7 @@ pub use channel_id::{channel_id, clone_init_code, vault_address};
 pub use dispute::{BalanceData, DisputeState, LockState};
 pub use eip712::{
     domain, signing_hash, transport_domain, BalanceProof, ChannelDomain, CooperativeClose,
-    PeerHandshake, TowerAuthorisation, Withdrawal,
+    PeerHandshake, TowerAuthorisation, TowerReceipt, TowerRegistration, Withdrawal,
 };
 pub use error::{Error, Result};
 pub use locks::{locks_root, secret_hash};

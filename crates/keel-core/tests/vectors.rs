@@ -4,15 +4,21 @@
 //! and compares them with `contracts/test/vectors/signed-messages.json`, which the Solidity
 //! tests read too; so if both pass, Rust and the contracts agree byte for byte.
 //! `KEEL_WRITE_VECTORS=1` rewrites the file instead (review the diff before committing it).
+//!
+//! The watchtower's messages (`TowerReceipt`, `TowerRegistration`) are checked by no contract, so
+//! their vectors live beside this crate (`tests/data/tower-vectors.json`): digests under alloy's
+//! own EIP-712 implementation and signatures by a fixed key (RFC 6979, so deterministic), for
+//! a tower or wallet written in another language to check against.
 
 use alloy::primitives::{address, keccak256, Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolStruct;
 use keel_core::{
     channel_id, domain, locks_root, secret_hash, vault_address, BalanceProof, ChannelParams,
-    CooperativeClose, Lock, TowerAuthorisation, Withdrawal,
+    CooperativeClose, Lock, TowerAuthorisation, TowerReceipt, TowerRegistration, Withdrawal,
 };
 use serde_json::{Map, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const CHAIN_ID: u64 = 31337;
 // Addresses Anvil gives its first deployments / accounts, so a forge test can reproduce
@@ -135,6 +141,81 @@ fn compute() -> Map<String, Value> {
     m
 }
 
+/// The watchtower's messages for the channel of [`compute`]: a receipt under the channel's
+/// domain, a registration under the tower's, each with its digest and the signature a fixed key
+/// makes.
+fn compute_tower() -> Map<String, Value> {
+    let params = ChannelParams {
+        participant_a: PARTICIPANT_A,
+        participant_b: PARTICIPANT_B,
+        token: TOKEN,
+        challenge_period: 86_400,
+        salt: keccak256("keel test vector salt"),
+    };
+    let id = channel_id(CHAIN_ID, FACTORY, &params);
+    let vault = vault_address(FACTORY, IMPLEMENTATION, id, params.token);
+    // Anvil's third account (the tower) and second (the customer, participant B).
+    let tower_key = PrivateKeySigner::from_bytes(&alloy::primitives::b256!(
+        "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+    ))
+    .unwrap();
+    let customer_key = PrivateKeySigner::from_bytes(&alloy::primitives::b256!(
+        "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+    ))
+    .unwrap();
+    assert_eq!(customer_key.address(), PARTICIPANT_B);
+    let receipt = TowerReceipt {
+        tower: tower_key.address(),
+        customer: PARTICIPANT_B,
+        channelId: id,
+        nonce: 7,
+        acceptedAt: 1_767_225_600,
+        watchUntil: 1_769_817_600,
+    };
+    let registration = TowerRegistration {
+        customer: PARTICIPANT_B,
+        tower: tower_key.address(),
+    };
+    let tower_domain = domain(CHAIN_ID, tower_key.address());
+    let hex = |bytes: [u8; 65]| alloy::primitives::hex::encode_prefixed(bytes);
+
+    let mut m = Map::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_owned(), Value::String(v));
+    };
+    put("chainId", CHAIN_ID.to_string());
+    put("channelId", id.to_string());
+    put("vault", vault.to_string());
+    put("tower", receipt.tower.to_string());
+    put("customer", receipt.customer.to_string());
+    put("receiptNonce", receipt.nonce.to_string());
+    put("receiptAcceptedAt", receipt.acceptedAt.to_string());
+    put("receiptWatchUntil", receipt.watchUntil.to_string());
+    put(
+        "towerReceiptDigest",
+        receipt
+            .eip712_signing_hash(&domain(CHAIN_ID, vault))
+            .to_string(),
+    );
+    put(
+        "towerReceiptSignature",
+        hex(keel_core::sign_message(&tower_key, &receipt, CHAIN_ID, vault).unwrap()),
+    );
+    put("towerDomainSeparator", tower_domain.separator().to_string());
+    put(
+        "towerRegistrationDigest",
+        registration.eip712_signing_hash(&tower_domain).to_string(),
+    );
+    put(
+        "towerRegistrationSignature",
+        hex(
+            keel_core::sign_message(&customer_key, &registration, CHAIN_ID, tower_key.address())
+                .unwrap(),
+        ),
+    );
+    m
+}
+
 fn vectors_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../contracts/test/vectors/signed-messages.json")
@@ -142,17 +223,25 @@ fn vectors_path() -> PathBuf {
 
 #[test]
 fn signed_message_vectors_match_committed_file() {
-    let computed = compute();
-    let path = vectors_path();
+    check_or_write(compute(), &vectors_path());
+}
 
+#[test]
+fn tower_message_vectors_match_committed_file() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tower-vectors.json");
+    check_or_write(compute_tower(), &path);
+}
+
+/// Compares `computed` with the file at `path`, or writes it there under `KEEL_WRITE_VECTORS=1`.
+fn check_or_write(computed: Map<String, Value>, path: &Path) {
     if std::env::var("KEEL_WRITE_VECTORS").as_deref() == Ok("1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let text = serde_json::to_string_pretty(&Value::Object(computed)).unwrap() + "\n";
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(path, text).unwrap();
         return;
     }
 
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; run with KEEL_WRITE_VECTORS=1 to create it",
             path.display()

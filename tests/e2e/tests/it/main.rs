@@ -13,4 +13,5 @@ mod crash;
 mod deploy;
 mod hostile;
 mod lifecycle;
+mod tower;
 mod typed_data;

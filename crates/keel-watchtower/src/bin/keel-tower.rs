@@ -1,0 +1,97 @@
+//! `keel-tower`: runs a Keel watchtower for one chain.
+//!
+//! ```text
+//! KEEL_TOWER_KEY=0x… keel-tower --rpc-url http://127.0.0.1:8545 --chain-id 31337 \
+//!     --deployments deployments --database tower.db --listen 127.0.0.1:8080
+//! ```
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use alloy::signers::local::PrivateKeySigner;
+use clap::Parser;
+use eyre::{Result, WrapErr};
+use keel_chain::{ChainConfig, Deployment};
+use keel_watchtower::{Limits, Tower, TowerConfig};
+
+/// Guards Keel channels for offline customers: refutes stale closes with their newest proofs.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "KEEL_TOWER_RPC_URL")]
+    rpc_url: String,
+    /// The chain's id: `<deployments>/<chain id>.json` names Keel's contracts on it.
+    #[arg(long, env = "KEEL_TOWER_CHAIN_ID")]
+    chain_id: u64,
+    /// Directory of deployment files.
+    #[arg(long, default_value = "deployments")]
+    deployments: PathBuf,
+    /// SQLite database (created if missing).
+    #[arg(long, default_value = "keel-tower.db")]
+    database: PathBuf,
+    /// Address the HTTP API listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Blocks an event must be deep before the tower acts on it.
+    #[arg(long, default_value_t = 12)]
+    confirmations: u64,
+    /// How often to poll the chain, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    poll_ms: u64,
+    /// Channels one customer may have watched.
+    #[arg(long, default_value_t = 1_000)]
+    quota: u32,
+    /// Days a receipt promises watching.
+    #[arg(long, default_value_t = 30)]
+    watch_days: u64,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = keel_watchtower::api::DEFAULT_MAX_BODY)]
+    max_body: usize,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    // The key stays out of the command line (visible in `ps`).
+    let key: PrivateKeySigner = std::env::var("KEEL_TOWER_KEY")
+        .wrap_err("KEEL_TOWER_KEY (the tower's private key, 0x-hex) is not set")?
+        .parse()
+        .wrap_err("KEEL_TOWER_KEY is not a private key")?;
+    let deployment = Deployment::load(&args.deployments, args.chain_id)
+        .wrap_err_with(|| format!("loading the deployment of chain {}", args.chain_id))?;
+    let chain = ChainConfig {
+        confirmations: args.confirmations,
+        poll_interval: Duration::from_millis(args.poll_ms),
+        ..ChainConfig::new(args.rpc_url, deployment)
+    };
+    let config = TowerConfig {
+        chain,
+        database: args.database,
+        listen: args.listen,
+        quota: args.quota,
+        watch_period: args
+            .watch_days
+            .checked_mul(86_400)
+            .ok_or_else(|| eyre::eyre!("--watch-days is too large"))?,
+        limits: Limits {
+            max_body: args.max_body,
+            ..Limits::default()
+        },
+    };
+    let tower = Tower::start(config, key)
+        .await
+        .wrap_err("starting the tower")?;
+    tokio::select! {
+        () = tower.wait() => eyre::bail!("the tower stopped"),
+        signal = tokio::signal::ctrl_c() => signal.wrap_err("waiting for Ctrl-C")?,
+    }
+    Ok(())
+}

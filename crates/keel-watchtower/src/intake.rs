@@ -1,0 +1,284 @@
+//! Intake: checks an appointment or a registration, stores it, and signs the receipt.
+//!
+//! Every check runs before anything is written, and each refusal is a typed [`Refusal`]: the
+//! appointment names the tower's chain, the customer is a participant, the proof is not empty
+//! and its amounts are ones the vault accepts, the sender signed the proof and the customer
+//! signed a `TowerAuthorisation` over it (both under the channel's EIP-712 domain, so for this
+//! channel on this chain only), the customer is registered (checked only after its signature,
+//! so a stranger cannot probe who is), the channel is open or closed on chain (not unknown, not
+//! settled), and its nonce is above the one held (checked again atomically as it is stored).
+
+use std::{future::Future, sync::Arc};
+
+use alloy::signers::local::PrivateKeySigner;
+use keel_bindings::ChannelVault;
+use keel_chain::Chain;
+use keel_core::{
+    signing, Address, BalanceProof, ChannelDomain, ChannelParams, TowerAuthorisation, TowerReceipt,
+    TowerRegistration, B256, U256,
+};
+
+use crate::{
+    api::{AppointmentRequest, ReceiptJson, RegistrationRequest},
+    error::Refusal,
+    store::{Appointment, Customer, PutError, Store},
+};
+
+/// What the chain says about a channel's vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaultStatus {
+    /// No vault at that address: the channel was never opened.
+    Missing,
+    /// Open.
+    Open,
+    /// Closed unilaterally: in its challenge period, or waiting to be settled.
+    Closed,
+    /// Settled.
+    Settled,
+}
+
+/// Reads a vault's status (keel-chain's [`Chain`] on a real chain; a table in tests).
+pub trait ChannelLookup: Send + Sync + 'static {
+    /// The status of the vault at `vault`; `Err` with a description when the chain cannot be
+    /// asked.
+    fn status(&self, vault: Address) -> impl Future<Output = Result<VaultStatus, String>> + Send;
+}
+
+impl ChannelLookup for Chain {
+    async fn status(&self, vault: Address) -> Result<VaultStatus, String> {
+        match ChannelVault::new(vault, self.provider())
+            .status()
+            .call()
+            .await
+        {
+            Ok(1) => Ok(VaultStatus::Open),
+            Ok(2) => Ok(VaultStatus::Closed),
+            Ok(3) => Ok(VaultStatus::Settled),
+            Ok(other) => Err(format!("vault {vault} reports status {other}")),
+            // No code at the address: the call returns no data.
+            Err(alloy::contract::Error::ZeroData(..)) => Ok(VaultStatus::Missing),
+            Err(e) => Err(keel_chain::report(&e)),
+        }
+    }
+}
+
+/// The tower's intake rules.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    /// The chain the tower watches.
+    pub chain_id: u64,
+    /// Keel's factory on it.
+    pub factory: Address,
+    /// The vault implementation (with the factory, it fixes each channel's vault address).
+    pub vault_implementation: Address,
+    /// Channels a newly registered customer may have watched.
+    pub quota: u32,
+    /// How long, in seconds from acceptance, a receipt promises watching (`watchUntil`).
+    pub watch_period: u64,
+}
+
+/// A receipt the tower signed, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedReceipt {
+    /// The promise.
+    pub receipt: TowerReceipt,
+    /// The tower's signature over it, under the channel's domain.
+    pub signature: [u8; 65],
+}
+
+/// A stored appointment, for the responder to start watching.
+pub type OnAccepted = Arc<dyn Fn(Address, B256, VaultStatus) + Send + Sync>;
+
+/// Checks and stores appointments and registrations.
+pub struct Intake<S, L> {
+    config: IntakeConfig,
+    signer: PrivateKeySigner,
+    store: Arc<S>,
+    lookup: L,
+    on_accepted: OnAccepted,
+}
+
+impl<S, L> std::fmt::Debug for Intake<S, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field("config", &self.config)
+            .field("tower", &self.signer.address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Amounts above this are refused by the vault at submission.
+const MAX_AMOUNT: U256 = U256::from_limbs([u64::MAX, u64::MAX, 0, 0]);
+
+impl<S: Store, L: ChannelLookup> Intake<S, L> {
+    /// An intake for `config`'s chain, signing receipts with `signer` (the tower's key) and
+    /// calling `on_accepted` after each stored appointment.
+    pub fn new(
+        config: IntakeConfig,
+        signer: PrivateKeySigner,
+        store: Arc<S>,
+        lookup: L,
+        on_accepted: OnAccepted,
+    ) -> Self {
+        Self {
+            config,
+            signer,
+            store,
+            lookup,
+            on_accepted,
+        }
+    }
+
+    /// The tower's address.
+    pub fn tower(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// The rules.
+    pub const fn config(&self) -> &IntakeConfig {
+        &self.config
+    }
+
+    /// Registers the customer whose `TowerRegistration` (for this tower, on its chain) signed.
+    pub async fn register(&self, req: &RegistrationRequest, now: u64) -> Result<Customer, Refusal> {
+        let registration = TowerRegistration {
+            customer: req.customer,
+            tower: self.tower(),
+        };
+        let digest =
+            ChannelDomain::new(self.config.chain_id, self.tower()).signing_hash(&registration);
+        signing::verify(&digest, &req.signature, req.customer).map_err(Refusal::BadRegistration)?;
+        Ok(self
+            .store
+            .register(req.customer, self.config.quota, now)
+            .await?)
+    }
+
+    /// Checks, stores and signs a receipt for one appointment, accepted at `now` (unix s).
+    pub async fn submit(
+        &self,
+        req: &AppointmentRequest,
+        now: u64,
+    ) -> Result<SignedReceipt, Refusal> {
+        let c = &self.config;
+        if req.chain_id != c.chain_id {
+            return Err(Refusal::ForeignChain {
+                expected: c.chain_id,
+                found: req.chain_id,
+            });
+        }
+        let params: ChannelParams = req.channel.into();
+        let customer_side = params
+            .side_of(req.customer)
+            .ok_or(Refusal::NotParticipant(req.customer))?;
+        let sender = params.participant(customer_side.other());
+        if req.proof.nonce == 0 {
+            return Err(Refusal::EmptyProof);
+        }
+        if req.proof.transferred_amount > MAX_AMOUNT {
+            return Err(Refusal::AmountTooLarge("transferredAmount"));
+        }
+        if req.proof.locked_amount > MAX_AMOUNT {
+            return Err(Refusal::AmountTooLarge("lockedAmount"));
+        }
+        let channel_id = keel_core::channel_id(c.chain_id, c.factory, &params);
+        let vault =
+            keel_core::vault_address(c.factory, c.vault_implementation, channel_id, params.token);
+        let domain = ChannelDomain::new(c.chain_id, vault);
+        let proof = BalanceProof {
+            channelId: channel_id,
+            nonce: req.proof.nonce,
+            transferredAmount: req.proof.transferred_amount,
+            lockedAmount: req.proof.locked_amount,
+            locksRoot: req.proof.locks_root,
+        };
+        signing::verify(&domain.signing_hash(&proof), &req.sender_signature, sender)
+            .map_err(Refusal::BadSenderSignature)?;
+        let authorisation = TowerAuthorisation {
+            balanceProof: proof.clone(),
+        };
+        signing::verify(
+            &domain.signing_hash(&authorisation),
+            &req.authorisation,
+            req.customer,
+        )
+        .map_err(Refusal::BadAuthorisation)?;
+        // Only after the customer's own signature: nobody else learns whether it is registered.
+        if self.store.customer(req.customer).await?.is_none() {
+            return Err(Refusal::UnknownCustomer(req.customer));
+        }
+        let status = self
+            .lookup
+            .status(vault)
+            .await
+            .map_err(Refusal::ChainUnavailable)?;
+        match status {
+            VaultStatus::Missing => return Err(Refusal::UnknownChannel(channel_id)),
+            VaultStatus::Settled => return Err(Refusal::ChannelSettled(channel_id)),
+            VaultStatus::Open | VaultStatus::Closed => {}
+        }
+        let watch_until = now
+            .checked_add(c.watch_period)
+            .ok_or(Refusal::AmountTooLarge("watchUntil"))?;
+        let receipt = TowerReceipt {
+            tower: self.tower(),
+            customer: req.customer,
+            channelId: channel_id,
+            nonce: proof.nonce,
+            acceptedAt: now,
+            watchUntil: watch_until,
+        };
+        let receipt_signature = signing::sign_hash(&self.signer, &domain.signing_hash(&receipt))
+            .map_err(Refusal::Signing)?;
+        let appointment = Appointment {
+            params,
+            channel_id,
+            vault,
+            customer: req.customer,
+            proof,
+            sender_signature: fixed_signature(&req.sender_signature)?,
+            authorisation: fixed_signature(&req.authorisation)?,
+            accepted_at: now,
+            watch_until,
+            receipt_signature,
+        };
+        self.store.put(&appointment).await.map_err(|e| match e {
+            PutError::UnknownCustomer => Refusal::UnknownCustomer(req.customer),
+            PutError::Stale(stored) => Refusal::StaleNonce {
+                offered: req.proof.nonce,
+                stored,
+            },
+            PutError::Quota(quota) => Refusal::QuotaExceeded {
+                customer: req.customer,
+                quota,
+            },
+            PutError::Store(e) => Refusal::Store(e),
+        })?;
+        (self.on_accepted)(vault, channel_id, status);
+        Ok(SignedReceipt {
+            receipt,
+            signature: receipt_signature,
+        })
+    }
+}
+
+/// Signatures already verified are 65 bytes; this only converts.
+fn fixed_signature(bytes: &[u8]) -> Result<[u8; 65], Refusal> {
+    bytes
+        .try_into()
+        .map_err(|_| Refusal::BadSenderSignature(keel_core::Error::SignatureLength(bytes.len())))
+}
+
+impl From<&SignedReceipt> for ReceiptJson {
+    fn from(r: &SignedReceipt) -> Self {
+        Self {
+            tower: r.receipt.tower,
+            customer: r.receipt.customer,
+            channel_id: r.receipt.channelId,
+            nonce: r.receipt.nonce,
+            accepted_at: r.receipt.acceptedAt,
+            watch_until: r.receipt.watchUntil,
+            signature: r.signature.to_vec().into(),
+        }
+    }
+}

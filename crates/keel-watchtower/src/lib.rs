@@ -1,0 +1,164 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+// A library: output goes through return values and `tracing`, never to stdout.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod api;
+pub mod error;
+pub mod intake;
+pub mod metrics;
+pub mod responder;
+pub mod store;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::SystemTime};
+
+use alloy::signers::local::PrivateKeySigner;
+use keel_chain::{monitor::Checkpoints, Chain, ChainConfig, Monitor};
+use keel_core::Address;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+pub use api::Limits;
+pub use error::{Error, Refusal, Result, StoreError};
+pub use intake::{ChannelLookup, Intake, IntakeConfig, SignedReceipt, VaultStatus};
+pub use metrics::Metrics;
+pub use responder::Responder;
+pub use store::{SqliteStore, Store};
+
+/// Everything a tower needs to run.
+#[derive(Debug, Clone)]
+pub struct TowerConfig {
+    /// The chain: RPC, deployment, confirmations, timeouts.
+    pub chain: ChainConfig,
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// Where the HTTP API listens (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Channels a registered customer may have watched.
+    pub quota: u32,
+    /// Seconds a receipt promises watching, from acceptance.
+    pub watch_period: u64,
+    /// Request bounds.
+    pub limits: Limits,
+}
+
+/// A running tower: the HTTP API, the chain follower and the responder. Dropping it stops them.
+#[derive(Debug)]
+pub struct Tower {
+    address: Address,
+    local_addr: SocketAddr,
+    monitor: Arc<Monitor>,
+    /// The API server and the responder.
+    tasks: [JoinHandle<()>; 2],
+}
+
+/// Unix seconds by the system clock.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Tower {
+    /// Opens the database, starts following the chain from its checkpoint, resumes open
+    /// disputes, and serves the API. `key` pays for refutations and signs receipts. Needs no
+    /// answer from the RPC node to start.
+    pub async fn start(config: TowerConfig, key: PrivateKeySigner) -> Result<Self> {
+        let store = Arc::new(SqliteStore::open(&config.database).await?);
+        let address = key.address();
+        let chain = Chain::new(config.chain.clone(), key.clone())?;
+        let checkpoints: Arc<dyn Checkpoints> = store.clone();
+        let (monitor, batches) = Monitor::spawn(config.chain.clone(), checkpoints)?;
+        let monitor = Arc::new(monitor);
+        let metrics = Arc::new(Metrics::default());
+        let responder = Responder::new(
+            store.clone(),
+            chain.clone(),
+            monitor.clone(),
+            metrics.clone(),
+            unix_now,
+        );
+        let on_accepted = {
+            let responder = responder.clone();
+            Arc::new(move |vault, channel_id, status| {
+                responder.accepted(vault, channel_id, status == VaultStatus::Closed);
+            })
+        };
+        let deployment = &config.chain.deployment;
+        let intake = Intake::new(
+            IntakeConfig {
+                chain_id: deployment.chain_id,
+                factory: deployment.channel_factory,
+                vault_implementation: deployment.vault_implementation,
+                quota: config.quota,
+                watch_period: config.watch_period,
+            },
+            key,
+            store.clone(),
+            chain,
+            on_accepted,
+        );
+        let health = {
+            let monitor = monitor.clone();
+            Arc::new(move || monitor.health())
+        };
+        let router = api::router(Arc::new(api::ApiState {
+            intake,
+            store,
+            health,
+            limits: config.limits,
+            clock: unix_now,
+            metrics,
+        }));
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let serve = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the HTTP API stopped");
+            }
+        });
+        let respond = tokio::spawn(async move {
+            if let Err(e) = responder.run(batches).await {
+                tracing::error!(error = %e, "the responder stopped");
+            }
+        });
+        tracing::info!(%address, %local_addr, "tower started");
+        Ok(Self {
+            address,
+            local_addr,
+            monitor,
+            tasks: [serve, respond],
+        })
+    }
+
+    /// The tower's address (receipts' signer, refutations' sender).
+    pub const fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Where the API listens.
+    pub const fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The chain follower's health.
+    pub fn health(&self) -> keel_chain::Health {
+        self.monitor.health()
+    }
+
+    /// Waits until the API or the responder stops (an error, or the monitor's end).
+    pub async fn wait(mut self) {
+        let [serve, respond] = &mut self.tasks;
+        tokio::select! {
+            _ = serve => {}
+            _ = respond => {}
+        }
+    }
+}
+
+impl Drop for Tower {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

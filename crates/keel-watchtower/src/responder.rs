@@ -1,0 +1,299 @@
+//! The responder: follows the watched vaults with keel-chain's [`Monitor`] (over the tower's own
+//! storage as its checkpoint) and, when a channel is closed with a proof from the closer older
+//! than the one a customer gave the tower, submits the refutation at once through keel-chain's
+//! [`Chain`], paying gas from the tower's key.
+//!
+//! Every dispute state is stored before the monitor's batch is acknowledged, so a tower killed at
+//! any point finds it again on restart (in the database, or in the re-delivered batch) and
+//! responds if the deadline has not passed. One task per disputed channel, at most
+//! [`MAX_RESPONDERS`] at once; a task retries failed attempts (RPC outage, no receipt in time)
+//! with back-off until the deadline, and stops when the vault holds a proof as new as the
+//! customer's (or refuses the refutation, which the next `Refuted` event explains).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use keel_chain::{Batch, Chain, ChainError, ChainEventKind, Monitor};
+use keel_core::{Address, B256};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::{
+    metrics::Metrics,
+    store::{Appointment, Outcome, Response, Store},
+};
+
+/// Disputed channels responded to at once.
+pub const MAX_RESPONDERS: usize = 256;
+
+/// Pause before a batch whose events could not be stored is taken again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Longest pause between two attempts for one channel.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Follows the chain and responds to stale closes.
+pub struct Responder<S> {
+    store: Arc<S>,
+    chain: Chain,
+    monitor: Arc<Monitor>,
+    /// Channels with a response task, and whether it must look again when done.
+    running: Mutex<HashMap<B256, bool>>,
+    slots: Semaphore,
+    metrics: Arc<Metrics>,
+    clock: fn() -> u64,
+}
+
+impl<S> std::fmt::Debug for Responder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("tower", &self.chain.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Responder<S> {
+    /// A responder sending from `chain`'s account, following with `monitor`.
+    pub fn new(
+        store: Arc<S>,
+        chain: Chain,
+        monitor: Arc<Monitor>,
+        metrics: Arc<Metrics>,
+        clock: fn() -> u64,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            chain,
+            monitor,
+            running: Mutex::default(),
+            slots: Semaphore::new(MAX_RESPONDERS),
+            metrics,
+            clock,
+        })
+    }
+
+    /// Watches every stored channel and resumes the responses to every open dispute, then
+    /// handles `batches` until the monitor stops.
+    pub async fn run(self: Arc<Self>, mut batches: mpsc::Receiver<Batch>) -> crate::Result<()> {
+        for (vault, channel_id) in self.store.watched().await? {
+            self.monitor.watch(vault, channel_id);
+        }
+        for channel_id in self.store.open_disputes((self.clock)()).await? {
+            self.clone().respond(channel_id);
+        }
+        while let Some(batch) = batches.recv().await {
+            match self.apply(&batch).await {
+                Ok(disputed) => {
+                    // Durable: the checkpoint may move past these events.
+                    batch.ack();
+                    for channel_id in disputed {
+                        self.clone().respond(channel_id);
+                    }
+                }
+                Err(e) => {
+                    // Not acknowledged: the monitor delivers the same batch again.
+                    tracing::error!(error = %e, "storing a batch's events; it will be redelivered");
+                    drop(batch);
+                    tokio::time::sleep(STORE_RETRY).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what `batch` changed; returns the channels whose dispute state changed.
+    async fn apply(&self, batch: &Batch) -> Result<Vec<B256>, crate::StoreError> {
+        let mut disputed = Vec::new();
+        for event in &batch.events {
+            match &event.kind {
+                ChainEventKind::Closed(state) | ChainEventKind::Refuted(state) => {
+                    self.store.record_dispute(event.channel_id, state).await?;
+                    disputed.push(event.channel_id);
+                }
+                ChainEventKind::Settled { .. } | ChainEventKind::CooperativelyClosed { .. } => {
+                    let removed = self.store.prune(event.channel_id).await?;
+                    self.monitor.unwatch(event.vault);
+                    disputed.retain(|id| *id != event.channel_id);
+                    tracing::info!(channel = %event.channel_id, removed, "settled; pruned");
+                }
+                _ => {}
+            }
+        }
+        Ok(disputed)
+    }
+
+    /// Starts (or asks the running task to repeat) the response for `channel_id`.
+    fn respond(self: Arc<Self>, channel_id: B256) {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(again) = running.get_mut(&channel_id) {
+                *again = true;
+                return;
+            }
+            running.insert(channel_id, false);
+        }
+        // When the tower saw the close (or restarted with it open): response latency runs from here.
+        let seen = Instant::now();
+        tokio::spawn(async move {
+            let _slot = self.slots.acquire().await;
+            loop {
+                self.respond_once(channel_id, seen).await;
+                let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                if running.get(&channel_id) == Some(&true) {
+                    running.insert(channel_id, false);
+                    continue;
+                }
+                running.remove(&channel_id);
+                break;
+            }
+        });
+    }
+
+    /// Responds for every customer of `channel_id` whose proof beats the closer's on record,
+    /// until done or the deadline passes.
+    async fn respond_once(&self, channel_id: B256, seen: Instant) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let record = match self.store.channel(channel_id).await {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::error!(channel = %channel_id, error = %e, "reading the store");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            let Some(dispute) = record.dispute else {
+                return;
+            };
+            let mut retry = false;
+            for a in &record.appointments {
+                let closer = a.params.participant(dispute.closer);
+                // The customer closed itself, or its proof is no newer than the one on record.
+                if closer == a.customer || a.proof.nonce <= dispute.proof_from(dispute.closer).nonce
+                {
+                    continue;
+                }
+                // Already landed; the `Refuted` event that records it is on its way.
+                let landed = record.responses.iter().any(|r| {
+                    r.customer == a.customer
+                        && r.nonce >= a.proof.nonce
+                        && r.outcome == Outcome::Mined
+                });
+                if landed {
+                    continue;
+                }
+                match self.attempt(a, &dispute, seen).await {
+                    Ok(()) => {}
+                    Err(Retry) => retry = true,
+                }
+            }
+            if !retry {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One refutation for `a`; `Err(Retry)` if it should be tried again.
+    async fn attempt(
+        &self,
+        a: &Appointment,
+        dispute: &keel_core::DisputeState,
+        seen: Instant,
+    ) -> Result<(), Retry> {
+        let now = match self.chain.block_timestamp().await {
+            Ok(now) => now,
+            Err(e) => {
+                self.record(a, Outcome::Failed, None, &keel_chain::report(&e))
+                    .await;
+                return Err(Retry);
+            }
+        };
+        if now > dispute.deadline {
+            self.record(a, Outcome::Missed, None, "the deadline passed")
+                .await;
+            return Ok(());
+        }
+        self.record(a, Outcome::Sending, None, "").await;
+        let sent = self
+            .chain
+            .refute_with_authorisation(
+                &a.params,
+                dispute,
+                &a.proof,
+                &a.sender_signature,
+                &a.authorisation,
+            )
+            .await;
+        match sent {
+            Ok(receipt) => {
+                tracing::info!(channel = %a.channel_id, nonce = a.proof.nonce, tx = %receipt.transaction_hash, "refuted");
+                self.metrics.response(Outcome::Mined, Some(seen.elapsed()));
+                self.record(a, Outcome::Mined, Some(receipt.transaction_hash), "")
+                    .await;
+                Ok(())
+            }
+            Err(e @ ChainError::Rejected { .. }) => {
+                tracing::warn!(channel = %a.channel_id, error = %keel_chain::report(&e), "refutation refused");
+                self.record(a, Outcome::Rejected, None, &keel_chain::report(&e))
+                    .await;
+                Ok(())
+            }
+            Err(e) => {
+                let tx = match &e {
+                    ChainError::ReceiptTimeout { tx_hash, .. }
+                    | ChainError::Reverted { tx_hash, .. } => Some(*tx_hash),
+                    _ => None,
+                };
+                tracing::warn!(channel = %a.channel_id, error = %keel_chain::report(&e), "refutation failed; retrying");
+                self.record(a, Outcome::Failed, tx, &keel_chain::report(&e))
+                    .await;
+                Err(Retry)
+            }
+        }
+    }
+
+    async fn record(&self, a: &Appointment, outcome: Outcome, tx_hash: Option<B256>, detail: &str) {
+        if !matches!(outcome, Outcome::Sending | Outcome::Mined) {
+            self.metrics.response(outcome, None);
+        }
+        let response = Response {
+            channel_id: a.channel_id,
+            customer: a.customer,
+            nonce: a.proof.nonce,
+            outcome,
+            tx_hash,
+            detail: detail.to_owned(),
+            updated_at: (self.clock)(),
+        };
+        if let Err(e) = self.store.record_response(&response).await {
+            tracing::error!(channel = %a.channel_id, error = %e, "recording a response");
+        }
+    }
+
+    /// Starts following `vault` (of `channel_id`) for a newly stored appointment. A vault
+    /// already closed is followed from the deployment block, so its `Closed` event is found, and
+    /// its response is (re)started: the new proof may beat the one on record, and no event will
+    /// say so.
+    pub fn accepted(self: &Arc<Self>, vault: Address, channel_id: B256, closed: bool) {
+        if !self.monitor.watched().contains_key(&vault) {
+            if closed {
+                let from = self.chain.deployment().deployed_at_block;
+                self.monitor.watch_from(vault, channel_id, from);
+            } else {
+                self.monitor.watch(vault, channel_id);
+            }
+        }
+        if closed {
+            self.clone().respond(channel_id);
+        }
+    }
+}
+
+/// An attempt that should be repeated.
+#[derive(Debug)]
+struct Retry;

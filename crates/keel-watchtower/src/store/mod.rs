@@ -1,0 +1,211 @@
+//! What the tower keeps: customers, the newest appointment per channel and customer, the dispute
+//! state of closed channels, what the tower did about them, and the chain follower's checkpoint.
+//!
+//! [`Store`] is the interface the intake and the responder use; [`SqliteStore`] implements it
+//! (and keel-chain's [`Checkpoints`](keel_chain::monitor::Checkpoints), so the same follower as
+//! the client's runs over the tower's storage).
+
+mod sqlite;
+
+use std::future::Future;
+
+use keel_chain::monitor::Checkpoints;
+use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, B256};
+
+use crate::error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// A customer the tower serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Customer {
+    /// Its address, proven by its registration signature.
+    pub address: Address,
+    /// How many channels it may have watched at once.
+    pub quota: u32,
+    /// Unix time of its (latest) registration.
+    pub registered_at: u64,
+}
+
+/// One accepted appointment: the newest proof `customer` received in a channel, with everything
+/// a refutation needs, and the receipt the tower signed for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appointment {
+    /// The channel.
+    pub params: ChannelParams,
+    /// Its id on the tower's chain.
+    pub channel_id: B256,
+    /// Its vault.
+    pub vault: Address,
+    /// The participant the tower guards: the proof's receiver.
+    pub customer: Address,
+    /// The proof the counterparty (the sender) signed.
+    pub proof: BalanceProof,
+    /// The sender's signature over `proof`.
+    pub sender_signature: [u8; 65],
+    /// The customer's `TowerAuthorisation` signature over `proof`.
+    pub authorisation: [u8; 65],
+    /// When the tower accepted it (unix s).
+    pub accepted_at: u64,
+    /// The receipt's `watchUntil` (unix s).
+    pub watch_until: u64,
+    /// The tower's signature over its `TowerReceipt`.
+    pub receipt_signature: [u8; 65],
+}
+
+/// What the tower did in a dispute for one customer: its latest attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The channel.
+    pub channel_id: B256,
+    /// The customer.
+    pub customer: Address,
+    /// The nonce of the proof submitted.
+    pub nonce: u64,
+    /// How it ended (so far).
+    pub outcome: Outcome,
+    /// The refutation's transaction, once one was sent.
+    pub tx_hash: Option<B256>,
+    /// Details for a human (the revert reason, the RPC error).
+    pub detail: String,
+    /// When this was recorded (unix s).
+    pub updated_at: u64,
+}
+
+/// The outcome of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// An attempt is under way (or was when the tower stopped): it is retried.
+    Sending,
+    /// The refutation was mined.
+    Mined,
+    /// The vault refused the refutation when simulated (a proof as new is already on record,
+    /// or the state changed); nothing was sent.
+    Rejected,
+    /// The attempt failed (RPC outage, no receipt in time); it is retried until the deadline.
+    Failed,
+    /// The deadline passed before a refutation landed.
+    Missed,
+}
+
+impl Outcome {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Mined => "mined",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Missed => "missed",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "sending" => Self::Sending,
+            "mined" => Self::Mined,
+            "rejected" => Self::Rejected,
+            "failed" => Self::Failed,
+            "missed" => Self::Missed,
+            _ => return None,
+        })
+    }
+}
+
+/// Why storing an appointment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The customer is not registered.
+    #[error("unknown customer")]
+    UnknownCustomer,
+    /// A proof with this or a higher nonce is stored; holds the stored nonce.
+    #[error("stale nonce, {0} stored")]
+    Stale(u64),
+    /// The customer has its quota of channels; holds the quota.
+    #[error("quota of {0} channels reached")]
+    Quota(u32),
+    /// The storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Everything the tower holds about one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelRecord {
+    /// One appointment per customer (at most two: one per participant).
+    pub appointments: Vec<Appointment>,
+    /// The dispute state the vault last published, if the channel was closed unilaterally.
+    pub dispute: Option<DisputeState>,
+    /// What the tower did, per customer.
+    pub responses: Vec<Response>,
+}
+
+/// Sizes, for health and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Registered customers.
+    pub customers: u64,
+    /// Appointments held.
+    pub appointments: u64,
+    /// Distinct channels watched.
+    pub channels: u64,
+    /// Channels with a recorded dispute.
+    pub disputes: u64,
+    /// Size of the stored data, in bytes.
+    pub bytes: u64,
+}
+
+/// The tower's storage. Every method is atomic: a failed call changes nothing.
+pub trait Store: Checkpoints + Send + Sync + 'static {
+    /// Registers `customer` with `quota` channels at `now` (again: the quota is updated).
+    fn register(
+        &self,
+        customer: Address,
+        quota: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Customer, StoreError>> + Send;
+
+    /// The registered customer `address`, if any.
+    fn customer(
+        &self,
+        address: Address,
+    ) -> impl Future<Output = Result<Option<Customer>, StoreError>> + Send;
+
+    /// Stores `appointment`, replacing the same customer's older one for the channel; refuses a
+    /// nonce no higher than the stored one, an unregistered customer, and a new channel beyond
+    /// the customer's quota.
+    fn put(&self, appointment: &Appointment) -> impl Future<Output = Result<(), PutError>> + Send;
+
+    /// Everything held about `channel_id`.
+    fn channel(
+        &self,
+        channel_id: B256,
+    ) -> impl Future<Output = Result<ChannelRecord, StoreError>> + Send;
+
+    /// Every watched channel's vault and id.
+    fn watched(&self) -> impl Future<Output = Result<Vec<(Address, B256)>, StoreError>> + Send;
+
+    /// Channels with a recorded dispute whose deadline is at or after `now`.
+    fn open_disputes(&self, now: u64)
+        -> impl Future<Output = Result<Vec<B256>, StoreError>> + Send;
+
+    /// Records the dispute state the vault published for `channel_id`, replacing the previous.
+    fn record_dispute(
+        &self,
+        channel_id: B256,
+        state: &DisputeState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records what the tower did, replacing the previous record for the channel and customer.
+    fn record_response(
+        &self,
+        response: &Response,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets a settled channel: its appointments, dispute and responses. Returns how many
+    /// appointments were removed.
+    fn prune(&self, channel_id: B256) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How much is stored.
+    fn counts(&self) -> impl Future<Output = Result<Counts, StoreError>> + Send;
+}

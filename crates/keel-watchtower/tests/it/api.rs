@@ -1,0 +1,251 @@
+//! The HTTP API in-process: typed 4xx reasons for bad bodies and refused appointments, nothing
+//! stored for them; receipts, batches, channel queries and health for good ones.
+
+use std::sync::Arc;
+
+use axum::{
+    body::{to_bytes, Body},
+    http::{header, Method, Request, StatusCode},
+    Router,
+};
+use keel_watchtower::{
+    api::{self, ApiState, BatchItem, BatchJson, ChannelJsonView, HealthJson, ReceiptJson},
+    Limits, Store,
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::fixture::{Fixture, NOW};
+
+const MAX_BODY: usize = 8 * 1024;
+
+fn router(f: &Fixture) -> Router {
+    api::router(Arc::new(ApiState {
+        intake: f.another_intake(),
+        store: f.store.clone(),
+        health: Arc::new(keel_chain::Health::default),
+        limits: Limits {
+            max_body: MAX_BODY,
+            max_batch: 3,
+        },
+        clock: || NOW,
+        metrics: Arc::default(),
+    }))
+}
+
+async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<Vec<u8>>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, Body::from))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn post(router: &Router, uri: &str, body: &impl serde::Serialize) -> (StatusCode, Value) {
+    call(
+        router,
+        Method::POST,
+        uri,
+        Some(serde_json::to_vec(body).unwrap()),
+    )
+    .await
+}
+
+fn reason(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or_default()
+}
+
+async fn stored(f: &Fixture) -> usize {
+    f.store
+        .channel(f.channel_id)
+        .await
+        .unwrap()
+        .appointments
+        .len()
+}
+
+#[tokio::test]
+async fn bad_bodies_get_typed_reasons_and_store_nothing() {
+    let f = Fixture::new(10).await;
+    let r = router(&f);
+    let (status, body) = post(&r, "/v1/customers", &f.registration(&f.bob)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let good = serde_json::to_vec(&f.appointment(2)).unwrap();
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() / 2);
+    let (status, body) = call(&r, Method::POST, "/v1/appointments", Some(truncated)).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    );
+
+    let mut missing: Value = serde_json::from_slice(&good).unwrap();
+    missing.as_object_mut().unwrap().remove("authorisation");
+    let (status, body) = post(&r, "/v1/appointments", &missing).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields")
+    );
+    let mut unknown: Value = serde_json::from_slice(&good).unwrap();
+    unknown["extra"] = Value::from(1);
+    let (status, body) = post(&r, "/v1/appointments", &unknown).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields")
+    );
+
+    let mut padded: Value = serde_json::from_slice(&good).unwrap();
+    padded["customer"] = Value::from("x".repeat(MAX_BODY));
+    let (status, body) = post(&r, "/v1/appointments", &padded).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/appointments")
+        .body(Body::from(good.clone()))
+        .unwrap();
+    let response = r.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let mut forged = f.appointment(2);
+    forged.proof.nonce = 3; // Alice signed nonce 2.
+    let (status, body) = post(&r, "/v1/appointments", &forged).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "bad_sender_signature")
+    );
+    let mut stranger = f.appointment(2);
+    stranger.customer = keel_core::Address::repeat_byte(0x55);
+    let (status, body) = post(&r, "/v1/appointments", &stranger).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "not_participant")
+    );
+    assert_eq!(stored(&f).await, 0);
+
+    let (status, body) = post(&r, "/v1/appointments", &f.appointment(2)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let receipt: ReceiptJson = serde_json::from_value(body).unwrap();
+    assert_eq!((receipt.nonce, receipt.channel_id), (2, f.channel_id));
+    let (status, body) = post(&r, "/v1/appointments", &f.appointment(2)).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::CONFLICT, "stale_nonce")
+    );
+
+    let (status, body) = call(
+        &r,
+        Method::GET,
+        &format!("/v1/channels/{}", f.channel_id),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let view: ChannelJsonView = serde_json::from_value(body).unwrap();
+    assert_eq!(view.appointments.len(), 1);
+    let (status, body) = call(&r, Method::GET, "/v1/channels/0x1234", None).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_channel_id")
+    );
+    assert_eq!(view.appointments[0].nonce, 2);
+    assert_eq!(view.dispute, None);
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_item_and_is_bounded() {
+    let f = Fixture::new(10).await;
+    let r = router(&f);
+    post(&r, "/v1/customers", &f.registration(&f.bob)).await;
+    let mut bad = f.appointment(9);
+    bad.authorisation = bad.sender_signature.clone();
+    let batch = serde_json::json!({
+        "appointments": [f.appointment(4), bad, f.appointment(3)]
+    });
+    let (status, body) = post(&r, "/v1/appointments/batch", &batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results: BatchJson = serde_json::from_value(body).unwrap();
+    assert!(matches!(&results.results[0], BatchItem::Receipt(r) if r.nonce == 4));
+    assert!(matches!(&results.results[1], BatchItem::Error(e) if e.error == "bad_authorisation"));
+    assert!(matches!(&results.results[2], BatchItem::Error(e) if e.error == "stale_nonce"));
+    assert_eq!(
+        f.store.channel(f.channel_id).await.unwrap().appointments[0]
+            .proof
+            .nonce,
+        4
+    );
+
+    let four = serde_json::json!({ "appointments": vec![f.appointment(5); 4] });
+    let (status, body) = post(&r, "/v1/appointments/batch", &four).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large")
+    );
+    assert_eq!(
+        f.store.channel(f.channel_id).await.unwrap().appointments[0]
+            .proof
+            .nonce,
+        4
+    );
+
+    let (status, body) = call(&r, Method::GET, "/v1/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let health: HealthJson = serde_json::from_value(body).unwrap();
+    assert_eq!(
+        (
+            health.status.as_str(),
+            health.appointments,
+            health.customers
+        ),
+        ("ok", 1, 1)
+    );
+    assert_eq!(health.tower, f.tower.address());
+
+    let request = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let response = r.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in [
+        "keel_tower_appointments_accepted_total 1",
+        "keel_tower_refusals_total{reason=\"bad_authorisation\"} 1",
+        "keel_tower_refusals_total{reason=\"stale_nonce\"} 1",
+        "keel_tower_refusals_total{reason=\"batch_too_large\"} 1",
+        "keel_tower_appointments 1",
+        "keel_tower_channels_watched 1",
+        "keel_tower_customers 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    let bytes = text
+        .lines()
+        .find_map(|l| l.strip_prefix("keel_tower_storage_bytes "))
+        .unwrap();
+    assert!(bytes.parse::<u64>().unwrap() > 0);
+}
