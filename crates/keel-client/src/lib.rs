@@ -9,4 +9,6 @@ pub mod client;
 pub mod store;
 pub mod transport;
 
-pub use client::{Client, ClientError, ClientEvent, Config, Destination};
+pub use client::{
+    AcceptChannels, Client, ClientError, ClientEvent, Config, Destination, Events, StoredEvent,
+};

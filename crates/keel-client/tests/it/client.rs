@@ -797,3 +797,104 @@ async fn a_hello_naming_someone_else_ends_the_connection() {
     pair.a.pay(pair.id, U256::from(1)).await.unwrap();
     pair.assert_agree().await;
 }
+
+/// The next durable event that is a payment, as (seq, nonce, amount), within 10 s.
+async fn next_payment(events: &mut keel_client::Events) -> (u64, u64, U256) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let stored = events.next().await.expect("event log");
+            if let ClientEvent::PaymentReceived { nonce, amount, .. } = stored.event {
+                return (stored.seq, nonce, amount);
+            }
+        }
+    })
+    .await
+    .expect("payment in time")
+}
+
+/// Pays `count` payments of `amount` from `from`, 64 in flight at a time.
+async fn pay_many(from: &Client, id: B256, count: u64, amount: u64) {
+    let mut paying: tokio::task::JoinSet<Result<(), ClientError>> = tokio::task::JoinSet::new();
+    for i in 0..count {
+        if i >= 64 {
+            paying.join_next().await.unwrap().unwrap().unwrap();
+        }
+        let from = from.clone();
+        paying.spawn(async move { from.pay(id, U256::from(amount)).await });
+    }
+    while let Some(paid) = paying.join_next().await {
+        paid.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_lags_behind_the_broadcast_gets_every_event_from_the_log() {
+    let pair = Pair::new().await;
+    let mut live = pair.b.subscribe();
+    let mut log = pair.b.events("app").await.unwrap();
+    // More payments than the broadcast holds, while nobody reads.
+    const PAYMENTS: u64 = 4_500;
+    pay_many(&pair.a, pair.id, PAYMENTS, 1).await;
+    // The broadcast dropped some…
+    let lagged = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match live.recv().await {
+                Err(broadcast::error::RecvError::Lagged(n)) => return n,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the broadcast lags");
+    assert!(lagged > 0);
+    // …the log has every one, once, in nonce order.
+    let mut last_seq = 0;
+    for expected in 1..=PAYMENTS {
+        let (seq, nonce, amount) = next_payment(&mut log).await;
+        assert_eq!((nonce, amount), (expected, U256::from(1)));
+        assert!(seq > last_seq);
+        last_seq = seq;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_consumer_resumes_from_its_cursor_and_gets_each_event_once() {
+    let mut pair = Pair::new().await;
+    pay_many(&pair.a, pair.id, 20, 2).await;
+    let mut log = pair.b.events("app").await.unwrap();
+    // Handles the first ten payments, reads five more without marking them.
+    for expected in 1..=10 {
+        let (seq, nonce, _) = next_payment(&mut log).await;
+        assert_eq!(nonce, expected);
+        log.handled(seq).await.unwrap();
+    }
+    for expected in 11..=15 {
+        assert_eq!(next_payment(&mut log).await.1, expected);
+    }
+    // A second consumer with its own name starts from the beginning.
+    let mut other = pair.b.events("audit").await.unwrap();
+    assert_eq!(next_payment(&mut other).await.1, 1);
+    drop((log, other));
+    pair.b.clone().shutdown().await;
+    pair.b = Client::start(pair.config(1)).await.unwrap();
+    pair.b.listen(pair.b_addr).await.unwrap();
+    pay_many(&pair.a, pair.id, 20, 2).await;
+
+    // The restarted consumer gets exactly the payments it had not marked handled: 11 to 40.
+    let mut log = pair.b.events("app").await.unwrap();
+    for expected in 11..=40 {
+        let (seq, nonce, amount) = next_payment(&mut log).await;
+        assert_eq!((nonce, amount), (expected, U256::from(2)));
+        log.handled(seq).await.unwrap();
+    }
+    // Everything stored by now was handed out: a reader from its cursor finds nothing left
+    // that is not newer than the last payment.
+    let position = log.position();
+    let mut again = pair.b.events("app").await.unwrap();
+    assert_eq!(again.position(), position);
+    pair.a.pay(pair.id, U256::from(9)).await.unwrap();
+    let (seq, nonce, _) = next_payment(&mut again).await;
+    assert_eq!(nonce, 41);
+    assert!(seq > position);
+}
