@@ -115,6 +115,16 @@ pub enum ClientError {
     /// The channel was closed on chain: no more off-chain updates.
     #[error("channel {0} is closed on chain")]
     ChannelClosed(B256),
+    /// The keystore file could not be read or decrypted (a wrong password is
+    /// `LocalSignerError::EthKeystoreError(MacMismatch)`).
+    #[error("keystore {path}: {source}")]
+    Keystore {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: alloy::signers::local::LocalSignerError,
+    },
     /// Re-applying a recorded operation did not reproduce it (a bug, or a tampered store).
     #[error("state inconsistent: {0}")]
     Inconsistent(&'static str),

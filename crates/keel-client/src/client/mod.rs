@@ -115,7 +115,42 @@ pub struct Config {
     pub accept_channels: AcceptChannels,
 }
 
+/// Decrypts the node key from an encrypted JSON keystore file (Web3 Secret Storage version 3,
+/// scrypt or PBKDF2: what `cast wallet new`, `cast wallet import` and geth write).
+///
+/// ```
+/// let signer = keel_client::client::load_keystore(
+///     "tests/fixtures/cast-keystore.json",
+///     "keel-test-password",
+/// )?;
+/// assert_eq!(
+///     signer.address(),
+///     "0x0032DAe4EE60a4aa15603d46E32E57D7Fe448194".parse::<keel_core::Address>().unwrap()
+/// );
+/// # Ok::<(), keel_client::ClientError>(())
+/// ```
+pub fn load_keystore(
+    path: impl AsRef<std::path::Path>,
+    password: impl AsRef<[u8]>,
+) -> Result<PrivateKeySigner> {
+    let path = path.as_ref();
+    PrivateKeySigner::decrypt_keystore(path, password).map_err(|source| ClientError::Keystore {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 impl Config {
+    /// Defaults for the key in the keystore file `keystore` (see [`load_keystore`]) with its
+    /// store at `store_path`.
+    pub fn from_keystore(
+        keystore: impl AsRef<std::path::Path>,
+        password: impl AsRef<[u8]>,
+        store_path: impl Into<PathBuf>,
+    ) -> Result<Self> {
+        Ok(Self::new(load_keystore(keystore, password)?, store_path))
+    }
+
     /// Defaults for `signer` with its store at `store_path`.
     pub fn new(signer: PrivateKeySigner, store_path: impl Into<PathBuf>) -> Self {
         Self {

@@ -898,3 +898,30 @@ async fn a_restarted_consumer_resumes_from_its_cursor_and_gets_each_event_once()
     assert_eq!(nonce, 41);
     assert!(seq > position);
 }
+
+#[test]
+fn the_node_key_loads_from_a_keystore_file_cast_wrote() {
+    // Written by `cast wallet new tests/fixtures --unsafe-password keel-test-password`.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cast-keystore.json"
+    );
+    let expected: Address = "0x0032DAe4EE60a4aa15603d46E32E57D7Fe448194"
+        .parse()
+        .unwrap();
+    let signer = keel_client::client::load_keystore(path, "keel-test-password").unwrap();
+    assert_eq!(signer.address(), expected);
+    let config = Config::from_keystore(path, "keel-test-password", "unused.db").unwrap();
+    assert_eq!(config.signer.address(), expected);
+    // The signer type is the client's own re-export.
+    let _: &keel_client::PrivateKeySigner = &config.signer;
+
+    match keel_client::client::load_keystore(path, "wrong") {
+        Err(ClientError::Keystore { path: p, .. }) => assert_eq!(p, std::path::Path::new(path)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        keel_client::client::load_keystore("no/such/file.json", "x"),
+        Err(ClientError::Keystore { .. })
+    ));
+}

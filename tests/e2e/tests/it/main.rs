@@ -6,6 +6,7 @@ mod chain_ops;
 mod chain_proxy;
 mod chain_reorg;
 mod chain_support;
+mod client_accept;
 mod client_faults;
 mod client_flow;
 mod client_recovery;
