@@ -49,6 +49,32 @@ impl ChainConfig {
         }
     }
 
+    /// A configuration for a local development chain (Anvil, Hardhat): no confirmation depth,
+    /// a 100 ms poll, 5-second requests, receipts waited for 30 s with a re-broadcast every
+    /// 2 s.
+    ///
+    /// Such a node mines a block only when a transaction arrives, so on [`ChainConfig::new`]'s
+    /// 12 confirmations an idle chain never confirms anything, and its 2-second poll makes
+    /// every step slow. Never use it on a public chain: without confirmations a reorganisation
+    /// can take back what the client already counted.
+    ///
+    /// ```
+    /// # fn demo(deployment: keel_bindings::Deployment) {
+    /// let config = keel_chain::ChainConfig::development("http://127.0.0.1:8545", deployment);
+    /// assert_eq!(config.confirmations, 0);
+    /// # }
+    /// ```
+    pub fn development(rpc_url: impl Into<String>, deployment: Deployment) -> Self {
+        Self {
+            confirmations: 0,
+            poll_interval: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(5),
+            receipt_timeout: Duration::from_secs(30),
+            rebroadcast_interval: Duration::from_secs(2),
+            ..Self::new(rpc_url, deployment)
+        }
+    }
+
     /// The chain id the deployment is for.
     pub fn chain_id(&self) -> u64 {
         self.deployment.chain_id

@@ -9,6 +9,7 @@ mod chain_support;
 mod client_accept;
 mod client_faults;
 mod client_flow;
+mod client_readme;
 mod client_recovery;
 mod crash;
 mod deploy;
