@@ -28,3 +28,39 @@ pub(crate) fn client(config: &ChainConfig) -> Result<RpcClient> {
     client.set_poll_interval(config.poll_interval);
     Ok(client)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use alloy::signers::local::PrivateKeySigner;
+
+    use crate::{report, Chain, ChainConfig, ChainError, Deployment};
+
+    fn deployment() -> Deployment {
+        r#"{"chainId":31337,"deployedAtBlock":0,"channelFactory":"0x0000000000000000000000000000000000000001","vaultImplementation":"0x0000000000000000000000000000000000000002","secretRegistry":"0x0000000000000000000000000000000000000003","minChallengePeriod":3600,"maxChallengePeriod":2592000}"#
+            .parse()
+            .expect("deployment")
+    }
+
+    /// A refused connection is `ChainError::Rpc` with the transport's error as its source, down
+    /// to the socket's: a report names what actually happened.
+    #[tokio::test]
+    async fn an_rpc_error_keeps_its_cause() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        drop(listener);
+        let config = ChainConfig::development(url, deployment());
+        let Err(err) = Chain::connect(config, PrivateKeySigner::random()).await else {
+            panic!("nothing listens there");
+        };
+        assert!(matches!(err, ChainError::Rpc(_)), "{err:?}");
+        let cause = err.source().expect("the transport error is kept");
+        assert!(cause.source().is_some(), "and its own cause: {cause:?}");
+        let text = report(&err);
+        assert!(
+            text.len() > err.to_string().len() + cause.to_string().len(),
+            "{text}"
+        );
+    }
+}

@@ -925,3 +925,100 @@ fn the_node_key_loads_from_a_keystore_file_cast_wrote() {
         Err(ClientError::Keystore { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_locks_or_an_unconfirmed_withdrawal_pending_says_so() {
+    let pair = Pair::new().await;
+    let secret = B256::repeat_byte(3);
+    pair.a
+        .pay_locked(pair.id, U256::from(5), secret_hash(secret), NOW + 3_600)
+        .await
+        .unwrap();
+    match pair.a.request_close(pair.id).await {
+        Err(ClientError::LocksPending {
+            channel_id,
+            pending: 1,
+        }) => assert_eq!(channel_id, pair.id),
+        other => panic!("{other:?}"),
+    }
+    pair.b.claim_lock(pair.id, secret).await.unwrap();
+    wait_until_no_locks(&pair).await;
+    // Co-signed, never executed (no chain here): the close would pay the wrong amounts.
+    pair.a
+        .request_withdrawal(pair.id, U256::from(10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        pair.b.request_close(pair.id).await,
+        Err(ClientError::WithdrawalUnconfirmed(id)) if id == pair.id
+    ));
+}
+
+/// Waits until neither side holds a lock (a claim completes on the sender's side last).
+async fn wait_until_no_locks(pair: &Pair) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (a, b) = pair.infos().await;
+            if locked(&a).is_zero() && locked(&b).is_zero() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the lock settles in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_payments_in_flight_says_so() {
+    let dir = TempDir::new();
+    let clock = ManualClock::new(NOW);
+    let (alice, bob) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let b = Client::start(config(&dir, &bob, 1, &clock)).await.unwrap();
+    let info = b
+        .add_channel(&opening(alice.address(), bob.address(), Side::B))
+        .await
+        .unwrap();
+    for side in [Side::A, Side::B] {
+        b.deposit_confirmed(info.id, side, U256::from(DEPOSIT))
+            .await
+            .unwrap();
+    }
+    let addr = b.listen("127.0.0.1:0").await.unwrap();
+    // Alice is a raw peer that resynchronises and then never acknowledges anything.
+    let transport = Transport::new(alice.clone()).unwrap();
+    let mut conn = transport.connect(addr, bob.address()).await.unwrap();
+    conn.send(&Message::Hello {
+        address: alice.address(),
+        chain_id: CHAIN_ID,
+    })
+    .await
+    .unwrap();
+    conn.send(&Message::Resync {
+        channel_id: info.id,
+        sent_nonce: 0,
+        received_nonce: 0,
+    })
+    .await
+    .unwrap();
+    let (payer, id) = (b.clone(), info.id);
+    let paying = tokio::spawn(async move { payer.pay(id, U256::from(7)).await });
+    // Bob's update reaches Alice: it is in flight.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Message::Update { .. } = conn.recv().await.unwrap() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("bob's update arrives");
+    match b.request_close(info.id).await {
+        Err(ClientError::PaymentsInFlight {
+            channel_id,
+            in_flight: 1,
+        }) => assert_eq!(channel_id, info.id),
+        other => panic!("{other:?}"),
+    }
+    paying.abort();
+}
