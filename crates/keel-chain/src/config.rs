@@ -9,8 +9,13 @@ use keel_bindings::Deployment;
 /// a client on several chains holds one of each per chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainConfig {
-    /// JSON-RPC endpoint, `http://…` (an `https://` URL needs alloy's TLS feature, not on yet).
+    /// JSON-RPC endpoint, `http://…` or `https://…` (TLS through rustls, verified against the
+    /// platform's roots and [`ChainConfig::extra_root_certs`]).
     pub rpc_url: String,
+    /// PEM certificates (one or more per entry) trusted, besides the platform's roots, to sign
+    /// an `https` endpoint's certificate: a private node's or a company proxy's own authority,
+    /// or a self-signed test endpoint. Empty by default.
+    pub extra_root_certs: Vec<String>,
     /// Chain id and contract addresses (`deployments/<chainId>.json`).
     pub deployment: Deployment,
     /// How deep a block must be before the monitor delivers its events: an event in block `b`
@@ -39,6 +44,7 @@ impl ChainConfig {
     pub fn new(rpc_url: impl Into<String>, deployment: Deployment) -> Self {
         Self {
             rpc_url: rpc_url.into(),
+            extra_root_certs: Vec::new(),
             deployment,
             confirmations: 12,
             poll_interval: Duration::from_secs(2),

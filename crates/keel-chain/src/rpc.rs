@@ -10,7 +10,8 @@ use super::{
     error::{ChainError, Result},
 };
 
-/// An HTTP JSON-RPC client for `config.rpc_url` whose requests give up after
+/// An HTTP(S) JSON-RPC client for `config.rpc_url` (trusting `config.extra_root_certs` too)
+/// whose requests give up after
 /// `config.request_timeout` (reqwest waits forever by default, and a hung node must show up as
 /// a failure, not a stall) and whose pollers tick every `config.poll_interval`.
 pub(crate) fn client(config: &ChainConfig) -> Result<RpcClient> {
@@ -18,10 +19,18 @@ pub(crate) fn client(config: &ChainConfig) -> Result<RpcClient> {
         .rpc_url
         .parse()
         .map_err(|_| ChainError::InvalidUrl(config.rpc_url.clone()))?;
-    let http = reqwest::Client::builder()
-        .timeout(config.request_timeout)
-        .build()
-        .map_err(ChainError::HttpClient)?;
+    let mut roots = Vec::new();
+    for pem in &config.extra_root_certs {
+        roots.extend(
+            reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(ChainError::HttpClient)?,
+        );
+    }
+    let mut http = reqwest::Client::builder().timeout(config.request_timeout);
+    if !roots.is_empty() {
+        http = http.tls_certs_merge(roots);
+    }
+    let http = http.build().map_err(ChainError::HttpClient)?;
     let transport = Http::with_client(http, url);
     let is_local = transport.guess_local();
     let client = RpcClient::new(transport, is_local);

@@ -6,6 +6,7 @@ mod chain_ops;
 mod chain_proxy;
 mod chain_reorg;
 mod chain_support;
+mod chain_tls;
 mod client_accept;
 mod client_faults;
 mod client_flow;
