@@ -801,17 +801,27 @@ async fn add_new_channel(
     from_block: Option<u64>,
     notes: &[ClientEvent],
 ) -> Result<ChannelInfo> {
-    let state = inner
+    let (state, commit) = inner
         .store
-        .open_channel_noted(opening, encode_notes(notes))
+        .enqueue_channel(opening, encode_notes(notes))
         .await?;
     let info = channel::Runtime::info_of(&state, None, crate::store::ChainStatus::Open);
     let channel = Arc::new(Channel::new(state, inner.config.window));
+    // In the map before the commit lands, so an application told `ChannelOpened` (once the
+    // commit lands) finds the channel; anything queued for it is written after its record.
     inner
         .channels
         .write()
         .expect("channel map poisoned")
         .insert(channel.id, Arc::clone(&channel));
+    if let Err(e) = commit.durable().await {
+        inner
+            .channels
+            .write()
+            .expect("channel map poisoned")
+            .remove(&channel.id);
+        return Err(e.into());
+    }
     if let Ok(link) = inner.link(opening.chain_id) {
         // A channel learnt from `ChannelOpened` is watched already, from its opening block.
         if !link.monitor.watched().contains_key(&channel.vault) {

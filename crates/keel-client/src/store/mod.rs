@@ -202,14 +202,27 @@ impl Store {
         opening: &ChannelOpening,
         notices: Vec<Vec<u8>>,
     ) -> Result<ChannelState> {
-        let state = opening.state();
-        self.write(Write::Channel {
-            id: state.id(),
-            opening: codec::encode_opening(opening),
-            notices,
-        })
-        .await?;
+        let (state, commit) = self.enqueue_channel(opening, notices).await?;
+        commit.durable().await?;
         Ok(state)
+    }
+
+    /// Queues a new channel's record (with `notices`) and returns its initial state without
+    /// waiting for the commit: events for the channel queued after it are written after it.
+    pub async fn enqueue_channel(
+        &self,
+        opening: &ChannelOpening,
+        notices: Vec<Vec<u8>>,
+    ) -> Result<(ChannelState, Commit)> {
+        let state = opening.state();
+        let commit = self
+            .enqueue_write(Write::Channel {
+                id: state.id(),
+                opening: codec::encode_opening(opening),
+                notices,
+            })
+            .await?;
+        Ok((state, commit))
     }
 
     /// Appends `event`, already applied to `channel_id`'s state, to its log. Returns only once

@@ -6,7 +6,6 @@
 use alloy::providers::Provider;
 use eyre::{ensure, eyre};
 use keel_client::chain::ChainError;
-use keel_client::ClientError;
 use keel_e2e::{MAX_PERIOD, MIN_PERIOD};
 
 use crate::client_flow::{units, Pair, TempDir};
@@ -14,7 +13,9 @@ use crate::client_flow::{units, Pair, TempDir};
 // README: begin
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use keel_client::{chain::ChainConfig, Client, ClientEvent, Config, Events, PrivateKeySigner};
+use keel_client::{
+    chain::ChainConfig, Client, ClientError, ClientEvent, Config, Events, PrivateKeySigner,
+};
 use keel_core::{secret_hash, Address, B256, U256};
 
 /// Alice's side of a channel with `peer`: open, pay, a hash-locked payment, a withdrawal, and
@@ -87,7 +88,17 @@ async fn api_on_a_page(
 
     // Closing: cooperatively (one transaction), or alone and settle after the challenge
     // period: client.force_close(id), then client.settle(id) and client.unlock(id).
-    client.close(id).await?;
+    // The peer co-signs only the ledger it sees too: until its own monitor has confirmed the
+    // withdrawal it refuses, and the same close is asked again.
+    for attempt in 1.. {
+        match client.close(id).await {
+            Ok(_) => break,
+            Err(ClientError::PeerRejected { .. }) if attempt < 40 => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     wait_for(&mut events, |e| matches!(e, ClientEvent::Settled { .. })).await?;
     client.shutdown().await;
     Ok(())
