@@ -9,8 +9,13 @@ use keel_bindings::Deployment;
 /// a client on several chains holds one of each per chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainConfig {
-    /// JSON-RPC endpoint, `http://…` (an `https://` URL needs alloy's TLS feature, not on yet).
+    /// JSON-RPC endpoint, `http://…` or `https://…` (TLS through rustls, verified against the
+    /// platform's roots and [`ChainConfig::extra_root_certs`]).
     pub rpc_url: String,
+    /// PEM certificates (one or more per entry) trusted, besides the platform's roots, to sign
+    /// an `https` endpoint's certificate: a private node's or a company proxy's own authority,
+    /// or a self-signed test endpoint. Empty by default.
+    pub extra_root_certs: Vec<String>,
     /// Chain id and contract addresses (`deployments/<chainId>.json`).
     pub deployment: Deployment,
     /// How deep a block must be before the monitor delivers its events: an event in block `b`
@@ -39,6 +44,7 @@ impl ChainConfig {
     pub fn new(rpc_url: impl Into<String>, deployment: Deployment) -> Self {
         Self {
             rpc_url: rpc_url.into(),
+            extra_root_certs: Vec::new(),
             deployment,
             confirmations: 12,
             poll_interval: Duration::from_secs(2),
@@ -46,6 +52,32 @@ impl ChainConfig {
             request_timeout: Duration::from_secs(30),
             receipt_timeout: Duration::from_secs(600),
             rebroadcast_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// A configuration for a local development chain (Anvil, Hardhat): no confirmation depth,
+    /// a 100 ms poll, 5-second requests, receipts waited for 30 s with a re-broadcast every
+    /// 2 s.
+    ///
+    /// Such a node mines a block only when a transaction arrives, so on [`ChainConfig::new`]'s
+    /// 12 confirmations an idle chain never confirms anything, and its 2-second poll makes
+    /// every step slow. Never use it on a public chain: without confirmations a reorganisation
+    /// can take back what the client already counted.
+    ///
+    /// ```
+    /// # fn demo(deployment: keel_bindings::Deployment) {
+    /// let config = keel_chain::ChainConfig::development("http://127.0.0.1:8545", deployment);
+    /// assert_eq!(config.confirmations, 0);
+    /// # }
+    /// ```
+    pub fn development(rpc_url: impl Into<String>, deployment: Deployment) -> Self {
+        Self {
+            confirmations: 0,
+            poll_interval: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(5),
+            receipt_timeout: Duration::from_secs(30),
+            rebroadcast_interval: Duration::from_secs(2),
+            ..Self::new(rpc_url, deployment)
         }
     }
 

@@ -89,6 +89,17 @@ pub enum ChainError {
     /// Loading or saving the monitor's checkpoint failed.
     #[error("the monitor's checkpoint storage failed")]
     Checkpoint(#[source] crate::monitor::CheckpointError),
+    /// The channel's challenge period is outside the bounds the deployment's factory accepts;
+    /// nothing was sent.
+    #[error("challenge period {period} s is outside the deployment's bounds [{min}, {max}] s")]
+    ChallengePeriodOutOfRange {
+        /// The period asked for, in seconds.
+        period: u32,
+        /// The deployment's shortest period.
+        min: u32,
+        /// The deployment's longest period.
+        max: u32,
+    },
     /// The caller asked for something impossible (an amount that overflows, a side that is not
     /// ours); nothing was sent.
     #[error("{0}")]

@@ -33,7 +33,7 @@ pub use event::{ChainEvent, ChainEventKind};
 /// The on-chain states are protocol types (keel-core); re-exported where the chain side uses them.
 pub use keel_core::{BalanceData, DisputeState, LockState};
 pub use monitor::{Batch, Health, Monitor};
-pub use tx::{Chain, TxReceipt};
+pub use tx::{check_challenge_period, Chain, TxReceipt};
 
 /// Where Keel's contracts are on a chain (re-exported from keel-bindings for [`ChainConfig`]).
 pub use keel_bindings::Deployment;

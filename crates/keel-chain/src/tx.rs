@@ -169,6 +169,7 @@ impl Chain {
         if params.side_of(self.address).is_none() {
             return Err(ChainError::Invalid("only a participant may open a channel"));
         }
+        check_challenge_period(self.deployment(), params.challenge_period)?;
         let factory = ChannelFactory::new(self.deployment().channel_factory, &self.provider);
         let call = factory.open(abi::factory_params(params), deposit);
         if params.token.is_zero() {
@@ -498,4 +499,17 @@ impl Chain {
 
 fn bytes(sig: &[u8; 65]) -> Bytes {
     Bytes::copy_from_slice(sig)
+}
+
+/// Checks a challenge period against the deployment's bounds (the factory's), before anything
+/// is sent.
+pub fn check_challenge_period(deployment: &keel_bindings::Deployment, period: u32) -> Result<()> {
+    let (min, max) = (
+        deployment.min_challenge_period,
+        deployment.max_challenge_period,
+    );
+    if period < min || period > max {
+        return Err(ChainError::ChallengePeriodOutOfRange { period, min, max });
+    }
+    Ok(())
 }

@@ -115,6 +115,39 @@ pub enum ClientError {
     /// The channel was closed on chain: no more off-chain updates.
     #[error("channel {0} is closed on chain")]
     ChannelClosed(B256),
+    /// A cooperative close was asked for while our payments are in flight (sent, not yet
+    /// acknowledged by the peer): they would change the balances it pays. Retry once they
+    /// complete.
+    #[error("channel {channel_id}: {in_flight} payments in flight; close once they complete")]
+    PaymentsInFlight {
+        /// The channel.
+        channel_id: B256,
+        /// Our updates sent and not acknowledged.
+        in_flight: usize,
+    },
+    /// A cooperative close was asked for while hash-locked payments are pending (either way):
+    /// claim them, or remove the expired ones, first.
+    #[error("channel {channel_id}: {pending} locked payments pending; settle them before closing")]
+    LocksPending {
+        /// The channel.
+        channel_id: B256,
+        /// Locks pending in both directions.
+        pending: usize,
+    },
+    /// A cooperative close was asked for while a co-signed withdrawal has neither been
+    /// confirmed on chain nor expired: wait for its `WithdrawalConfirmed` (or its expiry).
+    #[error("channel {0}: a withdrawal is not confirmed yet; close once it is")]
+    WithdrawalUnconfirmed(B256),
+    /// The keystore file could not be read or decrypted (a wrong password is
+    /// `LocalSignerError::EthKeystoreError(MacMismatch)`).
+    #[error("keystore {path}: {source}")]
+    Keystore {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: alloy::signers::local::LocalSignerError,
+    },
     /// Re-applying a recorded operation did not reproduce it (a bug, or a tampered store).
     #[error("state inconsistent: {0}")]
     Inconsistent(&'static str),

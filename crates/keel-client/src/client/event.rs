@@ -6,6 +6,13 @@ use super::RejectCode;
 
 /// Something that happened in one of the client's channels. Each is emitted after what it
 /// reports is stored.
+///
+/// Events about a channel's history are durable: written to the store in the same
+/// transaction as what they report, numbered, and read back from any point with
+/// [`Client::events`](super::Client::events) (each exactly once, resuming after a lag or a
+/// restart). The live-only ones describe the running process and are only broadcast to
+/// [`Client::subscribe`](super::Client::subscribe)rs: `PeerConnected`, `PeerDisconnected`,
+/// `PeerRejected`, `ChainTrouble`, `ChainRecovered` and `ChannelFailed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientEvent {
@@ -69,12 +76,26 @@ pub enum ClientEvent {
         /// The peer's reason.
         code: RejectCode,
     },
-    /// The chain monitor found a channel the peer opened with us.
+    /// The chain monitor found a channel the peer opened with us, and
+    /// [`Config::accept_channels`](super::Config::accept_channels) let us take it: the client
+    /// tracks it from now on.
     ChannelOpened {
         /// The channel.
         channel_id: B256,
         /// The peer.
         peer: Address,
+    },
+    /// The chain monitor found a channel a peer opened with us that
+    /// [`Config::accept_channels`](super::Config::accept_channels) refuses: the client does not
+    /// track it (the opener gets its deposit back by closing it alone). Reported again if the
+    /// monitor sees the opening again (after a restart before its checkpoint moved on).
+    ChannelDeclined {
+        /// The channel.
+        channel_id: B256,
+        /// The opener.
+        peer: Address,
+        /// The opener's deposit.
+        deposit: U256,
     },
     /// A deposit reached its confirmation depth.
     DepositConfirmed {

@@ -141,7 +141,11 @@ async fn update(
         signature,
         now,
     };
-    let commit = match inner.store.enqueue(id, &stored).await {
+    let commit = match inner
+        .store
+        .enqueue_noted(id, &stored, super::encode_notes(&events))
+        .await
+    {
         Ok(commit) => commit,
         Err(e) => {
             inner.fail_channel(
@@ -153,13 +157,13 @@ async fn update(
         }
     };
     inner.count_event(&mut rt).await;
+    // What the application hears of it is stored with it, and read from the store.
     let ack = Outgoing::Message {
         commit: Some(commit),
         msg: Message::Ack {
             channel_id: id,
             nonce,
         },
-        events,
     };
     // Sent while the channel is locked, so acks leave in nonce order.
     let _ = peer::send(inner, from, ack);
@@ -451,13 +455,15 @@ async fn reveal_secret(
             .send_change(channel_id, Change::ClaimLock { secret }, Some(reply))
             .await;
         if sent.is_ok() && matches!(answer.await, Ok(Ok(()))) {
-            inner.emit(ClientEvent::LockClaimed {
-                channel_id,
-                secret_hash: hash,
-                secret,
-                amount,
-                incoming: false,
-            });
+            inner
+                .note(ClientEvent::LockClaimed {
+                    channel_id,
+                    secret_hash: hash,
+                    secret,
+                    amount,
+                    incoming: false,
+                })
+                .await;
         }
     });
     Ok(())
@@ -595,7 +601,11 @@ async fn answer_after_storing(
     answer: Message,
     note: ClientEvent,
 ) -> Result<(), Refusal> {
-    let commit = match inner.store.enqueue(channel.id, event).await {
+    let commit = match inner
+        .store
+        .enqueue_noted(channel.id, event, super::encode_notes(&[note]))
+        .await
+    {
         Ok(commit) => commit,
         Err(e) => {
             inner.fail_channel(
@@ -613,7 +623,6 @@ async fn answer_after_storing(
         Outgoing::Message {
             commit: Some(commit),
             msg: answer,
-            events: vec![note],
         },
     );
     Ok(())

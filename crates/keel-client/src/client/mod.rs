@@ -12,19 +12,24 @@
 //! proofs the other has not stored, and new updates wait until the peer's `Resync` arrived, so
 //! none overtakes a resend. See docs/protocol.md, "Resync".
 
+mod accept;
 mod channel;
 mod clock;
 mod error;
 mod event;
+mod events;
 mod handlers;
+mod notice;
 mod onchain;
 mod peer;
 mod requests;
 
+pub use accept::AcceptChannels;
 pub use channel::ChannelInfo;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ClientError, RejectCode, Result};
 pub use event::ClientEvent;
+pub use events::{Events, StoredEvent};
 pub use requests::Destination;
 
 use std::{
@@ -113,9 +118,47 @@ pub struct Config {
     /// works off-chain only: deposits and withdrawals are whatever
     /// [`Client::deposit_confirmed`] and [`Client::withdrawal_confirmed`] report.
     pub chains: Vec<ChainConfig>,
+    /// Which channels a peer opens with us on chain the client takes (see
+    /// [`AcceptChannels`]); each is reported either way.
+    pub accept_channels: AcceptChannels,
+}
+
+/// Decrypts the node key from an encrypted JSON keystore file (Web3 Secret Storage version 3,
+/// scrypt or PBKDF2: what `cast wallet new`, `cast wallet import` and geth write).
+///
+/// ```
+/// let signer = keel_client::client::load_keystore(
+///     "tests/fixtures/cast-keystore.json",
+///     "keel-test-password",
+/// )?;
+/// assert_eq!(
+///     signer.address(),
+///     "0x0032DAe4EE60a4aa15603d46E32E57D7Fe448194".parse::<keel_core::Address>().unwrap()
+/// );
+/// # Ok::<(), keel_client::ClientError>(())
+/// ```
+pub fn load_keystore(
+    path: impl AsRef<std::path::Path>,
+    password: impl AsRef<[u8]>,
+) -> Result<PrivateKeySigner> {
+    let path = path.as_ref();
+    PrivateKeySigner::decrypt_keystore(path, password).map_err(|source| ClientError::Keystore {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Config {
+    /// Defaults for the key in the keystore file `keystore` (see [`load_keystore`]) with its
+    /// store at `store_path`.
+    pub fn from_keystore(
+        keystore: impl AsRef<std::path::Path>,
+        password: impl AsRef<[u8]>,
+        store_path: impl Into<PathBuf>,
+    ) -> Result<Self> {
+        Ok(Self::new(load_keystore(keystore, password)?, store_path))
+    }
+
     /// Defaults for `signer` with its store at `store_path`.
     pub fn new(signer: PrivateKeySigner, store_path: impl Into<PathBuf>) -> Self {
         Self {
@@ -138,6 +181,7 @@ impl Config {
             max_handshakes: 256,
             max_handshakes_per_ip: 8,
             handshake_timeout: crate::transport::DEFAULT_HANDSHAKE_TIMEOUT,
+            accept_channels: AcceptChannels::All,
         }
     }
 }
@@ -224,6 +268,11 @@ impl Client {
             events,
             stopping: watch::Sender::new(false),
         });
+        tokio::spawn(events::forward(
+            Arc::clone(&inner.store),
+            inner.events.clone(),
+            inner.stopping.subscribe(),
+        ));
         let links = onchain::start(&inner, &inner.config.chains).await?;
         inner.chains.set(links).expect("chains are set once, here");
         tokio::spawn(maintain(Arc::downgrade(&inner)));
@@ -235,10 +284,52 @@ impl Client {
         self.inner.address
     }
 
-    /// Every event from now on. A subscriber that falls more than 4,096 events behind misses
-    /// the oldest (and is told so by the receiver).
+    /// Every event from now on, live: durable ones once stored, and the live-only ones
+    /// ([`ClientEvent`] lists them). A subscriber that falls more than 4,096 events behind
+    /// misses the oldest (and is told so by the receiver): an application that must see every
+    /// payment reads [`Client::events`] instead.
     pub fn subscribe(&self) -> broadcast::Receiver<ClientEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The durable events for the consumer `name`, from after the last one it marked
+    /// [`Events::handled`] (from the first event ever stored, for a new name): nothing is
+    /// lost to a slow reader or a restart, and nothing handled comes twice.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: keel_client::Client) -> keel_client::client::Result<()> {
+    /// use keel_client::ClientEvent;
+    ///
+    /// let mut events = client.events("shop").await?;
+    /// loop {
+    ///     let stored = events.next().await?;
+    ///     if let ClientEvent::PaymentReceived { amount, .. } = stored.event {
+    ///         // … credit the order, then:
+    ///         let _ = amount;
+    ///     }
+    ///     events.handled(stored.seq).await?; // durable: not handed out again
+    /// }
+    /// # }
+    /// ```
+    pub async fn events(&self, name: &str) -> Result<Events> {
+        let after = self.inner.store.cursor(name).await?;
+        Ok(Events::new(
+            Arc::clone(&self.inner.store),
+            Some(name.to_owned()),
+            after,
+            self.inner.stopping.subscribe(),
+        ))
+    }
+
+    /// The durable events after sequence number `seq` (0: all), for an application that keeps
+    /// its cursor itself ([`Events::handled`] stores nothing then).
+    pub fn events_after(&self, seq: u64) -> Events {
+        Events::new(
+            Arc::clone(&self.inner.store),
+            None,
+            seq,
+            self.inner.stopping.subscribe(),
+        )
     }
 
     /// Accepts peers on `addr`; returns the bound address. Any Keel peer may connect; its
@@ -478,7 +569,23 @@ impl Inner {
         rt: &mut channel::Runtime,
         event: &Event,
     ) -> Result<()> {
-        let result = match self.store.enqueue(channel.id, event).await {
+        self.persist_noted(channel, rt, event, &[]).await
+    }
+
+    /// [`Inner::persist`], with the durable `notes` for the application stored in the same
+    /// transaction.
+    pub(crate) async fn persist_noted(
+        &self,
+        channel: &Channel,
+        rt: &mut channel::Runtime,
+        event: &Event,
+        notes: &[ClientEvent],
+    ) -> Result<()> {
+        let result = match self
+            .store
+            .enqueue_noted(channel.id, event, encode_notes(notes))
+            .await
+        {
             Ok(commit) => commit.durable().await,
             Err(e) => Err(e),
         };
@@ -517,9 +624,26 @@ impl Inner {
         }
     }
 
-    /// Tells subscribers; nobody listening is fine.
+    /// Tells subscribers a live-only event; nobody listening is fine. Durable events go
+    /// through the store ([`Inner::note`], or with the store event that records them).
     pub(crate) fn emit(&self, event: ClientEvent) {
+        debug_assert!(notice::encode(&event).is_none(), "durable: {event:?}");
         let _ = self.events.send(event);
+    }
+
+    /// Stores a durable event that no store event carries; subscribers hear of it once it is
+    /// committed. A store failure is logged: the store is failing every channel's writes then.
+    pub(crate) async fn note(&self, event: ClientEvent) {
+        let Some(body) = notice::encode(&event) else {
+            return self.emit(event);
+        };
+        let stored = match self.store.enqueue_notice(body).await {
+            Ok(commit) => commit.durable().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            tracing::error!(?event, error = %e, "event not stored");
+        }
     }
 
     /// Waits for a peer's answer, at most [`Config::reply_timeout`].
@@ -648,7 +772,7 @@ pub(crate) async fn add_channel(
     opening: &ChannelOpening,
 ) -> Result<ChannelInfo> {
     let _adding = inner.adding.lock().await;
-    add_new_channel(inner, opening, None).await
+    add_new_channel(inner, opening, None, &[]).await
 }
 
 /// [`add_channel`] unless the channel is known already (then its current summary): for a
@@ -664,23 +788,55 @@ pub(crate) async fn add_channel_once(
     if let Ok(channel) = inner.channel(id) {
         return Ok(channel.rt.lock().await.info());
     }
-    add_new_channel(inner, opening, from_block).await
+    add_new_channel(inner, opening, from_block, &[]).await
 }
 
-/// Stores and registers a channel; the caller holds `inner.adding`.
+/// [`add_channel_once`] for a channel the monitor found: `note` is stored with it, so it is
+/// told exactly when the channel is recorded. False if the channel was known already.
+pub(crate) async fn adopt_channel(
+    inner: &Arc<Inner>,
+    opening: &ChannelOpening,
+    from_block: u64,
+    note: ClientEvent,
+) -> Result<bool> {
+    let _adding = inner.adding.lock().await;
+    let id = keel_core::channel_id(opening.chain_id, opening.factory, &opening.params);
+    if inner.channel(id).is_ok() {
+        return Ok(false);
+    }
+    add_new_channel(inner, opening, Some(from_block), &[note]).await?;
+    Ok(true)
+}
+
+/// Stores and registers a channel, with `notes` for the application; the caller holds
+/// `inner.adding`.
 async fn add_new_channel(
     inner: &Arc<Inner>,
     opening: &ChannelOpening,
     from_block: Option<u64>,
+    notes: &[ClientEvent],
 ) -> Result<ChannelInfo> {
-    let state = inner.store.open_channel(opening).await?;
+    let (state, commit) = inner
+        .store
+        .enqueue_channel(opening, encode_notes(notes))
+        .await?;
     let info = channel::Runtime::info_of(&state, None, crate::store::ChainStatus::Open);
     let channel = Arc::new(Channel::new(state, inner.config.window));
+    // In the map before the commit lands, so an application told `ChannelOpened` (once the
+    // commit lands) finds the channel; anything queued for it is written after its record.
     inner
         .channels
         .write()
         .expect("channel map poisoned")
         .insert(channel.id, Arc::clone(&channel));
+    if let Err(e) = commit.durable().await {
+        inner
+            .channels
+            .write()
+            .expect("channel map poisoned")
+            .remove(&channel.id);
+        return Err(e.into());
+    }
     if let Ok(link) = inner.link(opening.chain_id) {
         // A channel learnt from `ChannelOpened` is watched already, from its opening block.
         if !link.monitor.watched().contains_key(&channel.vault) {
@@ -692,6 +848,11 @@ async fn add_new_channel(
     }
     peer::announce(inner, &channel).await;
     Ok(info)
+}
+
+/// The stored form of the durable events among `notes`.
+pub(crate) fn encode_notes(notes: &[ClientEvent]) -> Vec<Vec<u8>> {
+    notes.iter().filter_map(notice::encode).collect()
 }
 
 /// Applies a chain-reported event to a channel state.

@@ -169,8 +169,21 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
                 return Ok(());
             };
             if inner.channel(id).is_err() {
+                let peer = params.participant(me.other());
+                // A channel we opened (`open_channel` may be recording it at this moment, or
+                // crashed before it could) is ours; one a peer opened is taken only if the
+                // application's rule accepts it.
+                if *opener != me && !inner.config.accept_channels.accepts(peer, *deposit) {
+                    inner
+                        .note(ClientEvent::ChannelDeclined {
+                            channel_id: id,
+                            peer,
+                            deposit: *deposit,
+                        })
+                        .await;
+                    return Ok(());
+                }
                 let link = inner.link(event.chain_id)?;
-                // `open_channel` may be recording it at the same moment: one of us does.
                 let deployment = link.chain.deployment();
                 let opening = ChannelOpening {
                     params: *params,
@@ -180,11 +193,11 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
                     me,
                     policy: inner.config.policy,
                 };
-                super::add_channel_once(inner, &opening, Some(event.block)).await?;
-                inner.emit(ClientEvent::ChannelOpened {
+                let note = ClientEvent::ChannelOpened {
                     channel_id: id,
-                    peer: params.participant(me.other()),
-                });
+                    peer,
+                };
+                super::adopt_channel(inner, &opening, event.block, note).await?;
             }
             confirm_total(inner, id, *opener, *deposit, true).await
         }
@@ -200,42 +213,37 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
                 payout_a: *payout_a,
                 payout_b: *payout_b,
             };
-            record(inner, id, event).await?;
-            inner.emit(ClientEvent::Settled {
+            let note = ClientEvent::Settled {
                 channel_id: id,
                 payout_a: *payout_a,
                 payout_b: *payout_b,
-            });
-            Ok(())
+            };
+            record(inner, id, event, Some(note)).await
         }
         ChainEventKind::Closed(dispute) => {
-            record(inner, id, Event::ChainClosed(*dispute)).await?;
-            let channel = inner.channel(id)?;
-            let me = channel.rt.lock().await.state.me();
-            if dispute.closer != me {
-                inner.emit(ClientEvent::ClosedByPeer {
-                    channel_id: id,
-                    deadline: dispute.deadline,
-                });
-            }
+            let me = inner.channel(id)?.rt.lock().await.state.me();
+            let note = (dispute.closer != me).then_some(ClientEvent::ClosedByPeer {
+                channel_id: id,
+                deadline: dispute.deadline,
+            });
+            record(inner, id, Event::ChainClosed(*dispute), note).await?;
             answer_dispute(inner, event.chain_id, id, dispute).await;
             Ok(())
         }
         ChainEventKind::Refuted(dispute) => {
-            record(inner, id, Event::ChainRefuted(*dispute)).await?;
-            let closer_nonce = closer_proof(dispute).nonce;
-            inner.emit(ClientEvent::DisputeAnswered {
+            let note = ClientEvent::DisputeAnswered {
                 channel_id: id,
-                closer_nonce,
-            });
+                closer_nonce: closer_proof(dispute).nonce,
+            };
+            record(inner, id, Event::ChainRefuted(*dispute), Some(note)).await?;
             answer_dispute(inner, event.chain_id, id, dispute).await;
             Ok(())
         }
         ChainEventKind::LocksRetained(locks) => {
-            record(inner, id, Event::LocksRetained(*locks)).await
+            record(inner, id, Event::LocksRetained(*locks), None).await
         }
         ChainEventKind::Unlocked { state, .. } => {
-            record(inner, id, Event::LocksRetained(*state)).await
+            record(inner, id, Event::LocksRetained(*state), None).await
         }
         // Deferred payouts and claims concern the payee's wallet, not the channel.
         ChainEventKind::PayoutDeferred { .. } | ChainEventKind::Claimed { .. } => Ok(()),
@@ -266,8 +274,7 @@ async fn confirm_total(
         Event::WithdrawalConfirmed { side, total }
     };
     super::apply_event(&mut rt.state, &event)?;
-    inner.persist(&channel, &mut rt, &event).await?;
-    inner.emit(if deposit {
+    let note = if deposit {
         ClientEvent::DepositConfirmed {
             channel_id: id,
             side,
@@ -279,12 +286,15 @@ async fn confirm_total(
             side,
             total,
         }
-    });
-    Ok(())
+    };
+    inner
+        .persist_noted(&channel, &mut rt, &event, &[note])
+        .await
 }
 
-/// Stores an on-chain outcome and folds it into the channel's status.
-async fn record(inner: &Inner, id: B256, event: Event) -> Result<()> {
+/// Stores an on-chain outcome and folds it into the channel's status; `note` for the
+/// application is stored with it (if the outcome is news).
+async fn record(inner: &Inner, id: B256, event: Event, note: Option<ClientEvent>) -> Result<()> {
     let channel = inner.channel(id)?;
     let mut rt = channel.rt.lock().await;
     let mut status = rt.chain;
@@ -294,7 +304,10 @@ async fn record(inner: &Inner, id: B256, event: Event) -> Result<()> {
     }
     // Folded in first, so a snapshot taken with the event covers it.
     rt.chain = status;
-    inner.persist(&channel, &mut rt, &event).await?;
+    let notes: Vec<ClientEvent> = note.into_iter().collect();
+    inner
+        .persist_noted(&channel, &mut rt, &event, &notes)
+        .await?;
     if !status.is_open() {
         // Whatever was in flight can no longer change the outcome.
         rt.fail_waiters(|| ClientError::ChannelClosed(id));
@@ -354,11 +367,15 @@ async fn answer_dispute(inner: &Arc<Inner>, chain_id: u64, id: B256, dispute: &D
             .refute(&params, &dispute, &proof, &signature)
             .await
         {
-            Ok(receipt) => inner.emit(ClientEvent::RefutationSubmitted {
-                channel_id: id,
-                nonce: proof.nonce,
-                tx_hash: receipt.transaction_hash,
-            }),
+            Ok(receipt) => {
+                inner
+                    .note(ClientEvent::RefutationSubmitted {
+                        channel_id: id,
+                        nonce: proof.nonce,
+                        tx_hash: receipt.transaction_hash,
+                    })
+                    .await;
+            }
             Err(e) => {
                 // Allow another attempt when the dispute is delivered again.
                 link.refuted

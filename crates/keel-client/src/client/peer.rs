@@ -44,25 +44,19 @@ pub(crate) enum Outgoing {
         /// The channel's EIP-712 domain.
         domain: ChannelDomain,
     },
-    /// Any other message, sent once `commit` (if any) is durable; `events` are emitted then.
+    /// Any other message, sent once `commit` (if any) is durable.
     Message {
         /// The event behind the message, if any: the message leaves once it is durable.
         commit: Option<Commit>,
         /// The message.
         msg: Message,
-        /// What to tell the application once `commit` is durable, in order.
-        events: Vec<ClientEvent>,
     },
 }
 
 impl Outgoing {
     /// A message with nothing to wait for.
     pub(crate) const fn message(msg: Message) -> Self {
-        Self::Message {
-            commit: None,
-            msg,
-            events: Vec::new(),
-        }
+        Self::Message { commit: None, msg }
     }
 }
 
@@ -441,7 +435,7 @@ async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        let (commit, msg, events) = match item {
+        let (commit, msg) = match item {
             Outgoing::Update {
                 commit,
                 change,
@@ -497,21 +491,14 @@ async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<
                     proof,
                     signature,
                 };
-                (None, msg, Vec::new())
+                (None, msg)
             }
-            Outgoing::Message {
-                commit,
-                msg,
-                events,
-            } => (commit, msg, events),
+            Outgoing::Message { commit, msg } => (commit, msg),
         };
         if let Some(commit) = commit {
             if !durable(commit, &mut sender).await {
                 break;
             }
-        }
-        for event in events {
-            inner.emit(event);
         }
         if sender.queue(&msg).is_err() {
             break;

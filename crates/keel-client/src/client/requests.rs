@@ -21,7 +21,7 @@ use super::{
     channel::{Channel, Runtime, Submissions},
     ordered,
     peer::{self, Outgoing},
-    Client, ClientEvent, Inner, Result, SignedClose, SignedWithdrawal,
+    Client, ClientError, ClientEvent, Inner, Result, SignedClose, SignedWithdrawal,
 };
 use crate::{
     chain::{ChainError, TxReceipt},
@@ -187,9 +187,7 @@ impl Client {
                 Some((close, Some(theirs))) => return signed_close(inner, &rt, close, theirs),
                 Some((close, None)) => close,
                 None => {
-                    if !rt.unacked.is_empty() {
-                        return Err(ChannelError::CloseMismatch.into());
-                    }
+                    check_closable(channel_id, &rt)?;
                     let close = rt
                         .state
                         .propose_close(now.saturating_add(inner.config.signature_lifetime))?;
@@ -415,4 +413,32 @@ pub(crate) async fn ask_again(inner: &Inner, channel: &Channel) {
         // A peer gone again is asked on the next reconnect.
         let _ = peer::send(inner, channel.peer, Outgoing::message(request));
     }
+}
+
+/// Why the channel cannot close cooperatively now, as a typed error: what the close would pay
+/// is still moving.
+fn check_closable(channel_id: B256, rt: &super::channel::Runtime) -> Result<()> {
+    if !rt.unacked.is_empty() {
+        return Err(ClientError::PaymentsInFlight {
+            channel_id,
+            in_flight: rt.unacked.len(),
+        });
+    }
+    let pending: usize = [Side::A, Side::B]
+        .into_iter()
+        .map(|side| rt.state.direction(side).locks.len())
+        .sum();
+    if pending > 0 {
+        return Err(ClientError::LocksPending {
+            channel_id,
+            pending,
+        });
+    }
+    if [Side::A, Side::B]
+        .into_iter()
+        .any(|side| rt.state.pending_withdrawal(side).is_some())
+    {
+        return Err(ClientError::WithdrawalUnconfirmed(channel_id));
+    }
+    Ok(())
 }

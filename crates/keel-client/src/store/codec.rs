@@ -435,22 +435,23 @@ pub(super) fn decode_snapshot(bytes: &[u8]) -> Result<(Progress, ChainStatus), D
     ))
 }
 
-struct Writer(Vec<u8>);
+/// Appends big-endian fields to a record (shared with the client's notices).
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn u256(&mut self, v: U256) {
+    pub(crate) fn u256(&mut self, v: U256) {
         self.0.extend_from_slice(&v.to_be_bytes::<32>());
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.0.extend_from_slice(b);
     }
-    fn side(&mut self, side: Side) {
+    pub(crate) fn side(&mut self, side: Side) {
         self.u8(match side {
             Side::A => 0,
             Side::B => 1,
@@ -477,7 +478,8 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads big-endian fields off a record (shared with the client's notices).
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
     /// A reader past the version byte, which must be one this build reads.
@@ -488,7 +490,7 @@ impl<'a> Reader<'a> {
             other => Err(DecodeError::UnsupportedVersion(other)),
         }
     }
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let (head, rest) = self
             .0
             .split_first_chunk::<N>()
@@ -496,29 +498,29 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         Ok(*head)
     }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take::<1>()?[0])
     }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.take()?))
     }
-    fn u256(&mut self) -> Result<U256, DecodeError> {
+    pub(crate) fn u256(&mut self) -> Result<U256, DecodeError> {
         Ok(U256::from_be_bytes(self.take::<32>()?))
     }
-    fn b256(&mut self) -> Result<B256, DecodeError> {
+    pub(crate) fn b256(&mut self) -> Result<B256, DecodeError> {
         Ok(B256::from(self.take::<32>()?))
     }
-    fn address(&mut self) -> Result<Address, DecodeError> {
+    pub(crate) fn address(&mut self) -> Result<Address, DecodeError> {
         Ok(Address::from(self.take::<20>()?))
     }
-    fn side(&mut self) -> Result<Side, DecodeError> {
+    pub(crate) fn side(&mut self) -> Result<Side, DecodeError> {
         match self.u8()? {
             0 => Ok(Side::A),
             1 => Ok(Side::B),
             _ => Err(DecodeError::Invalid("side")),
         }
     }
-    fn flag(&mut self) -> Result<bool, DecodeError> {
+    pub(crate) fn flag(&mut self) -> Result<bool, DecodeError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
@@ -556,7 +558,7 @@ impl<'a> Reader<'a> {
             locks_root_b: self.b256()?,
         })
     }
-    fn finish(self) -> Result<(), DecodeError> {
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if self.0.is_empty() {
             Ok(())
         } else {

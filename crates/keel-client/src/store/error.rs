@@ -38,6 +38,15 @@ pub enum StoreError {
         #[source]
         source: DecodeError,
     },
+    /// A stored notice (a durable client event) does not decode.
+    #[error("notice {seq}: {source}")]
+    CorruptNotice {
+        /// The notice's sequence number.
+        seq: u64,
+        /// What is wrong with it.
+        #[source]
+        source: DecodeError,
+    },
     /// The state machine refused a stored event on replay.
     #[error("channel {channel_id}, event {seq}: replay refused: {source}")]
     Replay {

@@ -26,7 +26,7 @@
 //! One process owns a store file at a time.
 
 mod checkpoint;
-mod codec;
+pub(crate) mod codec;
 mod error;
 mod event;
 mod pacing;
@@ -65,7 +65,7 @@ use sqlx::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use writer::{Request, Write, Writer};
 
@@ -81,6 +81,8 @@ pub struct Store {
     queue: mpsc::Sender<Request>,
     pool: SqlitePool,
     commits: Arc<AtomicU64>,
+    /// The sequence number of the last committed notice.
+    notices: watch::Receiver<u64>,
     writer: Writer,
 }
 
@@ -166,31 +168,61 @@ impl Store {
         MIGRATOR.run(&pool).await?;
         let (queue, rx) = mpsc::channel(QUEUE_LEN);
         let commits = Arc::new(AtomicU64::new(0));
+        let (last, _): (i64, i64) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0), 0 FROM notices")
+            .fetch_one(&pool)
+            .await?;
+        let (published, notices) = watch::channel(last.unsigned_abs());
         let writer = Writer::start(
             path.as_ref().to_path_buf(),
             rx,
             min_commit_interval,
             pacing,
             commits.clone(),
+            published,
         )
         .await?;
         Ok(Self {
             queue,
             pool,
             commits,
+            notices,
             writer,
         })
     }
 
     /// Records a new channel and returns its initial state; durable when it returns.
     pub async fn open_channel(&self, opening: &ChannelOpening) -> Result<ChannelState> {
-        let state = opening.state();
-        self.write(Write::Channel {
-            id: state.id(),
-            opening: codec::encode_opening(opening),
-        })
-        .await?;
+        self.open_channel_noted(opening, Vec::new()).await
+    }
+
+    /// [`Store::open_channel`], with `notices` (encoded notices for the application) written in
+    /// the same transaction.
+    pub async fn open_channel_noted(
+        &self,
+        opening: &ChannelOpening,
+        notices: Vec<Vec<u8>>,
+    ) -> Result<ChannelState> {
+        let (state, commit) = self.enqueue_channel(opening, notices).await?;
+        commit.durable().await?;
         Ok(state)
+    }
+
+    /// Queues a new channel's record (with `notices`) and returns its initial state without
+    /// waiting for the commit: events for the channel queued after it are written after it.
+    pub async fn enqueue_channel(
+        &self,
+        opening: &ChannelOpening,
+        notices: Vec<Vec<u8>>,
+    ) -> Result<(ChannelState, Commit)> {
+        let state = opening.state();
+        let commit = self
+            .enqueue_write(Write::Channel {
+                id: state.id(),
+                opening: codec::encode_opening(opening),
+                notices,
+            })
+            .await?;
+        Ok((state, commit))
     }
 
     /// Appends `event`, already applied to `channel_id`'s state, to its log. Returns only once
@@ -204,9 +236,66 @@ impl Store {
     /// each [`Commit`] before sending or acknowledging what that event records. Events queued
     /// while a commit is on disk share the next one.
     pub async fn enqueue(&self, channel_id: B256, event: &Event) -> Result<Commit> {
+        self.enqueue_noted(channel_id, event, Vec::new()).await
+    }
+
+    /// [`Store::enqueue`], with `notices` (encoded notices for the application, the client's
+    /// durable events) committed in the same transaction as the event: both or neither.
+    pub async fn enqueue_noted(
+        &self,
+        channel_id: B256,
+        event: &Event,
+        notices: Vec<Vec<u8>>,
+    ) -> Result<Commit> {
         self.enqueue_write(Write::Event {
             channel_id,
             body: codec::encode_event(event),
+            notices,
+        })
+        .await
+    }
+
+    /// Queues a notice for the application on its own (one that no channel event carries).
+    pub async fn enqueue_notice(&self, body: Vec<u8>) -> Result<Commit> {
+        self.enqueue_write(Write::Notice { body }).await
+    }
+
+    /// Up to `limit` notices with a sequence number above `after`, oldest first. Reads
+    /// committed rows only.
+    pub async fn notices_after(&self, after: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT seq, body FROM notices WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, body)| (seq.unsigned_abs(), body))
+            .collect())
+    }
+
+    /// The sequence number of the last committed notice (0: none yet); it changes after every
+    /// commit that writes notices.
+    pub fn last_notice(&self) -> watch::Receiver<u64> {
+        self.notices.clone()
+    }
+
+    /// The last notice the consumer `name` handled (0 for a new consumer).
+    pub async fn cursor(&self, name: &str) -> Result<u64> {
+        let seq: Option<(i64,)> = sqlx::query_as("SELECT seq FROM cursors WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.map_or(0, |(seq,)| seq.unsigned_abs()))
+    }
+
+    /// Records that the consumer `name` handled every notice up to `seq`; durable when it
+    /// returns.
+    pub async fn set_cursor(&self, name: &str, seq: u64) -> Result<()> {
+        self.write(Write::Cursor {
+            name: name.to_owned(),
+            seq,
         })
         .await
     }

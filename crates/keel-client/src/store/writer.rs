@@ -31,7 +31,7 @@ use std::{
 
 use keel_core::B256;
 use rusqlite::{ffi, params, Connection, ErrorCode, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{pacing::Pacing, Result, StoreError};
 
@@ -50,6 +50,8 @@ pub(super) enum Write {
         id: B256,
         /// Its encoded opening.
         opening: Vec<u8>,
+        /// Encoded notices for the application, written with it (or not at all).
+        notices: Vec<Vec<u8>>,
     },
     /// An event appended to a channel's log.
     Event {
@@ -57,6 +59,20 @@ pub(super) enum Write {
         channel_id: B256,
         /// The encoded event.
         body: Vec<u8>,
+        /// Encoded notices for the application, written with it (or not at all).
+        notices: Vec<Vec<u8>>,
+    },
+    /// A notice for the application on its own.
+    Notice {
+        /// The encoded notice.
+        body: Vec<u8>,
+    },
+    /// A named consumer's position in the notices.
+    Cursor {
+        /// The consumer.
+        name: String,
+        /// The last notice it handled.
+        seq: u64,
     },
     /// A channel's snapshot, covering every event written before it.
     Snapshot {
@@ -94,6 +110,7 @@ impl Writer {
         interval: Duration,
         pacing: Arc<dyn Pacing>,
         commits: Arc<AtomicU64>,
+        notices: watch::Sender<u64>,
     ) -> Result<Self> {
         let (opened, open_result) = oneshot::channel();
         let (finished_tx, finished) = oneshot::channel::<()>();
@@ -112,7 +129,7 @@ impl Writer {
                         return;
                     }
                 };
-                run(conn, queue, interval, &*pacing, &commits);
+                run(conn, queue, interval, &*pacing, &commits, &notices);
             })
             .map_err(StoreError::Spawn)?;
         open_result
@@ -145,6 +162,7 @@ fn run(
     interval: Duration,
     pacing: &dyn Pacing,
     commits: &AtomicU64,
+    notices: &watch::Sender<u64>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last_commit: Option<Instant> = None;
@@ -164,8 +182,12 @@ fn run(
             }
         }
         match commit(&mut conn, &batch) {
-            Ok(answers) => {
+            Ok((answers, last_notice)) => {
                 commits.fetch_add(1, Ordering::Relaxed);
+                if let Some(seq) = last_notice {
+                    // Readers of the notices wake up once they are committed.
+                    notices.send_replace(seq);
+                }
                 for (request, answer) in batch.drain(..).zip(answers) {
                     // A waiter that gave up no longer needs the answer.
                     let _ = request.done.send(answer);
@@ -181,32 +203,73 @@ fn run(
     }
 }
 
-/// Writes `batch` in one transaction. A write refused by a constraint (unknown or duplicate
-/// channel) gets its own error — SQLite undoes just that statement — and the rest still commit;
-/// any other failure fails (and rolls back) the whole batch.
-fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<Vec<Result<()>>> {
+/// Writes `batch` in one transaction, and returns each write's answer and the sequence number
+/// of the last notice written. A write refused by a constraint (unknown or duplicate channel)
+/// gets its own error — SQLite undoes just that statement, and its notices are not written —
+/// and the rest still commit; any other failure fails (and rolls back) the whole batch.
+fn commit(
+    conn: &mut Connection,
+    batch: &[Request],
+) -> rusqlite::Result<(Vec<Result<()>>, Option<u64>)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut last_notice = None;
     let answers = batch
         .iter()
-        .map(|request| write_one(&tx, &request.write))
+        .map(|request| write_one(&tx, &request.write, &mut last_notice))
         .collect::<rusqlite::Result<_>>()?;
     tx.commit()?;
-    Ok(answers)
+    Ok((answers, last_notice))
 }
 
-/// Writes one row; a constraint refusal is that row's answer.
-fn write_one(conn: &Connection, write: &Write) -> rusqlite::Result<Result<()>> {
-    let (sql, id, body) = match write {
+/// Writes one row, then its notices if the row was written; a constraint refusal is that
+/// row's answer.
+fn write_one(
+    conn: &Connection,
+    write: &Write,
+    last_notice: &mut Option<u64>,
+) -> rusqlite::Result<Result<()>> {
+    let mut write_notices = |notices: &[Vec<u8>]| -> rusqlite::Result<()> {
+        for body in notices {
+            conn.prepare_cached("INSERT INTO notices (body) VALUES (?1)")?
+                .execute(params![body.as_slice()])?;
+            // Row ids are positive.
+            *last_notice = Some(conn.last_insert_rowid().unsigned_abs());
+        }
+        Ok(())
+    };
+    let (sql, id, body, notices) = match write {
         Write::Barrier => return Ok(Ok(())),
-        Write::Channel { id, opening } => (
+        Write::Notice { body } => {
+            write_notices(std::slice::from_ref(body))?;
+            return Ok(Ok(()));
+        }
+        Write::Cursor { name, seq } => {
+            conn.prepare_cached(
+                "INSERT INTO cursors (name, seq) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            )?
+            .execute(params![name, i64::try_from(*seq).unwrap_or(i64::MAX)])?;
+            return Ok(Ok(()));
+        }
+        Write::Channel {
+            id,
+            opening,
+            notices,
+        } => (
             "INSERT INTO channels (id, opening) VALUES (?1, ?2)",
             id,
             opening,
+            notices.as_slice(),
         ),
-        Write::Event { channel_id, body } => (
+        Write::Event {
+            channel_id,
+            body,
+            notices,
+        } => (
             "INSERT INTO events (channel_id, body) VALUES (?1, ?2)",
             channel_id,
             body,
+            notices.as_slice(),
         ),
         // Writes are applied in queue order, so the channel's last event row is the last
         // event the snapshot covers.
@@ -216,13 +279,17 @@ fn write_one(conn: &Connection, write: &Write) -> rusqlite::Result<Result<()>> {
              ON CONFLICT (channel_id) DO UPDATE SET seq = excluded.seq, state = excluded.state",
             channel_id,
             body,
+            &[][..],
         ),
     };
     let result = conn
         .prepare_cached(sql)?
         .execute(params![id.as_slice(), body.as_slice()]);
     Ok(match result {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            write_notices(notices)?;
+            Ok(())
+        }
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
             match e.extended_code {
                 ffi::SQLITE_CONSTRAINT_FOREIGNKEY => Err(StoreError::UnknownChannel(*id)),

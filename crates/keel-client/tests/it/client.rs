@@ -838,3 +838,227 @@ async fn connect_resolves_host_names() {
         "{unresolvable:?}"
     );
 }
+
+/// The next durable event that is a payment, as (seq, nonce, amount), within 10 s.
+async fn next_payment(events: &mut keel_client::Events) -> (u64, u64, U256) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let stored = events.next().await.expect("event log");
+            if let ClientEvent::PaymentReceived { nonce, amount, .. } = stored.event {
+                return (stored.seq, nonce, amount);
+            }
+        }
+    })
+    .await
+    .expect("payment in time")
+}
+
+/// Pays `count` payments of `amount` from `from`, 64 in flight at a time.
+async fn pay_many(from: &Client, id: B256, count: u64, amount: u64) {
+    let mut paying: tokio::task::JoinSet<Result<(), ClientError>> = tokio::task::JoinSet::new();
+    for i in 0..count {
+        if i >= 64 {
+            paying.join_next().await.unwrap().unwrap().unwrap();
+        }
+        let from = from.clone();
+        paying.spawn(async move { from.pay(id, U256::from(amount)).await });
+    }
+    while let Some(paid) = paying.join_next().await {
+        paid.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_lags_behind_the_broadcast_gets_every_event_from_the_log() {
+    let pair = Pair::new().await;
+    let mut live = pair.b.subscribe();
+    let mut log = pair.b.events("app").await.unwrap();
+    // More payments than the broadcast holds, while nobody reads.
+    const PAYMENTS: u64 = 4_500;
+    pay_many(&pair.a, pair.id, PAYMENTS, 1).await;
+    // The broadcast dropped some…
+    let lagged = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match live.recv().await {
+                Err(broadcast::error::RecvError::Lagged(n)) => return n,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("the broadcast lags");
+    assert!(lagged > 0);
+    // …the log has every one, once, in nonce order.
+    let mut last_seq = 0;
+    for expected in 1..=PAYMENTS {
+        let (seq, nonce, amount) = next_payment(&mut log).await;
+        assert_eq!((nonce, amount), (expected, U256::from(1)));
+        assert!(seq > last_seq);
+        last_seq = seq;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_consumer_resumes_from_its_cursor_and_gets_each_event_once() {
+    let mut pair = Pair::new().await;
+    pay_many(&pair.a, pair.id, 20, 2).await;
+    let mut log = pair.b.events("app").await.unwrap();
+    // Handles the first ten payments, reads five more without marking them.
+    for expected in 1..=10 {
+        let (seq, nonce, _) = next_payment(&mut log).await;
+        assert_eq!(nonce, expected);
+        log.handled(seq).await.unwrap();
+    }
+    for expected in 11..=15 {
+        assert_eq!(next_payment(&mut log).await.1, expected);
+    }
+    // A second consumer with its own name starts from the beginning.
+    let mut other = pair.b.events("audit").await.unwrap();
+    assert_eq!(next_payment(&mut other).await.1, 1);
+    drop((log, other));
+    pair.b.clone().shutdown().await;
+    pair.b = Client::start(pair.config(1)).await.unwrap();
+    pair.b.listen(pair.b_addr).await.unwrap();
+    pay_many(&pair.a, pair.id, 20, 2).await;
+
+    // The restarted consumer gets exactly the payments it had not marked handled: 11 to 40.
+    let mut log = pair.b.events("app").await.unwrap();
+    for expected in 11..=40 {
+        let (seq, nonce, amount) = next_payment(&mut log).await;
+        assert_eq!((nonce, amount), (expected, U256::from(2)));
+        log.handled(seq).await.unwrap();
+    }
+    // Everything stored by now was handed out: a reader from its cursor finds nothing left
+    // that is not newer than the last payment.
+    let position = log.position();
+    let mut again = pair.b.events("app").await.unwrap();
+    assert_eq!(again.position(), position);
+    pair.a.pay(pair.id, U256::from(9)).await.unwrap();
+    let (seq, nonce, _) = next_payment(&mut again).await;
+    assert_eq!(nonce, 41);
+    assert!(seq > position);
+}
+
+#[test]
+fn the_node_key_loads_from_a_keystore_file_cast_wrote() {
+    // Written by `cast wallet new tests/fixtures --unsafe-password keel-test-password`.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cast-keystore.json"
+    );
+    let expected: Address = "0x0032DAe4EE60a4aa15603d46E32E57D7Fe448194"
+        .parse()
+        .unwrap();
+    let signer = keel_client::client::load_keystore(path, "keel-test-password").unwrap();
+    assert_eq!(signer.address(), expected);
+    let config = Config::from_keystore(path, "keel-test-password", "unused.db").unwrap();
+    assert_eq!(config.signer.address(), expected);
+    // The signer type is the client's own re-export.
+    let _: &keel_client::PrivateKeySigner = &config.signer;
+
+    match keel_client::client::load_keystore(path, "wrong") {
+        Err(ClientError::Keystore { path: p, .. }) => assert_eq!(p, std::path::Path::new(path)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        keel_client::client::load_keystore("no/such/file.json", "x"),
+        Err(ClientError::Keystore { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_locks_or_an_unconfirmed_withdrawal_pending_says_so() {
+    let pair = Pair::new().await;
+    let secret = B256::repeat_byte(3);
+    pair.a
+        .pay_locked(pair.id, U256::from(5), secret_hash(secret), NOW + 3_600)
+        .await
+        .unwrap();
+    match pair.a.request_close(pair.id).await {
+        Err(ClientError::LocksPending {
+            channel_id,
+            pending: 1,
+        }) => assert_eq!(channel_id, pair.id),
+        other => panic!("{other:?}"),
+    }
+    pair.b.claim_lock(pair.id, secret).await.unwrap();
+    wait_until_no_locks(&pair).await;
+    // Co-signed, never executed (no chain here): the close would pay the wrong amounts.
+    pair.a
+        .request_withdrawal(pair.id, U256::from(10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        pair.b.request_close(pair.id).await,
+        Err(ClientError::WithdrawalUnconfirmed(id)) if id == pair.id
+    ));
+}
+
+/// Waits until neither side holds a lock (a claim completes on the sender's side last).
+async fn wait_until_no_locks(pair: &Pair) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (a, b) = pair.infos().await;
+            if locked(&a).is_zero() && locked(&b).is_zero() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the lock settles in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_payments_in_flight_says_so() {
+    let dir = TempDir::new();
+    let clock = ManualClock::new(NOW);
+    let (alice, bob) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+    let b = Client::start(config(&dir, &bob, 1, &clock)).await.unwrap();
+    let info = b
+        .add_channel(&opening(alice.address(), bob.address(), Side::B))
+        .await
+        .unwrap();
+    for side in [Side::A, Side::B] {
+        b.deposit_confirmed(info.id, side, U256::from(DEPOSIT))
+            .await
+            .unwrap();
+    }
+    let addr = b.listen("127.0.0.1:0").await.unwrap();
+    // Alice is a raw peer that resynchronises and then never acknowledges anything.
+    let transport = Transport::new(alice.clone()).unwrap();
+    let mut conn = transport.connect(addr, bob.address()).await.unwrap();
+    conn.send(&Message::Hello {
+        address: alice.address(),
+    })
+    .await
+    .unwrap();
+    conn.send(&Message::Resync {
+        channel_id: info.id,
+        sent_nonce: 0,
+        received_nonce: 0,
+    })
+    .await
+    .unwrap();
+    let (payer, id) = (b.clone(), info.id);
+    let paying = tokio::spawn(async move { payer.pay(id, U256::from(7)).await });
+    // Bob's update reaches Alice: it is in flight.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Message::Update { .. } = conn.recv().await.unwrap() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("bob's update arrives");
+    match b.request_close(info.id).await {
+        Err(ClientError::PaymentsInFlight {
+            channel_id,
+            in_flight: 1,
+        }) => assert_eq!(channel_id, info.id),
+        other => panic!("{other:?}"),
+    }
+    paying.abort();
+}

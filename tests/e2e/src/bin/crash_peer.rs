@@ -18,6 +18,10 @@
 //! the client's limits, `KEEL_PEER_QUEUE`, `KEEL_MAX_PEERS`, `KEEL_MAX_HANDSHAKES`,
 //! `KEEL_MAX_HANDSHAKES_PER_IP`, `KEEL_HANDSHAKE_TIMEOUT_MS` (to show a hostile case failing
 //! without its protection), `KEEL_IDLE_TIMEOUT_MS`.
+//!
+//! With `KEEL_EVENTS=<name>` it also consumes its durable events as the consumer `<name>`, as
+//! an application would: `event <seq> <nonce> <amount>` for each payment received, before it
+//! is marked handled, and `handled <seq>` once the mark is durable.
 #![forbid(unsafe_code)]
 
 use std::{sync::Arc, time::Duration};
@@ -92,6 +96,28 @@ async fn main() -> Result<()> {
         println!("listening {bound}");
     }
     client.connect(peer_addr, peer).await?;
+    if let Ok(name) = std::env::var("KEEL_EVENTS") {
+        let mut events = client.events(&name).await?;
+        tokio::spawn(async move {
+            let failure = loop {
+                let stored = match events.next().await {
+                    Ok(stored) => stored,
+                    Err(e) => break e,
+                };
+                if let keel_client::ClientEvent::PaymentReceived { nonce, amount, .. } =
+                    stored.event
+                {
+                    println!("event {} {nonce} {amount}", stored.seq);
+                }
+                if let Err(e) = events.handled(stored.seq).await {
+                    break e;
+                }
+                println!("handled {}", stored.seq);
+            };
+            // Not a line the test knows: it fails the run.
+            println!("events-failed {failure}");
+        });
+    }
     // Eight payers keep updates in flight, so a kill lands between store and send, between
     // send and ack, and inside group commits.
     let payers: Vec<_> = (0..payers)

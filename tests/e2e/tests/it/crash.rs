@@ -4,6 +4,13 @@
 //! after each kill, what Alice's store holds is checked against what the killed process
 //! reported; at the end both directions are checked against those totals, and a cooperative
 //! close must pay exactly the agreed balances.
+//!
+//! The applications' events are checked too. Bob's durable event log must hold one
+//! `PaymentReceived` per payment Alice made (each nonce once, summing to what she sent), however
+//! she died. Alice's process consumes its own events as an application does (reports each
+//! payment, then marks it handled); after the kills Alice resumes that consumer from its cursor:
+//! it must hand out nothing already marked handled, and what the runs reported plus what it
+//! hands out must be each of Bob's payments exactly once.
 
 use std::{
     process::Stdio,
@@ -50,11 +57,33 @@ struct Reported {
     done_sum: U256,
     /// Per payer, the payment it had started and not seen complete when the run ended.
     in_flight: [Option<U256>; PAYERS],
+    /// Payments its event consumer reported, as (seq, nonce, amount).
+    events: Vec<(u64, u64, U256)>,
+    /// The last event its consumer marked handled.
+    handled: u64,
 }
 
 impl Reported {
     fn note(&mut self, line: &str) -> Result<()> {
         let mut words = line.split_whitespace();
+        let number = |word: Option<&str>| -> Result<u64> {
+            Ok(word.ok_or_else(|| eyre!("bad line {line:?}"))?.parse()?)
+        };
+        match line.split_whitespace().next() {
+            Some("event") => {
+                words.next();
+                let (seq, nonce) = (number(words.next())?, number(words.next())?);
+                let amount = words.next().ok_or_else(|| eyre!("bad line {line:?}"))?;
+                self.events.push((seq, nonce, amount.parse()?));
+                return Ok(());
+            }
+            Some("handled") => {
+                words.next();
+                self.handled = number(words.next())?;
+                return Ok(());
+            }
+            _ => {}
+        }
         let (what, payer, amount) = (words.next(), words.next(), words.next());
         let payer: usize = payer.ok_or_else(|| eyre!("bad line {line:?}"))?.parse()?;
         let amount: U256 = amount.ok_or_else(|| eyre!("bad line {line:?}"))?.parse()?;
@@ -121,6 +150,98 @@ fn account(kill: usize, run: &Reported, before: (u64, U256), after: (u64, U256))
     Ok(())
 }
 
+/// Reads durable events from `events` until `done` says the payments seen, as (seq, nonce,
+/// amount), are complete; at most [`PATIENCE`].
+async fn payments(
+    events: &mut keel_client::Events,
+    channel: alloy::primitives::B256,
+    mut seen: Vec<(u64, u64, U256)>,
+    done: impl Fn(&[(u64, u64, U256)]) -> bool,
+) -> Result<Vec<(u64, u64, U256)>> {
+    tokio::time::timeout(PATIENCE, async {
+        while !done(&seen) {
+            let stored = events.next().await?;
+            if let keel_client::ClientEvent::PaymentReceived {
+                channel_id,
+                nonce,
+                amount,
+            } = stored.event
+            {
+                if channel_id == channel {
+                    seen.push((stored.seq, nonce, amount));
+                }
+            }
+        }
+        Ok::<_, eyre::Report>(seen)
+    })
+    .await
+    .map_err(|_| eyre!("payments missing from the event log"))?
+}
+
+/// Each payment once in each payee's events: Bob's log holds Alice's `sent` payments; Alice's
+/// consumer (the killed runs' `reported` events, marked up to `handled`, and what it hands out
+/// once resumed) holds Bob's `bob_paid` payments of 3 wei.
+async fn check_events(
+    pair: &Pair,
+    id: alloy::primitives::B256,
+    bob_paid: u64,
+    reported: Vec<(u64, u64, U256)>,
+    handled: u64,
+    sent: (u64, U256),
+) -> Result<()> {
+    // Alice's last payment (after the kills) is nonce sent.0 + 1.
+    let alice_nonces = sent.0 + 1;
+    let mut bob_log = pair.bob.events_after(0);
+    let bob_got = payments(&mut bob_log, id, Vec::new(), |seen| {
+        seen.last().is_some_and(|p| p.1 >= alice_nonces)
+    })
+    .await?;
+    let nonces: Vec<u64> = bob_got.iter().map(|p| p.1).collect();
+    ensure!(
+        nonces == (1..=alice_nonces).collect::<Vec<_>>(),
+        "bob's events do not hold each of alice's {alice_nonces} payments once, in order"
+    );
+    let sum = bob_got.iter().fold(U256::ZERO, |s, p| s + p.2);
+    ensure!(
+        sum == sent.1 + U256::from(1),
+        "bob's events sum to {sum}, alice sent {}",
+        sent.1 + U256::from(1)
+    );
+
+    let mut resumed = pair.alice.events("app").await?;
+    ensure!(
+        resumed.position() == handled,
+        "alice's cursor is at {}, the runs marked up to {handled}",
+        resumed.position()
+    );
+    // Read until the runs' reports and the resumed consumer together name every nonce.
+    let known: std::collections::BTreeSet<u64> = reported.iter().map(|p| p.1).collect();
+    let fresh = payments(&mut resumed, id, Vec::new(), |seen| {
+        let mut all = known.clone();
+        all.extend(seen.iter().map(|p| p.1));
+        all.len() as u64 >= bob_paid
+    })
+    .await?;
+    ensure!(
+        fresh.iter().all(|p| p.0 > handled),
+        "the resumed consumer handed out an event marked handled before (cursor {handled})"
+    );
+    let mut all: std::collections::BTreeMap<u64, (u64, U256)> = Default::default();
+    for (seq, nonce, amount) in reported.into_iter().chain(fresh) {
+        if let Some(before) = all.insert(seq, (nonce, amount)) {
+            ensure!(before == (nonce, amount), "event {seq} changed");
+        }
+    }
+    let nonces: Vec<u64> = all.values().map(|v| v.0).collect();
+    ensure!(
+        nonces == (1..=bob_paid).collect::<Vec<_>>(),
+        "alice's consumer did not get each of bob's {bob_paid} payments once: {} events",
+        nonces.len()
+    );
+    ensure!(all.values().all(|v| v.1 == U256::from(3)));
+    Ok(())
+}
+
 pub(crate) fn deployment_json(pair: &Pair) -> String {
     let d = &pair.net.deployment;
     format!(
@@ -171,6 +292,8 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
 
     let key = alloy::hex::encode(pair.net.alice.signer.to_bytes());
     let mut stored = stored_direction(&store).await?;
+    // What Alice's event consumer reported over the runs, and the last event it marked.
+    let (mut reported, mut handled) = (Vec::new(), 0u64);
     for kill in 0..KILLS {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crash_peer"))
             .env("KEEL_KEY", &key)
@@ -180,6 +303,7 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
             .env("KEEL_PEER", pair.net.bob.address().to_string())
             .env("KEEL_PEER_ADDR", pair.bob_addr.to_string())
             .env("KEEL_CHANNEL", id.to_string())
+            .env("KEEL_EVENTS", "app")
             .env(
                 "KEEL_NOW",
                 keel_client::client::Clock::now(&pair.clock).to_string(),
@@ -215,6 +339,8 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
         let now = stored_direction(&store).await?;
         account(kill, &run, stored, now)?;
         stored = now;
+        handled = handled.max(run.handled);
+        reported.extend(run.events);
     }
 
     // Alice comes back in-process on the same store; both sides agree after the resync.
@@ -234,6 +360,7 @@ async fn a_payer_killed_twenty_times_loses_nothing() -> Result<()> {
     ensure!(bob_paid > 0, "bob paid nothing in {KILLS} runs");
     let pair = Pair { alice, ..pair };
     let (a, b) = wait_agreed(&pair, id).await?;
+    check_events(&pair, id, bob_paid, reported, handled, stored).await?;
     let info = pair.alice.channel(id).await?;
     ensure!(info.failed.is_none(), "{info:?}");
 
