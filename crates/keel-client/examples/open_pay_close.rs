@@ -24,7 +24,7 @@ use alloy::{
 };
 use eyre::{bail, Result, WrapErr};
 use keel_bindings::Deployment;
-use keel_client::{chain::ChainConfig, Client, ClientEvent, Config, Destination};
+use keel_client::{chain::ChainConfig, Client, ClientError, ClientEvent, Config, Destination};
 use keel_core::{secret_hash, Address, B256};
 
 /// Anvil's first two dev accounts (public test keys: never use them on a real chain).
@@ -180,8 +180,20 @@ async fn main() -> Result<()> {
     );
     let view = alice.channel(channel).await?;
 
-    // 8. Close cooperatively: one transaction pays both.
-    let receipt = bob.close(channel).await?;
+    // 8. Close cooperatively: one transaction pays both. Alice co-signs only the ledger she sees
+    //    too; if her side has not yet applied the withdrawal it refuses, and Bob asks again (as
+    //    the client README's API page does).
+    let mut attempt = 0;
+    let receipt = loop {
+        attempt += 1;
+        match bob.close(channel).await {
+            Ok(receipt) => break receipt,
+            Err(ClientError::PeerRejected { .. }) if attempt < 40 => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let ClientEvent::Settled {
         payout_a, payout_b, ..
     } = wait(&mut alice_events, |e| {
