@@ -7,7 +7,7 @@ use std::fmt;
 use crate::budget::{BudgetLedger, ReservationId};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Route};
-use crate::types::{mul_ppm, Amount, ChainId, Channel, ChannelId, GasTable, NodeId};
+use crate::types::{mul_ppm, Amount, ChainId, Channel, ChannelId, GasTable, NodeId, PPM};
 
 /// Everything the planner reads about the node and the network at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -446,12 +446,13 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
         let move_cost = price
             .checked_mul(u128::from(inputs.gas.withdraw_into))
             .ok_or(Error::Overflow)?;
+        let sized = onchain_amount(dst, need, horizon)?;
         for &(s, surplus) in &sources {
             let src = &channels[s];
             if src.chain != dst.chain {
                 continue;
             }
-            let amount = need.min(surplus);
+            let amount = sized.min(surplus);
             if amount < dst.policy.min_amount || amount == 0 {
                 continue;
             }
@@ -466,7 +467,7 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
             });
         }
         let wallet = inputs.wallet.get(&dst.chain).copied().unwrap_or(0);
-        let amount = need.min(wallet);
+        let amount = sized.min(wallet);
         if amount >= dst.policy.min_amount && amount > 0 {
             let cost = price
                 .checked_mul(u128::from(inputs.gas.deposit))
@@ -852,6 +853,29 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
         })
         .collect();
     Ok(Plan { actions, decisions })
+}
+
+/// How much an on-chain action should bring to a depleted channel that needs `need` to reach
+/// its target. A transaction costs the same gas whatever it carries, so it brings what the
+/// channel's recent outbound demand would use over the horizon (as an order quantity covers a
+/// period of demand), at least `need`; but never so much that the channel ends above its high
+/// threshold, where it would count as surplus and could be moved away again. The deposit grows
+/// the capacity too: `(local + a) / (capacity + a) <= high`.
+fn onchain_amount(dst: &Channel, need: Amount, horizon: Amount) -> Result<Amount> {
+    let demand = dst.demand_out().saturating_mul(horizon);
+    if demand <= need {
+        return Ok(need);
+    }
+    let high = u128::from(dst.policy.high_ppm);
+    let up_to_high = if high >= PPM {
+        Amount::MAX
+    } else {
+        let room = mul_ppm(dst.capacity, dst.policy.high_ppm)
+            .ok_or(Error::Overflow)?
+            .saturating_sub(dst.local);
+        room.checked_mul(PPM).ok_or(Error::Overflow)? / (PPM - high)
+    };
+    Ok(need.max(demand.min(up_to_high)))
 }
 
 fn decision(ch: &Channel, reason: Reason, sentence: String) -> Decision {

@@ -83,9 +83,33 @@ fn top_up_from_the_wallet_when_no_channel_has_surplus() {
         matches!(p.actions[0].kind, ActionKind::TopUp { .. }),
         "{p:#?}"
     );
-    assert_eq!(p.actions[0].amount, 400_000);
+    // Recent demand (the whole capacity per window) would use far more than the 400,000 to the
+    // target, so the one transaction brings as much as leaves the channel at its high share:
+    // (100,000 + 3,500,000) / (1,000,000 + 3,500,000) = 80 %.
+    assert_eq!(p.actions[0].amount, 3_500_000);
     assert_eq!(p.decisions[1].reason, Reason::Balanced);
     assert_eq!(p.decisions[1].reason.code(), "nothing_to_do");
+}
+
+#[test]
+fn a_top_up_brings_what_demand_uses_and_at_least_the_target() {
+    let mut w = world(&[100_000, 500_000]);
+    w.wallet = BTreeMap::from([(ChainId(1), 10_000_000)]);
+    w.channels[0].policy.max_fee_ppm = 100_000;
+    w.channels[0].policy.value_ppm = 100_000;
+    let ledger = BudgetLedger::new(86_400, u128::MAX);
+    // Demand of 150,000 per window over the default horizon of 4 windows: 600,000, between
+    // the 400,000 the target needs and the 3,500,000 the high share allows.
+    w.channels[0].flow_out = 150_000;
+    let p = run(&w, &ledger);
+    assert_eq!(p.actions.len(), 1, "{p:#?}");
+    assert_eq!(p.actions[0].amount, 600_000, "{p:#?}");
+    // Demand below what the target needs (and worth more, so the top-up still pays): the
+    // target decides.
+    w.channels[0].flow_out = 50_000;
+    w.channels[0].policy.value_ppm = 500_000;
+    let p = run(&w, &ledger);
+    assert_eq!(p.actions[0].amount, 400_000, "{p:#?}");
 }
 
 #[test]
