@@ -67,6 +67,35 @@ impl Router {
         by_capacity: bool,
         avoid: Option<u32>,
     ) -> Option<Path> {
+        // Exact shortcuts: every hop carries at least `amount`, so without a channel at the
+        // payer that can send it, or one at the payee that can bring it, no search can succeed
+        // (a failed search would otherwise visit everything reachable). `at` is the payer's or
+        // the payee's side of the channel; a channel whose other end is `avoid` counts only if
+        // `avoid` is the path's other end, since it may not be an intermediate hop.
+        let carries = |c: u32, at: u8, sends: bool, other_end: u32| {
+            let ch = &net.channels[c as usize];
+            let peer = ch.nodes[1 - at as usize];
+            if avoid == Some(peer) && peer != other_end {
+                return false;
+            }
+            let room = if by_capacity {
+                ch.capacity()
+            } else if sends {
+                ch.balance[at as usize]
+            } else {
+                ch.balance[1 - at as usize]
+            };
+            room >= amount
+        };
+        let can_send = net.adj[src as usize]
+            .iter()
+            .any(|&(c, at)| carries(c, at, true, dst));
+        let can_receive = net.adj[dst as usize]
+            .iter()
+            .any(|&(c, at)| carries(c, at, false, src));
+        if !can_send || !can_receive {
+            return None;
+        }
         for &t in &self.touched {
             let t = t as usize;
             self.need[t] = Amount::MAX;
