@@ -24,6 +24,7 @@ pub struct Edge {
 pub struct Graph {
     edges: Vec<Edge>,
     out: Vec<Vec<u32>>,
+    into: Vec<Vec<u32>>,
 }
 
 /// A route found in the graph, from its first forwarding node to the node that pays itself.
@@ -46,6 +47,7 @@ impl Graph {
         Self {
             edges: Vec::new(),
             out: vec![Vec::new(); node_count],
+            into: vec![Vec::new(); node_count],
         }
     }
 
@@ -54,9 +56,11 @@ impl Graph {
         let need = edge.from.0.max(edge.to.0) as usize + 1;
         if self.out.len() < need {
             self.out.resize(need, Vec::new());
+            self.into.resize(need, Vec::new());
         }
         let index = u32::try_from(self.edges.len()).expect("fewer than 2^32 edges");
         self.out[edge.from.0 as usize].push(index);
+        self.into[edge.to.0 as usize].push(index);
         self.edges.push(edge);
     }
 
@@ -98,11 +102,20 @@ impl Graph {
             return routes;
         }
         // Sorted once: a hub can have hundreds of depleted peers, and every settled node is
-        // looked up among them.
+        // looked up among them. A target no edge could enter (only from `avoid`, or with too
+        // little capacity: a peer whose one channel is the node's own) is never reached, and
+        // waiting for it would search everything reachable.
+        let enterable = |t: &NodeId| {
+            *t == source
+                || self.into[t.0 as usize].iter().any(|&e| {
+                    self.edges[e as usize].from != avoid
+                        && self.edges[e as usize].capacity >= amount
+                })
+        };
         let mut targets: Vec<NodeId> = targets
             .iter()
             .copied()
-            .filter(|t| (t.0 as usize) < n)
+            .filter(|t| (t.0 as usize) < n && enterable(t))
             .collect();
         targets.sort_unstable();
         targets.dedup();

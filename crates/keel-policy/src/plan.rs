@@ -81,6 +81,9 @@ pub enum Reason {
     /// Affordable options exist, but the earnings expected from the restored flow do not
     /// exceed their cost.
     NotWorthIt,
+    /// Depleted, but nothing went out or was refused in the last window: restoring it would
+    /// earn nothing, so no option is searched for.
+    NoDemand,
     /// Worthwhile options exist, but the channel's or node's budget for this period cannot
     /// cover them.
     OverBudget,
@@ -103,6 +106,7 @@ impl Reason {
             Reason::NoAffordableCycle => "no_affordable_cycle",
             Reason::TooExpensive => "too_expensive",
             Reason::NotWorthIt => "not_worth_it",
+            Reason::NoDemand => "no_demand",
             Reason::OverBudget => "over_budget",
             Reason::Busy => "busy",
         }
@@ -345,7 +349,20 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
         }
         if depleted {
             let need = target.saturating_sub(ch.local);
-            if need < p.min_amount || need == 0 {
+            if ch.demand_out() == 0 {
+                // Earnings are `min(restored, demand × horizon) × value`: zero, which no option
+                // exceeds. Skipping the search matters on large graphs, where most channels
+                // see no traffic in a window.
+                decisions[i] = Some(decision(
+                    ch,
+                    Reason::NoDemand,
+                    format!(
+                        "Local share {} is below {}, but nothing went out or was refused in the                          last period, so restoring it would earn nothing.",
+                        pct(share),
+                        pct(p.low_ppm)
+                    ),
+                ));
+            } else if need < p.min_amount || need == 0 {
                 decisions[i] = Some(decision(
                     ch,
                     Reason::BelowMinimum,

@@ -130,9 +130,15 @@ fn nothing_to_do_no_affordable_cycle_over_budget_not_worth_it_cooling_down() {
     assert_eq!(p.decisions[0].reason, Reason::OverBudget, "{p:#?}");
 
     let mut w = world(&[100_000, 900_000]);
-    w.channels[0].flow_out = 0;
+    w.channels[0].flow_out = 1;
     let p = run(&w, &ledger);
     assert_eq!(p.decisions[0].reason, Reason::NotWorthIt, "{p:#?}");
+
+    let mut w = world(&[100_000, 900_000]);
+    w.channels[0].flow_out = 0;
+    let p = run(&w, &ledger);
+    assert_eq!(p.decisions[0].reason, Reason::NoDemand, "{p:#?}");
+    assert_eq!(p.decisions[0].reason.code(), "no_demand");
 
     let mut w = world(&[100_000, 900_000]);
     w.channels[0].last_action = Some(9_000);

@@ -61,7 +61,8 @@ fn channel(nodes: u32) -> impl Strategy<Value = Channel> {
         0u32..=1_000_000,
         0u32..=100_000,
         1..nodes,
-        prop_oneof![Just(0u128), 0u128..20_000_000],
+        // No demand, a trickle (too little to repay most actions), or real demand.
+        prop_oneof![Just(0u128), 1u128..2_000, 0u128..20_000_000],
         prop_oneof![Just(0u128), 0u128..5_000_000],
         prop::option::of(80_000u64..NOW),
         1u64..3,
@@ -330,6 +331,7 @@ fn random_cases_reach_every_kind_of_action() {
         "depleted",
         "cooling_down",
         "not_worth_it",
+        "no_demand",
         "over_budget",
         "no_affordable_cycle",
     ] {
