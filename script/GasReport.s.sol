@@ -141,7 +141,10 @@ contract GasReport is Script {
             "top-up, a later deposit (ERC-20)"
         );
         _withdraw(t, vt, "withdraw while open (ERC-20)");
-        _send(ALICE_PK, address(vt), 0, _coopClose(t, vt, 6 ether, 10 ether), "cooperative close (ERC-20)");
+        // The same rebalancing step as for ETH: alice moves 2 tokens into another channel's vault.
+        ChannelVault vt3 = _openFundedToken(_params(token, 8));
+        _move(t, vt, vt3, "move into another channel (ERC-20, withdrawInto)");
+        _send(ALICE_PK, address(vt), 0, _coopClose(t, vt, 4 ether, 10 ether), "cooperative close (ERC-20)");
 
         // ERC-20 channel closed unilaterally.
         ChannelParams memory t2 = _params(token, 4);
@@ -245,6 +248,32 @@ contract GasReport is Script {
         _send(ALICE_PK, address(factory), 10 ether, abi.encodeCall(ChannelFactory.open, (p, 10 ether)), label);
         v = ChannelVault(factory.vaultOf(p));
         _send(BOB_PK, address(v), 10 ether, abi.encodeCall(ChannelVault.deposit, (1, 10 ether)), label);
+    }
+
+    /// @dev An open ERC-20 channel with 10 tokens a side; alice has approved the factory.
+    function _openFundedToken(ChannelParams memory p) internal returns (ChannelVault v) {
+        _send(
+            ALICE_PK,
+            address(factory),
+            0,
+            abi.encodeCall(ChannelFactory.open, (p, 10 ether)),
+            "setup: open (ERC-20)"
+        );
+        v = ChannelVault(factory.vaultOf(p));
+        _send(
+            BOB_PK,
+            p.token,
+            0,
+            abi.encodeCall(ERC20.approve, (address(v), type(uint256).max)),
+            "setup: approve vault"
+        );
+        _send(
+            BOB_PK,
+            address(v),
+            0,
+            abi.encodeCall(ChannelVault.deposit, (1, 10 ether)),
+            "setup: deposit (ERC-20)"
+        );
     }
 
     function _withdraw(ChannelParams memory p, ChannelVault v, string memory label) internal {

@@ -57,6 +57,8 @@ RAIDEN_ERC20 = {
     "cooperative close (ERC-20)": 167_416,
     "unilateral close (ERC-20)": 137_717,
     "settle (ERC-20)": 173_781,
+    # Raiden has no move between channels: a withdrawal, then a deposit into the other.
+    "move into another channel (ERC-20, withdrawInto)": 115_037 + 75_838,
 }
 
 SCENARIOS = {
@@ -180,6 +182,8 @@ def main():
                "'first deposit by the counterparty' and 'top-up' differ only in calldata.")
     out.append("- ERC-20 deposits read the vault's token balance before and after the transfer "
                "(fee-on-transfer tokens are credited what arrived), which costs two balanceOf calls.")
+    out.append("- Raiden has no move between channels; its figure for one is a withdrawal plus a "
+               "deposit (115,037 + 75,838).")
     out.append("- A refutation by a watchtower verifies one more signature (the non-closer's "
                "TowerAuthorisation) than the non-closer's own refutation.")
     print("\n".join(out))
