@@ -213,13 +213,11 @@ impl GasTable {
         withdraw_into: 68_790,
     };
 
-    /// ERC-20 channels, from docs/gas.md: top-up 51,209, withdraw 81,631; `withdrawInto` is
-    /// not measured for ERC-20 there and is estimated as a withdrawal plus a deposit minus one
-    /// transaction's base cost (81,631 + 51,209 - 21,000 = 111,840), which over-counts: the ETH
-    /// move costs 5,000 less than the ETH withdrawal alone.
+    /// ERC-20 channels, from docs/gas.md: top-up 51,209, withdraw 81,631, `withdrawInto`
+    /// 87,181.
     pub const ERC20: GasTable = GasTable {
         deposit: 51_209,
         withdraw: 81_631,
-        withdraw_into: 111_840,
+        withdraw_into: 87_181,
     };
 }

@@ -44,4 +44,8 @@ fn erc20_figures_are_the_measured_ones() {
         GasTable::ERC20.withdraw,
         measured("withdraw while open (ERC-20)")
     );
+    assert_eq!(
+        GasTable::ERC20.withdraw_into,
+        measured("move into another channel (ERC-20, withdrawInto)")
+    );
 }
