@@ -16,5 +16,6 @@ mod crash;
 mod deploy;
 mod hostile;
 mod lifecycle;
+mod multihop;
 mod tower;
 mod typed_data;

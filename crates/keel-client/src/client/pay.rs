@@ -1,0 +1,611 @@
+//! Multi-hop payments as the payer and as the payee that asks to be paid: invoices (keel-core's
+//! signed `PaymentRequest`, the secret kept in our store), the routing graph (our channels,
+//! plus the announcements and policy updates we are given, verified by keel-routing's
+//! `Gossip`), node keys (the onion is encrypted to each hop's key), and the payment itself:
+//! one route ([`Client::pay_route`]) or routes found and retried by keel-routing's
+//! `PaymentSession` ([`Client::send_payment`]).
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, RwLock},
+};
+
+use k256::PublicKey;
+use keel_core::{
+    forwarding::{
+        onion::{self, HopPayload},
+        ChannelAnnouncement, ChannelUpdate, FailureReason, ForwardInstruction, HopFailure,
+        HopPolicy, PaymentRequest,
+    },
+    signing::VerifyingKey,
+    wire::{Message, Signature},
+    Address, B256, U256,
+};
+use keel_routing::{
+    Asset, Channel as GraphChannel, Deployment, Failure, Gossip, PaymentSession, Route,
+    RouteParams, Scorer, SignedAnnouncement, SignedUpdate,
+};
+use tokio::sync::oneshot;
+
+use super::{
+    peer::{self, Outgoing},
+    Client, ClientError, ClientEvent, Result,
+};
+use crate::store::Invoice;
+
+/// Most channels the routing graph holds (memory stays bounded whatever we are given).
+const MAX_GRAPH_CHANNELS: usize = 100_000;
+/// Seconds after which what the scorer learnt from a failure has half faded.
+const SCORER_HALF_LIFE: u64 = 3_600;
+
+/// A payment request and its payee's signature: what a payee hands a payer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// The request.
+    pub request: PaymentRequest,
+    /// The payee's signature over it (EIP-712, under the deployment's domain).
+    pub signature: Signature,
+}
+
+/// How a multi-hop payment ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentOutcome {
+    /// The route that delivered it.
+    pub route: Route,
+    /// What the hops kept: what we locked less what the payee received.
+    pub fees: U256,
+    /// Routes tried, this one included.
+    pub attempts: usize,
+    /// The payee's secret: proof that it was paid.
+    pub secret: B256,
+}
+
+/// What the payer knows of the network.
+#[derive(Debug)]
+pub(crate) struct Routing {
+    gossip: Mutex<Gossip>,
+    scorer: Mutex<Scorer>,
+    node_keys: RwLock<HashMap<Address, PublicKey>>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            gossip: Mutex::new(Gossip::new(MAX_GRAPH_CHANNELS)),
+            scorer: Mutex::new(Scorer::new(SCORER_HALF_LIFE)),
+            node_keys: RwLock::default(),
+        }
+    }
+}
+
+impl Routing {
+    fn add_key(&self, key: &VerifyingKey) -> Address {
+        let address = Address::from_public_key(key);
+        self.node_keys
+            .write()
+            .expect("node keys poisoned")
+            .insert(address, PublicKey::from(key));
+        address
+    }
+
+    fn key(&self, node: Address) -> Option<PublicKey> {
+        self.node_keys
+            .read()
+            .expect("node keys poisoned")
+            .get(&node)
+            .copied()
+    }
+}
+
+impl Client {
+    /// Our node key: multi-hop payers encrypt our layer of their onions to it. Hand it to them
+    /// with [`Client::add_node_key`] (our channel announcements carry it too).
+    pub fn node_key(&self) -> VerifyingKey {
+        *self.inner.config.signer.credential().verifying_key()
+    }
+
+    /// Learns another node's key (its address follows from it, so a key cannot be passed off
+    /// for another node); returns that address.
+    pub fn add_node_key(&self, key: &VerifyingKey) -> Address {
+        self.inner.forwarding.routing.add_key(key)
+    }
+
+    /// Sets what we charge for forwarding into `channel_id` (instead of
+    /// [`Config::forward_policy`](super::Config::forward_policy)). Announce it with
+    /// [`Client::channel_update`].
+    pub fn set_forward_policy(&self, channel_id: B256, policy: HopPolicy) {
+        self.inner.forwarding.set_policy(channel_id, policy);
+    }
+
+    /// The announcement of one of our channels and our signature over it; with the peer's
+    /// signature it makes the [`SignedAnnouncement`] others route with.
+    pub async fn announcement_signature(
+        &self,
+        channel_id: B256,
+    ) -> Result<(ChannelAnnouncement, Signature)> {
+        let channel = self.inner.channel(channel_id)?;
+        let params = *channel.rt.lock().await.state.params();
+        let announcement = ChannelAnnouncement {
+            channelId: channel_id,
+            participantA: params.participant_a,
+            participantB: params.participant_b,
+            token: params.token,
+            challengePeriod: params.challenge_period,
+            salt: params.salt,
+        };
+        let signature = self.inner.sign(&channel.domain, &announcement)?;
+        Ok((announcement, signature))
+    }
+
+    /// Our current forwarding policy for `channel_id`, signed, dated `now`.
+    pub async fn channel_update(&self, channel_id: B256) -> Result<SignedUpdate> {
+        let channel = self.inner.channel(channel_id)?;
+        let policy = self
+            .inner
+            .forwarding
+            .policy(channel_id, &self.inner.config.forward_policy);
+        let update = ChannelUpdate {
+            channelId: channel_id,
+            node: self.inner.address,
+            timestamp: self.inner.config.clock.now(),
+            feeBase: policy.fee.base,
+            feeProportionalMillionths: policy.fee.proportional_millionths,
+            expiryDelta: policy.expiry_delta,
+            minAmount: U256::ZERO,
+            enabled: true,
+            rates: Vec::new(),
+        };
+        let signature = self.inner.sign(&channel.domain, &update)?;
+        Ok(SignedUpdate { update, signature })
+    }
+
+    /// Adds a channel both participants announced, on `chain_id` (a configured chain), holding
+    /// `capacity`, to our routing graph, and learns both nodes' keys from the signatures.
+    /// Refused, changing nothing, unless it verifies. Returns whether it was new.
+    pub fn add_announcement(
+        &self,
+        chain_id: u64,
+        signed: &SignedAnnouncement,
+        capacity: U256,
+    ) -> Result<bool> {
+        let deployment = self.deployment(chain_id)?;
+        let routing = &self.inner.forwarding.routing;
+        let new = routing
+            .gossip
+            .lock()
+            .expect("gossip poisoned")
+            .announce(&deployment, signed, capacity)
+            .map_err(|e| ClientError::Gossip(e.to_string()))?;
+        let vault = keel_core::vault_address(
+            deployment.factory,
+            deployment.implementation,
+            signed.announcement.channelId,
+            signed.announcement.token,
+        );
+        let digest =
+            keel_core::ChannelDomain::new(chain_id, vault).signing_hash(&signed.announcement);
+        for signature in &signed.signatures {
+            // Verified above: each recovers to its participant.
+            if let Ok(key) = keel_core::signing::recover_key(&digest, signature) {
+                routing.add_key(&key);
+            }
+        }
+        Ok(new)
+    }
+
+    /// Applies a node's signed policy update for an announced channel to our routing graph.
+    pub fn add_channel_update(&self, signed: &SignedUpdate) -> Result<()> {
+        let now = self.inner.config.clock.now();
+        self.inner
+            .forwarding
+            .routing
+            .gossip
+            .lock()
+            .expect("gossip poisoned")
+            .update(signed, now)
+            .map_err(|e| ClientError::Gossip(e.to_string()))
+    }
+
+    /// Asks to be paid `amount` of `token` on `chain_id` within `lifetime` seconds: a fresh
+    /// secret is stored (durable when this returns) and the request carrying its hash signed.
+    pub async fn create_invoice(
+        &self,
+        chain_id: u64,
+        token: Address,
+        amount: U256,
+        lifetime: u64,
+        description: &str,
+    ) -> Result<SignedRequest> {
+        let (request, _) = self
+            .issue_invoice(chain_id, token, amount, lifetime, description, false)
+            .await?;
+        Ok(request)
+    }
+
+    /// [`Client::create_invoice`] for a hold invoice: a payment's lock is checked against it
+    /// and kept, and the secret (returned here) revealed only when the application claims the
+    /// lock with [`Client::claim_lock`], e.g. once it delivered what was paid for. Unclaimed,
+    /// the lock expires and every hop gets its funds back.
+    pub async fn create_hold_invoice(
+        &self,
+        chain_id: u64,
+        token: Address,
+        amount: U256,
+        lifetime: u64,
+        description: &str,
+    ) -> Result<(SignedRequest, B256)> {
+        self.issue_invoice(chain_id, token, amount, lifetime, description, true)
+            .await
+    }
+
+    async fn issue_invoice(
+        &self,
+        chain_id: u64,
+        token: Address,
+        amount: U256,
+        lifetime: u64,
+        description: &str,
+        hold: bool,
+    ) -> Result<(SignedRequest, B256)> {
+        let deployment = self.deployment(chain_id)?;
+        // A fresh random secp256k1 key's bytes: 32 uniformly random bytes (bar a negligible
+        // range), from the same source the signer crate draws keys from.
+        let secret = B256::from(alloy::signers::local::PrivateKeySigner::random().to_bytes());
+        let payment_hash = keel_core::secret_hash(secret);
+        let expiry =
+            self.inner
+                .config
+                .clock
+                .now()
+                .checked_add(lifetime)
+                .ok_or(ClientError::Forward(
+                    keel_core::forwarding::ForwardError::Overflow("the invoice expiry"),
+                ))?;
+        let request = PaymentRequest {
+            paymentHash: payment_hash,
+            payee: self.inner.address,
+            chainId: U256::from(chain_id),
+            token,
+            amount,
+            expiry,
+            minFinalLifetime: self.inner.config.policy.min_lock_lifetime,
+            description: description.to_owned(),
+        };
+        let digest = request
+            .signing_hash(deployment.factory)
+            .map_err(ClientError::Forward)?;
+        let signature = keel_core::sign_hash(&self.inner.config.signer, &digest)
+            .map_err(ClientError::Signing)?;
+        let invoice = Invoice {
+            secret,
+            amount,
+            expiry,
+            paid: false,
+            hold,
+        };
+        self.inner.store.put_invoice(payment_hash, &invoice).await?;
+        Ok((SignedRequest { request, signature }, secret))
+    }
+
+    /// Pays along `route` (from keel-routing: its first channel is ours) under
+    /// `payment_hash`: the onion goes to the first hop with our lock, and this returns when
+    /// the payee's secret comes back, or fails with [`ClientError::PaymentFailed`] saying which
+    /// hop stopped it and why (our lock then comes back after it expires:
+    /// [`Client::remove_expired_locks`]).
+    pub async fn pay_route(&self, route: &Route, payment_hash: B256) -> Result<PaymentOutcome> {
+        let secret = self.attempt(route, payment_hash).await?;
+        let outcome = outcome(route.clone(), 1, secret);
+        self.note_sent(payment_hash, &outcome).await;
+        Ok(outcome)
+    }
+
+    /// Pays a payee's signed request: verified, then routed over our graph, each failure
+    /// teaching the scorer and the next route avoiding the hop that failed, at most
+    /// `max_attempts` routes. Every attempt uses the request's payment hash, so the payee is
+    /// paid at most once. Fails with the last attempt's [`ClientError::PaymentFailed`] once no
+    /// attempt or route is left.
+    pub async fn send_payment(
+        &self,
+        signed: &SignedRequest,
+        max_attempts: usize,
+    ) -> Result<PaymentOutcome> {
+        let request = &signed.request;
+        let chain_id =
+            u64::try_from(request.chainId).map_err(|_| ClientError::NoChain(u64::MAX))?;
+        let deployment = self.deployment(chain_id)?;
+        let now = self.inner.config.clock.now();
+        request
+            .verify(deployment.factory, &signed.signature, now)
+            .map_err(|e| ClientError::Gossip(e.to_string()))?;
+        let params = self.route_params(chain_id, request.token, request.minFinalLifetime);
+        let mut session = PaymentSession::new(
+            self.inner.address,
+            request.payee,
+            request.amount,
+            params,
+            max_attempts,
+        );
+        let mut last_failure = None;
+        loop {
+            let graph = self.graph().await;
+            let now = self.inner.config.clock.now();
+            let next = {
+                let routing = &self.inner.forwarding.routing;
+                let scorer = routing.scorer.lock().expect("scorer poisoned");
+                session.next_route(&graph, &scorer, now)
+            };
+            let route = match (next, last_failure.take()) {
+                (Ok(route), _) => route,
+                // Out of attempts or routes: how the last one ended says more.
+                (Err(_), Some(failed)) => return Err(failed),
+                (Err(e), None) => return Err(ClientError::Routing(e.to_string())),
+            };
+            match self.attempt(&route, request.paymentHash).await {
+                Ok(secret) => {
+                    let attempts = session.attempts();
+                    let done = {
+                        let routing = &self.inner.forwarding.routing;
+                        let mut scorer = routing.scorer.lock().expect("scorer poisoned");
+                        session.succeeded(&mut scorer, &graph, route, now)
+                    };
+                    let outcome = outcome(done.route, attempts, secret);
+                    self.note_sent(request.paymentHash, &outcome).await;
+                    return Ok(outcome);
+                }
+                Err(ClientError::PaymentFailed { failure, hop }) => {
+                    tracing::info!(?failure, ?hop, "route failed, trying another");
+                    let hop = hop.unwrap_or(0);
+                    let lesson = if failure.reason.is_liquidity() {
+                        Failure::Liquidity { hop }
+                    } else {
+                        Failure::Refused { hop }
+                    };
+                    let learnt = {
+                        let routing = &self.inner.forwarding.routing;
+                        let mut scorer = routing.scorer.lock().expect("scorer poisoned");
+                        session.failed(&mut scorer, &graph, &route, lesson, now)
+                    };
+                    learnt.map_err(|e| ClientError::Routing(e.to_string()))?;
+                    last_failure = Some(ClientError::PaymentFailed {
+                        failure,
+                        hop: Some(hop),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The cheapest route (by fees and the chance each hop carries the amount) from us to
+    /// `payee`, delivering `amount` of `token` on `chain_id`, over our routing graph: what
+    /// [`Client::pay_route`] takes.
+    pub async fn find_route(
+        &self,
+        chain_id: u64,
+        payee: Address,
+        token: Address,
+        amount: U256,
+    ) -> Result<Route> {
+        let params = self.route_params(chain_id, token, self.inner.config.policy.min_lock_lifetime);
+        let graph = self.graph().await;
+        let scorer = self
+            .inner
+            .forwarding
+            .routing
+            .scorer
+            .lock()
+            .expect("scorer poisoned");
+        let now = self.inner.config.clock.now();
+        keel_routing::find_route(
+            &graph,
+            &scorer,
+            self.inner.address,
+            payee,
+            amount,
+            &params,
+            now,
+        )
+        .map_err(|e| ClientError::Routing(e.to_string()))
+    }
+
+    fn route_params(&self, chain_id: u64, token: Address, final_lifetime: u64) -> RouteParams {
+        RouteParams {
+            payee_asset: Some(Asset { chain_id, token }),
+            final_lifetime: final_lifetime
+                .max(self.inner.config.policy.min_lock_lifetime)
+                .saturating_add(FINAL_MARGIN),
+            ..RouteParams::default()
+        }
+    }
+
+    /// One attempt along `route`: the secret, or where it stopped.
+    async fn attempt(&self, route: &Route, payment_hash: B256) -> Result<B256> {
+        let first = route
+            .hops
+            .first()
+            .filter(|hop| hop.from == self.inner.address)
+            .ok_or(ClientError::Routing(
+                "the route does not start with us".into(),
+            ))?;
+        let packet = self.onion(route, payment_hash)?;
+        let channel = self.inner.channel(first.channel)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut payments = self
+                .inner
+                .forwarding
+                .payments
+                .lock()
+                .expect("payments poisoned");
+            payments.insert(payment_hash, reply);
+        }
+        let forget = || {
+            let mut payments = self
+                .inner
+                .forwarding
+                .payments
+                .lock()
+                .expect("payments poisoned");
+            payments.remove(&payment_hash);
+        };
+        let onion = Message::LockOnion {
+            channel_id: channel.id,
+            secret_hash: payment_hash,
+            packet,
+        };
+        if let Err(e) = peer::send(&self.inner, channel.peer, Outgoing::message(onion)) {
+            forget();
+            return Err(e);
+        }
+        let lock = route.locks[0];
+        if let Err(e) = self
+            .pay_locked(channel.id, lock.amount, payment_hash, lock.expiration)
+            .await
+        {
+            forget();
+            return Err(e);
+        }
+        // The payment is out: it ends with the secret or a failure, or (if every hop stays
+        // silent) when our lock expires.
+        let wait = lock
+            .expiration
+            .saturating_sub(self.inner.config.clock.now())
+            .saturating_add(1);
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(wait), answer).await;
+        forget();
+        match answer {
+            Ok(Ok(Ok(secret))) => Ok(secret),
+            Ok(Ok(Err(failure))) => Err(ClientError::PaymentFailed {
+                hop: route.hops.iter().position(|h| h.to == failure.node),
+                failure,
+            }),
+            Ok(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::PaymentFailed {
+                hop: None,
+                failure: HopFailure {
+                    node: first.to,
+                    channel: first.channel,
+                    reason: FailureReason::Expired,
+                },
+            }),
+        }
+    }
+
+    /// The onion for `route`: each node after us gets its instruction, encrypted to its key.
+    fn onion(&self, route: &Route, payment_hash: B256) -> Result<onion::Packet> {
+        let n = route.hops.len();
+        if n == 0 || route.locks.len() != n {
+            return Err(ClientError::Routing("a route without hops".into()));
+        }
+        let mut hops = Vec::with_capacity(n);
+        for (i, hop) in route.hops.iter().enumerate() {
+            let key = self
+                .inner
+                .forwarding
+                .routing
+                .key(hop.to)
+                .ok_or(ClientError::UnknownNodeKey(hop.to))?;
+            let payload = match route.hops.get(i + 1) {
+                Some(next) => HopPayload::Forward(ForwardInstruction {
+                    next_chain_id: next.asset.chain_id,
+                    next_channel: next.channel,
+                    amount: route.locks[i + 1].amount,
+                    expiration: route.locks[i + 1].expiration,
+                }),
+                None => HopPayload::Receive {
+                    amount: route.locks[i].amount,
+                    expiration: route.locks[i].expiration,
+                },
+            };
+            hops.push((key, payload));
+        }
+        // Fresh for each packet: a random key's bytes.
+        let session = alloy::signers::local::PrivateKeySigner::random().to_bytes();
+        onion::build(&session.0, &hops, &payment_hash).map_err(ClientError::Onion)
+    }
+
+    /// Our routing graph with our own channels in it, each direction's balance known exactly.
+    async fn graph(&self) -> keel_routing::Graph {
+        let routing = &self.inner.forwarding.routing;
+        let mut graph = routing
+            .gossip
+            .lock()
+            .expect("gossip poisoned")
+            .graph()
+            .clone();
+        let mut own = Vec::new();
+        for channel in self.inner.channel_list() {
+            let rt = channel.rt.lock().await;
+            if !rt.chain.is_open() {
+                continue;
+            }
+            let params = *rt.state.params();
+            let total = rt.state.balance(keel_core::Side::A) + rt.state.balance(keel_core::Side::B);
+            let direction = u8::from(rt.state.me() == keel_core::Side::B);
+            own.push((
+                GraphChannel {
+                    id: channel.id,
+                    asset: Asset {
+                        chain_id: channel.chain_id,
+                        token: params.token,
+                    },
+                    nodes: [params.participant_a, params.participant_b],
+                    capacity: total,
+                },
+                direction,
+                rt.state.capacity(rt.state.me()),
+            ));
+        }
+        let mut scorer = routing.scorer.lock().expect("scorer poisoned");
+        for (channel, direction, available) in own {
+            if graph.channel(&channel.id).is_none() {
+                // Refused only for a malformed channel, which ours are not.
+                let _ = graph.add_channel(channel);
+            }
+            scorer.set_local(channel.id, direction, available);
+        }
+        graph
+    }
+
+    fn deployment(&self, chain_id: u64) -> Result<Deployment> {
+        let chain = self
+            .inner
+            .config
+            .chains
+            .iter()
+            .find(|c| c.chain_id() == chain_id)
+            .ok_or(ClientError::NoChain(chain_id))?;
+        Ok(Deployment {
+            chain_id,
+            factory: chain.deployment.channel_factory,
+            implementation: chain.deployment.vault_implementation,
+        })
+    }
+
+    async fn note_sent(&self, payment_hash: B256, outcome: &PaymentOutcome) {
+        let delivered = outcome.route.locks.last().map_or(U256::ZERO, |l| l.amount);
+        self.inner
+            .note(ClientEvent::PaymentSent {
+                payment_hash,
+                amount: delivered,
+                fees: outcome.fees,
+                hops: outcome.route.hops.len() as u64,
+            })
+            .await;
+    }
+}
+
+/// Seconds the payee's lock lives beyond its channel's minimum, so it is still acceptable
+/// after the moments the route takes to cross.
+const FINAL_MARGIN: u64 = 120;
+
+fn outcome(route: Route, attempts: usize, secret: B256) -> PaymentOutcome {
+    let sent = route.locks.first().map_or(U256::ZERO, |l| l.amount);
+    let delivered = route.locks.last().map_or(U256::ZERO, |l| l.amount);
+    PaymentOutcome {
+        fees: sent.saturating_sub(delivered),
+        route,
+        attempts,
+        secret,
+    }
+}
