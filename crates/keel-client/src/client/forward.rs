@@ -543,3 +543,23 @@ fn spawn_change(inner: &Arc<Inner>, channel_id: B256, change: Change) {
 pub(crate) fn node_key(signer: &alloy::signers::local::PrivateKeySigner) -> SecretKey {
     SecretKey::from(signer.credential().as_nonzero_scalar())
 }
+
+#[cfg(test)]
+mod tests {
+    use keel_core::forwarding::{expiry_delta, ChainTiming};
+
+    use super::super::DEFAULT_EXPIRY_DELTA;
+
+    /// The default expiry delta is the derivation's figure for mainnet, not a number picked.
+    #[test]
+    fn the_default_expiry_delta_is_mainnets_derived_one() {
+        let mainnet = ChainTiming {
+            block_time: 12,
+            confirmations: 12,
+            inclusion_blocks: 25,
+            poll_interval: 12,
+            margin: 300,
+        };
+        assert_eq!(expiry_delta(&mainnet, &mainnet), Ok(DEFAULT_EXPIRY_DELTA));
+    }
+}

@@ -751,9 +751,9 @@ impl Inner {
 }
 
 /// The default [`Config::forward_policy`] expiry delta, in seconds: what keel-core's
-/// `expiry_delta` gives for Ethereum mainnet followed 12 blocks deep (12 s blocks, 12 s polls,
-/// 3 blocks to be included, a 5-minute margin): 12×12 + 12 + (3 + 12)×12 + 300 = 636, rounded
-/// up to 15 minutes. See docs/protocol.md, "Expiry delta".
+/// `expiry_delta` gives for a hop on Ethereum mainnet (12 s blocks followed 12 deep, 12 s polls,
+/// 25 blocks budgeted for inclusion, a 300 s margin): 156 s to see a secret registered
+/// downstream plus 744 s to register it upstream. See docs/protocol.md, "Multi-hop forwarding".
 pub const DEFAULT_EXPIRY_DELTA: u64 = 900;
 
 /// How long past its expiry a co-signed withdrawal or close is still treated as live: a margin
