@@ -112,7 +112,8 @@ impl Client {
 
     /// Sets what we charge for forwarding into `channel_id` (instead of
     /// [`Config::forward_policy`](super::Config::forward_policy)). Announce it with
-    /// [`Client::channel_update`].
+    /// [`Client::channel_update`]. Held in memory: set it again after a restart (forwards
+    /// already made are stored and finish under the policy they were made with).
     pub fn set_forward_policy(&self, channel_id: B256, policy: HopPolicy) {
         self.inner.forwarding.set_policy(channel_id, policy);
     }

@@ -5,7 +5,7 @@
 //! where the policies say, a withheld secret refunds every hop after expiry, and a hop lied to
 //! refuses with a typed reason.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use alloy::primitives::{Address, B256, U256};
 use eyre::{ensure, eyre, Result};
@@ -22,9 +22,11 @@ use crate::client_flow::{chain_time, config, units, wait_for, wait_until, TempDi
 /// Clients in a line, each connected to the next.
 struct Line {
     net: Devnet,
-    _dir: TempDir,
+    dir: TempDir,
     clock: ManualClock,
     nodes: Vec<Client>,
+    /// Where each node but the first listens (its predecessor dials it).
+    addrs: Vec<Option<SocketAddr>>,
 }
 
 impl Line {
@@ -39,19 +41,24 @@ impl Line {
             (&net.dave, "dave"),
         ];
         let mut nodes: Vec<Client> = Vec::new();
+        let mut addrs = Vec::new();
         for (participant, name) in who.into_iter().take(count) {
             let client = Client::start(config(&net, &dir, &clock, participant, name)).await?;
+            let mut addr = None;
             if let Some(before) = nodes.last() {
                 let at = client.listen("127.0.0.1:0").await?;
                 before.connect(at, client.address()).await?;
+                addr = Some(at);
             }
             nodes.push(client);
+            addrs.push(addr);
         }
         Ok(Self {
             net,
-            _dir: dir,
+            dir,
             clock,
             nodes,
+            addrs,
         })
     }
 
@@ -348,5 +355,75 @@ async fn a_hop_lied_to_refuses_with_a_typed_reason() -> Result<()> {
     }
     let carol_view = carol.channel(bc).await?;
     ensure!(carol_view.incoming_locks.is_empty());
+    Ok(())
+}
+
+/// Bob is stopped while his forward is pending (Carol holds the lock, the secret unrevealed)
+/// and started again from his store: when Carol then claims, the restarted Bob finds the
+/// forward he made before, claims Alice's lock and pays Carol's out; Alice's payment completes
+/// and every balance is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
+    let line = Line::start("multihop-restart", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    let hub_policy = policy(500, 1_000);
+    bob.set_forward_policy(bc, hub_policy);
+    line.announce(alice, 1, bc, deposit).await?;
+
+    let amount = units("0.05");
+    let (request, secret) = carol
+        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
+        .await?;
+    let payer = alice.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    wait_until(carol, bc, |i| i.incoming_locks.len() == 1).await?;
+
+    bob.clone().shutdown().await;
+    let bob_config = config(&line.net, &line.dir, &line.clock, &line.net.bob, "bob");
+    // A per-channel policy lives in memory (the forwards are stored): set again for new ones.
+    let bob = Client::start(bob_config).await?;
+    bob.set_forward_policy(bc, hub_policy);
+    let bob_addr = line.addrs[1].ok_or_else(|| eyre!("bob listens"))?;
+    let mut listening = bob.listen(bob_addr).await;
+    for _ in 0..50 {
+        if listening.is_ok() {
+            break;
+        }
+        // The stopped client's listener may still hold the port for a moment.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        listening = bob.listen(bob_addr).await;
+    }
+    listening?;
+    let carol_addr = line.addrs[2].ok_or_else(|| eyre!("carol listens"))?;
+    bob.connect(carol_addr, carol.address()).await?;
+    let mut bob_events = bob.subscribe();
+
+    // Carol settles once Bob is back (her reveal needs the connection).
+    let claimed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match carol.claim_lock(bc, secret).await {
+                Ok(()) => return,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    claimed.await.map_err(|_| eyre!("carol could not claim"))?;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), paying).await???;
+    let fee = hub_policy.fee.fee(amount)?;
+    ensure!(outcome.fees == fee);
+    wait_for(
+        &mut bob_events,
+        |e| matches!(e, ClientEvent::PaymentForwarded { fee: f, .. } if *f == fee),
+    )
+    .await?;
+
+    let paid = amount + fee;
+    settled_at(alice, ab, deposit - paid, paid).await?;
+    settled_at(&bob, ab, paid, deposit - paid).await?;
+    settled_at(&bob, bc, deposit - amount, amount).await?;
+    settled_at(carol, bc, amount, deposit - amount).await?;
     Ok(())
 }
