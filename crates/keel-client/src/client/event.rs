@@ -119,7 +119,9 @@ pub enum ClientEvent {
         /// Where and why it stopped.
         failure: keel_core::forwarding::HopFailure,
     },
-    /// A multi-hop payment of one of our invoices arrived and we claimed it.
+    /// A lock paying one of our invoices arrived, checked against it and the payer's onion: the
+    /// invoice is paid and its secret revealed to claim the lock (again until the lock is paid
+    /// out). Not for a hold invoice, which the application claims itself.
     InvoicePaid {
         /// The invoice's payment hash.
         payment_hash: B256,

@@ -65,6 +65,9 @@ pub(crate) struct Forwarding {
     pub(crate) payments: Mutex<HashMap<B256, PaymentReply>>,
     /// Our fee policy per outgoing channel, set by the operator.
     policies: RwLock<HashMap<B256, HopPolicy>>,
+    /// Invoices paid whose lock the sender has not paid out yet, by (channel, secret hash): the
+    /// secret is revealed again until it does (the hub may have died before storing it).
+    claims: Mutex<HashMap<LockKey, B256>>,
     /// What a payer knows of the network: the routing graph, the scorer, node keys.
     pub(crate) routing: super::pay::Routing,
     /// Forwards whose secret this process has passed upstream, or whose downstream lock it is
@@ -76,6 +79,8 @@ pub(crate) struct Forwarding {
 const REVEALED: u8 = 0;
 const PAID_OUT: u8 = 1;
 const TAKEN_BACK: u8 = 2;
+/// A payee's reveal of a paid invoice's secret in progress (keyed by the incoming channel).
+const RECLAIMING: u8 = 3;
 
 impl Forwarding {
     pub(crate) fn new(node_key: SecretKey, forwards: Vec<Forward>) -> Self {
@@ -89,6 +94,7 @@ impl Forwarding {
             forwards: Mutex::new(forwards),
             payments: Mutex::default(),
             policies: RwLock::default(),
+            claims: Mutex::default(),
             routing: super::pay::Routing::default(),
             done: Mutex::default(),
         }
@@ -237,24 +243,36 @@ async fn receive(
     if inner.store.put_invoice(hash, &paid).await.is_err() {
         return Err(FailureReason::UnknownPayment);
     }
+    inner
+        .note(ClientEvent::InvoicePaid {
+            payment_hash: hash,
+            channel_id,
+            amount: lock.amount,
+        })
+        .await;
+    {
+        let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
+        claims.insert((channel_id, hash), invoice.secret);
+    }
+    claim_paid(inner, channel_id, hash, invoice.secret).await;
+    Ok(())
+}
+
+/// Reveals a paid invoice's secret to the sender of its lock; kept for the maintenance to
+/// reveal again until the lock is paid out.
+async fn claim_paid(inner: &Arc<Inner>, channel_id: B256, hash: B256, secret: B256) {
     let client = Client {
         inner: Arc::clone(inner),
     };
-    match client.claim_lock(channel_id, invoice.secret).await {
+    match client.claim_lock(channel_id, secret).await {
         Ok(()) => {
-            inner
-                .note(ClientEvent::InvoicePaid {
-                    payment_hash: hash,
-                    channel_id,
-                    amount: lock.amount,
-                })
-                .await;
+            let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
+            claims.remove(&(channel_id, hash));
         }
-        // The lock is ours (we hold the secret): the application can claim it again, or
-        // register the secret on chain before the lock expires.
-        Err(e) => tracing::warn!(%channel_id, error = %e, "invoice paid, claim not answered"),
+        // The lock is ours (we hold the secret): revealed again each second while it is
+        // pending; the secret can also be registered on chain before the lock expires.
+        Err(e) => tracing::warn!(%channel_id, error = %e, "invoice paid, claim not answered yet"),
     }
-    Ok(())
 }
 
 /// We are a hop: check the instruction against our policy and forward the lock.
@@ -466,6 +484,52 @@ pub(crate) async fn maintain(inner: std::sync::Weak<Inner>) {
         for forward in forwards {
             follow_up(&inner, forward).await;
         }
+        reclaim(&inner).await;
+    }
+}
+
+/// Reveals again the secrets of paid invoices whose locks are still pending, one attempt at a
+/// time each; forgets those whose lock is gone (paid out, or expired and taken back).
+async fn reclaim(inner: &Arc<Inner>) {
+    let claims: Vec<(LockKey, B256)> = {
+        let claims = inner.forwarding.claims.lock().expect("claims poisoned");
+        claims.iter().map(|(k, s)| (*k, *s)).collect()
+    };
+    for ((channel_id, hash), secret) in claims {
+        let pending = match inner.channel(channel_id) {
+            Ok(channel) => {
+                let rt = channel.rt.lock().await;
+                let them = rt.state.me().other();
+                let locks = &rt.state.direction(them).locks;
+                locks.iter().any(|l| l.secret_hash == hash)
+            }
+            Err(_) => false,
+        };
+        if !pending {
+            let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
+            claims.remove(&(channel_id, hash));
+            continue;
+        }
+        let key = (channel_id, hash, RECLAIMING);
+        if !inner
+            .forwarding
+            .done
+            .lock()
+            .expect("done poisoned")
+            .insert(key)
+        {
+            continue;
+        }
+        let inner = Arc::clone(inner);
+        tokio::spawn(async move {
+            claim_paid(&inner, channel_id, hash, secret).await;
+            inner
+                .forwarding
+                .done
+                .lock()
+                .expect("done poisoned")
+                .remove(&key);
+        });
     }
 }
 

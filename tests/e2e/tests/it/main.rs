@@ -17,5 +17,6 @@ mod deploy;
 mod hostile;
 mod lifecycle;
 mod multihop;
+mod multihop_crash;
 mod tower;
 mod typed_data;

@@ -20,17 +20,17 @@ use keel_routing::SignedAnnouncement;
 use crate::client_flow::{chain_time, config, units, wait_for, wait_until, TempDir};
 
 /// Clients in a line, each connected to the next.
-struct Line {
-    net: Devnet,
-    dir: TempDir,
-    clock: ManualClock,
-    nodes: Vec<Client>,
+pub(crate) struct Line {
+    pub(crate) net: Devnet,
+    pub(crate) dir: TempDir,
+    pub(crate) clock: ManualClock,
+    pub(crate) nodes: Vec<Client>,
     /// Where each node but the first listens (its predecessor dials it).
-    addrs: Vec<Option<SocketAddr>>,
+    pub(crate) addrs: Vec<Option<SocketAddr>>,
 }
 
 impl Line {
-    async fn start(name: &str, count: usize) -> Result<Self> {
+    pub(crate) async fn start(name: &str, count: usize) -> Result<Self> {
         let net = Devnet::start().await?;
         let dir = TempDir::new(name);
         let clock = ManualClock::new(chain_time(&net).await?);
@@ -64,7 +64,7 @@ impl Line {
 
     /// Node `i` opens a channel to node `i + 1` in `token` with `deposit`; returns once both
     /// saw the deposit.
-    async fn open(&self, i: usize, token: Address, deposit: U256) -> Result<B256> {
+    pub(crate) async fn open(&self, i: usize, token: Address, deposit: U256) -> Result<B256> {
         let (opener, peer) = (&self.nodes[i], &self.nodes[i + 1]);
         let mut events = peer.subscribe();
         let id = opener
@@ -90,7 +90,13 @@ impl Line {
 
     /// Announces channel `id` between nodes `i` and `i + 1` to `to`, with node `i`'s policy
     /// for forwarding into it.
-    async fn announce(&self, to: &Client, i: usize, id: B256, capacity: U256) -> Result<()> {
+    pub(crate) async fn announce(
+        &self,
+        to: &Client,
+        i: usize,
+        id: B256,
+        capacity: U256,
+    ) -> Result<()> {
         let (a, b) = (&self.nodes[i], &self.nodes[i + 1]);
         let (announcement, signature_a) = a.announcement_signature(id).await?;
         let (_, signature_b) = b.announcement_signature(id).await?;
@@ -109,14 +115,14 @@ impl Line {
     }
 
     /// Moves the chain's and the clients' clocks forward together.
-    async fn advance(&self, seconds: u64) -> Result<()> {
+    pub(crate) async fn advance(&self, seconds: u64) -> Result<()> {
         self.net.advance_time(seconds).await?;
         self.clock.set(chain_time(&self.net).await?);
         Ok(())
     }
 }
 
-fn policy(base: u64, millionths: u32) -> HopPolicy {
+pub(crate) fn policy(base: u64, millionths: u32) -> HopPolicy {
     HopPolicy {
         fee: FeePolicy {
             base: U256::from(base),
@@ -129,7 +135,7 @@ fn policy(base: u64, millionths: u32) -> HopPolicy {
 
 /// Waits until `client` holds no pending lock in `id` and its balances are `balance` (ours)
 /// and `peer_balance`.
-async fn settled_at(
+pub(crate) async fn settled_at(
     client: &Client,
     id: B256,
     balance: U256,
