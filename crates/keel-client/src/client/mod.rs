@@ -25,6 +25,7 @@ mod onchain;
 mod pay;
 mod peer;
 mod requests;
+mod routing;
 
 pub use accept::AcceptChannels;
 pub use channel::ChannelInfo;
