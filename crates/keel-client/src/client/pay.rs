@@ -266,6 +266,9 @@ impl Client {
             ))?;
         let packet = self.onion(route, payment_hash)?;
         let channel = self.inner.channel(first.channel)?;
+        // As for any payment: wait (up to `Config::sync_timeout`) for the first hop to be
+        // connected and in sync, so the onion is not sent into a connection being replaced.
+        peer::wait_synced(&self.inner, &channel).await?;
         let (reply, answer) = oneshot::channel();
         {
             let mut payments = self
