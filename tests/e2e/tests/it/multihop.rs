@@ -321,8 +321,9 @@ async fn a_withheld_secret_refunds_every_hop_after_expiry() -> Result<()> {
     Ok(())
 }
 
-/// Alice lies to Bob: a lock below what his fee needs, then one expiring too soon after the
-/// one he is told to forward. Bob forwards neither and says why; nothing reaches Carol.
+/// Alice lies to Bob: a lock below what his fee needs, one expiring too soon after the one he
+/// is told to forward, an instruction to forward into a channel he does not have. Bob forwards
+/// none and says why; nothing reaches Carol.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hop_lied_to_refuses_with_a_typed_reason() -> Result<()> {
     let line = Line::start("multihop-lies", 3).await?;
@@ -342,9 +343,14 @@ async fn a_hop_lied_to_refuses_with_a_typed_reason() -> Result<()> {
     short_paid.locks[0].amount -= U256::from(1);
     let mut short_lived = route.clone();
     short_lived.locks[0].expiration = route.locks[1].expiration + 60;
-    for (lie, reason) in [
-        (short_paid, FailureReason::FeeTooLow),
-        (short_lived, FailureReason::ExpiryTooSoon),
+    // A next channel Bob does not have: the failure names the channel he was told.
+    let nowhere = B256::repeat_byte(0xee);
+    let mut to_nowhere = route.clone();
+    to_nowhere.hops[1].channel = nowhere;
+    for (lie, reason, channel) in [
+        (short_paid, FailureReason::FeeTooLow, bc),
+        (short_lived, FailureReason::ExpiryTooSoon, bc),
+        (to_nowhere, FailureReason::UnknownNextChannel, nowhere),
     ] {
         // An invoice each: the refused lock stays on Alice's channel until it expires.
         let request = carol
@@ -353,7 +359,7 @@ async fn a_hop_lied_to_refuses_with_a_typed_reason() -> Result<()> {
         match alice.pay_route(&lie, request.request.paymentHash).await {
             Err(ClientError::PaymentFailed { failure, hop }) => {
                 ensure!(failure.reason == reason, "{failure:?}");
-                ensure!(failure.node == bob.address() && failure.channel == bc);
+                ensure!(failure.node == bob.address() && failure.channel == channel);
                 ensure!(hop == Some(0));
             }
             other => return Err(eyre!("expected {reason:?}, got {other:?}")),
