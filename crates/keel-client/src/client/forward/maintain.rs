@@ -122,8 +122,15 @@ async fn follow_up(inner: &Arc<Inner>, forward: Forward) {
             }
             if downstream.is_some() && inner.forwarding.first_time(&forward, PAID_OUT) {
                 let claim = Change::ClaimLock { secret };
-                spawn_change(inner, forward.outgoing_channel, claim);
+                spawn_change(inner, &forward, PAID_OUT, claim);
             }
+            if !upstream_pending && downstream.is_none() {
+                // Claimed on both sides: nothing left to do for it in this run.
+                inner.forwarding.forget(&forward);
+            }
+        }
+        ForwardState::Failed { .. } if downstream.is_none() => {
+            inner.forwarding.forget(&forward);
         }
         ForwardState::Pending | ForwardState::Failed { .. } => {
             let Some(lock) = downstream.filter(|l| l.expiration < now) else {
@@ -141,18 +148,23 @@ async fn follow_up(inner: &Arc<Inner>, forward: Forward) {
                 let remove = Change::RemoveExpiredLock {
                     secret_hash: lock.secret_hash,
                 };
-                spawn_change(inner, forward.outgoing_channel, remove);
+                spawn_change(inner, &forward, TAKEN_BACK, remove);
             }
         }
     }
 }
 
-/// Sends a change without holding up the maintenance (it waits for the peer's window).
-fn spawn_change(inner: &Arc<Inner>, channel_id: B256, change: Change) {
+/// Sends a forward's downstream `change` (the follow-up `what`) without holding up the
+/// maintenance, which it would (it waits for the peer's window); if it cannot be sent (the
+/// peer is offline) the next round tries again.
+fn spawn_change(inner: &Arc<Inner>, forward: &Forward, what: u8, change: Change) {
     let inner = Arc::clone(inner);
+    let forward = *forward;
     tokio::spawn(async move {
+        let channel_id = forward.outgoing_channel;
         if let Err(e) = inner.send_change(channel_id, change, None).await {
-            tracing::warn!(%channel_id, error = %e, "forward follow-up not sent");
+            tracing::warn!(%channel_id, error = %e, "forward follow-up not sent yet");
+            inner.forwarding.not_done(&forward, what);
         }
     });
 }

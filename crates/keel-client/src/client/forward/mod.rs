@@ -132,6 +132,25 @@ impl Forwarding {
         let key = (forward.outgoing_channel, forward.incoming.secret_hash, what);
         self.done.lock().expect("done poisoned").insert(key)
     }
+
+    /// The follow-up `what` failed: the maintenance tries it again.
+    fn not_done(&self, forward: &Forward, what: u8) {
+        let key = (forward.outgoing_channel, forward.incoming.secret_hash, what);
+        self.done.lock().expect("done poisoned").remove(&key);
+    }
+
+    /// Drops a finished forward from memory (its record stays in the store).
+    fn forget(&self, forward: &Forward) {
+        let (channel, hash) = (forward.outgoing_channel, forward.incoming.secret_hash);
+        self.forwards
+            .lock()
+            .expect("forwards poisoned")
+            .remove(&(channel, hash));
+        let mut done = self.done.lock().expect("done poisoned");
+        for what in [REVEALED, PAID_OUT, TAKEN_BACK] {
+            done.remove(&(channel, hash, what));
+        }
+    }
 }
 
 /// The peer sent the onion for a lock it is about to add in `channel_id`.
@@ -408,18 +427,7 @@ fn reveal_upstream(inner: &Arc<Inner>, forward: &Forward, secret: B256) {
         if let Err(e) = client.claim_lock(channel_id, secret).await {
             tracing::warn!(%channel_id, error = %e, "upstream claim not answered yet");
             // Tried again by the maintenance.
-            let key = (
-                forward.outgoing_channel,
-                forward.incoming.secret_hash,
-                REVEALED,
-            );
-            client
-                .inner
-                .forwarding
-                .done
-                .lock()
-                .expect("done poisoned")
-                .remove(&key);
+            client.inner.forwarding.not_done(&forward, REVEALED);
         }
     });
 }
