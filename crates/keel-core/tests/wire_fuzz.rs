@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use alloy::primitives::{Address, B256, U256};
 use keel_core::{
     channel::Change,
+    forwarding::{
+        onion::{Packet, PACKET_LEN},
+        FailureReason, HopFailure,
+    },
     wire::{
         decode_frame, encode_frame, fuzz_decode, Message, WireError, MAX_FRAME_LEN,
         MAX_UPDATE_CHANGES,
@@ -129,6 +133,20 @@ fn samples() -> Vec<Message> {
         Message::RevealSecret {
             channel_id: id,
             secret: B256::repeat_byte(0x53),
+        },
+        Message::LockOnion {
+            channel_id: id,
+            secret_hash: B256::repeat_byte(0x5e),
+            packet: Packet(Box::new([0x0e; PACKET_LEN])),
+        },
+        Message::LockFailed {
+            channel_id: id,
+            secret_hash: B256::repeat_byte(0x5e),
+            failure: HopFailure {
+                node: Address::repeat_byte(0xaa),
+                channel: B256::repeat_byte(0xc2),
+                reason: FailureReason::ExpiryTooSoon,
+            },
         },
     ]
 }

@@ -100,6 +100,8 @@ pub struct Devnet {
     pub bob: Participant,
     /// A third party (e.g. a watchtower).
     pub carol: Participant,
+    /// A fourth funded account (ETH only, no test tokens): the far end of longer routes.
+    pub dave: Participant,
     /// What the deploy script wrote to `deployments/<chainId>.json`.
     pub deployment: Deployment,
     /// The deployed factory.
@@ -353,6 +355,7 @@ impl Devnet {
             alice: participant(&url, PrivateKeySigner::from(keys[0].clone()))?,
             bob: participant(&url, PrivateKeySigner::from(keys[1].clone()))?,
             carol: participant(&url, PrivateKeySigner::from(keys[2].clone()))?,
+            dave: participant(&url, PrivateKeySigner::from(keys[3].clone()))?,
             port: anvil.port(),
             anvil: Some(anvil),
             state_dir,

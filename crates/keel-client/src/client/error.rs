@@ -151,6 +151,32 @@ pub enum ClientError {
     /// Re-applying a recorded operation did not reproduce it (a bug, or a tampered store).
     #[error("state inconsistent: {0}")]
     Inconsistent(&'static str),
+    /// A multi-hop payment stopped at a hop: which node and channel, and why (relayed back by
+    /// every hop before it). `hop` is its index on the route, if the node is on it.
+    #[error("payment stopped at {} (channel {}): {:?}", failure.node, failure.channel, failure.reason)]
+    PaymentFailed {
+        /// The hop's report.
+        failure: keel_core::forwarding::HopFailure,
+        /// Its index among the route's hops.
+        hop: Option<usize>,
+    },
+    /// No route to pay along, or the route given is unusable.
+    #[error("routing: {0}")]
+    Routing(String),
+    /// An announcement, policy update or payment request that does not verify.
+    #[error("refused: {0}")]
+    Gossip(String),
+    /// A route names a node whose key we do not know ([`Client::add_node_key`]).
+    ///
+    /// [`Client::add_node_key`]: super::Client::add_node_key
+    #[error("no node key known for {0}")]
+    UnknownNodeKey(Address),
+    /// The onion could not be built.
+    #[error(transparent)]
+    Onion(#[from] keel_core::forwarding::onion::OnionError),
+    /// An amount or expiry of a multi-hop payment out of range.
+    #[error(transparent)]
+    Forward(keel_core::forwarding::ForwardError),
 }
 
 /// Result with the client's [`ClientError`].

@@ -97,6 +97,50 @@ pub enum ClientEvent {
         /// The opener's deposit.
         deposit: U256,
     },
+    /// We forwarded a multi-hop payment and it completed: the secret came back from
+    /// `outgoing_channel`, and the lock on `incoming_channel` is being claimed.
+    PaymentForwarded {
+        /// The channel the payment arrived on.
+        incoming_channel: B256,
+        /// The channel we forwarded it into.
+        outgoing_channel: B256,
+        /// The payment's secret hash.
+        secret_hash: B256,
+        /// What we earned: the incoming lock less the outgoing one.
+        fee: U256,
+    },
+    /// A payment we forwarded stopped downstream (or its lock there expired unclaimed); the
+    /// failure went upstream, and the downstream lock comes back once it expires.
+    ForwardFailed {
+        /// The channel the payment arrived on.
+        incoming_channel: B256,
+        /// The payment's secret hash.
+        secret_hash: B256,
+        /// Where and why it stopped.
+        failure: keel_core::forwarding::HopFailure,
+    },
+    /// A lock paying one of our invoices arrived, checked against it and the payer's onion: the
+    /// invoice is paid and its secret revealed to claim the lock (again until the lock is paid
+    /// out). Not for a hold invoice, which the application claims itself.
+    InvoicePaid {
+        /// The invoice's payment hash.
+        payment_hash: B256,
+        /// The channel it arrived on.
+        channel_id: B256,
+        /// The amount of the lock claimed.
+        amount: U256,
+    },
+    /// A multi-hop payment we sent reached its payee: it revealed the secret.
+    PaymentSent {
+        /// The payment hash.
+        payment_hash: B256,
+        /// What the payee received.
+        amount: U256,
+        /// What the hops on the way kept.
+        fees: U256,
+        /// Channels on the route taken.
+        hops: u64,
+    },
     /// A deposit reached its confirmation depth.
     DepositConfirmed {
         /// The channel.

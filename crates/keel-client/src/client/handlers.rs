@@ -57,6 +57,17 @@ pub(crate) async fn handle(
             reject(inner, from, channel_id, RejectCode::from_u16(code)).await;
             Ok(())
         }
+        Message::LockOnion {
+            channel_id,
+            secret_hash,
+            packet,
+        } => channel_of(inner, from, channel_id)
+            .map(|_| super::forward::onion_arrived(inner, channel_id, secret_hash, packet)),
+        Message::LockFailed {
+            channel_id,
+            secret_hash,
+            failure,
+        } => lock_failed(inner, from, channel_id, secret_hash, failure).await,
         // Only the first message of a connection may be a Hello; a repeat is harmless.
         Message::Hello { .. } => Ok(()),
     };
@@ -127,6 +138,14 @@ async fn update(
             let _ = channel.table.set(table);
         }
     }
+    // Locks that may have come with an onion: looked at once the update is stored.
+    let added: Vec<keel_core::Lock> = changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::AddLock(lock) => Some(*lock),
+            _ => None,
+        })
+        .collect();
     // Accepted: the changes took one nonce each, up to the proof's.
     let first_nonce = proof.nonce + 1 - changes.len() as u64;
     let events: Vec<ClientEvent> = changes
@@ -167,6 +186,9 @@ async fn update(
     };
     // Sent while the channel is locked, so acks leave in nonce order.
     let _ = peer::send(inner, from, ack);
+    if !added.is_empty() {
+        super::forward::locks_arrived(inner, id, added);
+    }
     Ok(())
 }
 
@@ -446,6 +468,8 @@ async fn reveal_secret(
             .map(|l| l.amount)
             .ok_or((channel_id, RejectCode::Refused))?
     };
+    // A forward's secret is stored before anything is paid out downstream.
+    super::forward::secret_learned(inner, channel_id, secret).await;
     // Sending waits for a window slot, which the reader must not: the acks that free slots
     // arrive through it.
     let inner = Arc::clone(inner);
@@ -466,6 +490,31 @@ async fn reveal_secret(
                 .await;
         }
     });
+    Ok(())
+}
+
+/// The receiver of our lock in `channel_id` will not claim it.
+async fn lock_failed(
+    inner: &Arc<Inner>,
+    from: Address,
+    channel_id: B256,
+    secret_hash: B256,
+    failure: keel_core::forwarding::HopFailure,
+) -> Result<(), Refusal> {
+    let channel = channel_of(inner, from, channel_id)?;
+    let ours = {
+        let rt = channel.rt.lock().await;
+        rt.state
+            .direction(rt.state.me())
+            .locks
+            .iter()
+            .any(|l| l.secret_hash == secret_hash)
+    };
+    if ours {
+        super::forward::lock_failed(inner, channel_id, secret_hash, failure).await;
+    }
+    // A failure for a lock we do not hold (claimed, or never sent) changes nothing and needs
+    // no answer.
     Ok(())
 }
 

@@ -18,11 +18,14 @@ mod clock;
 mod error;
 mod event;
 mod events;
+mod forward;
 mod handlers;
 mod notice;
 mod onchain;
+mod pay;
 mod peer;
 mod requests;
+mod routing;
 
 pub use accept::AcceptChannels;
 pub use channel::ChannelInfo;
@@ -30,6 +33,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ClientError, RejectCode, Result};
 pub use event::ClientEvent;
 pub use events::{Events, StoredEvent};
+pub use pay::{PaymentOutcome, SignedRequest};
 pub use requests::Destination;
 
 use std::{
@@ -42,8 +46,8 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_core::{
-    wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock, Policy, Side,
-    Withdrawal, B256, U256,
+    forwarding::HopPolicy, wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock,
+    Policy, Side, Withdrawal, B256, U256,
 };
 use tokio::{
     net::ToSocketAddrs,
@@ -67,6 +71,10 @@ pub struct Config {
     pub store_path: PathBuf,
     /// Limits on locks, for channels this client creates.
     pub policy: Policy,
+    /// What we charge for forwarding a multi-hop payment into a channel, and the expiry delta
+    /// we need, unless [`Client::set_forward_policy`] set one for that channel. Default: no
+    /// fee, [`DEFAULT_EXPIRY_DELTA`].
+    pub forward_policy: HopPolicy,
     /// Most updates per channel sent and not yet acknowledged.
     pub window: usize,
     /// How long an update waits for the peer to (re)connect and resynchronise the channel.
@@ -165,6 +173,10 @@ impl Config {
             signer,
             store_path: store_path.into(),
             policy: Policy::default(),
+            forward_policy: HopPolicy {
+                expiry_delta: DEFAULT_EXPIRY_DELTA,
+                ..HopPolicy::default()
+            },
             window: 64,
             sync_timeout: Duration::from_secs(10),
             reply_timeout: Duration::from_secs(10),
@@ -231,6 +243,8 @@ pub(crate) struct Inner {
     pub(crate) adding: tokio::sync::Mutex<()>,
     /// Flips to true once, when the client stops; tasks watch it.
     pub(crate) stopping: watch::Sender<bool>,
+    /// Multi-hop payments: onions waiting for their locks, our forwards, waiting payers.
+    pub(crate) forwarding: forward::Forwarding,
 }
 
 impl Client {
@@ -253,6 +267,8 @@ impl Client {
             }
             channels.insert(channel.id, Arc::new(channel));
         }
+        let forwarding =
+            forward::Forwarding::new(forward::node_key(&config.signer), store.forwards().await?);
         let transport =
             Transport::new(config.signer.clone())?.with_handshake_timeout(config.handshake_timeout);
         let (events, _) = broadcast::channel(4096);
@@ -267,6 +283,7 @@ impl Client {
             adding: tokio::sync::Mutex::new(()),
             events,
             stopping: watch::Sender::new(false),
+            forwarding,
         });
         tokio::spawn(events::forward(
             Arc::clone(&inner.store),
@@ -276,6 +293,7 @@ impl Client {
         let links = onchain::start(&inner, &inner.config.chains).await?;
         inner.chains.set(links).expect("chains are set once, here");
         tokio::spawn(maintain(Arc::downgrade(&inner)));
+        tokio::spawn(forward::maintain(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
@@ -667,6 +685,18 @@ impl Inner {
         change: Change,
         reply: Option<channel::Reply<()>>,
     ) -> Result<u64> {
+        self.send_change_recorded(channel_id, change, reply, None)
+            .await
+    }
+
+    /// [`Inner::send_change`], storing `forward` in the same transaction as the change.
+    pub(crate) async fn send_change_recorded(
+        self: &Arc<Self>,
+        channel_id: B256,
+        change: Change,
+        reply: Option<channel::Reply<()>>,
+        forward: Option<&crate::store::Forward>,
+    ) -> Result<u64> {
         let channel = self.channel(channel_id)?;
         peer::wait_synced(self, &channel).await?;
         let permit = channel
@@ -684,7 +714,15 @@ impl Inner {
             proof: proof.clone(),
             now,
         };
-        let commit = match self.store.enqueue(channel_id, &event).await {
+        let enqueued = match forward {
+            Some(forward) => {
+                self.store
+                    .enqueue_forwarded(channel_id, &event, forward)
+                    .await
+            }
+            None => self.store.enqueue(channel_id, &event).await,
+        };
+        let commit = match enqueued {
             Ok(commit) => commit,
             Err(e) => {
                 self.fail_channel(
@@ -712,6 +750,12 @@ impl Inner {
         Ok(nonce)
     }
 }
+
+/// The default [`Config::forward_policy`] expiry delta, in seconds: what keel-core's
+/// `expiry_delta` gives for a hop on Ethereum mainnet (12 s blocks followed 12 deep, 12 s polls,
+/// 25 blocks budgeted for inclusion, a 300 s margin): 156 s to see a secret registered
+/// downstream plus 744 s to register it upstream. See docs/protocol.md, "Multi-hop forwarding".
+pub const DEFAULT_EXPIRY_DELTA: u64 = 900;
 
 /// How long past its expiry a co-signed withdrawal or close is still treated as live: a margin
 /// for the chain's clock running behind ours, during which the vault could still execute it.

@@ -28,6 +28,10 @@ const REFUTATION_SUBMITTED: u8 = 11;
 const DISPUTE_ANSWERED: u8 = 12;
 const SETTLED: u8 = 13;
 const CHANNEL_DECLINED: u8 = 14;
+const PAYMENT_FORWARDED: u8 = 15;
+const FORWARD_FAILED: u8 = 16;
+const INVOICE_PAID: u8 = 17;
+const PAYMENT_SENT: u8 = 18;
 
 /// The stored form of `event`, or `None` for the live-only events (connections, chain health,
 /// refusals, failures), which describe the running process rather than a channel's history.
@@ -100,6 +104,52 @@ pub(crate) fn encode(event: &ClientEvent) -> Option<Vec<u8>> {
             id(&mut w, channel_id);
             w.bytes(peer.as_slice());
             w.u256(*deposit);
+        }
+        ClientEvent::PaymentForwarded {
+            incoming_channel,
+            outgoing_channel,
+            secret_hash,
+            fee,
+        } => {
+            w.u8(PAYMENT_FORWARDED);
+            id(&mut w, incoming_channel);
+            id(&mut w, outgoing_channel);
+            id(&mut w, secret_hash);
+            w.u256(*fee);
+        }
+        ClientEvent::ForwardFailed {
+            incoming_channel,
+            secret_hash,
+            failure,
+        } => {
+            w.u8(FORWARD_FAILED);
+            id(&mut w, incoming_channel);
+            id(&mut w, secret_hash);
+            w.bytes(failure.node.as_slice());
+            id(&mut w, &failure.channel);
+            w.bytes(&failure.reason.to_u16().to_be_bytes());
+        }
+        ClientEvent::InvoicePaid {
+            payment_hash,
+            channel_id,
+            amount,
+        } => {
+            w.u8(INVOICE_PAID);
+            id(&mut w, payment_hash);
+            id(&mut w, channel_id);
+            w.u256(*amount);
+        }
+        ClientEvent::PaymentSent {
+            payment_hash,
+            amount,
+            fees,
+            hops,
+        } => {
+            w.u8(PAYMENT_SENT);
+            id(&mut w, payment_hash);
+            w.u256(*amount);
+            w.u256(*fees);
+            w.u64(*hops);
         }
         ClientEvent::DepositConfirmed {
             channel_id,
@@ -215,6 +265,34 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ClientEvent, DecodeError> {
             peer: r.address()?,
             deposit: r.u256()?,
         },
+        PAYMENT_FORWARDED => ClientEvent::PaymentForwarded {
+            incoming_channel: channel_id,
+            outgoing_channel: r.b256()?,
+            secret_hash: r.b256()?,
+            fee: r.u256()?,
+        },
+        FORWARD_FAILED => ClientEvent::ForwardFailed {
+            incoming_channel: channel_id,
+            secret_hash: r.b256()?,
+            failure: keel_core::forwarding::HopFailure {
+                node: r.address()?,
+                channel: r.b256()?,
+                reason: keel_core::forwarding::FailureReason::from_u16(u16::from_be_bytes(
+                    r.take()?,
+                )),
+            },
+        },
+        INVOICE_PAID => ClientEvent::InvoicePaid {
+            payment_hash: channel_id,
+            channel_id: r.b256()?,
+            amount: r.u256()?,
+        },
+        PAYMENT_SENT => ClientEvent::PaymentSent {
+            payment_hash: channel_id,
+            amount: r.u256()?,
+            fees: r.u256()?,
+            hops: r.u64()?,
+        },
         DEPOSIT_CONFIRMED => ClientEvent::DepositConfirmed {
             channel_id,
             side: r.side()?,
@@ -324,6 +402,32 @@ mod tests {
                 channel_id: id,
                 payout_a: U256::from(15),
                 payout_b: U256::ZERO,
+            },
+            ClientEvent::PaymentForwarded {
+                incoming_channel: id,
+                outgoing_channel: B256::repeat_byte(0x0c),
+                secret_hash: B256::repeat_byte(0x5e),
+                fee: U256::from(16),
+            },
+            ClientEvent::ForwardFailed {
+                incoming_channel: id,
+                secret_hash: B256::repeat_byte(0x5e),
+                failure: keel_core::forwarding::HopFailure {
+                    node: Address::repeat_byte(0xdd),
+                    channel: B256::repeat_byte(0x0d),
+                    reason: keel_core::forwarding::FailureReason::ExpiryTooSoon,
+                },
+            },
+            ClientEvent::InvoicePaid {
+                payment_hash: B256::repeat_byte(0x5e),
+                channel_id: id,
+                amount: U256::from(17),
+            },
+            ClientEvent::PaymentSent {
+                payment_hash: B256::repeat_byte(0x5e),
+                amount: U256::from(18),
+                fees: U256::from(2),
+                hops: 3,
             },
         ];
         for event in events {

@@ -29,12 +29,14 @@ mod checkpoint;
 pub(crate) mod codec;
 mod error;
 mod event;
+mod forward;
 mod pacing;
 mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use error::{DecodeError, ReplayError, Result, StoreError};
 pub use event::{ChainStatus, ChannelOpening, Event};
+pub use forward::{Forward, ForwardState, Invoice};
 #[cfg(feature = "test-utils")]
 pub use pacing::ManualPacing;
 pub use writer::MIN_COMMIT_INTERVAL;
@@ -67,7 +69,7 @@ use sqlx::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use writer::{Request, Write, Writer};
+use writer::{ForwardRow, Request, Write, Writer};
 
 /// The schema, embedded from `crates/keel-client/migrations`.
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -251,8 +253,79 @@ impl Store {
             channel_id,
             body: codec::encode_event(event),
             notices,
+            forward: None,
         })
         .await
+    }
+
+    /// [`Store::enqueue`], with `forward` written in the same transaction as the event: the
+    /// lock a hub adds downstream and the record of which incoming lock it forwards are stored
+    /// both or neither, so a restart finds every forward whose lock the peer may hold.
+    pub async fn enqueue_forwarded(
+        &self,
+        channel_id: B256,
+        event: &Event,
+        forward: &Forward,
+    ) -> Result<Commit> {
+        self.enqueue_write(Write::Event {
+            channel_id,
+            body: codec::encode_event(event),
+            notices: Vec::new(),
+            forward: Some(forward_row(forward)),
+        })
+        .await
+    }
+
+    /// Stores a forward's new state; durable when it returns.
+    pub async fn update_forward(&self, forward: &Forward) -> Result<()> {
+        self.write(Write::Forward(forward_row(forward))).await
+    }
+
+    /// Every forward record.
+    pub async fn forwards(&self) -> Result<Vec<Forward>> {
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT incoming_channel, secret_hash, body FROM forwards")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(channel, hash, body)| {
+                let channel = B256::try_from(channel.as_slice()).unwrap_or_default();
+                let hash = B256::try_from(hash.as_slice()).unwrap_or_default();
+                forward::decode_forward(channel, hash, &body).map_err(|source| {
+                    StoreError::Corrupt {
+                        channel_id: channel,
+                        seq: None,
+                        source,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Stores (or replaces) the invoice for `payment_hash`; durable when it returns.
+    pub async fn put_invoice(&self, payment_hash: B256, invoice: &Invoice) -> Result<()> {
+        self.write(Write::Invoice {
+            payment_hash,
+            body: forward::encode_invoice(invoice),
+        })
+        .await
+    }
+
+    /// The invoice for `payment_hash`, if we issued one.
+    pub async fn invoice(&self, payment_hash: B256) -> Result<Option<Invoice>> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT body FROM invoices WHERE payment_hash = ?")
+                .bind(payment_hash.as_slice())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(body,)| {
+            forward::decode_invoice(&body).map_err(|source| StoreError::Corrupt {
+                channel_id: B256::ZERO,
+                seq: None,
+                source,
+            })
+        })
+        .transpose()
     }
 
     /// Queues a notice for the application on its own (one that no channel event carries).
@@ -531,6 +604,14 @@ impl Store {
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         Ok(Commit(answer))
+    }
+}
+
+fn forward_row(forward: &Forward) -> ForwardRow {
+    ForwardRow {
+        incoming_channel: forward.incoming_channel,
+        secret_hash: forward.incoming.secret_hash,
+        body: forward::encode_forward(forward),
     }
 }
 

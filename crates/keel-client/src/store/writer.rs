@@ -61,6 +61,18 @@ pub(super) enum Write {
         body: Vec<u8>,
         /// Encoded notices for the application, written with it (or not at all).
         notices: Vec<Vec<u8>>,
+        /// A forward record written with it (or not at all): the pairing of the lock it adds
+        /// with the lock that pays for it.
+        forward: Option<ForwardRow>,
+    },
+    /// A forward record on its own (its state changed).
+    Forward(ForwardRow),
+    /// An invoice, inserted or replaced.
+    Invoice {
+        /// The payment hash.
+        payment_hash: B256,
+        /// The encoded invoice.
+        body: Vec<u8>,
     },
     /// A notice for the application on its own.
     Notice {
@@ -83,6 +95,31 @@ pub(super) enum Write {
     },
     /// Writes nothing: answered once everything queued before it is committed.
     Barrier,
+}
+
+/// A forward record, keyed by the incoming channel and the secret hash.
+#[derive(Debug)]
+pub(super) struct ForwardRow {
+    /// The channel the forwarded lock arrived on.
+    pub(super) incoming_channel: B256,
+    /// The lock's secret hash.
+    pub(super) secret_hash: B256,
+    /// The encoded forward.
+    pub(super) body: Vec<u8>,
+}
+
+/// Inserts or replaces a forward record.
+fn write_forward(conn: &Connection, row: &ForwardRow) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO forwards (incoming_channel, secret_hash, body) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (incoming_channel, secret_hash) DO UPDATE SET body = excluded.body",
+    )?
+    .execute(params![
+        row.incoming_channel.as_slice(),
+        row.secret_hash.as_slice(),
+        row.body.as_slice()
+    ])?;
+    Ok(())
 }
 
 /// A write and who waits for it to be durable.
@@ -237,8 +274,21 @@ fn write_one(
         }
         Ok(())
     };
+    let mut forward = None;
     let (sql, id, body, notices) = match write {
         Write::Barrier => return Ok(Ok(())),
+        Write::Forward(row) => {
+            write_forward(conn, row)?;
+            return Ok(Ok(()));
+        }
+        Write::Invoice { payment_hash, body } => {
+            conn.prepare_cached(
+                "INSERT INTO invoices (payment_hash, body) VALUES (?1, ?2) \
+                 ON CONFLICT (payment_hash) DO UPDATE SET body = excluded.body",
+            )?
+            .execute(params![payment_hash.as_slice(), body.as_slice()])?;
+            return Ok(Ok(()));
+        }
         Write::Notice { body } => {
             write_notices(std::slice::from_ref(body))?;
             return Ok(Ok(()));
@@ -265,12 +315,16 @@ fn write_one(
             channel_id,
             body,
             notices,
-        } => (
-            "INSERT INTO events (channel_id, body) VALUES (?1, ?2)",
-            channel_id,
-            body,
-            notices.as_slice(),
-        ),
+            forward: row,
+        } => {
+            forward = row.as_ref();
+            (
+                "INSERT INTO events (channel_id, body) VALUES (?1, ?2)",
+                channel_id,
+                body,
+                notices.as_slice(),
+            )
+        }
         // Writes are applied in queue order, so the channel's last event row is the last
         // event the snapshot covers.
         Write::Snapshot { channel_id, body } => (
@@ -288,6 +342,9 @@ fn write_one(
     Ok(match result {
         Ok(_) => {
             write_notices(notices)?;
+            if let Some(row) = forward {
+                write_forward(conn, row)?;
+            }
             Ok(())
         }
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {

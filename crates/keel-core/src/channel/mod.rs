@@ -299,6 +299,11 @@ impl ChannelState {
         &self.params
     }
 
+    /// The limits both sides enforce on this channel's locks and withdrawals.
+    pub const fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The direction `sender` sends in.
     pub fn direction(&self, sender: Side) -> &Direction {
         &self.directions[index(sender)]

@@ -13,6 +13,7 @@
 //! always passes the second, exactly (property tests in `tests/forwarding.rs`).
 
 pub mod announce;
+mod failure;
 mod fees;
 pub mod onion;
 mod route;
@@ -22,6 +23,7 @@ pub use announce::{
     verify_announcement, verify_update, AnnouncementError, ChannelAnnouncement, ChannelUpdate,
     ExchangeRate, PaymentRequest,
 };
+pub use failure::{FailureReason, HopFailure};
 pub use fees::{FeePolicy, Rate};
 pub use route::{check_forward, route_locks, ForwardInstruction, HopLock, HopPolicy};
 pub use timing::{expiry_delta, ChainTiming};

@@ -4,7 +4,15 @@
 use alloy::primitives::{Address, B256, U256};
 
 use super::{Message, Signature, MAX_FRAME_LEN, MAX_UPDATE_CHANGES, VERSION};
-use crate::{channel::Change, types::Lock, BalanceProof, CooperativeClose, Withdrawal};
+use crate::{
+    channel::Change,
+    forwarding::{
+        onion::{Packet, PACKET_LEN},
+        FailureReason, HopFailure,
+    },
+    types::Lock,
+    BalanceProof, CooperativeClose, Withdrawal,
+};
 
 /// Why bytes from a peer are not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +51,8 @@ const RESYNC: u8 = 7;
 const REJECT: u8 = 8;
 const HELLO: u8 = 9;
 const REVEAL_SECRET: u8 = 10;
+const LOCK_ONION: u8 = 11;
+const LOCK_FAILED: u8 = 12;
 
 /// Appends the frame for `msg` (length prefix included) to `out`.
 pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
@@ -121,6 +131,28 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
             w.u8(REVEAL_SECRET);
             w.bytes(channel_id.as_slice());
             w.bytes(secret.as_slice());
+        }
+        Message::LockOnion {
+            channel_id,
+            secret_hash,
+            packet,
+        } => {
+            w.u8(LOCK_ONION);
+            w.bytes(channel_id.as_slice());
+            w.bytes(secret_hash.as_slice());
+            w.bytes(&packet.0[..]);
+        }
+        Message::LockFailed {
+            channel_id,
+            secret_hash,
+            failure,
+        } => {
+            w.u8(LOCK_FAILED);
+            w.bytes(channel_id.as_slice());
+            w.bytes(secret_hash.as_slice());
+            w.bytes(failure.node.as_slice());
+            w.bytes(failure.channel.as_slice());
+            w.bytes(&failure.reason.to_u16().to_be_bytes());
         }
         Message::Hello { address } => {
             w.u8(HELLO);
@@ -218,6 +250,20 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
         },
         HELLO => Message::Hello {
             address: r.address()?,
+        },
+        LOCK_ONION => Message::LockOnion {
+            channel_id: r.b256()?,
+            secret_hash: r.b256()?,
+            packet: Packet(Box::new(r.take::<PACKET_LEN>()?)),
+        },
+        LOCK_FAILED => Message::LockFailed {
+            channel_id: r.b256()?,
+            secret_hash: r.b256()?,
+            failure: HopFailure {
+                node: r.address()?,
+                channel: r.b256()?,
+                reason: FailureReason::from_u16(u16::from_be_bytes(r.take::<2>()?)),
+            },
         },
         other => return Err(WireError::UnknownKind(other)),
     };
@@ -458,6 +504,60 @@ mod tests {
             decode_frame(&with_chain_id),
             Err(WireError::TrailingBytes(8))
         );
+    }
+
+    /// The onion travels whole beside its lock (a fixed 1,409 bytes, well inside a frame), and
+    /// a cut or padded frame is refused.
+    #[test]
+    fn lock_onion_round_trips_and_refuses_bad_lengths() {
+        let mut packet = Box::new([0u8; PACKET_LEN]);
+        for (i, byte) in packet.iter_mut().enumerate() {
+            *byte = i as u8;
+        }
+        let msg = Message::LockOnion {
+            channel_id: B256::repeat_byte(0xc1),
+            secret_hash: B256::repeat_byte(0x5e),
+            packet: Packet(packet),
+        };
+        let mut frame = Vec::new();
+        encode_frame(&msg, &mut frame);
+        assert_eq!(frame.len(), 4 + 2 + 64 + PACKET_LEN);
+        assert!(frame.len() - 4 <= MAX_FRAME_LEN);
+        assert_eq!(decode_frame(&frame), Ok(Some((msg, frame.len()))));
+        let mut short = frame[..frame.len() - 1].to_vec();
+        short[3] -= 1;
+        assert_eq!(decode_frame(&short), Err(WireError::Truncated));
+        let mut long = frame.clone();
+        long.push(0);
+        let len = (long.len() - 4) as u32;
+        long[..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(decode_frame(&long), Err(WireError::TrailingBytes(1)));
+    }
+
+    /// A failure keeps its node, channel and reason code, even a code this build does not know
+    /// (relayed unchanged).
+    #[test]
+    fn lock_failed_round_trips_known_and_unknown_reasons() {
+        for reason in [FailureReason::FeeTooLow, FailureReason::Other(999)] {
+            let msg = Message::LockFailed {
+                channel_id: B256::repeat_byte(1),
+                secret_hash: B256::repeat_byte(2),
+                failure: HopFailure {
+                    node: Address::repeat_byte(3),
+                    channel: B256::repeat_byte(4),
+                    reason,
+                },
+            };
+            let mut frame = Vec::new();
+            encode_frame(&msg, &mut frame);
+            assert_eq!(frame.len(), 4 + 2 + 32 + 32 + 20 + 32 + 2);
+            assert_eq!(decode_frame(&frame), Ok(Some((msg, frame.len()))));
+            for len in 6..frame.len() {
+                let mut cut = frame[..len].to_vec();
+                cut[..4].copy_from_slice(&((len - 4) as u32).to_be_bytes());
+                assert_eq!(decode_frame(&cut), Err(WireError::Truncated));
+            }
+        }
     }
 
     #[test]

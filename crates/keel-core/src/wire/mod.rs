@@ -14,12 +14,16 @@ pub use codec::{
 
 use alloy::primitives::{Address, B256};
 
-use crate::{channel::Change, BalanceProof, CooperativeClose, Withdrawal};
+use crate::{
+    channel::Change,
+    forwarding::{onion::Packet, HopFailure},
+    BalanceProof, CooperativeClose, Withdrawal,
+};
 
-/// The wire version this build speaks (4: `Hello` lost its chain id, which no receiver could
-/// check; 3: withdrawals carry their destination and closes each side's deposit, as the signed
+/// The wire version this build speaks (5: multi-hop payments, `LockOnion` and `LockFailed`;
+/// 4: `Hello` lost its chain id, which no receiver could check; 3: withdrawals carry their destination and closes each side's deposit, as the signed
 /// types do; 2 added batched updates).
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// Largest accepted frame body (after the length prefix), in bytes.
 pub const MAX_FRAME_LEN: usize = 4096;
 /// Most changes one [`Message::Update`] carries: even if every one is a lock (the largest
@@ -101,6 +105,28 @@ pub enum Message {
         channel_id: B256,
         /// The preimage of the lock's secret hash.
         secret: B256,
+    },
+    /// The route instructions of a multi-hop payment, for the lock with `secret_hash` that the
+    /// sender adds in `channel_id` next: sent just before the update carrying the lock, so the
+    /// receiver can peel its layer once the lock is stored.
+    LockOnion {
+        /// The channel the lock is added in.
+        channel_id: B256,
+        /// The lock's secret hash (the onion's HMAC covers it too).
+        secret_hash: B256,
+        /// The onion packet, this receiver's layer outermost.
+        packet: Packet,
+    },
+    /// The receiver of a lock will not claim it: a hop on its way did not pass the payment on
+    /// (`failure` says which and why, relayed unchanged by every hop back to the payer). The
+    /// lock's sender takes it back once it expires.
+    LockFailed {
+        /// The channel holding the lock.
+        channel_id: B256,
+        /// The lock's secret hash.
+        secret_hash: B256,
+        /// Where and why the payment stopped.
+        failure: HopFailure,
     },
     /// First message on a connection, and the keep-alive: who the sender says it is (the
     /// transport authenticates it). It names no chain: a connection carries the channels of

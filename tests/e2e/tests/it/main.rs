@@ -16,5 +16,7 @@ mod crash;
 mod deploy;
 mod hostile;
 mod lifecycle;
+mod multihop;
+mod multihop_crash;
 mod tower;
 mod typed_data;

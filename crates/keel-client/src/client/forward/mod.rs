@@ -1,0 +1,498 @@
+//! Multi-hop payments, as a hub and as a payee: a lock that arrives with an onion
+//! (`LockOnion`, then the update adding the lock) is peeled with our node key once the lock is
+//! stored. `Forward`: the instruction is checked against our policy for the outgoing channel
+//! (keel-core's `check_forward`) and the lock forwarded there, same secret hash, smaller amount,
+//! earlier expiry, its record (which incoming lock pays for it) stored in the same transaction.
+//! `Receive`: the lock is checked against the invoice and the onion, and the secret revealed.
+//!
+//! When the secret comes back from downstream it is stored first, then the upstream lock is
+//! claimed (revealing it there) and the downstream one paid out: no hop pays out without the
+//! means to claim. When the downstream lock fails (`LockFailed`) or expires unclaimed, the
+//! failure is stored and relayed upstream unchanged, and the downstream lock taken back once it
+//! expires. A restarted hub finds its forwards in the store and finishes each ([`maintain`]).
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, RwLock},
+};
+
+use k256::SecretKey;
+use keel_core::{
+    forwarding::{
+        check_forward,
+        onion::{self, Packet, Peeled},
+        FailureReason, ForwardInstruction, HopFailure, HopPolicy,
+    },
+    wire::Message,
+    Change, ChannelError, Lock, B256, U256,
+};
+use tokio::sync::oneshot;
+
+mod maintain;
+
+pub(crate) use maintain::maintain;
+
+use super::{
+    peer::{self, Outgoing},
+    Client, ClientError, ClientEvent, Inner,
+};
+use crate::store::{Forward, ForwardState, Invoice};
+
+/// Most onions held for locks that have not arrived yet (a peer sending onions and no locks
+/// pushes out its own oldest).
+const MAX_PENDING_ONIONS: usize = 1_024;
+
+/// What a payer waiting for a payment hears: the secret (the payee's receipt), or where the
+/// payment stopped.
+pub(crate) type PaymentReply = oneshot::Sender<std::result::Result<B256, HopFailure>>;
+
+/// A lock's channel and secret hash.
+type LockKey = (B256, B256);
+
+/// Onions by lock, and the order they came in (the oldest goes first when full).
+type PendingOnions = (HashMap<LockKey, Packet>, VecDeque<LockKey>);
+
+/// The client's multi-hop state.
+#[derive(Debug)]
+pub(crate) struct Forwarding {
+    /// Our node key: the onion's layers for us are encrypted to it.
+    pub(crate) node_key: SecretKey,
+    /// Onions that arrived ahead of their locks, by (channel, secret hash).
+    onions: Mutex<PendingOnions>,
+    /// Our forwards, by (outgoing channel, secret hash).
+    forwards: Mutex<HashMap<(B256, B256), Forward>>,
+    /// Payers waiting, by payment hash.
+    pub(crate) payments: Mutex<HashMap<B256, PaymentReply>>,
+    /// Our fee policy per outgoing channel, set by the operator.
+    policies: RwLock<HashMap<B256, HopPolicy>>,
+    /// Invoices paid whose lock the sender has not paid out yet, by (channel, secret hash): the
+    /// secret is revealed again until it does (the hub may have died before storing it).
+    claims: Mutex<HashMap<LockKey, B256>>,
+    /// What a payer knows of the network: the routing graph, the scorer, node keys.
+    pub(crate) routing: super::routing::Routing,
+    /// Forwards whose secret this process has passed upstream, or whose downstream lock it is
+    /// paying out or taking back: done once per run (a restart does it again if need be).
+    done: Mutex<HashSet<(B256, B256, u8)>>,
+}
+
+/// Which of a forward's follow-ups [`Forwarding::done`] records.
+const REVEALED: u8 = 0;
+const PAID_OUT: u8 = 1;
+const TAKEN_BACK: u8 = 2;
+/// A payee's reveal of a paid invoice's secret in progress (keyed by the incoming channel).
+const RECLAIMING: u8 = 3;
+
+impl Forwarding {
+    pub(crate) fn new(node_key: SecretKey, forwards: Vec<Forward>) -> Self {
+        let forwards = forwards
+            .into_iter()
+            .map(|f| ((f.outgoing_channel, f.incoming.secret_hash), f))
+            .collect();
+        Self {
+            node_key,
+            onions: Mutex::default(),
+            forwards: Mutex::new(forwards),
+            payments: Mutex::default(),
+            policies: RwLock::default(),
+            claims: Mutex::default(),
+            routing: super::routing::Routing::default(),
+            done: Mutex::default(),
+        }
+    }
+
+    /// Our policy for forwarding into `channel`.
+    pub(crate) fn policy(&self, channel: B256, default: &HopPolicy) -> HopPolicy {
+        self.policies
+            .read()
+            .expect("policies poisoned")
+            .get(&channel)
+            .copied()
+            .unwrap_or(*default)
+    }
+
+    pub(crate) fn set_policy(&self, channel: B256, policy: HopPolicy) {
+        self.policies
+            .write()
+            .expect("policies poisoned")
+            .insert(channel, policy);
+    }
+
+    fn forward(&self, outgoing: B256, hash: B256) -> Option<Forward> {
+        let forwards = self.forwards.lock().expect("forwards poisoned");
+        forwards.get(&(outgoing, hash)).copied()
+    }
+
+    fn set_forward(&self, forward: Forward) {
+        let key = (forward.outgoing_channel, forward.incoming.secret_hash);
+        let mut forwards = self.forwards.lock().expect("forwards poisoned");
+        forwards.insert(key, forward);
+    }
+
+    fn first_time(&self, forward: &Forward, what: u8) -> bool {
+        let key = (forward.outgoing_channel, forward.incoming.secret_hash, what);
+        self.done.lock().expect("done poisoned").insert(key)
+    }
+
+    /// The follow-up `what` failed: the maintenance tries it again.
+    fn not_done(&self, forward: &Forward, what: u8) {
+        let key = (forward.outgoing_channel, forward.incoming.secret_hash, what);
+        self.done.lock().expect("done poisoned").remove(&key);
+    }
+
+    /// Drops a finished forward from memory (its record stays in the store).
+    fn forget(&self, forward: &Forward) {
+        let (channel, hash) = (forward.outgoing_channel, forward.incoming.secret_hash);
+        self.forwards
+            .lock()
+            .expect("forwards poisoned")
+            .remove(&(channel, hash));
+        let mut done = self.done.lock().expect("done poisoned");
+        for what in [REVEALED, PAID_OUT, TAKEN_BACK] {
+            done.remove(&(channel, hash, what));
+        }
+    }
+}
+
+/// The peer sent the onion for a lock it is about to add in `channel_id`.
+pub(crate) fn onion_arrived(inner: &Inner, channel_id: B256, secret_hash: B256, packet: Packet) {
+    let mut onions = inner.forwarding.onions.lock().expect("onions poisoned");
+    let (held, order) = &mut *onions;
+    if held.len() >= MAX_PENDING_ONIONS {
+        if let Some(oldest) = order.pop_front() {
+            held.remove(&oldest);
+        }
+    }
+    if held.insert((channel_id, secret_hash), packet).is_none() {
+        order.push_back((channel_id, secret_hash));
+    }
+}
+
+/// The peer's update adding `locks` in `channel_id` was accepted: each that came with an
+/// onion is peeled and acted on once the update is durable.
+pub(crate) fn locks_arrived(inner: &Arc<Inner>, channel_id: B256, locks: Vec<Lock>) {
+    for lock in locks {
+        let packet = {
+            let mut onions = inner.forwarding.onions.lock().expect("onions poisoned");
+            onions.0.remove(&(channel_id, lock.secret_hash))
+        };
+        if let Some(packet) = packet {
+            tokio::spawn(lock_arrived(Arc::clone(inner), channel_id, lock, packet));
+        }
+    }
+}
+
+async fn lock_arrived(inner: Arc<Inner>, channel_id: B256, lock: Lock, packet: Packet) {
+    // The incoming lock is ours to claim only once it is stored.
+    if inner.store.flush().await.is_err() {
+        return;
+    }
+    let failure = match onion::peel(&inner.forwarding.node_key, &packet, &lock.secret_hash) {
+        Err(e) => {
+            tracing::warn!(%channel_id, error = %e, "unreadable onion");
+            Some((FailureReason::BadOnion, channel_id))
+        }
+        Ok(Peeled::Receive { amount, expiration }) => {
+            receive(&inner, channel_id, lock, amount, expiration)
+                .await
+                .err()
+                .map(|reason| (reason, channel_id))
+        }
+        Ok(Peeled::Forward(instruction, next)) => {
+            forward(&inner, channel_id, lock, instruction, next)
+                .await
+                .err()
+                .map(|reason| (reason, instruction.next_channel))
+        }
+    };
+    if let Some((reason, channel)) = failure {
+        let failure = HopFailure {
+            node: inner.address,
+            channel,
+            reason,
+        };
+        tracing::info!(%channel_id, ?failure, "refused a multi-hop lock");
+        fail_upstream(&inner, channel_id, lock.secret_hash, failure);
+    }
+}
+
+/// Tells the sender of our incoming lock that it will not be claimed.
+fn fail_upstream(inner: &Inner, channel_id: B256, secret_hash: B256, failure: HopFailure) {
+    let Ok(channel) = inner.channel(channel_id) else {
+        return;
+    };
+    let msg = Message::LockFailed {
+        channel_id,
+        secret_hash,
+        failure,
+    };
+    // An offline sender learns nothing, and takes its lock back once it expires.
+    let _ = peer::send(inner, channel.peer, Outgoing::message(msg));
+}
+
+/// We are the payee: the lock must pay the invoice and what the payer meant to deliver,
+/// expiring no earlier than the payer said; then the secret is revealed.
+async fn receive(
+    inner: &Arc<Inner>,
+    channel_id: B256,
+    lock: Lock,
+    amount: U256,
+    expiration: u64,
+) -> Result<(), FailureReason> {
+    let hash = lock.secret_hash;
+    let now = inner.config.clock.now();
+    let invoice = match inner.store.invoice(hash).await {
+        Ok(Some(invoice)) if !invoice.paid && now <= invoice.expiry => invoice,
+        _ => return Err(FailureReason::UnknownPayment),
+    };
+    if lock.amount < amount || amount < invoice.amount {
+        return Err(FailureReason::WrongAmount);
+    }
+    if lock.expiration < expiration {
+        return Err(FailureReason::WrongExpiry);
+    }
+    if invoice.hold {
+        // The application settles it (claim_lock) or lets it expire; LockReceived told it.
+        return Ok(());
+    }
+    // Paid before the secret leaves: a second lock under the same hash is refused.
+    let paid = Invoice {
+        paid: true,
+        ..invoice
+    };
+    if inner.store.put_invoice(hash, &paid).await.is_err() {
+        return Err(FailureReason::UnknownPayment);
+    }
+    inner
+        .note(ClientEvent::InvoicePaid {
+            payment_hash: hash,
+            channel_id,
+            amount: lock.amount,
+        })
+        .await;
+    {
+        let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
+        claims.insert((channel_id, hash), invoice.secret);
+    }
+    claim_paid(inner, channel_id, hash, invoice.secret).await;
+    Ok(())
+}
+
+/// Reveals a paid invoice's secret to the sender of its lock; kept for the maintenance to
+/// reveal again until the lock is paid out.
+async fn claim_paid(inner: &Arc<Inner>, channel_id: B256, hash: B256, secret: B256) {
+    let client = Client {
+        inner: Arc::clone(inner),
+    };
+    match client.claim_lock(channel_id, secret).await {
+        Ok(()) => {
+            let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
+            claims.remove(&(channel_id, hash));
+        }
+        // The lock is ours (we hold the secret): revealed again each second while it is
+        // pending; the secret can also be registered on chain before the lock expires.
+        Err(e) => tracing::warn!(%channel_id, error = %e, "invoice paid, claim not answered yet"),
+    }
+}
+
+/// We are a hop: check the instruction against our policy and forward the lock.
+async fn forward(
+    inner: &Arc<Inner>,
+    channel_id: B256,
+    lock: Lock,
+    instruction: ForwardInstruction,
+    next: Packet,
+) -> Result<(), FailureReason> {
+    let incoming = inner
+        .channel(channel_id)
+        .map_err(|_| FailureReason::UnknownNextChannel)?;
+    let outgoing = inner
+        .channel(instruction.next_channel)
+        .map_err(|_| FailureReason::UnknownNextChannel)?;
+    // One chain only, for now: a cross-chain hop needs both chains' timing and a rate.
+    if outgoing.id == incoming.id
+        || outgoing.chain_id != instruction.next_chain_id
+        || outgoing.chain_id != incoming.chain_id
+        || outgoing.vault == incoming.vault
+    {
+        return Err(FailureReason::UnknownNextChannel);
+    }
+    // One at a time: holding two channels' locks could deadlock with a forward the other way.
+    let token = incoming.rt.lock().await.state.params().token;
+    let (out_token, min_lifetime) = {
+        let rt = outgoing.rt.lock().await;
+        (rt.state.params().token, rt.state.policy().min_lock_lifetime)
+    };
+    if token != out_token {
+        return Err(FailureReason::UnknownNextChannel);
+    }
+    let policy = inner
+        .forwarding
+        .policy(outgoing.id, &inner.config.forward_policy);
+    let now = inner.config.clock.now();
+    let out_lock = check_forward(&lock, &instruction, &policy, now, min_lifetime)
+        .map_err(|e| FailureReason::from(&e))?;
+    let record = Forward {
+        incoming_channel: channel_id,
+        incoming: lock,
+        outgoing_channel: outgoing.id,
+        outgoing: out_lock,
+        state: ForwardState::Pending,
+    };
+    // Known before the lock leaves, so a secret coming straight back finds it.
+    inner.forwarding.set_forward(record);
+    let onion = Message::LockOnion {
+        channel_id: outgoing.id,
+        secret_hash: lock.secret_hash,
+        packet: next,
+    };
+    // The onion first: the same queue carries the lock after it.
+    let sent = match peer::send(inner, outgoing.peer, Outgoing::message(onion)) {
+        Ok(()) => {
+            inner
+                .send_change_recorded(outgoing.id, Change::AddLock(out_lock), None, Some(&record))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        // Nothing was stored: the lock never left.
+        let mut forwards = inner.forwarding.forwards.lock().expect("forwards poisoned");
+        forwards.remove(&(outgoing.id, lock.secret_hash));
+        return Err(reason_of(&e));
+    }
+    Ok(())
+}
+
+/// The failure to report for a lock we could not add downstream.
+fn reason_of(e: &ClientError) -> FailureReason {
+    match e {
+        ClientError::Channel(
+            ChannelError::InsufficientCapacity { .. }
+            | ChannelError::TooManyLocks(_)
+            | ChannelError::DuplicateLock(_),
+        ) => FailureReason::Liquidity,
+        ClientError::Channel(ChannelError::LockExpirationOutOfRange { .. }) => {
+            FailureReason::OutgoingTooShort
+        }
+        _ => FailureReason::PeerOffline,
+    }
+}
+
+/// The receiver of our lock in `channel_id` revealed its secret (the caller checked the lock
+/// is ours): a waiting payer has its receipt; a forward stores the secret before anything is
+/// paid out, then claims upstream.
+pub(crate) async fn secret_learned(inner: &Arc<Inner>, channel_id: B256, secret: B256) {
+    let hash = keel_core::secret_hash(secret);
+    let payer = {
+        let mut payments = inner.forwarding.payments.lock().expect("payments poisoned");
+        payments.remove(&hash)
+    };
+    if let Some(payer) = payer {
+        let _ = payer.send(Ok(secret));
+    }
+    let Some(mut forward) = inner.forwarding.forward(channel_id, hash) else {
+        return;
+    };
+    if matches!(forward.state, ForwardState::Settled { .. }) {
+        return;
+    }
+    forward.state = ForwardState::Settled { secret };
+    if let Err(e) = inner.store.update_forward(&forward).await {
+        // Not paid downstream either until it is stored: the channel is failing.
+        tracing::error!(%channel_id, error = %e, "forward's secret not stored");
+        return;
+    }
+    inner.forwarding.set_forward(forward);
+    inner
+        .note(ClientEvent::PaymentForwarded {
+            incoming_channel: forward.incoming_channel,
+            outgoing_channel: forward.outgoing_channel,
+            secret_hash: hash,
+            fee: forward.fee(),
+        })
+        .await;
+    reveal_upstream(inner, &forward, secret);
+}
+
+/// Claims the upstream lock of a settled forward, once per run.
+fn reveal_upstream(inner: &Arc<Inner>, forward: &Forward, secret: B256) {
+    if !inner.forwarding.first_time(forward, REVEALED) {
+        return;
+    }
+    let client = Client {
+        inner: Arc::clone(inner),
+    };
+    let (channel_id, forward) = (forward.incoming_channel, *forward);
+    tokio::spawn(async move {
+        if let Err(e) = client.claim_lock(channel_id, secret).await {
+            tracing::warn!(%channel_id, error = %e, "upstream claim not answered yet");
+            // Tried again by the maintenance.
+            client.inner.forwarding.not_done(&forward, REVEALED);
+        }
+    });
+}
+
+/// The receiver of our lock in `channel_id` says it will not be claimed: a waiting payer
+/// hears where and why; a forward stores the failure and relays it upstream.
+pub(crate) async fn lock_failed(
+    inner: &Arc<Inner>,
+    channel_id: B256,
+    secret_hash: B256,
+    failure: HopFailure,
+) {
+    let payer = {
+        let mut payments = inner.forwarding.payments.lock().expect("payments poisoned");
+        payments.remove(&secret_hash)
+    };
+    if let Some(payer) = payer {
+        let _ = payer.send(Err(failure));
+    }
+    if let Some(forward) = inner.forwarding.forward(channel_id, secret_hash) {
+        if forward.state == ForwardState::Pending {
+            fail_forward(inner, forward, failure).await;
+        }
+    }
+}
+
+/// Stores a forward's failure, relays it upstream and tells the application.
+async fn fail_forward(inner: &Inner, mut forward: Forward, failure: HopFailure) {
+    forward.state = ForwardState::Failed { failure };
+    if inner.store.update_forward(&forward).await.is_err() {
+        return;
+    }
+    inner.forwarding.set_forward(forward);
+    let hash = forward.incoming.secret_hash;
+    fail_upstream(inner, forward.incoming_channel, hash, failure);
+    inner
+        .note(ClientEvent::ForwardFailed {
+            incoming_channel: forward.incoming_channel,
+            secret_hash: hash,
+            failure,
+        })
+        .await;
+}
+
+/// The node key behind a signer's address, as the onion uses it.
+pub(crate) fn node_key(signer: &alloy::signers::local::PrivateKeySigner) -> SecretKey {
+    SecretKey::from(signer.credential().as_nonzero_scalar())
+}
+
+#[cfg(test)]
+mod tests {
+    use keel_core::forwarding::{expiry_delta, ChainTiming};
+
+    use super::super::DEFAULT_EXPIRY_DELTA;
+
+    /// The default expiry delta is the derivation's figure for mainnet, not a number picked.
+    #[test]
+    fn the_default_expiry_delta_is_mainnets_derived_one() {
+        let mainnet = ChainTiming {
+            block_time: 12,
+            confirmations: 12,
+            inclusion_blocks: 25,
+            poll_interval: 12,
+            margin: 300,
+        };
+        assert_eq!(expiry_delta(&mainnet, &mainnet), Ok(DEFAULT_EXPIRY_DELTA));
+    }
+}

@@ -1,0 +1,234 @@
+//! What a payer routes over, and what a hub tells payers: the routing graph (our own channels,
+//! known exactly, plus the announcements and policy updates we are given, verified by
+//! keel-routing's `Gossip`), the scorer that learns from each attempt, node keys (a payer
+//! encrypts each hop's layer of the onion to the hop's key), and our half of our channels'
+//! announcements and our signed forwarding policy.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, RwLock},
+};
+
+use k256::PublicKey;
+use keel_core::{
+    forwarding::{ChannelAnnouncement, ChannelUpdate, HopPolicy},
+    signing::VerifyingKey,
+    wire::Signature,
+    Address, B256, U256,
+};
+use keel_routing::{
+    Asset, Channel as GraphChannel, Deployment, Gossip, Scorer, SignedAnnouncement, SignedUpdate,
+};
+
+use super::{Client, ClientError, Result};
+
+/// Most channels the routing graph holds (memory stays bounded whatever we are given).
+const MAX_GRAPH_CHANNELS: usize = 100_000;
+/// Seconds after which what the scorer learnt from a failure has half faded.
+const SCORER_HALF_LIFE: u64 = 3_600;
+
+/// What the payer knows of the network.
+#[derive(Debug)]
+pub(crate) struct Routing {
+    gossip: Mutex<Gossip>,
+    pub(crate) scorer: Mutex<Scorer>,
+    node_keys: RwLock<HashMap<Address, PublicKey>>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            gossip: Mutex::new(Gossip::new(MAX_GRAPH_CHANNELS)),
+            scorer: Mutex::new(Scorer::new(SCORER_HALF_LIFE)),
+            node_keys: RwLock::default(),
+        }
+    }
+}
+
+impl Routing {
+    fn add_key(&self, key: &VerifyingKey) -> Address {
+        let address = Address::from_public_key(key);
+        self.node_keys
+            .write()
+            .expect("node keys poisoned")
+            .insert(address, PublicKey::from(key));
+        address
+    }
+
+    pub(crate) fn key(&self, node: Address) -> Option<PublicKey> {
+        self.node_keys
+            .read()
+            .expect("node keys poisoned")
+            .get(&node)
+            .copied()
+    }
+}
+
+impl Client {
+    /// Our node key: multi-hop payers encrypt our layer of their onions to it. Hand it to them
+    /// with [`Client::add_node_key`] (our channel announcements carry it too).
+    pub fn node_key(&self) -> VerifyingKey {
+        *self.inner.config.signer.credential().verifying_key()
+    }
+
+    /// Learns another node's key (its address follows from it, so a key cannot be passed off
+    /// for another node); returns that address.
+    pub fn add_node_key(&self, key: &VerifyingKey) -> Address {
+        self.inner.forwarding.routing.add_key(key)
+    }
+
+    /// Sets what we charge for forwarding into `channel_id` (instead of
+    /// [`Config::forward_policy`](super::Config::forward_policy)). Announce it with
+    /// [`Client::channel_update`]. Held in memory: set it again after a restart (forwards
+    /// already made are stored and finish under the policy they were made with).
+    pub fn set_forward_policy(&self, channel_id: B256, policy: HopPolicy) {
+        self.inner.forwarding.set_policy(channel_id, policy);
+    }
+
+    /// The announcement of one of our channels and our signature over it; with the peer's
+    /// signature it makes the [`SignedAnnouncement`] others route with.
+    pub async fn announcement_signature(
+        &self,
+        channel_id: B256,
+    ) -> Result<(ChannelAnnouncement, Signature)> {
+        let channel = self.inner.channel(channel_id)?;
+        let params = *channel.rt.lock().await.state.params();
+        let announcement = ChannelAnnouncement {
+            channelId: channel_id,
+            participantA: params.participant_a,
+            participantB: params.participant_b,
+            token: params.token,
+            challengePeriod: params.challenge_period,
+            salt: params.salt,
+        };
+        let signature = self.inner.sign(&channel.domain, &announcement)?;
+        Ok((announcement, signature))
+    }
+
+    /// Our current forwarding policy for `channel_id`, signed, dated `now`.
+    pub async fn channel_update(&self, channel_id: B256) -> Result<SignedUpdate> {
+        let channel = self.inner.channel(channel_id)?;
+        let policy = self
+            .inner
+            .forwarding
+            .policy(channel_id, &self.inner.config.forward_policy);
+        let update = ChannelUpdate {
+            channelId: channel_id,
+            node: self.inner.address,
+            timestamp: self.inner.config.clock.now(),
+            feeBase: policy.fee.base,
+            feeProportionalMillionths: policy.fee.proportional_millionths,
+            expiryDelta: policy.expiry_delta,
+            minAmount: U256::ZERO,
+            enabled: true,
+            rates: Vec::new(),
+        };
+        let signature = self.inner.sign(&channel.domain, &update)?;
+        Ok(SignedUpdate { update, signature })
+    }
+
+    /// Adds a channel both participants announced, on `chain_id` (a configured chain), holding
+    /// `capacity`, to our routing graph, and learns both nodes' keys from the signatures.
+    /// Refused, changing nothing, unless it verifies. Returns whether it was new.
+    pub fn add_announcement(
+        &self,
+        chain_id: u64,
+        signed: &SignedAnnouncement,
+        capacity: U256,
+    ) -> Result<bool> {
+        let deployment = self.deployment(chain_id)?;
+        let routing = &self.inner.forwarding.routing;
+        let new = routing
+            .gossip
+            .lock()
+            .expect("gossip poisoned")
+            .announce(&deployment, signed, capacity)
+            .map_err(|e| ClientError::Gossip(e.to_string()))?;
+        let vault = keel_core::vault_address(
+            deployment.factory,
+            deployment.implementation,
+            signed.announcement.channelId,
+            signed.announcement.token,
+        );
+        let digest =
+            keel_core::ChannelDomain::new(chain_id, vault).signing_hash(&signed.announcement);
+        for signature in &signed.signatures {
+            // Verified above: each recovers to its participant.
+            if let Ok(key) = keel_core::signing::recover_key(&digest, signature) {
+                routing.add_key(&key);
+            }
+        }
+        Ok(new)
+    }
+
+    /// Applies a node's signed policy update for an announced channel to our routing graph.
+    pub fn add_channel_update(&self, signed: &SignedUpdate) -> Result<()> {
+        let now = self.inner.config.clock.now();
+        self.inner
+            .forwarding
+            .routing
+            .gossip
+            .lock()
+            .expect("gossip poisoned")
+            .update(signed, now)
+            .map_err(|e| ClientError::Gossip(e.to_string()))
+    }
+
+    /// Our routing graph with our own channels in it, each direction's balance known exactly.
+    pub(crate) async fn graph(&self) -> keel_routing::Graph {
+        let routing = &self.inner.forwarding.routing;
+        let mut graph = routing
+            .gossip
+            .lock()
+            .expect("gossip poisoned")
+            .graph()
+            .clone();
+        let mut own = Vec::new();
+        for channel in self.inner.channel_list() {
+            let rt = channel.rt.lock().await;
+            if !rt.chain.is_open() {
+                continue;
+            }
+            let params = *rt.state.params();
+            let total = rt.state.balance(keel_core::Side::A) + rt.state.balance(keel_core::Side::B);
+            let direction = u8::from(rt.state.me() == keel_core::Side::B);
+            own.push((
+                GraphChannel {
+                    id: channel.id,
+                    asset: Asset {
+                        chain_id: channel.chain_id,
+                        token: params.token,
+                    },
+                    nodes: [params.participant_a, params.participant_b],
+                    capacity: total,
+                },
+                direction,
+                rt.state.capacity(rt.state.me()),
+            ));
+        }
+        let mut scorer = routing.scorer.lock().expect("scorer poisoned");
+        for (channel, direction, available) in own {
+            if graph.channel(&channel.id).is_none() {
+                // Refused only for a malformed channel, which ours are not.
+                let _ = graph.add_channel(channel);
+            }
+            scorer.set_local(channel.id, direction, available);
+        }
+        graph
+    }
+
+    pub(crate) fn deployment(&self, chain_id: u64) -> Result<Deployment> {
+        let chain = self
+            .inner
+            .config
+            .chains
+            .iter()
+            .find(|c| c.chain_id() == chain_id)
+            .ok_or(ClientError::NoChain(chain_id))?;
+        Ok(Deployment {
+            chain_id,
+            factory: chain.deployment.channel_factory,
+            implementation: chain.deployment.vault_implementation,
+        })
+    }
+}

@@ -1,0 +1,441 @@
+//! Multi-hop payments through hubs, end to end: clients in a line (alice → bob → carol →
+//! dave) over loopback, each with its own store and chain monitor, channels opened on Anvil.
+//! The payee issues an invoice, the payer routes over the announcements it was given, each hub
+//! forwards under its own fee policy, and every hop's balance is checked to the wei: fees land
+//! where the policies say, a withheld secret refunds every hop after expiry, and a hop lied to
+//! refuses with a typed reason.
+
+use std::{net::SocketAddr, time::Duration};
+
+use alloy::primitives::{Address, B256, U256};
+use eyre::{ensure, eyre, Result};
+use keel_client::{
+    client::{ChannelInfo, ClientEvent, Clock, ManualClock},
+    Client, ClientError,
+};
+use keel_core::forwarding::{FailureReason, FeePolicy, HopPolicy, Rate};
+use keel_e2e::{Devnet, Participant, MIN_PERIOD};
+use keel_routing::SignedAnnouncement;
+
+use crate::client_flow::{chain_time, config, units, wait_for, wait_until, TempDir};
+
+/// Clients in a line, each connected to the next.
+pub(crate) struct Line {
+    pub(crate) net: Devnet,
+    pub(crate) dir: TempDir,
+    pub(crate) clock: ManualClock,
+    pub(crate) nodes: Vec<Client>,
+    /// Where each node but the first listens (its predecessor dials it).
+    pub(crate) addrs: Vec<Option<SocketAddr>>,
+}
+
+impl Line {
+    pub(crate) async fn start(name: &str, count: usize) -> Result<Self> {
+        let net = Devnet::start().await?;
+        let dir = TempDir::new(name);
+        let clock = ManualClock::new(chain_time(&net).await?);
+        let who: [(&Participant, &str); 4] = [
+            (&net.alice, "alice"),
+            (&net.bob, "bob"),
+            (&net.carol, "carol"),
+            (&net.dave, "dave"),
+        ];
+        let mut nodes: Vec<Client> = Vec::new();
+        let mut addrs = Vec::new();
+        for (participant, name) in who.into_iter().take(count) {
+            let client = Client::start(config(&net, &dir, &clock, participant, name)).await?;
+            let mut addr = None;
+            if let Some(before) = nodes.last() {
+                let at = client.listen("127.0.0.1:0").await?;
+                before.connect(at, client.address()).await?;
+                addr = Some(at);
+            }
+            nodes.push(client);
+            addrs.push(addr);
+        }
+        Ok(Self {
+            net,
+            dir,
+            clock,
+            nodes,
+            addrs,
+        })
+    }
+
+    /// Node `i` opens a channel to node `i + 1` in `token` with `deposit`; returns once both
+    /// saw the deposit.
+    pub(crate) async fn open(&self, i: usize, token: Address, deposit: U256) -> Result<B256> {
+        let (opener, peer) = (&self.nodes[i], &self.nodes[i + 1]);
+        let mut events = peer.subscribe();
+        let id = opener
+            .open_channel(
+                self.net.chain_id,
+                peer.address(),
+                token,
+                deposit,
+                MIN_PERIOD,
+            )
+            .await?
+            .id;
+        wait_for(
+            &mut events,
+            |e| matches!(e, ClientEvent::ChannelOpened { channel_id, .. } if *channel_id == id),
+        )
+        .await?;
+        for client in [opener, peer] {
+            wait_until(client, id, |i| i.deposits[0] == deposit).await?;
+        }
+        Ok(id)
+    }
+
+    /// Announces channel `id` between nodes `i` and `i + 1` to `to`, with node `i`'s policy
+    /// for forwarding into it.
+    pub(crate) async fn announce(
+        &self,
+        to: &Client,
+        i: usize,
+        id: B256,
+        capacity: U256,
+    ) -> Result<()> {
+        let (a, b) = (&self.nodes[i], &self.nodes[i + 1]);
+        let (announcement, signature_a) = a.announcement_signature(id).await?;
+        let (_, signature_b) = b.announcement_signature(id).await?;
+        let signatures = if announcement.participantA == a.address() {
+            [signature_a, signature_b]
+        } else {
+            [signature_b, signature_a]
+        };
+        let signed = SignedAnnouncement {
+            announcement,
+            signatures,
+        };
+        to.add_announcement(self.net.chain_id, &signed, capacity)?;
+        to.add_channel_update(&a.channel_update(id).await?)?;
+        Ok(())
+    }
+
+    /// Moves the chain's and the clients' clocks forward together.
+    pub(crate) async fn advance(&self, seconds: u64) -> Result<()> {
+        self.net.advance_time(seconds).await?;
+        self.clock.set(chain_time(&self.net).await?);
+        Ok(())
+    }
+}
+
+pub(crate) fn policy(base: u64, millionths: u32) -> HopPolicy {
+    HopPolicy {
+        fee: FeePolicy {
+            base: U256::from(base),
+            proportional_millionths: millionths,
+        },
+        rate: Rate::PAR,
+        expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
+    }
+}
+
+/// Waits until `client` holds no pending lock in `id` and its balances are `balance` (ours)
+/// and `peer_balance`.
+pub(crate) async fn settled_at(
+    client: &Client,
+    id: B256,
+    balance: U256,
+    peer_balance: U256,
+) -> Result<ChannelInfo> {
+    let info = wait_until(client, id, |i| {
+        i.outgoing_locks.is_empty() && i.incoming_locks.is_empty() && i.balance == balance
+    })
+    .await?;
+    ensure!(
+        info.peer_balance == peer_balance,
+        "channel {id}: peer balance {}, expected {peer_balance}",
+        info.peer_balance
+    );
+    Ok(info)
+}
+
+/// Alice pays Carol through Bob in ETH: Carol receives the invoice amount, Bob keeps exactly
+/// his fee on his channel to Carol, Alice pays amount plus fee; events on each side say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hops_in_eth_pay_the_hub_its_fee() -> Result<()> {
+    let line = Line::start("multihop-2", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    let hub_policy = policy(1_000, 2_500);
+    bob.set_forward_policy(bc, hub_policy);
+    line.announce(alice, 1, bc, deposit).await?;
+
+    let amount = units("0.01");
+    let request = carol
+        .create_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "coffee")
+        .await?;
+    let mut bob_events = bob.subscribe();
+    let mut carol_events = carol.subscribe();
+    let outcome = alice.send_payment(&request, 3).await?;
+
+    let fee = hub_policy.fee.fee(amount)?;
+    ensure!(fee == U256::from(1_000u64 + 25_000_000_000_000u64));
+    ensure!(outcome.fees == fee, "fees {} != {fee}", outcome.fees);
+    ensure!(outcome.attempts == 1);
+    ensure!(outcome.route.hops.iter().map(|h| h.channel).eq([ab, bc]));
+    ensure!(keel_core::secret_hash(outcome.secret) == request.request.paymentHash);
+
+    let forwarded = wait_for(&mut bob_events, |e| {
+        matches!(e, ClientEvent::PaymentForwarded { .. })
+    })
+    .await?;
+    ensure!(
+        forwarded
+            == ClientEvent::PaymentForwarded {
+                incoming_channel: ab,
+                outgoing_channel: bc,
+                secret_hash: request.request.paymentHash,
+                fee,
+            },
+        "{forwarded:?}"
+    );
+    wait_for(&mut carol_events, |e| {
+        matches!(e, ClientEvent::InvoicePaid { payment_hash, amount: a, .. }
+            if *payment_hash == request.request.paymentHash && *a == amount)
+    })
+    .await?;
+
+    let paid = amount + fee;
+    settled_at(alice, ab, deposit - paid, paid).await?;
+    settled_at(bob, ab, paid, deposit - paid).await?;
+    settled_at(bob, bc, deposit - amount, amount).await?;
+    settled_at(carol, bc, amount, deposit - amount).await?;
+    // Bob's net: +fee exactly.
+    ensure!(paid - amount == fee);
+    Ok(())
+}
+
+/// Alice pays Dave through Bob and Carol in the ERC-20, each hub with its own fee: every
+/// channel moves by exactly what the route's locks say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hops_in_erc20_pay_each_hub_its_fee() -> Result<()> {
+    let line = Line::start("multihop-3", 4).await?;
+    let token = line.net.token;
+    let [alice, bob, carol, dave] = [
+        &line.nodes[0],
+        &line.nodes[1],
+        &line.nodes[2],
+        &line.nodes[3],
+    ];
+    let deposit = units("100");
+    let ab = line.open(0, token, deposit).await?;
+    let bc = line.open(1, token, deposit).await?;
+    let cd = line.open(2, token, deposit).await?;
+    let (bob_policy, carol_policy) = (policy(7, 1_000), policy(3, 500));
+    bob.set_forward_policy(bc, bob_policy);
+    carol.set_forward_policy(cd, carol_policy);
+    line.announce(alice, 1, bc, deposit).await?;
+    line.announce(alice, 2, cd, deposit).await?;
+
+    let amount = units("2");
+    let request = dave
+        .create_invoice(line.net.chain_id, token, amount, 3_600, "")
+        .await?;
+    let outcome = alice.send_payment(&request, 3).await?;
+
+    // Walking back from Dave: Carol forwards `amount` for her fee, Bob forwards that for his.
+    let into_cd = amount;
+    let into_bc = into_cd + carol_policy.fee.fee(into_cd)?;
+    let into_ab = into_bc + bob_policy.fee.fee(into_bc)?;
+    ensure!(outcome
+        .route
+        .hops
+        .iter()
+        .map(|h| h.channel)
+        .eq([ab, bc, cd]));
+    ensure!(
+        outcome
+            .route
+            .locks
+            .iter()
+            .map(|l| l.amount)
+            .eq([into_ab, into_bc, into_cd]),
+        "{:?}",
+        outcome.route.locks
+    );
+    ensure!(outcome.fees == into_ab - amount);
+
+    settled_at(alice, ab, deposit - into_ab, into_ab).await?;
+    settled_at(bob, ab, into_ab, deposit - into_ab).await?;
+    settled_at(bob, bc, deposit - into_bc, into_bc).await?;
+    settled_at(carol, bc, into_bc, deposit - into_bc).await?;
+    settled_at(carol, cd, deposit - into_cd, into_cd).await?;
+    settled_at(dave, cd, into_cd, deposit - into_cd).await?;
+    Ok(())
+}
+
+/// Carol holds the secret and never claims: nothing is paid anywhere. Once Carol's lock
+/// expires Bob takes it back and the failure reaches Alice, saying the hop after Bob let it
+/// expire; once Alice's expires she takes hers back: every hop ends where it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_secret_refunds_every_hop_after_expiry() -> Result<()> {
+    let line = Line::start("multihop-withheld", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    line.announce(alice, 1, bc, deposit).await?;
+
+    let amount = units("0.2");
+    let (request, _secret) = carol
+        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
+        .await?;
+    let payer = alice.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    // Both locks are out and pending.
+    let carol_info = wait_until(carol, bc, |i| i.incoming_locks.len() == 1).await?;
+    let alice_info = wait_until(alice, ab, |i| i.outgoing_locks.len() == 1).await?;
+    let (carol_lock, alice_lock) = (carol_info.incoming_locks[0], alice_info.outgoing_locks[0]);
+    ensure!(carol_lock.amount == amount && alice_lock.amount == amount);
+    ensure!(
+        alice_lock.expiration >= carol_lock.expiration + keel_client::client::DEFAULT_EXPIRY_DELTA
+    );
+
+    // Past Carol's lock: Bob takes it back and tells Alice.
+    let now = line.clock.now();
+    line.advance(carol_lock.expiration + 1 - now).await?;
+    settled_at(bob, bc, deposit, U256::ZERO).await?;
+    settled_at(carol, bc, U256::ZERO, deposit).await?;
+    let failed = tokio::time::timeout(Duration::from_secs(60), paying).await??;
+    match failed {
+        Err(ClientError::PaymentFailed { failure, hop }) => {
+            ensure!(failure.reason == FailureReason::Expired, "{failure:?}");
+            ensure!(failure.node == carol.address() && failure.channel == bc);
+            ensure!(hop == Some(1));
+        }
+        other => return Err(eyre!("expected an expired payment, got {other:?}")),
+    }
+
+    // Past Alice's lock: she takes it back.
+    let now = line.clock.now();
+    line.advance(alice_lock.expiration + 1 - now).await?;
+    ensure!(alice.remove_expired_locks(ab).await? == 1);
+    settled_at(alice, ab, deposit, U256::ZERO).await?;
+    settled_at(bob, ab, U256::ZERO, deposit).await?;
+    Ok(())
+}
+
+/// Alice lies to Bob: a lock below what his fee needs, one expiring too soon after the one he
+/// is told to forward, an instruction to forward into a channel he does not have. Bob forwards
+/// none and says why; nothing reaches Carol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hop_lied_to_refuses_with_a_typed_reason() -> Result<()> {
+    let line = Line::start("multihop-lies", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let _ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    bob.set_forward_policy(bc, policy(1_000, 0));
+    line.announce(alice, 1, bc, deposit).await?;
+
+    let amount = units("0.1");
+    let route = alice
+        .find_route(line.net.chain_id, carol.address(), Address::ZERO, amount)
+        .await?;
+
+    let mut short_paid = route.clone();
+    short_paid.locks[0].amount -= U256::from(1);
+    let mut short_lived = route.clone();
+    short_lived.locks[0].expiration = route.locks[1].expiration + 60;
+    // A next channel Bob does not have: the failure names the channel he was told.
+    let nowhere = B256::repeat_byte(0xee);
+    let mut to_nowhere = route.clone();
+    to_nowhere.hops[1].channel = nowhere;
+    for (lie, reason, channel) in [
+        (short_paid, FailureReason::FeeTooLow, bc),
+        (short_lived, FailureReason::ExpiryTooSoon, bc),
+        (to_nowhere, FailureReason::UnknownNextChannel, nowhere),
+    ] {
+        // An invoice each: the refused lock stays on Alice's channel until it expires.
+        let request = carol
+            .create_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "")
+            .await?;
+        match alice.pay_route(&lie, request.request.paymentHash).await {
+            Err(ClientError::PaymentFailed { failure, hop }) => {
+                ensure!(failure.reason == reason, "{failure:?}");
+                ensure!(failure.node == bob.address() && failure.channel == channel);
+                ensure!(hop == Some(0));
+            }
+            other => return Err(eyre!("expected {reason:?}, got {other:?}")),
+        }
+    }
+    let carol_view = carol.channel(bc).await?;
+    ensure!(carol_view.incoming_locks.is_empty());
+    Ok(())
+}
+
+/// Bob is stopped while his forward is pending (Carol holds the lock, the secret unrevealed)
+/// and started again from his store: when Carol then claims, the restarted Bob finds the
+/// forward he made before, claims Alice's lock and pays Carol's out; Alice's payment completes
+/// and every balance is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
+    let line = Line::start("multihop-restart", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    let hub_policy = policy(500, 1_000);
+    bob.set_forward_policy(bc, hub_policy);
+    line.announce(alice, 1, bc, deposit).await?;
+
+    let amount = units("0.05");
+    let (request, secret) = carol
+        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
+        .await?;
+    let payer = alice.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    wait_until(carol, bc, |i| i.incoming_locks.len() == 1).await?;
+
+    bob.clone().shutdown().await;
+    let bob_config = config(&line.net, &line.dir, &line.clock, &line.net.bob, "bob");
+    // A per-channel policy lives in memory (the forwards are stored): set again for new ones.
+    let bob = Client::start(bob_config).await?;
+    bob.set_forward_policy(bc, hub_policy);
+    let bob_addr = line.addrs[1].ok_or_else(|| eyre!("bob listens"))?;
+    let mut listening = bob.listen(bob_addr).await;
+    for _ in 0..50 {
+        if listening.is_ok() {
+            break;
+        }
+        // The stopped client's listener may still hold the port for a moment.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        listening = bob.listen(bob_addr).await;
+    }
+    listening?;
+    let carol_addr = line.addrs[2].ok_or_else(|| eyre!("carol listens"))?;
+    bob.connect(carol_addr, carol.address()).await?;
+    let mut bob_events = bob.subscribe();
+
+    // Carol settles once Bob is back (her reveal needs the connection).
+    let claimed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match carol.claim_lock(bc, secret).await {
+                Ok(()) => return,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    claimed.await.map_err(|_| eyre!("carol could not claim"))?;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), paying).await???;
+    let fee = hub_policy.fee.fee(amount)?;
+    ensure!(outcome.fees == fee);
+    wait_for(
+        &mut bob_events,
+        |e| matches!(e, ClientEvent::PaymentForwarded { fee: f, .. } if *f == fee),
+    )
+    .await?;
+
+    let paid = amount + fee;
+    settled_at(alice, ab, deposit - paid, paid).await?;
+    settled_at(&bob, ab, paid, deposit - paid).await?;
+    settled_at(&bob, bc, deposit - amount, amount).await?;
+    settled_at(carol, bc, amount, deposit - amount).await?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! A hub killed with SIGKILL mid-forward, 10 times at random moments, while payments flow
+//! through it: Bob runs in his own process (`hub_peer`), Alice pays Carol's invoices through
+//! him, three at a time, and he is killed and restarted from his store after a random delay
+//! each round. Afterwards every payment the payee was paid for is paid by the payer with the
+//! hub's fee and no other moved anything: once the locks that could not finish (their onion
+//! died with the hub) expire and come back, each channel holds exactly what the paid invoices
+//! say, and every payment the payer saw complete is among them.
+
+use std::{collections::HashSet, process::Stdio, time::Duration};
+
+use alloy::primitives::{Address, B256, U256};
+use eyre::{ensure, eyre, Result};
+use keel_client::{client::Clock, ClientEvent};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Child,
+};
+
+use crate::{
+    client_flow::{units, wait_until},
+    multihop::{policy, settled_at, Line},
+};
+
+const KILLS: usize = 10;
+/// Payments started before each kill.
+const PER_ROUND: usize = 3;
+
+/// A small deterministic generator, so a failing run can be replayed from its printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// How to start Bob's process.
+struct Hub<'a> {
+    line: &'a Line,
+    channel: B256,
+    fee: (u64, u32),
+}
+
+impl Hub<'_> {
+    /// Starts `hub_peer` with the clients' current time; returns once it listens.
+    async fn spawn(&self) -> Result<Child> {
+        let net = &self.line.net;
+        let d = &net.deployment;
+        let deployment = format!(
+            r#"{{"chainId":{},"deployedAtBlock":{},"channelFactory":"{}","vaultImplementation":"{}","secretRegistry":"{}","minChallengePeriod":{},"maxChallengePeriod":{}}}"#,
+            d.chain_id,
+            d.deployed_at_block,
+            d.channel_factory,
+            d.vault_implementation,
+            d.secret_registry,
+            d.min_challenge_period,
+            d.max_challenge_period
+        );
+        let listen = self.line.addrs[1].ok_or_else(|| eyre!("bob listens"))?;
+        let carol = self.line.addrs[2].ok_or_else(|| eyre!("carol listens"))?;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hub_peer"))
+            .env("KEEL_KEY", alloy::hex::encode(net.bob.signer.to_bytes()))
+            .env("KEEL_STORE", self.line.dir.0.join("bob.db"))
+            .env("KEEL_RPC", net.rpc_url())
+            .env("KEEL_DEPLOYMENT", deployment)
+            .env("KEEL_NOW", self.line.clock.now().to_string())
+            .env("KEEL_LISTEN", listen.to_string())
+            .env("KEEL_PEER", net.carol.address().to_string())
+            .env("KEEL_PEER_ADDR", carol.to_string())
+            .env("KEEL_CHANNEL", self.channel.to_string())
+            .env("KEEL_FEE_BASE", self.fee.0.to_string())
+            .env("KEEL_FEE_PPM", self.fee.1.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .map_err(|_| eyre!("hub_peer did not start"))??;
+        ensure!(
+            first.as_deref().is_some_and(|l| l.starts_with("listening")),
+            "hub_peer said {first:?}"
+        );
+        Ok(child)
+    }
+}
+
+/// The payment hashes of the invoices Carol was paid, from her durable events.
+async fn paid_invoices(carol: &keel_client::Client) -> Result<HashSet<B256>> {
+    let mut events = carol.events_after(0);
+    let mut paid = HashSet::new();
+    while let Ok(next) = tokio::time::timeout(Duration::from_millis(300), events.next()).await {
+        if let ClientEvent::InvoicePaid { payment_hash, .. } = next?.event {
+            paid.insert(payment_hash);
+        }
+    }
+    Ok(paid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_mid_forward_ten_times_settles_every_payment() -> Result<()> {
+    let line = Line::start("multihop-crash", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    let fee = (700, 1_500);
+    let hub_policy = policy(fee.0, fee.1);
+    bob.set_forward_policy(bc, hub_policy);
+    line.announce(alice, 1, bc, deposit).await?;
+    // From here Bob runs in his own process, from the same store and address.
+    bob.clone().shutdown().await;
+    let hub = Hub {
+        line: &line,
+        channel: bc,
+        fee,
+    };
+    let mut child = hub.spawn().await?;
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    let mut rng = Rng(seed);
+    let amount = units("0.001");
+    let chain_id = line.net.chain_id;
+    let mut payments = Vec::new();
+    for _ in 0..KILLS {
+        for _ in 0..PER_ROUND {
+            let request = carol
+                .create_invoice(chain_id, Address::ZERO, amount, 3_600, "")
+                .await?;
+            let payer = alice.clone();
+            let hash = request.request.paymentHash;
+            payments.push((
+                hash,
+                tokio::spawn(async move { payer.send_payment(&request, 1).await }),
+            ));
+            tokio::time::sleep(Duration::from_millis(rng.below(150))).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+        child.start_kill()?;
+        child.wait().await?;
+        child = hub.spawn().await?;
+    }
+    // After the kills the hub forwards as before.
+    let request = carol
+        .create_invoice(chain_id, Address::ZERO, amount, 3_600, "after")
+        .await?;
+    let last = tokio::time::timeout(Duration::from_secs(60), alice.send_payment(&request, 3))
+        .await
+        .map_err(|_| eyre!("the payment after the kills did not complete"))??;
+    ensure!(last.fees == hub_policy.fee.fee(amount)?);
+
+    // Every paid invoice settles on both channels (secrets revealed again after restarts).
+    let settled = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let paid = paid_invoices(carol).await?;
+            let (a, c) = (alice.channel(ab).await?, carol.channel(bc).await?);
+            let pending = a
+                .outgoing_locks
+                .iter()
+                .chain(&c.incoming_locks)
+                .any(|l| paid.contains(&l.secret_hash));
+            if !pending {
+                return Ok::<_, eyre::Report>(paid);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let paid = settled
+        .await
+        .map_err(|_| eyre!("paid invoices did not settle"))??;
+
+    // The rest expire: the hub (restarted on the new time) takes its locks back, Alice hers.
+    line.advance(4 * keel_client::client::DEFAULT_EXPIRY_DELTA)
+        .await?;
+    child.start_kill()?;
+    child.wait().await?;
+    let _child = hub.spawn().await?;
+    wait_until(carol, bc, |i| i.incoming_locks.is_empty()).await?;
+    let emptied = tokio::time::timeout(Duration::from_secs(60), async {
+        while !alice.channel(ab).await?.outgoing_locks.is_empty() {
+            let _ = alice.remove_expired_locks(ab).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok::<_, eyre::Report>(())
+    });
+    emptied
+        .await
+        .map_err(|_| eyre!("alice's expired locks did not come back"))??;
+
+    let mut completed = 0;
+    for (hash, payment) in payments {
+        if payment.is_finished() {
+            if let Ok(Ok(_)) = payment.await {
+                ensure!(
+                    paid.contains(&hash),
+                    "alice saw {hash} complete, carol was not paid"
+                );
+                completed += 1;
+            }
+        } else {
+            payment.abort();
+        }
+    }
+    let n = U256::from(paid.len());
+    let fee = hub_policy.fee.fee(amount)?;
+    println!(
+        "after {KILLS} kills: {} invoices paid, {completed} payments seen complete by alice",
+        paid.len()
+    );
+    settled_at(carol, bc, n * amount, deposit - n * amount).await?;
+    settled_at(alice, ab, deposit - n * (amount + fee), n * (amount + fee)).await?;
+    Ok(())
+}
