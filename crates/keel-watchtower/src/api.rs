@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use alloy::primitives::Bytes;
 use axum::{
     extract::{
         rejection::{JsonRejection, PathRejection},
@@ -16,8 +15,15 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use keel_core::{Address, ChannelParams, B256, U256};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use keel_core::{Address, B256};
+// The request and answer types are shared with the customers' side (keel-client's tower
+// client), so they live in keel-tower-api; re-exported here, where they always were.
+pub use keel_tower_api::{
+    AppointmentRequest, BatchItem, BatchJson, BatchRequest, ChannelJson, ChannelJsonView,
+    DisputeJson, ErrorJson, HealthJson, HeldJson, ProofJson, ReceiptJson, RegistrationJson,
+    RegistrationRequest, ResponseJson,
+};
+use serde::de::DeserializeOwned;
 
 use crate::{
     error::{Refusal, StoreError},
@@ -46,223 +52,6 @@ impl Default for Limits {
             max_batch: 512,
         }
     }
-}
-
-/// A channel's fixed parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChannelJson {
-    /// Side A.
-    pub participant_a: Address,
-    /// Side B.
-    pub participant_b: Address,
-    /// The asset; the zero address for ETH.
-    pub token: Address,
-    /// Seconds.
-    pub challenge_period: u32,
-    /// The salt.
-    pub salt: B256,
-}
-
-impl From<ChannelJson> for ChannelParams {
-    fn from(c: ChannelJson) -> Self {
-        Self {
-            participant_a: c.participant_a,
-            participant_b: c.participant_b,
-            token: c.token,
-            challenge_period: c.challenge_period,
-            salt: c.salt,
-        }
-    }
-}
-
-/// A balance proof's signed fields besides the channel id (computed from the channel).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProofJson {
-    /// Its nonce.
-    pub nonce: u64,
-    /// Cumulative transferred amount (a decimal or 0x-hex string).
-    pub transferred_amount: U256,
-    /// Pending locks' total.
-    pub locked_amount: U256,
-    /// Their root.
-    pub locks_root: B256,
-}
-
-/// `POST /v1/appointments`: the newest proof `customer` received in a channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppointmentRequest {
-    /// The channel's chain.
-    pub chain_id: u64,
-    /// The channel.
-    pub channel: ChannelJson,
-    /// The participant to guard (the proof's receiver).
-    pub customer: Address,
-    /// The proof the counterparty signed.
-    pub proof: ProofJson,
-    /// The counterparty's signature over the proof (65 bytes, 0x-hex).
-    pub sender_signature: Bytes,
-    /// The customer's `TowerAuthorisation` signature over the proof.
-    pub authorisation: Bytes,
-}
-
-/// `POST /v1/appointments/batch`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BatchRequest {
-    /// Each is checked and stored on its own.
-    pub appointments: Vec<AppointmentRequest>,
-}
-
-/// `POST /v1/customers`: a customer's signed `TowerRegistration` for this tower.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RegistrationRequest {
-    /// The customer's address.
-    pub customer: Address,
-    /// Its signature over `TowerRegistration(customer, tower)` under the domain whose
-    /// verifying contract is the tower's address.
-    pub signature: Bytes,
-}
-
-/// The answer to a registration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegistrationJson {
-    /// The customer.
-    pub customer: Address,
-    /// Channels it may have watched.
-    pub quota: u32,
-}
-
-/// A signed `TowerReceipt`, the answer to an accepted appointment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReceiptJson {
-    /// The tower's address.
-    pub tower: Address,
-    /// The customer.
-    pub customer: Address,
-    /// The channel.
-    pub channel_id: B256,
-    /// The proof's nonce.
-    pub nonce: u64,
-    /// Unix seconds.
-    pub accepted_at: u64,
-    /// Unix seconds.
-    pub watch_until: u64,
-    /// The tower's signature under the channel's domain.
-    pub signature: Bytes,
-}
-
-/// One batch item's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum BatchItem {
-    /// Accepted.
-    Receipt(ReceiptJson),
-    /// Refused.
-    Error(ErrorJson),
-}
-
-/// The answer to a batch, in request order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchJson {
-    /// One per appointment.
-    pub results: Vec<BatchItem>,
-}
-
-/// An error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorJson {
-    /// Machine-readable reason.
-    pub error: String,
-    /// For humans.
-    pub message: String,
-}
-
-/// What `GET /v1/channels/{id}` shows: what the tower holds and did, without amounts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChannelJsonView {
-    /// The channel.
-    pub channel_id: B256,
-    /// One per customer.
-    pub appointments: Vec<HeldJson>,
-    /// The dispute on chain, if the channel was closed unilaterally.
-    pub dispute: Option<DisputeJson>,
-    /// What the tower did.
-    pub responses: Vec<ResponseJson>,
-}
-
-/// One held appointment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeldJson {
-    /// The customer.
-    pub customer: Address,
-    /// The held proof's nonce.
-    pub nonce: u64,
-    /// Unix seconds.
-    pub accepted_at: u64,
-    /// Unix seconds.
-    pub watch_until: u64,
-}
-
-/// The dispute the vault published last.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DisputeJson {
-    /// The closer: the participant's address.
-    pub closer: Address,
-    /// Last second a refutation is accepted.
-    pub deadline: u64,
-    /// Nonce of A's proof on record.
-    pub nonce_a: u64,
-    /// Nonce of B's proof on record.
-    pub nonce_b: u64,
-}
-
-/// A response of the tower.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResponseJson {
-    /// The customer.
-    pub customer: Address,
-    /// The nonce submitted.
-    pub nonce: u64,
-    /// `sending`, `mined`, `rejected`, `failed` or `missed`.
-    pub outcome: String,
-    /// The refutation's transaction.
-    pub tx_hash: Option<B256>,
-    /// Details.
-    pub detail: String,
-}
-
-/// `GET /v1/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HealthJson {
-    /// `ok`, or `degraded` while the chain follower is failing.
-    pub status: String,
-    /// The tower's address.
-    pub tower: Address,
-    /// Its chain.
-    pub chain_id: u64,
-    /// The last block processed.
-    pub checkpoint: Option<u64>,
-    /// The latest head seen.
-    pub head: Option<u64>,
-    /// The follower's latest failure, while failing.
-    pub last_error: Option<String>,
-    /// Appointments held.
-    pub appointments: u64,
-    /// Channels watched.
-    pub channels: u64,
-    /// Registered customers.
-    pub customers: u64,
 }
 
 /// The follower's health as the API reports it.
