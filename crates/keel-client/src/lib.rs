@@ -15,4 +15,5 @@ pub mod transport;
 
 pub use client::{
     AcceptChannels, Client, ClientError, ClientEvent, Config, Destination, Events, StoredEvent,
+    TowerConfig,
 };

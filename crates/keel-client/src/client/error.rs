@@ -177,6 +177,9 @@ pub enum ClientError {
     /// An amount or expiry of a multi-hop payment out of range.
     #[error(transparent)]
     Forward(keel_core::forwarding::ForwardError),
+    /// A watchtower's client could not be set up.
+    #[error("watchtower: {0}")]
+    Tower(#[from] super::tower::TowerError),
 }
 
 /// Result with the client's [`ClientError`].

@@ -12,7 +12,8 @@ use super::RejectCode;
 /// [`Client::events`](super::Client::events) (each exactly once, resuming after a lag or a
 /// restart). The live-only ones describe the running process and are only broadcast to
 /// [`Client::subscribe`](super::Client::subscribe)rs: `PeerConnected`, `PeerDisconnected`,
-/// `PeerRejected`, `ChainTrouble`, `ChainRecovered` and `ChannelFailed`.
+/// `PeerRejected`, `ChainTrouble`, `ChainRecovered`, `TowerTrouble`, `TowerRecovered` and
+/// `ChannelFailed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientEvent {
@@ -204,6 +205,21 @@ pub enum ClientEvent {
     ChainRecovered {
         /// The chain.
         chain_id: u64,
+    },
+    /// A configured watchtower did not answer, refused an appointment, or answered with a
+    /// wrong receipt (the tower client retries by itself; see
+    /// [`Client::tower_health`](super::Client::tower_health)). Until
+    /// [`ClientEvent::TowerRecovered`], it may not hold our newest proofs.
+    TowerTrouble {
+        /// The tower's address.
+        tower: Address,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The tower answers correctly again after [`ClientEvent::TowerTrouble`].
+    TowerRecovered {
+        /// The tower's address.
+        tower: Address,
     },
     /// A channel stopped taking updates (see [`super::ClientError::ChannelFailed`]).
     ChannelFailed {

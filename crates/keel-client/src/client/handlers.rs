@@ -176,6 +176,8 @@ async fn update(
         }
     };
     inner.count_event(&mut rt).await;
+    // The watchtowers get the newest proof later, off this path, once per channel.
+    inner.towers.updated(id);
     // What the application hears of it is stored with it, and read from the store.
     let ack = Outgoing::Message {
         commit: Some(commit),

@@ -26,6 +26,7 @@ mod pay;
 mod peer;
 mod requests;
 mod routing;
+mod tower;
 
 pub use accept::AcceptChannels;
 pub use channel::ChannelInfo;
@@ -35,6 +36,7 @@ pub use event::ClientEvent;
 pub use events::{Events, StoredEvent};
 pub use pay::{PaymentOutcome, SignedRequest};
 pub use requests::Destination;
+pub use tower::{TowerConfig, TowerError, TowerHealth, MAX_TOWER_RESPONSE};
 
 use std::{
     collections::HashMap,
@@ -129,6 +131,9 @@ pub struct Config {
     /// Which channels a peer opens with us on chain the client takes (see
     /// [`AcceptChannels`]); each is reported either way.
     pub accept_channels: AcceptChannels,
+    /// Watchtowers to keep holding the newest proof we received in each channel (see
+    /// [`TowerConfig`]); none by default.
+    pub towers: Vec<TowerConfig>,
 }
 
 /// Decrypts the node key from an encrypted JSON keystore file (Web3 Secret Storage version 3,
@@ -194,6 +199,7 @@ impl Config {
             max_handshakes_per_ip: 8,
             handshake_timeout: crate::transport::DEFAULT_HANDSHAKE_TIMEOUT,
             accept_channels: AcceptChannels::All,
+            towers: Vec::new(),
         }
     }
 }
@@ -245,6 +251,8 @@ pub(crate) struct Inner {
     pub(crate) stopping: watch::Sender<bool>,
     /// Multi-hop payments: onions waiting for their locks, our forwards, waiting payers.
     pub(crate) forwarding: forward::Forwarding,
+    /// The configured watchtowers, told of each received proof.
+    pub(crate) towers: tower::Towers,
 }
 
 impl Client {
@@ -272,6 +280,7 @@ impl Client {
         let transport =
             Transport::new(config.signer.clone())?.with_handshake_timeout(config.handshake_timeout);
         let (events, _) = broadcast::channel(4096);
+        let towers = tower::Towers::new(&config.towers);
         let inner = Arc::new(Inner {
             address: config.signer.address(),
             channels: RwLock::new(channels),
@@ -284,6 +293,7 @@ impl Client {
             events,
             stopping: watch::Sender::new(false),
             forwarding,
+            towers,
         });
         tokio::spawn(events::forward(
             Arc::clone(&inner.store),
@@ -294,6 +304,7 @@ impl Client {
         inner.chains.set(links).expect("chains are set once, here");
         tokio::spawn(maintain(Arc::downgrade(&inner)));
         tokio::spawn(forward::maintain(Arc::downgrade(&inner)));
+        tower::start(&inner)?;
         Ok(Self { inner })
     }
 

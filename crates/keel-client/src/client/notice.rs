@@ -212,6 +212,8 @@ pub(crate) fn encode(event: &ClientEvent) -> Option<Vec<u8>> {
         | ClientEvent::PeerRejected { .. }
         | ClientEvent::ChainTrouble { .. }
         | ClientEvent::ChainRecovered { .. }
+        | ClientEvent::TowerTrouble { .. }
+        | ClientEvent::TowerRecovered { .. }
         | ClientEvent::ChannelFailed { .. } => return None,
     }
     Some(w.0)

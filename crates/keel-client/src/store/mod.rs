@@ -31,6 +31,7 @@ mod error;
 mod event;
 mod forward;
 mod pacing;
+mod tower;
 mod writer;
 
 pub use checkpoint::Checkpoint;
@@ -39,6 +40,7 @@ pub use event::{ChainStatus, ChannelOpening, Event};
 pub use forward::{Forward, ForwardState, Invoice};
 #[cfg(feature = "test-utils")]
 pub use pacing::ManualPacing;
+pub use tower::SignedTowerReceipt;
 pub use writer::MIN_COMMIT_INTERVAL;
 
 /// Our latest withdrawal and close requests in a channel, each with the counterparty's

@@ -3,4 +3,5 @@
 mod client;
 mod hostile;
 mod store;
+mod tower;
 mod transport;
