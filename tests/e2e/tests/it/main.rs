@@ -19,4 +19,5 @@ mod lifecycle;
 mod multihop;
 mod multihop_crash;
 mod tower;
+mod tower_client;
 mod typed_data;
