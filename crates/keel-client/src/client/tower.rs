@@ -50,11 +50,17 @@ pub struct TowerConfig {
     /// Most appointments in one request (the tower refuses batches above its own limit, 512
     /// by default).
     pub batch: usize,
+    /// Pause after a request carrying appointments before the next one: under a stream of
+    /// payments each channel's newest proof goes about this often, so the tower client costs
+    /// the payments little, and a proof reaches the tower at most this much later (challenge
+    /// periods are hours). Zero: as soon as the previous request is answered.
+    pub min_interval: Duration,
 }
 
 impl TowerConfig {
     /// Defaults for the tower at `url` whose key is `address`: 10 s per request, retries
-    /// from 500 ms backing off to 30 s, 256 appointments a request.
+    /// from 500 ms backing off to 30 s, 256 appointments a request, at most one request
+    /// every 100 ms.
     pub fn new(url: impl Into<String>, address: Address) -> Self {
         Self {
             url: url.into(),
@@ -63,6 +69,7 @@ impl TowerConfig {
             retry_delay: Duration::from_millis(500),
             max_retry_delay: Duration::from_secs(30),
             batch: 256,
+            min_interval: Duration::from_millis(100),
         }
     }
 }
@@ -301,9 +308,10 @@ async fn run(inner: Weak<Inner>, link: Arc<TowerLink>, http: reqwest::Client) {
         let outcome = session.step(&strong).await;
         drop(strong);
         let wait = match outcome {
-            Ok(()) => {
+            Ok(sent) => {
                 session.delay = link.config.retry_delay;
-                None
+                // Proofs arriving meanwhile gather into the next request.
+                sent.then_some(link.config.min_interval)
             }
             Err(e) => {
                 tracing::warn!(tower = %link.config.address, error = %e, "watchtower failing");
@@ -347,9 +355,9 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// Registers if not yet, then sends every marked channel. On failure the channels not
-    /// acknowledged are marked again.
-    async fn step(&mut self, inner: &Arc<Inner>) -> Result<(), TowerError> {
+    /// Registers if not yet, then sends every marked channel; true if it sent any. On failure
+    /// the channels not acknowledged are marked again.
+    async fn step(&mut self, inner: &Arc<Inner>) -> Result<bool, TowerError> {
         if self.chain_id.is_none() {
             let chain_id = self.register(inner).await?;
             self.held = self.stored(inner).await?;
@@ -369,9 +377,12 @@ impl Session<'_> {
         }
         let marked = self.link.take();
         if marked.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let appointments = self.appointments(inner, marked).await?;
+        if appointments.is_empty() {
+            return Ok(false);
+        }
         let mut chunks = appointments.chunks(self.link.config.batch.max(1));
         let mut refused = None;
         while let Some(chunk) = chunks.next() {
@@ -393,7 +404,7 @@ impl Session<'_> {
             Some(e) => Err(e),
             None => {
                 self.recovered(inner);
-                Ok(())
+                Ok(true)
             }
         }
     }
