@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: installs what it needs, starts an embedded Anvil, deploys Keel to it with
 # script/deploy.sh, and runs the client example (crates/keel-client/examples/open_pay_close.rs):
-# two clients open a channel, pay each other off-chain and close it. (Until `keel demo` exists.)
+# clients open channels, pay each other off-chain, move liquidity on chain, pay a third party
+# through a hub, and close. (Until `keel demo` exists.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash script/setup.sh >/dev/null

@@ -1,6 +1,7 @@
 //! What a dApp does with Keel, start to finish: two parties open a channel, pay each other
 //! off-chain, move liquidity into a second channel in one transaction (a hub's rebalancing step),
-//! and close cooperatively — through `keel_client::Client` against a real chain.
+//! pay a third party through the hub (a multi-hop payment), and close cooperatively — through
+//! `keel_client::Client` against a real chain.
 //!
 //! Run against the demo chain: `script/demo.sh` (starts Anvil, deploys Keel with
 //! `script/deploy.sh`, then runs this). Against another node where Keel is deployed:
@@ -10,8 +11,8 @@
 //!   cargo run -p keel-client --example open_pay_close -- <rpc-url> [deployments dir]
 //! ```
 //!
-//! Both parties run in this one process for the demo; in a dApp each runs its own `Client`
-//! and dials the other's address. The keys default to Anvil's first two dev accounts.
+//! All parties run in this one process for the demo; in a dApp each runs its own `Client`
+//! and dials the other's address. The keys default to Anvil's first three dev accounts.
 #![forbid(unsafe_code)]
 // An example's output is its purpose; the library never prints.
 #![allow(clippy::print_stdout)]
@@ -25,12 +26,17 @@ use alloy::{
 use eyre::{bail, Result, WrapErr};
 use keel_bindings::Deployment;
 use keel_client::{chain::ChainConfig, Client, ClientError, ClientEvent, Config, Destination};
-use keel_core::{secret_hash, Address, B256};
+use keel_core::{
+    forwarding::{FeePolicy, HopPolicy, Rate},
+    secret_hash, Address, B256, U256,
+};
+use keel_routing::SignedAnnouncement;
 
-/// Anvil's first two dev accounts (public test keys: never use them on a real chain).
-const ANVIL_KEYS: [&str; 2] = [
+/// Anvil's first three dev accounts (public test keys: never use them on a real chain).
+const ANVIL_KEYS: [&str; 3] = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a5804dcd4a5b",
 ];
 
 fn key(var: &str, default: &str) -> Result<PrivateKeySigner> {
@@ -180,7 +186,68 @@ async fn main() -> Result<()> {
     );
     let view = alice.channel(channel).await?;
 
-    // 8. Close cooperatively: one transaction pays both. Alice co-signs only the ledger she sees
+    // 8. A multi-hop payment: Carol, who has no channel with Alice, is paid through Bob. Bob
+    //    opens a channel to Carol, sets his fee for forwarding into it, and announces it with
+    //    Carol (both sign); Alice routes over what she was told and pays Carol's invoice. The
+    //    payment completes on both hops or on neither.
+    let carol = start(key("KEEL_CAROL_KEY", ANVIL_KEYS[2])?, "carol").await?;
+    let carol_at = carol.listen("127.0.0.1:0").await?;
+    bob.connect(carol_at, carol.address()).await?;
+    let mut carol_events = carol.subscribe();
+    let deposit = parse_ether("0.2")?;
+    let bob_carol = bob
+        .open_channel(chain_id, carol.address(), Address::ZERO, deposit, 3_600)
+        .await?
+        .id;
+    wait(&mut carol_events, |e| {
+        matches!(e, ClientEvent::ChannelOpened { channel_id, .. } if *channel_id == bob_carol)
+    })
+    .await?;
+    for client in [&bob, &carol] {
+        deposit_seen(client, bob_carol, deposit).await?;
+    }
+    bob.set_forward_policy(
+        bob_carol,
+        HopPolicy {
+            fee: FeePolicy {
+                base: U256::from(1_000),
+                proportional_millionths: 2_500,
+            },
+            rate: Rate::PAR,
+            expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
+        },
+    );
+    let (announcement, by_bob) = bob.announcement_signature(bob_carol).await?;
+    let (_, by_carol) = carol.announcement_signature(bob_carol).await?;
+    let signatures = if announcement.participantA == bob.address() {
+        [by_bob, by_carol]
+    } else {
+        [by_carol, by_bob]
+    };
+    let signed = SignedAnnouncement {
+        announcement,
+        signatures,
+    };
+    alice.add_announcement(chain_id, &signed, deposit)?;
+    alice.add_channel_update(&bob.channel_update(bob_carol).await?)?;
+    let invoice = carol
+        .create_invoice(
+            chain_id,
+            Address::ZERO,
+            parse_ether("0.01")?,
+            3_600,
+            "one coffee",
+        )
+        .await?;
+    let outcome = alice.send_payment(&invoice, 3).await?;
+    println!(
+        "alice paid carol 0.01 ETH through bob ({} hops, {} attempt(s)); bob earned {} wei",
+        outcome.route.hops.len(),
+        outcome.attempts,
+        outcome.fees
+    );
+
+    // 9. Close cooperatively: one transaction pays both. Alice co-signs only the ledger she sees
     //    too; if her side has not yet applied the withdrawal it refuses, and Bob asks again (as
     //    the client README's API page does).
     let mut attempt = 0;
@@ -214,8 +281,20 @@ async fn main() -> Result<()> {
     }
     alice.shutdown().await;
     bob.shutdown().await;
+    carol.shutdown().await;
     let _ = std::fs::remove_dir_all(store_dir);
     Ok(())
+}
+
+/// Waits until `client` has seen the opener's `deposit` in `channel` confirmed.
+async fn deposit_seen(client: &Client, channel: B256, deposit: U256) -> Result<()> {
+    for _ in 0..600 {
+        if client.channel(channel).await?.deposits[0] == deposit {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{} never saw the deposit in {channel}", client.address())
 }
 
 /// The node's chain id.
