@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod responder;
 pub mod store;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::SystemTime};
+use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_chain::{monitor::Checkpoints, Chain, ChainConfig, Monitor};
@@ -22,15 +22,15 @@ pub use error::{Error, Refusal, Result, StoreError};
 pub use intake::{ChannelLookup, Intake, IntakeConfig, SignedReceipt, VaultStatus};
 pub use metrics::Metrics;
 pub use responder::Responder;
-pub use store::{SqliteStore, Store};
+pub use store::{Database, PostgresStore, SqliteStore, Store};
 
 /// Everything a tower needs to run.
 #[derive(Debug, Clone)]
 pub struct TowerConfig {
     /// The chain: RPC, deployment, confirmations, timeouts.
     pub chain: ChainConfig,
-    /// The SQLite database file.
-    pub database: PathBuf,
+    /// The database: a SQLite file, or a PostgreSQL URL (several instances may share one).
+    pub database: Database,
     /// Where the HTTP API listens (port 0: any free port).
     pub listen: SocketAddr,
     /// Channels a registered customer may have watched.
@@ -63,7 +63,24 @@ impl Tower {
     /// disputes, and serves the API. `key` pays for refutations and signs receipts. Needs no
     /// answer from the RPC node to start.
     pub async fn start(config: TowerConfig, key: PrivateKeySigner) -> Result<Self> {
-        let store = Arc::new(SqliteStore::open(&config.database).await?);
+        match &config.database {
+            Database::Sqlite(path) => {
+                let store = SqliteStore::open(path).await?;
+                Self::start_over(store, config, key).await
+            }
+            Database::Postgres(url) => {
+                let store = PostgresStore::connect(url).await?;
+                Self::start_over(store, config, key).await
+            }
+        }
+    }
+
+    async fn start_over<S: Store>(
+        store: S,
+        config: TowerConfig,
+        key: PrivateKeySigner,
+    ) -> Result<Self> {
+        let store = Arc::new(store);
         let address = key.address();
         let chain = Chain::new(config.chain.clone(), key.clone())?;
         let checkpoints: Arc<dyn Checkpoints> = store.clone();

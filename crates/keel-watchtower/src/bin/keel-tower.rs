@@ -3,6 +3,7 @@
 //! ```text
 //! KEEL_TOWER_KEY=0x… keel-tower --rpc-url http://127.0.0.1:8545 --chain-id 31337 \
 //!     --deployments deployments --database tower.db --listen 127.0.0.1:8080
+//! KEEL_TOWER_DATABASE=postgres://tower:…@db.internal/keel KEEL_TOWER_KEY=0x… keel-tower …
 //! ```
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -11,7 +12,7 @@ use alloy::signers::local::PrivateKeySigner;
 use clap::Parser;
 use eyre::{Result, WrapErr};
 use keel_chain::{ChainConfig, Deployment};
-use keel_watchtower::{Limits, Tower, TowerConfig};
+use keel_watchtower::{Database, Limits, Tower, TowerConfig};
 
 /// Guards Keel channels for offline customers: refutes stale closes with their newest proofs.
 #[derive(Debug, Parser)]
@@ -26,9 +27,10 @@ struct Args {
     /// Directory of deployment files.
     #[arg(long, default_value = "deployments")]
     deployments: PathBuf,
-    /// SQLite database (created if missing).
-    #[arg(long, default_value = "keel-tower.db")]
-    database: PathBuf,
+    /// The database: a SQLite file (created if missing), or a `postgres://` URL for several
+    /// instances over one database (set it by environment to keep a password out of `ps`).
+    #[arg(long, env = "KEEL_TOWER_DATABASE", default_value = "keel-tower.db")]
+    database: Database,
     /// Address the HTTP API listens on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
