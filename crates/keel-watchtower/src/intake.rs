@@ -4,9 +4,10 @@
 //! appointment names the tower's chain, the customer is a participant, the proof is not empty
 //! and its amounts are ones the vault accepts, the sender signed the proof and the customer
 //! signed a `TowerAuthorisation` over it (both under the channel's EIP-712 domain, so for this
-//! channel on this chain only), the customer is registered (checked only after its signature,
-//! so a stranger cannot probe who is), the channel is open or closed on chain (not unknown, not
-//! settled), and its nonce is above the one held (checked again atomically as it is stored).
+//! channel on this chain only), the customer is within its rate and registered (checked only
+//! after its signature, so a stranger cannot spend its allowance or probe who is), the channel
+//! is open or closed on chain (not unknown, not settled), and its nonce is above the one held
+//! (checked again atomically as it is stored).
 
 use std::{future::Future, sync::Arc};
 
@@ -21,6 +22,7 @@ use keel_core::{
 use crate::{
     api::{AppointmentRequest, ReceiptJson, RegistrationRequest},
     error::Refusal,
+    ratelimit::{Rate, RateLimiter},
     store::{Appointment, Customer, PutError, Store},
 };
 
@@ -96,6 +98,7 @@ pub struct Intake<S, L> {
     store: Arc<S>,
     lookup: L,
     on_accepted: OnAccepted,
+    per_customer: Option<RateLimiter<Address>>,
 }
 
 impl<S, L> std::fmt::Debug for Intake<S, L> {
@@ -126,7 +129,16 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
             store,
             lookup,
             on_accepted,
+            per_customer: None,
         }
+    }
+
+    /// Limits each customer to `rate` appointments, counted once the customer's signature
+    /// verified: a stranger cannot spend a customer's allowance.
+    #[must_use]
+    pub fn with_customer_rate(mut self, rate: Rate) -> Self {
+        self.per_customer = Some(RateLimiter::new(rate));
+        self
     }
 
     /// The tower's address.
@@ -203,6 +215,14 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
             req.customer,
         )
         .map_err(Refusal::BadAuthorisation)?;
+        if let Some(limiter) = &self.per_customer {
+            limiter
+                .take(req.customer, 1)
+                .map_err(|wait| Refusal::CustomerRateLimited {
+                    customer: req.customer,
+                    retry_after_ms: u64::try_from(wait.as_millis().max(1)).unwrap_or(u64::MAX),
+                })?;
+        }
         // Only after the customer's own signature: nobody else learns whether it is registered.
         if self.store.customer(req.customer).await?.is_none() {
             return Err(Refusal::UnknownCustomer(req.customer));

@@ -7,6 +7,7 @@ pub mod api;
 pub mod error;
 pub mod intake;
 pub mod metrics;
+pub mod ratelimit;
 pub mod responder;
 pub mod store;
 
@@ -21,6 +22,7 @@ pub use api::Limits;
 pub use error::{Error, Refusal, Result, StoreError};
 pub use intake::{ChannelLookup, Intake, IntakeConfig, SignedReceipt, VaultStatus};
 pub use metrics::Metrics;
+pub use ratelimit::Rate;
 pub use responder::Responder;
 pub use store::{Database, PostgresStore, SqliteStore, Store};
 
@@ -101,7 +103,7 @@ impl Tower {
             })
         };
         let deployment = &config.chain.deployment;
-        let intake = Intake::new(
+        let mut intake = Intake::new(
             IntakeConfig {
                 chain_id: deployment.chain_id,
                 factory: deployment.channel_factory,
@@ -114,6 +116,9 @@ impl Tower {
             chain,
             on_accepted,
         );
+        if let Some(rate) = config.limits.per_customer {
+            intake = intake.with_customer_rate(rate);
+        }
         let health = {
             let monitor = monitor.clone();
             Arc::new(move || monitor.health())
@@ -129,7 +134,13 @@ impl Tower {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         let serve = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
+            if let Err(e) = axum::serve(
+                listener,
+                // The peer's address: the per-source rate limit's key.
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            {
                 tracing::error!(error = %e, "the HTTP API stopped");
             }
         });
