@@ -502,16 +502,19 @@ async fn batch<S: Store, L: ChannelLookup>(
     }
     state.charge(&limit, source, req.appointments.len())?;
     let now = (state.clock)();
-    let mut results = Vec::with_capacity(req.appointments.len());
-    for item in &req.appointments {
-        results.push(match state.intake.submit(item, now).await {
+    let results = state
+        .intake
+        .submit_batch(&req.appointments, now)
+        .await
+        .into_iter()
+        .map(|result| match result {
             Ok(receipt) => {
                 state.metrics.accepted();
                 BatchItem::Receipt((&receipt).into())
             }
             Err(refusal) => BatchItem::Error(ApiError::from(state.count(refusal)).body),
-        });
-    }
+        })
+        .collect();
     Ok(Json(BatchJson { results }))
 }
 

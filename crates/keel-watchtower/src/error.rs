@@ -135,6 +135,10 @@ pub enum StoreError {
     /// A stored row does not decode (a layout this build does not know, or corruption).
     #[error("stored data does not decode: {0}")]
     Corrupt(String),
+    /// The transaction storing a batch failed (the reason, for each of its appointments);
+    /// none of them was stored.
+    #[error("storing the batch failed: {0}")]
+    Batch(String),
 }
 
 /// A failure of the tower as a whole (starting it, its chain side, its storage).

@@ -221,6 +221,14 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
     /// the customer's quota.
     fn put(&self, appointment: &Appointment) -> impl Future<Output = Result<(), PutError>> + Send;
 
+    /// [`put`](Self::put) for each of `appointments` in one transaction (one commit, so one
+    /// disk flush): each is refused or stored on its own, the answers in order. `Err` if the
+    /// transaction failed, and then nothing was stored.
+    fn put_many(
+        &self,
+        appointments: &[Appointment],
+    ) -> impl Future<Output = Result<Vec<Result<(), PutError>>, StoreError>> + Send;
+
     /// Everything held about `channel_id`.
     fn channel(
         &self,

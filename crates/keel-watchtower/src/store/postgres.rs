@@ -144,80 +144,36 @@ impl Store for PostgresStore {
 
     async fn put(&self, a: &Appointment) -> Result<(), PutError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        // The lock serialises this customer's puts across instances (see the module docs).
-        let held_quota: Option<i64> =
-            sqlx::query_scalar("SELECT quota FROM customers WHERE customer = $1 FOR UPDATE")
-                .bind(a.customer.as_slice())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-        let held_quota = held_quota.ok_or(PutError::UnknownCustomer)?;
-        let stored: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT nonce FROM appointments WHERE channel_id = $1 AND customer = $2",
-        )
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        match stored {
-            Some(nonce) => {
-                let stored = nonce_from(&nonce)?;
-                if a.proof.nonce <= stored {
-                    return Err(PutError::Stale(stored));
-                }
-            }
-            None => {
-                let held: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = $1")
-                        .bind(a.customer.as_slice())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                if held >= held_quota {
-                    return Err(PutError::Quota(quota(held_quota)?));
-                }
-            }
-        }
-        sqlx::query(
-            "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, \
-             token, challenge_period, salt, vault, nonce, transferred, locked, locks_root, \
-             sender_signature, authorisation, accepted_at, watch_until, receipt_signature, \
-             layout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18) \
-             ON CONFLICT (channel_id, customer) DO UPDATE SET \
-             participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
-             token = excluded.token, challenge_period = excluded.challenge_period, \
-             salt = excluded.salt, vault = excluded.vault, nonce = excluded.nonce, \
-             transferred = excluded.transferred, locked = excluded.locked, \
-             locks_root = excluded.locks_root, sender_signature = excluded.sender_signature, \
-             authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
-             watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
-             layout = excluded.layout",
-        )
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .bind(a.params.participant_a.as_slice())
-        .bind(a.params.participant_b.as_slice())
-        .bind(a.params.token.as_slice())
-        .bind(i64::from(a.params.challenge_period))
-        .bind(a.params.salt.as_slice())
-        .bind(a.vault.as_slice())
-        .bind(nonce_bytes(a.proof.nonce).as_slice())
-        .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.locksRoot.as_slice())
-        .bind(a.sender_signature.as_slice())
-        .bind(a.authorisation.as_slice())
-        .bind(int(a.accepted_at)?)
-        .bind(int(a.watch_until)?)
-        .bind(a.receipt_signature.as_slice())
-        .bind(LAYOUT)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        put_in(&mut tx, a).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
+    }
+
+    async fn put_many(
+        &self,
+        appointments: &[Appointment],
+    ) -> Result<Vec<Result<(), PutError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Every customer's row locked up front, in one order, so two batches never wait on each
+        // other in a cycle.
+        let mut customers: Vec<Address> = appointments.iter().map(|a| a.customer).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        for customer in customers {
+            sqlx::query("SELECT 1 FROM customers WHERE customer = $1 FOR UPDATE")
+                .bind(customer.as_slice())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut results = Vec::with_capacity(appointments.len());
+        for a in appointments {
+            match put_in(&mut tx, a).await {
+                Err(PutError::Store(e)) => return Err(e),
+                result => results.push(result),
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
     }
 
     async fn channel(&self, channel_id: B256) -> Result<ChannelRecord, StoreError> {
@@ -391,4 +347,81 @@ impl Store for PostgresStore {
             .await?;
         Ok(())
     }
+}
+
+/// [`Store::put`]'s checks and write, inside the caller's transaction.
+async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), PutError> {
+    // The lock serialises this customer's puts across instances (see the module docs).
+    let held_quota: Option<i64> =
+        sqlx::query_scalar("SELECT quota FROM customers WHERE customer = $1 FOR UPDATE")
+            .bind(a.customer.as_slice())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+    let held_quota = held_quota.ok_or(PutError::UnknownCustomer)?;
+    let stored: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT nonce FROM appointments WHERE channel_id = $1 AND customer = $2",
+    )
+    .bind(a.channel_id.as_slice())
+    .bind(a.customer.as_slice())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
+    match stored {
+        Some(nonce) => {
+            let stored = nonce_from(&nonce)?;
+            if a.proof.nonce <= stored {
+                return Err(PutError::Stale(stored));
+            }
+        }
+        None => {
+            let held: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = $1")
+                    .bind(a.customer.as_slice())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+            if held >= held_quota {
+                return Err(PutError::Quota(quota(held_quota)?));
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, \
+             token, challenge_period, salt, vault, nonce, transferred, locked, locks_root, \
+             sender_signature, authorisation, accepted_at, watch_until, receipt_signature, \
+             layout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18) \
+             ON CONFLICT (channel_id, customer) DO UPDATE SET \
+             participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
+             token = excluded.token, challenge_period = excluded.challenge_period, \
+             salt = excluded.salt, vault = excluded.vault, nonce = excluded.nonce, \
+             transferred = excluded.transferred, locked = excluded.locked, \
+             locks_root = excluded.locks_root, sender_signature = excluded.sender_signature, \
+             authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
+             watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
+             layout = excluded.layout",
+    )
+    .bind(a.channel_id.as_slice())
+    .bind(a.customer.as_slice())
+    .bind(a.params.participant_a.as_slice())
+    .bind(a.params.participant_b.as_slice())
+    .bind(a.params.token.as_slice())
+    .bind(i64::from(a.params.challenge_period))
+    .bind(a.params.salt.as_slice())
+    .bind(a.vault.as_slice())
+    .bind(nonce_bytes(a.proof.nonce).as_slice())
+    .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
+    .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
+    .bind(a.proof.locksRoot.as_slice())
+    .bind(a.sender_signature.as_slice())
+    .bind(a.authorisation.as_slice())
+    .bind(int(a.accepted_at)?)
+    .bind(int(a.watch_until)?)
+    .bind(a.receipt_signature.as_slice())
+    .bind(LAYOUT)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
+    Ok(())
 }

@@ -138,76 +138,30 @@ impl Store for SqliteStore {
     }
 
     async fn put(&self, a: &Appointment) -> Result<(), PutError> {
-        // IMMEDIATE: the write lock from the start, so another process writing the same file
-        // makes this one wait (busy timeout) rather than fail when it upgrades a read lock.
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::from)?;
-        let quota: Option<i64> =
-            sqlx::query_scalar("SELECT quota FROM customers WHERE customer = ?")
-                .bind(a.customer.as_slice())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-        let quota = quota.ok_or(PutError::UnknownCustomer)?;
-        let stored: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT nonce FROM appointments WHERE channel_id = ? AND customer = ?",
-        )
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        match stored {
-            Some(nonce) => {
-                let stored = nonce_from(&nonce)?;
-                if a.proof.nonce <= stored {
-                    return Err(PutError::Stale(stored));
-                }
-            }
-            None => {
-                let held: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = ?")
-                        .bind(a.customer.as_slice())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                if held >= quota {
-                    return Err(PutError::Quota(super::codec::quota(quota)?));
-                }
-            }
-        }
-        sqlx::query(
-            "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, \
-             participant_b, token, challenge_period, salt, vault, nonce, transferred, locked, \
-             locks_root, sender_signature, authorisation, accepted_at, watch_until, \
-             receipt_signature, layout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .bind(a.params.participant_a.as_slice())
-        .bind(a.params.participant_b.as_slice())
-        .bind(a.params.token.as_slice())
-        .bind(i64::from(a.params.challenge_period))
-        .bind(a.params.salt.as_slice())
-        .bind(a.vault.as_slice())
-        .bind(nonce_bytes(a.proof.nonce).as_slice())
-        .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.locksRoot.as_slice())
-        .bind(a.sender_signature.as_slice())
-        .bind(a.authorisation.as_slice())
-        .bind(int(a.accepted_at)?)
-        .bind(int(a.watch_until)?)
-        .bind(a.receipt_signature.as_slice())
-        .bind(LAYOUT)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        put_in(&mut tx, a).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
+    }
+
+    async fn put_many(
+        &self,
+        appointments: &[Appointment],
+    ) -> Result<Vec<Result<(), PutError>>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = Vec::with_capacity(appointments.len());
+        for a in appointments {
+            match put_in(&mut tx, a).await {
+                Err(PutError::Store(e)) => return Err(e),
+                result => results.push(result),
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
     }
 
     async fn channel(&self, channel_id: B256) -> Result<ChannelRecord, StoreError> {
@@ -372,4 +326,68 @@ impl Store for SqliteStore {
             .await?;
         Ok(())
     }
+}
+
+/// [`Store::put`]'s checks and write, inside the caller's transaction.
+async fn put_in(conn: &mut sqlx::SqliteConnection, a: &Appointment) -> Result<(), PutError> {
+    let quota: Option<i64> = sqlx::query_scalar("SELECT quota FROM customers WHERE customer = ?")
+        .bind(a.customer.as_slice())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    let quota = quota.ok_or(PutError::UnknownCustomer)?;
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT nonce FROM appointments WHERE channel_id = ? AND customer = ?")
+            .bind(a.channel_id.as_slice())
+            .bind(a.customer.as_slice())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+    match stored {
+        Some(nonce) => {
+            let stored = nonce_from(&nonce)?;
+            if a.proof.nonce <= stored {
+                return Err(PutError::Stale(stored));
+            }
+        }
+        None => {
+            let held: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = ?")
+                    .bind(a.customer.as_slice())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+            if held >= quota {
+                return Err(PutError::Quota(super::codec::quota(quota)?));
+            }
+        }
+    }
+    sqlx::query(
+            "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, \
+             participant_b, token, challenge_period, salt, vault, nonce, transferred, locked, \
+             locks_root, sender_signature, authorisation, accepted_at, watch_until, \
+             receipt_signature, layout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.channel_id.as_slice())
+        .bind(a.customer.as_slice())
+        .bind(a.params.participant_a.as_slice())
+        .bind(a.params.participant_b.as_slice())
+        .bind(a.params.token.as_slice())
+        .bind(i64::from(a.params.challenge_period))
+        .bind(a.params.salt.as_slice())
+        .bind(a.vault.as_slice())
+        .bind(nonce_bytes(a.proof.nonce).as_slice())
+        .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
+        .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
+        .bind(a.proof.locksRoot.as_slice())
+        .bind(a.sender_signature.as_slice())
+        .bind(a.authorisation.as_slice())
+        .bind(int(a.accepted_at)?)
+        .bind(int(a.watch_until)?)
+        .bind(a.receipt_signature.as_slice())
+        .bind(LAYOUT)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(())
 }

@@ -14,6 +14,7 @@ both_backends!(
     concurrent_puts_keep_the_newest_and_the_quota,
     a_claim_has_one_holder_until_its_lease_runs_out,
     concurrent_claims_grant_exactly_one,
+    a_batch_is_stored_item_by_item_in_one_transaction,
 );
 
 fn appointment(channel: u8, customer: Address, nonce: u64) -> Appointment {
@@ -252,4 +253,42 @@ async fn concurrent_claims_grant_exactly_one<S: TestStore>(db: &TestDb) {
     }
     one.close().await;
     two.close().await;
+}
+
+/// `put_many` answers each appointment as `put` would, in order, with the earlier ones of the
+/// batch already counted (a newer proof later in the batch wins; the quota includes the batch).
+async fn a_batch_is_stored_item_by_item_in_one_transaction<S: TestStore>(db: &TestDb) {
+    let store = S::open(db).await;
+    let (bob, carol) = (Address::repeat_byte(0xb), Address::repeat_byte(0xc));
+    store.register(bob, 2, 1).await.unwrap();
+    store.put(&appointment(1, bob, 5)).await.unwrap();
+    let batch = [
+        appointment(1, bob, 4),   // stale against the stored 5
+        appointment(1, bob, 6),   // newer
+        appointment(1, bob, 6),   // stale against the batch's own 6
+        appointment(2, bob, 1),   // a second channel: the quota's last
+        appointment(3, bob, 1),   // a third: over the quota
+        appointment(1, carol, 1), // not registered
+        appointment(1, bob, 7),   // newer again
+    ];
+    let results = store.put_many(&batch).await.unwrap();
+    let summary: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            Ok(()) => "ok".to_owned(),
+            Err(PutError::Stale(n)) => format!("stale {n}"),
+            Err(PutError::Quota(q)) => format!("quota {q}"),
+            Err(PutError::UnknownCustomer) => "unknown".to_owned(),
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        ["stale 5", "ok", "stale 6", "ok", "quota 2", "unknown", "ok"]
+    );
+    let held = store.channel(B256::repeat_byte(1)).await.unwrap();
+    assert_eq!(held.appointments, vec![appointment(1, bob, 7)]);
+    assert_eq!(store.counts().await.unwrap().channels, 2);
+    assert!(store.put_many(&[]).await.unwrap().is_empty());
+    store.close().await;
 }
