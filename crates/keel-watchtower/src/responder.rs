@@ -322,7 +322,8 @@ impl<S: Store> Responder<S> {
     /// its response is (re)started: the new proof may beat the one on record, and no event will
     /// say so.
     pub fn accepted(self: &Arc<Self>, vault: Address, channel_id: B256, closed: bool) {
-        if !self.monitor.watched().contains_key(&vault) {
+        // Not `watched()`: it copies every watched vault, once per accepted appointment.
+        if !self.monitor.is_watched(vault) {
             if closed {
                 let from = self.chain.deployment().deployed_at_block;
                 self.monitor.watch_from(vault, channel_id, from);
