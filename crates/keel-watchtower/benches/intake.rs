@@ -8,6 +8,13 @@
 //! Run: `script/postgres.sh cargo bench -p keel-watchtower --bench intake` (without the script,
 //! SQLite only). `KEEL_BENCH_APPOINTMENTS` sets the batch run's size (default 20,000). Results go
 //! to docs/benchmarks.md by hand.
+//!
+//! Then the resident memory a watched channel costs the running tower: what the chain
+//! follower (keel-chain's `Monitor`, which the tower tells about every channel it holds) keeps
+//! per vault, measured as the growth of this process's resident set while
+//! `KEEL_BENCH_WATCHED` (default 1,000,000) vaults are watched. The follower's RPC node is a
+//! closed port, so nothing is scanned; the rest of the tower's memory does not grow with the
+//! channels (the store is on disk; SQLite's page cache is bounded).
 
 // A bench binary reports on stdout.
 #![allow(clippy::print_stdout, missing_docs)]
@@ -23,6 +30,7 @@ use axum::{
     http::{header, Method, Request, StatusCode},
     Router,
 };
+use keel_chain::{ChainConfig, Deployment, Monitor};
 use keel_core::{
     Address, BalanceProof, ChannelDomain, ChannelParams, TowerAuthorisation, TowerRegistration,
     B256, U256,
@@ -266,5 +274,50 @@ async fn main() {
         Err(_) => {
             println!("postgres   skipped: KEEL_TEST_POSTGRES_URL is not set (script/postgres.sh)")
         }
+    }
+
+    let watched: usize = std::env::var("KEEL_BENCH_WATCHED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    watch_memory(watched).await;
+}
+
+/// This process's resident set, in bytes (Linux).
+fn resident() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+async fn watch_memory(n: usize) {
+    let path = std::env::temp_dir().join(format!("keel-tower-bench-mem-{}.db", std::process::id()));
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let deployment = Deployment {
+        chain_id: CHAIN_ID,
+        deployed_at_block: 0,
+        channel_factory: FACTORY,
+        vault_implementation: IMPLEMENTATION,
+        secret_registry: Address::repeat_byte(0x5e),
+        min_challenge_period: 60,
+        max_challenge_period: 86_400,
+    };
+    let config = ChainConfig::new("http://127.0.0.1:9", deployment);
+    let (monitor, _batches) = Monitor::spawn(config, store).unwrap();
+    let before = resident();
+    for i in 0..n as u64 {
+        let channel_id = B256::from(U256::from(i));
+        let vault = keel_core::vault_address(FACTORY, IMPLEMENTATION, channel_id, Address::ZERO);
+        monitor.watch(vault, channel_id);
+    }
+    let grown = resident().saturating_sub(before);
+    println!(
+        "watching  {n} vaults: resident set +{:.1} MiB, {:.0} bytes/channel; 10 million would take {:.2} GiB",
+        grown as f64 / (1 << 20) as f64,
+        grown as f64 / n as f64,
+        grown as f64 / n as f64 * 1e7 / (1u64 << 30) as f64,
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
