@@ -3,7 +3,8 @@
 //! `POST /v1/appointments/batch` (512 per request, two requests at once), over SQLite and, when
 //! a server is named, PostgreSQL; and the bytes stored per channel.
 //!
-//! In process (the axum router without a socket), rate limits off, the chain lookup answered
+//! One sender pays many customers, each with 1,000 channels (the daemon's default quota). In
+//! process (the axum router without a socket), rate limits off, the chain lookup answered
 //! from memory (a real tower asks its RPC node once per appointment; that call is not timed).
 //! Run: `script/postgres.sh cargo bench -p keel-watchtower --bench intake` (without the script,
 //! SQLite only). `KEEL_BENCH_APPOINTMENTS` sets the batch run's size (default 20,000). Results go
@@ -51,6 +52,7 @@ const NOW: u64 = 1_800_000_000;
 const BATCH: usize = 512;
 const CONCURRENT_BATCHES: usize = 2;
 const SINGLES: usize = 1_000;
+const CHANNELS_PER_CUSTOMER: u64 = 1_000;
 
 /// Every vault is open.
 struct Open;
@@ -63,15 +65,17 @@ impl ChannelLookup for Open {
 
 struct Keys {
     alice: PrivateKeySigner,
-    bob: PrivateKeySigner,
+    /// The customers, each with [`CHANNELS_PER_CUSTOMER`] channels (the daemon's default quota).
+    customers: Vec<PrivateKeySigner>,
     tower: PrivateKeySigner,
 }
 
 /// Alice's proof to Bob in the channel salted `salt`, signed by her and authorised by him.
 fn appointment(k: &Keys, salt: u64) -> AppointmentRequest {
+    let bob = &k.customers[usize::try_from(salt / CHANNELS_PER_CUSTOMER).unwrap()];
     let params = ChannelParams {
         participant_a: k.alice.address(),
-        participant_b: k.bob.address(),
+        participant_b: bob.address(),
         token: Address::ZERO,
         challenge_period: 3_600,
         salt: B256::from(U256::from(salt)),
@@ -90,7 +94,7 @@ fn appointment(k: &Keys, salt: u64) -> AppointmentRequest {
     let auth = TowerAuthorisation {
         balanceProof: proof.clone(),
     };
-    let authorisation = keel_core::sign_hash(&k.bob, &domain.signing_hash(&auth)).unwrap();
+    let authorisation = keel_core::sign_hash(bob, &domain.signing_hash(&auth)).unwrap();
     AppointmentRequest {
         chain_id: CHAIN_ID,
         channel: ChannelJson {
@@ -100,7 +104,7 @@ fn appointment(k: &Keys, salt: u64) -> AppointmentRequest {
             challenge_period: params.challenge_period,
             salt: params.salt,
         },
-        customer: k.bob.address(),
+        customer: bob.address(),
         proof: ProofJson {
             nonce: 1,
             transferred_amount: proof.transferredAmount,
@@ -136,7 +140,7 @@ fn router<S: Store>(k: &Keys, store: Arc<S>) -> Router {
             chain_id: CHAIN_ID,
             factory: FACTORY,
             vault_implementation: IMPLEMENTATION,
-            quota: u32::MAX,
+            quota: CHANNELS_PER_CUSTOMER as u32,
             watch_period: 30 * 86_400,
         },
         k.tower.clone(),
@@ -172,18 +176,20 @@ async fn run<S: Store>(
 ) {
     let store = Arc::new(store);
     let r = router(k, store.clone());
-    let registration = TowerRegistration {
-        customer: k.bob.address(),
-        tower: k.tower.address(),
-    };
-    let digest = ChannelDomain::new(CHAIN_ID, k.tower.address()).signing_hash(&registration);
-    let signature = keel_core::sign_hash(&k.bob, &digest).unwrap();
-    let body = serde_json::to_vec(&RegistrationRequest {
-        customer: k.bob.address(),
-        signature: signature.to_vec().into(),
-    })
-    .unwrap();
-    assert_eq!(post(&r, "/v1/customers", body).await.0, StatusCode::CREATED);
+    for bob in &k.customers {
+        let registration = TowerRegistration {
+            customer: bob.address(),
+            tower: k.tower.address(),
+        };
+        let digest = ChannelDomain::new(CHAIN_ID, k.tower.address()).signing_hash(&registration);
+        let signature = keel_core::sign_hash(bob, &digest).unwrap();
+        let body = serde_json::to_vec(&RegistrationRequest {
+            customer: bob.address(),
+            signature: signature.to_vec().into(),
+        })
+        .unwrap();
+        assert_eq!(post(&r, "/v1/customers", body).await.0, StatusCode::CREATED);
+    }
 
     let start = Instant::now();
     for a in singles {
@@ -239,7 +245,9 @@ async fn main() {
         .unwrap_or(20_000);
     let k = Keys {
         alice: PrivateKeySigner::random(),
-        bob: PrivateKeySigner::random(),
+        customers: (0..(SINGLES + n).div_ceil(CHANNELS_PER_CUSTOMER as usize))
+            .map(|_| PrivateKeySigner::random())
+            .collect(),
         tower: PrivateKeySigner::random(),
     };
     let start = Instant::now();

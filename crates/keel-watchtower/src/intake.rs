@@ -9,7 +9,7 @@
 //! is open or closed on chain (not unknown, not settled), and its nonce is above the one held
 //! (checked again atomically as it is stored).
 
-use std::{future::Future, sync::Arc};
+use std::{collections::HashMap, future::Future, sync::Arc};
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_bindings::ChannelVault;
@@ -173,7 +173,7 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
         now: u64,
     ) -> Result<SignedReceipt, Refusal> {
         let checked = check(&self.config, &self.signer, req, now)?;
-        let (appointment, status) = self.admit(checked.appointment).await?;
+        let (appointment, status) = self.admit(checked.appointment, None).await?;
         self.store
             .put(&appointment)
             .await
@@ -192,9 +192,14 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
     ) -> Vec<Result<SignedReceipt, Refusal>> {
         let mut checked = self.check_in_parallel(reqs, now).await;
         let mut admitted = Vec::with_capacity(reqs.len());
+        // One registration lookup per customer, not per appointment.
+        let mut registered = HashMap::new();
         for (slot, req) in checked.iter_mut().zip(reqs) {
             let Ok(c) = slot else { continue };
-            match self.admit(c.appointment.clone()).await {
+            match self
+                .admit(c.appointment.clone(), Some(&mut registered))
+                .await
+            {
                 Ok((appointment, status)) => admitted.push((appointment, status, req)),
                 Err(refusal) => *slot = Err(refusal),
             }
@@ -265,7 +270,12 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
     /// The checks that need the tower's state: the customer's rate and registration (only after
     /// its signature verified, so a stranger can neither spend its allowance nor learn whether
     /// it is registered), then the channel on chain.
-    async fn admit(&self, appointment: Appointment) -> Result<(Appointment, VaultStatus), Refusal> {
+    /// `known` caches a batch's registration lookups.
+    async fn admit(
+        &self,
+        appointment: Appointment,
+        known: Option<&mut HashMap<Address, bool>>,
+    ) -> Result<(Appointment, VaultStatus), Refusal> {
         let customer = appointment.customer;
         if let Some(limiter) = &self.per_customer {
             limiter
@@ -275,7 +285,17 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
                     retry_after_ms: u64::try_from(wait.as_millis().max(1)).unwrap_or(u64::MAX),
                 })?;
         }
-        if self.store.customer(customer).await?.is_none() {
+        let registered = match known.as_ref().and_then(|k| k.get(&customer)) {
+            Some(registered) => *registered,
+            None => {
+                let registered = self.store.customer(customer).await?.is_some();
+                if let Some(known) = known {
+                    known.insert(customer, registered);
+                }
+                registered
+            }
+        };
+        if !registered {
             return Err(Refusal::UnknownCustomer(customer));
         }
         let status = self
