@@ -22,6 +22,7 @@ use keel_core::{
 use crate::{
     api::{AppointmentRequest, ReceiptJson, RegistrationRequest},
     error::{Refusal, StoreError},
+    keys::KeyCache,
     ratelimit::{Rate, RateLimiter},
     store::{Appointment, Customer, PutError, Store},
 };
@@ -99,6 +100,7 @@ pub struct Intake<S, L> {
     lookup: L,
     on_accepted: OnAccepted,
     per_customer: Option<RateLimiter<Address>>,
+    keys: KeyCache,
 }
 
 impl<S, L> std::fmt::Debug for Intake<S, L> {
@@ -130,6 +132,7 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
             lookup,
             on_accepted,
             per_customer: None,
+            keys: KeyCache::default(),
         }
     }
 
@@ -172,7 +175,7 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
         req: &AppointmentRequest,
         now: u64,
     ) -> Result<SignedReceipt, Refusal> {
-        let checked = check(&self.config, &self.signer, req, now)?;
+        let checked = check(&self.config, &self.signer, &self.keys, req, now)?;
         let (appointment, status) = self.admit(checked.appointment, None).await?;
         self.store
             .put(&appointment)
@@ -246,12 +249,16 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
         let tasks: Vec<_> = reqs
             .chunks(per_task)
             .map(|chunk| {
-                let (config, signer, chunk) =
-                    (self.config.clone(), self.signer.clone(), chunk.to_vec());
+                let (config, signer, keys, chunk) = (
+                    self.config.clone(),
+                    self.signer.clone(),
+                    self.keys.clone(),
+                    chunk.to_vec(),
+                );
                 tokio::task::spawn_blocking(move || {
                     chunk
                         .iter()
-                        .map(|req| check(&config, &signer, req, now))
+                        .map(|req| check(&config, &signer, &keys, req, now))
                         .collect::<Vec<_>>()
                 })
             })
@@ -320,10 +327,12 @@ struct Checked {
 
 /// The checks that need nothing but the request: the chain, the customer a participant, the
 /// proof not empty and its amounts ones the vault accepts, both signatures under the channel's
-/// domain; then the receipt, signed. CPU only (two signature recoveries and one signing).
+/// domain (by recovery, or against the signer's cached key table); then the receipt, signed. CPU
+/// only.
 fn check(
     c: &IntakeConfig,
     signer: &PrivateKeySigner,
+    keys: &KeyCache,
     req: &AppointmentRequest,
     now: u64,
 ) -> Result<Checked, Refusal> {
@@ -358,12 +367,12 @@ fn check(
         lockedAmount: req.proof.locked_amount,
         locksRoot: req.proof.locks_root,
     };
-    signing::verify(&domain.signing_hash(&proof), &req.sender_signature, sender)
+    keys.verify(&domain.signing_hash(&proof), &req.sender_signature, sender)
         .map_err(Refusal::BadSenderSignature)?;
     let authorisation = TowerAuthorisation {
         balanceProof: proof.clone(),
     };
-    signing::verify(
+    keys.verify(
         &domain.signing_hash(&authorisation),
         &req.authorisation,
         req.customer,

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod error;
 pub mod intake;
+pub mod keys;
 pub mod metrics;
 pub mod ratelimit;
 pub mod responder;
