@@ -27,6 +27,9 @@ pub use ratelimit::Rate;
 pub use responder::Responder;
 pub use store::{Database, PostgresStore, SqliteStore, Store};
 
+/// The claims' holder name of a tower over SQLite, the only instance over its file.
+const SINGLE_INSTANCE: &str = "single";
+
 /// Everything a tower needs to run.
 #[derive(Debug, Clone)]
 pub struct TowerConfig {
@@ -67,21 +70,24 @@ impl Tower {
     /// answer from the RPC node to start.
     pub async fn start(config: TowerConfig, key: PrivateKeySigner) -> Result<Self> {
         match &config.database {
+            // One instance per file: a fixed name, so a restart takes back its own claims.
             Database::Sqlite(path) => {
                 let store = SqliteStore::open(path).await?;
-                Self::start_over(store, config, key).await
+                Self::start_over(store, config, key, Some(SINGLE_INSTANCE)).await
             }
             Database::Postgres(url) => {
                 let store = PostgresStore::connect(url).await?;
-                Self::start_over(store, config, key).await
+                Self::start_over(store, config, key, None).await
             }
         }
     }
 
+    /// Runs over `store`, named `instance` in claims (`None`: a name unique to this process).
     async fn start_over<S: Store>(
         store: S,
         config: TowerConfig,
         key: PrivateKeySigner,
+        instance: Option<&str>,
     ) -> Result<Self> {
         let store = Arc::new(store);
         let address = key.address();
@@ -90,13 +96,23 @@ impl Tower {
         let (monitor, batches) = Monitor::spawn(config.chain.clone(), checkpoints)?;
         let monitor = Arc::new(monitor);
         let metrics = Arc::new(Metrics::default());
-        let responder = Responder::new(
-            store.clone(),
-            chain.clone(),
-            monitor.clone(),
-            metrics.clone(),
-            unix_now,
-        );
+        let responder = match instance {
+            Some(name) => Responder::named(
+                store.clone(),
+                chain.clone(),
+                monitor.clone(),
+                metrics.clone(),
+                unix_now,
+                name.to_owned(),
+            ),
+            None => Responder::new(
+                store.clone(),
+                chain.clone(),
+                monitor.clone(),
+                metrics.clone(),
+                unix_now,
+            ),
+        };
         let on_accepted = {
             let responder = responder.clone();
             Arc::new(move |vault, channel_id, status| {

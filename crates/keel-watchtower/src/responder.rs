@@ -71,13 +71,28 @@ impl<S> std::fmt::Debug for Responder<S> {
 }
 
 impl<S: Store> Responder<S> {
-    /// A responder sending from `chain`'s account, following with `monitor`.
+    /// A responder sending from `chain`'s account, following with `monitor`, named uniquely
+    /// in claims (one of several instances over one database).
     pub fn new(
         store: Arc<S>,
         chain: Chain,
         monitor: Arc<Monitor>,
         metrics: Arc<Metrics>,
         clock: fn() -> u64,
+    ) -> Arc<Self> {
+        Self::named(store, chain, monitor, metrics, clock, instance_name())
+    }
+
+    /// [`new`](Self::new) named `instance` in claims. The only instance over its database
+    /// takes a fixed name: restarted after a crash, it takes back its own claims at once
+    /// instead of waiting [`CLAIM_LEASE`] for them to run out.
+    pub fn named(
+        store: Arc<S>,
+        chain: Chain,
+        monitor: Arc<Monitor>,
+        metrics: Arc<Metrics>,
+        clock: fn() -> u64,
+        instance: String,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -87,7 +102,7 @@ impl<S: Store> Responder<S> {
             slots: Semaphore::new(MAX_RESPONDERS),
             metrics,
             clock,
-            instance: instance_name(),
+            instance,
         })
     }
 
