@@ -58,8 +58,10 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --workspace --locked 2>&1 | tee "$logs/cargo.log"
+# The watchtower's store suite runs over PostgreSQL too: script/postgres.sh starts a throwaway
+# server (installing Debian's postgresql if needed) for the length of the run.
+step "cargo test (with a PostgreSQL server: script/postgres.sh)"
+bash script/postgres.sh cargo test --workspace --locked 2>&1 | tee "$logs/cargo.log"
 
 step "the demo runs (script/demo.sh)"
 bash script/demo.sh

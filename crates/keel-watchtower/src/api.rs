@@ -1,7 +1,10 @@
 //! The HTTP JSON API (axum): register a customer, submit one appointment or a batch, query a
 //! channel, health. Bad input gets a 4xx answer `{"error": <code>, "message": <text>}` with a
 //! typed code ([`Refusal::code`] or one of the body's: `malformed_json`, `invalid_fields`,
-//! `not_json`, `body_too_large`, `invalid_channel_id`); nothing is stored then.
+//! `not_json`, `body_too_large`, `invalid_channel_id`); nothing is stored then. A source
+//! address over its rate gets 429 `rate_limited_source` (each appointment of a batch counts, as
+//! does every other request but health and metrics); a customer over its rate gets 429
+//! `rate_limited_customer` from the intake.
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use keel_core::{Address, B256};
 // The request and answer types are shared with the customers' side (keel-client's tower
@@ -29,6 +32,7 @@ use crate::{
     error::{Refusal, StoreError},
     intake::{ChannelLookup, Intake},
     metrics::Metrics,
+    ratelimit::{Rate, RateLimiter, Source, SourceLimit},
     store::Store,
 };
 
@@ -36,20 +40,40 @@ use crate::{
 /// 1.2 KB each).
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
-/// Bounds on what one request may ask.
+/// Bounds on what one request may ask, and how fast.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest request body, in bytes.
     pub max_body: usize,
     /// Most appointments in one batch.
     pub max_batch: usize,
+    /// Requests and appointments per source address (`None`: unlimited, e.g. behind a proxy
+    /// that limits, where every request comes from the proxy's address).
+    pub per_source: Option<Rate>,
+    /// Appointments per customer, counted once its signature verified (so nobody spends
+    /// another's allowance); applied by the intake ([`Intake::with_customer_rate`]).
+    pub per_customer: Option<Rate>,
 }
+
+/// The default rate per source address: two full batches at once, 500 appointments a second.
+pub const DEFAULT_PER_SOURCE: Rate = Rate {
+    per_second: 500,
+    burst: 1_024,
+};
+
+/// The default rate per customer: a full quota's appointments at once, 100 a second after.
+pub const DEFAULT_PER_CUSTOMER: Rate = Rate {
+    per_second: 100,
+    burst: 1_024,
+};
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body: DEFAULT_MAX_BODY,
             max_batch: 512,
+            per_source: Some(DEFAULT_PER_SOURCE),
+            per_customer: Some(DEFAULT_PER_CUSTOMER),
         }
     }
 }
@@ -76,6 +100,12 @@ pub struct ApiState<S, L> {
 /// The API's routes over `state`.
 pub fn router<S: Store, L: ChannelLookup>(state: Arc<ApiState<S, L>>) -> Router {
     let max_body = state.limits.max_body;
+    let per_source = SourceLimit(
+        state
+            .limits
+            .per_source
+            .map(|rate| Arc::new(RateLimiter::new(rate))),
+    );
     Router::new()
         .route("/v1/health", get(health::<S, L>))
         .route("/v1/customers", post(register::<S, L>))
@@ -84,6 +114,7 @@ pub fn router<S: Store, L: ChannelLookup>(state: Arc<ApiState<S, L>>) -> Router 
         .route("/v1/channels/{channel_id}", get(channel::<S, L>))
         .route("/metrics", get(metrics::<S, L>))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(Extension(per_source))
         .with_state(state)
 }
 
@@ -120,6 +151,7 @@ impl From<Refusal> for ApiError {
             Refusal::StaleNonce { .. } => StatusCode::CONFLICT,
             Refusal::UnknownCustomer(_) | Refusal::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             Refusal::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::CustomerRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(status, r.code(), r.to_string())
@@ -163,6 +195,21 @@ impl<S, L> ApiState<S, L> {
         self.metrics.refused(refusal.code());
         refusal
     }
+
+    /// Charges `source` for `cost` appointments (or one request): 429 when over its rate.
+    fn charge(&self, limit: &SourceLimit, source: Source, cost: usize) -> Result<(), ApiError> {
+        limit.take(source, cost).map_err(|wait| {
+            self.metrics.refused("rate_limited_source");
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited_source",
+                format!(
+                    "too many requests from this address; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+            )
+        })
+    }
 }
 
 async fn metrics<S: Store, L: ChannelLookup>(
@@ -192,8 +239,11 @@ async fn health<S: Store, L: ChannelLookup>(
 
 async fn register<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
+    source: Source,
+    Extension(limit): Extension<SourceLimit>,
     ApiJson(req): ApiJson<RegistrationRequest>,
 ) -> Result<(StatusCode, Json<RegistrationJson>), ApiError> {
+    state.charge(&limit, source, 1)?;
     let customer = state
         .intake
         .register(&req, (state.clock)())
@@ -210,8 +260,11 @@ async fn register<S: Store, L: ChannelLookup>(
 
 async fn appointment<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
+    source: Source,
+    Extension(limit): Extension<SourceLimit>,
     ApiJson(req): ApiJson<AppointmentRequest>,
 ) -> Result<Json<ReceiptJson>, ApiError> {
+    state.charge(&limit, source, 1)?;
     let receipt = state
         .intake
         .submit(&req, (state.clock)())
@@ -223,6 +276,8 @@ async fn appointment<S: Store, L: ChannelLookup>(
 
 async fn batch<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
+    source: Source,
+    Extension(limit): Extension<SourceLimit>,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchJson>, ApiError> {
     let max = state.limits.max_batch;
@@ -234,24 +289,31 @@ async fn batch<S: Store, L: ChannelLookup>(
             })
             .into());
     }
+    state.charge(&limit, source, req.appointments.len())?;
     let now = (state.clock)();
-    let mut results = Vec::with_capacity(req.appointments.len());
-    for item in &req.appointments {
-        results.push(match state.intake.submit(item, now).await {
+    let results = state
+        .intake
+        .submit_batch(&req.appointments, now)
+        .await
+        .into_iter()
+        .map(|result| match result {
             Ok(receipt) => {
                 state.metrics.accepted();
                 BatchItem::Receipt((&receipt).into())
             }
             Err(refusal) => BatchItem::Error(ApiError::from(state.count(refusal)).body),
-        });
-    }
+        })
+        .collect();
     Ok(Json(BatchJson { results }))
 }
 
 async fn channel<S: Store, L: ChannelLookup>(
     State(state): State<Arc<ApiState<S, L>>>,
+    source: Source,
+    Extension(limit): Extension<SourceLimit>,
     channel_id: Result<Path<B256>, PathRejection>,
 ) -> Result<Json<ChannelJsonView>, ApiError> {
+    state.charge(&limit, source, 1)?;
     let Path(channel_id) = channel_id
         .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_channel_id", r.body_text()))?;
     let record = state.store.channel(channel_id).await?;

@@ -70,6 +70,14 @@ pub enum Refusal {
         /// The number sent.
         got: usize,
     },
+    /// The customer sent more appointments than its rate allows; nothing was checked further.
+    #[error("{customer} is over its rate; retry in {retry_after_ms} ms")]
+    CustomerRateLimited {
+        /// The customer.
+        customer: Address,
+        /// When its allowance has refilled enough, in milliseconds.
+        retry_after_ms: u64,
+    },
     /// The chain could not be asked whether the channel exists; try again later.
     #[error("the chain is unavailable: {0}")]
     ChainUnavailable(String),
@@ -98,6 +106,7 @@ impl Refusal {
             Self::ChannelSettled(_) => "channel_settled",
             Self::StaleNonce { .. } => "stale_nonce",
             Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::CustomerRateLimited { .. } => "rate_limited_customer",
             Self::ChainUnavailable(_) => "chain_unavailable",
             Self::Store(_) => "storage_failed",
             Self::Signing(_) => "signing_failed",
@@ -126,6 +135,10 @@ pub enum StoreError {
     /// A stored row does not decode (a layout this build does not know, or corruption).
     #[error("stored data does not decode: {0}")]
     Corrupt(String),
+    /// The transaction storing a batch failed (the reason, for each of its appointments);
+    /// none of them was stored.
+    #[error("storing the batch failed: {0}")]
+    Batch(String),
 }
 
 /// A failure of the tower as a whole (starting it, its chain side, its storage).

@@ -6,11 +6,13 @@
 pub mod api;
 pub mod error;
 pub mod intake;
+pub mod keys;
 pub mod metrics;
+pub mod ratelimit;
 pub mod responder;
 pub mod store;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::SystemTime};
+use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_chain::{monitor::Checkpoints, Chain, ChainConfig, Monitor};
@@ -21,16 +23,20 @@ pub use api::Limits;
 pub use error::{Error, Refusal, Result, StoreError};
 pub use intake::{ChannelLookup, Intake, IntakeConfig, SignedReceipt, VaultStatus};
 pub use metrics::Metrics;
+pub use ratelimit::Rate;
 pub use responder::Responder;
-pub use store::{SqliteStore, Store};
+pub use store::{Database, PostgresStore, SqliteStore, Store};
+
+/// The claims' holder name of a tower over SQLite, the only instance over its file.
+const SINGLE_INSTANCE: &str = "single";
 
 /// Everything a tower needs to run.
 #[derive(Debug, Clone)]
 pub struct TowerConfig {
     /// The chain: RPC, deployment, confirmations, timeouts.
     pub chain: ChainConfig,
-    /// The SQLite database file.
-    pub database: PathBuf,
+    /// The database: a SQLite file, or a PostgreSQL URL (several instances may share one).
+    pub database: Database,
     /// Where the HTTP API listens (port 0: any free port).
     pub listen: SocketAddr,
     /// Channels a registered customer may have watched.
@@ -63,20 +69,50 @@ impl Tower {
     /// disputes, and serves the API. `key` pays for refutations and signs receipts. Needs no
     /// answer from the RPC node to start.
     pub async fn start(config: TowerConfig, key: PrivateKeySigner) -> Result<Self> {
-        let store = Arc::new(SqliteStore::open(&config.database).await?);
+        match &config.database {
+            // One instance per file: a fixed name, so a restart takes back its own claims.
+            Database::Sqlite(path) => {
+                let store = SqliteStore::open(path).await?;
+                Self::start_over(store, config, key, Some(SINGLE_INSTANCE)).await
+            }
+            Database::Postgres(url) => {
+                let store = PostgresStore::connect(url).await?;
+                Self::start_over(store, config, key, None).await
+            }
+        }
+    }
+
+    /// Runs over `store`, named `instance` in claims (`None`: a name unique to this process).
+    async fn start_over<S: Store>(
+        store: S,
+        config: TowerConfig,
+        key: PrivateKeySigner,
+        instance: Option<&str>,
+    ) -> Result<Self> {
+        let store = Arc::new(store);
         let address = key.address();
         let chain = Chain::new(config.chain.clone(), key.clone())?;
         let checkpoints: Arc<dyn Checkpoints> = store.clone();
         let (monitor, batches) = Monitor::spawn(config.chain.clone(), checkpoints)?;
         let monitor = Arc::new(monitor);
         let metrics = Arc::new(Metrics::default());
-        let responder = Responder::new(
-            store.clone(),
-            chain.clone(),
-            monitor.clone(),
-            metrics.clone(),
-            unix_now,
-        );
+        let responder = match instance {
+            Some(name) => Responder::named(
+                store.clone(),
+                chain.clone(),
+                monitor.clone(),
+                metrics.clone(),
+                unix_now,
+                name.to_owned(),
+            ),
+            None => Responder::new(
+                store.clone(),
+                chain.clone(),
+                monitor.clone(),
+                metrics.clone(),
+                unix_now,
+            ),
+        };
         let on_accepted = {
             let responder = responder.clone();
             Arc::new(move |vault, channel_id, status| {
@@ -84,7 +120,7 @@ impl Tower {
             })
         };
         let deployment = &config.chain.deployment;
-        let intake = Intake::new(
+        let mut intake = Intake::new(
             IntakeConfig {
                 chain_id: deployment.chain_id,
                 factory: deployment.channel_factory,
@@ -97,6 +133,9 @@ impl Tower {
             chain,
             on_accepted,
         );
+        if let Some(rate) = config.limits.per_customer {
+            intake = intake.with_customer_rate(rate);
+        }
         let health = {
             let monitor = monitor.clone();
             Arc::new(move || monitor.health())
@@ -112,7 +151,13 @@ impl Tower {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         let serve = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
+            if let Err(e) = axum::serve(
+                listener,
+                // The peer's address: the per-source rate limit's key.
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            {
                 tracing::error!(error = %e, "the HTTP API stopped");
             }
         });

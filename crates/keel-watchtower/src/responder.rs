@@ -9,6 +9,12 @@
 //! [`MAX_RESPONDERS`] at once; a task retries failed attempts (RPC outage, no receipt in time)
 //! with back-off until the deadline, and stops when the vault holds a proof as new as the
 //! customer's (or refuses the refutation, which the next `Refuted` event explains).
+//!
+//! Several instances may share one database (PostgreSQL): each follows the chain and records
+//! the same disputes, but before an attempt an instance claims the response
+//! ([`Store::claim`]) and renews the claim while it works, so one instance sends at a time. The
+//! others look again every [`CLAIM_POLL`]: once the response is mined they stop; if the holder
+//! died, its lease runs out after [`CLAIM_LEASE`] and one of them takes over.
 
 use std::{
     collections::HashMap,
@@ -34,6 +40,13 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Longest pause between two attempts for one channel.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How long a claim on a response lasts unless renewed: how long a dead instance's response
+/// waits before another takes over. Renewed every third of it while an attempt runs.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(15);
+
+/// How often an instance waiting on another's claim looks again.
+pub const CLAIM_POLL: Duration = Duration::from_secs(2);
+
 /// Follows the chain and responds to stale closes.
 pub struct Responder<S> {
     store: Arc<S>,
@@ -44,24 +57,42 @@ pub struct Responder<S> {
     slots: Semaphore,
     metrics: Arc<Metrics>,
     clock: fn() -> u64,
+    /// This instance's name in claims: unique per process.
+    instance: String,
 }
 
 impl<S> std::fmt::Debug for Responder<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Responder")
             .field("tower", &self.chain.address())
+            .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
 }
 
 impl<S: Store> Responder<S> {
-    /// A responder sending from `chain`'s account, following with `monitor`.
+    /// A responder sending from `chain`'s account, following with `monitor`, named uniquely
+    /// in claims (one of several instances over one database).
     pub fn new(
         store: Arc<S>,
         chain: Chain,
         monitor: Arc<Monitor>,
         metrics: Arc<Metrics>,
         clock: fn() -> u64,
+    ) -> Arc<Self> {
+        Self::named(store, chain, monitor, metrics, clock, instance_name())
+    }
+
+    /// [`new`](Self::new) named `instance` in claims. The only instance over its database
+    /// takes a fixed name: restarted after a crash, it takes back its own claims at once
+    /// instead of waiting [`CLAIM_LEASE`] for them to run out.
+    pub fn named(
+        store: Arc<S>,
+        chain: Chain,
+        monitor: Arc<Monitor>,
+        metrics: Arc<Metrics>,
+        clock: fn() -> u64,
+        instance: String,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -71,7 +102,13 @@ impl<S: Store> Responder<S> {
             slots: Semaphore::new(MAX_RESPONDERS),
             metrics,
             clock,
+            instance,
         })
+    }
+
+    /// This instance's name in claims.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Watches every stored channel and resumes the responses to every open dispute, then
@@ -169,6 +206,7 @@ impl<S: Store> Responder<S> {
                 return;
             };
             let mut retry = false;
+            let mut waiting = false;
             for a in &record.appointments {
                 let closer = a.params.participant(dispute.closer);
                 // The customer closed itself, or its proof is no newer than the one on record.
@@ -185,16 +223,35 @@ impl<S: Store> Responder<S> {
                 if landed {
                     continue;
                 }
+                let claim = match Claim::take(self.store.clone(), a, &self.instance).await {
+                    Ok(Some(claim)) => claim,
+                    Ok(None) => {
+                        waiting = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(channel = %channel_id, error = %e, "claiming a response");
+                        retry = true;
+                        continue;
+                    }
+                };
                 match self.attempt(a, &dispute, seen).await {
-                    Ok(()) => {}
+                    Ok(()) => claim.release().await,
+                    // Kept until it runs out: this instance retries after its back-off, or
+                    // another takes over if this one dies meanwhile.
                     Err(Retry) => retry = true,
                 }
             }
-            if !retry {
+            if retry {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            } else if waiting && (self.clock)() <= dispute.deadline {
+                // Another instance holds the response: look again, to stop once it landed or
+                // to take over if that instance dies.
+                tokio::time::sleep(CLAIM_POLL).await;
+            } else {
                 return;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -280,7 +337,8 @@ impl<S: Store> Responder<S> {
     /// its response is (re)started: the new proof may beat the one on record, and no event will
     /// say so.
     pub fn accepted(self: &Arc<Self>, vault: Address, channel_id: B256, closed: bool) {
-        if !self.monitor.watched().contains_key(&vault) {
+        // Not `watched()`: it copies every watched vault, once per accepted appointment.
+        if !self.monitor.is_watched(vault) {
             if closed {
                 let from = self.chain.deployment().deployed_at_block;
                 self.monitor.watch_from(vault, channel_id, from);
@@ -297,3 +355,100 @@ impl<S: Store> Responder<S> {
 /// An attempt that should be repeated.
 #[derive(Debug)]
 struct Retry;
+
+/// This instance's claim on one response, renewed in the background until dropped or released.
+struct Claim<S: Store> {
+    store: Arc<S>,
+    channel_id: B256,
+    customer: Address,
+    holder: String,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl<S: Store> Claim<S> {
+    /// Claims `a`'s response for `holder`; `None` while another instance holds it.
+    async fn take(
+        store: Arc<S>,
+        a: &Appointment,
+        holder: &str,
+    ) -> Result<Option<Self>, crate::StoreError> {
+        let lease = millis(CLAIM_LEASE);
+        if !store
+            .claim(a.channel_id, a.customer, holder, unix_ms(), lease)
+            .await?
+        {
+            return Ok(None);
+        }
+        let renewal = tokio::spawn({
+            let (store, holder) = (store.clone(), holder.to_owned());
+            let (channel_id, customer) = (a.channel_id, a.customer);
+            async move {
+                let mut every = tokio::time::interval(CLAIM_LEASE / 3);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    match store
+                        .claim(channel_id, customer, &holder, unix_ms(), lease)
+                        .await
+                    {
+                        Ok(true) => {}
+                        // Taken over after a stall longer than the lease: the attempt under way
+                        // finishes (a second refutation of the same proof only fails), and the
+                        // next one asks again.
+                        Ok(false) => {
+                            tracing::warn!(channel = %channel_id, "claim taken over by another instance");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(channel = %channel_id, error = %e, "renewing a claim")
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Some(Self {
+            store,
+            channel_id: a.channel_id,
+            customer: a.customer,
+            holder: holder.to_owned(),
+            renewal,
+        }))
+    }
+
+    /// Gives the claim up: the response is done (mined, refused, or past its deadline).
+    async fn release(self) {
+        self.renewal.abort();
+        if let Err(e) = self
+            .store
+            .release(self.channel_id, self.customer, &self.holder)
+            .await
+        {
+            // It runs out by itself.
+            tracing::warn!(channel = %self.channel_id, error = %e, "releasing a claim");
+        }
+    }
+}
+
+impl<S: Store> Drop for Claim<S> {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
+
+/// A name for this responder in claims: the process id, the start time and a count, unique
+/// across hosts in practice.
+fn instance_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", std::process::id(), unix_ms())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

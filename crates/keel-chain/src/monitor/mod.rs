@@ -271,6 +271,13 @@ impl Monitor {
         self.shared.lock().opened_by.insert(participant);
     }
 
+    /// Whether `vault` is watched (or queued to be): without copying the whole set, as
+    /// [`watched`](Self::watched) does, for callers that ask once per update.
+    pub fn is_watched(&self, vault: Address) -> bool {
+        let state = self.shared.lock();
+        state.active.contains_key(&vault) || state.pending.contains_key(&vault)
+    }
+
     /// The vaults watched, with their channel ids.
     pub fn watched(&self) -> BTreeMap<Address, B256> {
         let state = self.shared.lock();

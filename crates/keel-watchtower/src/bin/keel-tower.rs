@@ -3,6 +3,7 @@
 //! ```text
 //! KEEL_TOWER_KEY=0x… keel-tower --rpc-url http://127.0.0.1:8545 --chain-id 31337 \
 //!     --deployments deployments --database tower.db --listen 127.0.0.1:8080
+//! KEEL_TOWER_DATABASE=postgres://tower:…@db.internal/keel KEEL_TOWER_KEY=0x… keel-tower …
 //! ```
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -11,7 +12,10 @@ use alloy::signers::local::PrivateKeySigner;
 use clap::Parser;
 use eyre::{Result, WrapErr};
 use keel_chain::{ChainConfig, Deployment};
-use keel_watchtower::{Limits, Tower, TowerConfig};
+use keel_watchtower::{
+    api::{DEFAULT_PER_CUSTOMER, DEFAULT_PER_SOURCE},
+    Database, Limits, Rate, Tower, TowerConfig,
+};
 
 /// Guards Keel channels for offline customers: refutes stale closes with their newest proofs.
 #[derive(Debug, Parser)]
@@ -26,9 +30,10 @@ struct Args {
     /// Directory of deployment files.
     #[arg(long, default_value = "deployments")]
     deployments: PathBuf,
-    /// SQLite database (created if missing).
-    #[arg(long, default_value = "keel-tower.db")]
-    database: PathBuf,
+    /// The database: a SQLite file (created if missing), or a `postgres://` URL for several
+    /// instances over one database (set it by environment to keep a password out of `ps`).
+    #[arg(long, env = "KEEL_TOWER_DATABASE", default_value = "keel-tower.db")]
+    database: Database,
     /// Address the HTTP API listens on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -47,6 +52,21 @@ struct Args {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = keel_watchtower::api::DEFAULT_MAX_BODY)]
     max_body: usize,
+    /// Appointments (and other requests) per second from one source address; 0: unlimited
+    /// (behind a proxy, where every request comes from the proxy's address).
+    #[arg(long, default_value_t = keel_watchtower::api::DEFAULT_PER_SOURCE.per_second)]
+    rate_per_source: u32,
+    /// Appointments per second from one customer; 0: unlimited.
+    #[arg(long, default_value_t = keel_watchtower::api::DEFAULT_PER_CUSTOMER.per_second)]
+    rate_per_customer: u32,
+}
+
+/// `per_second` with the default burst; none for 0.
+fn rate(per_second: u32, default: Rate) -> Option<Rate> {
+    (per_second > 0).then_some(Rate {
+        per_second,
+        burst: default.burst.max(per_second),
+    })
 }
 
 #[tokio::main]
@@ -83,6 +103,8 @@ async fn main() -> Result<()> {
             .ok_or_else(|| eyre::eyre!("--watch-days is too large"))?,
         limits: Limits {
             max_body: args.max_body,
+            per_source: rate(args.rate_per_source, DEFAULT_PER_SOURCE),
+            per_customer: rate(args.rate_per_customer, DEFAULT_PER_CUSTOMER),
             ..Limits::default()
         },
     };

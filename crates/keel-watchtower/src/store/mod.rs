@@ -1,19 +1,64 @@
 //! What the tower keeps: customers, the newest appointment per channel and customer, the dispute
 //! state of closed channels, what the tower did about them, and the chain follower's checkpoint.
 //!
-//! [`Store`] is the interface the intake and the responder use; [`SqliteStore`] implements it
-//! (and keel-chain's [`Checkpoints`](keel_chain::monitor::Checkpoints), so the same follower as
-//! the client's runs over the tower's storage).
+//! [`Store`] is the interface the intake and the responder use; [`SqliteStore`] (one instance,
+//! one file) and [`PostgresStore`] (several instances over one database) implement it, and
+//! keel-chain's [`Checkpoints`](keel_chain::monitor::Checkpoints), so the same follower as the
+//! client's runs over the tower's storage. [`Database`] picks one from the operator's setting.
 
+mod codec;
+mod postgres;
 mod sqlite;
 
-use std::future::Future;
+use std::{future::Future, path::PathBuf};
 
 use keel_chain::monitor::Checkpoints;
 use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, B256};
 
 use crate::error::StoreError;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Where the tower keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (created if missing): one tower instance.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server, by connection URL: one or several instances.
+    Postgres(String),
+}
+
+impl Database {
+    /// A `postgres://` or `postgresql://` URL names a PostgreSQL database; anything else is a
+    /// SQLite file's path.
+    pub fn parse(setting: &str) -> Self {
+        if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
+            Self::Postgres(setting.to_owned())
+        } else {
+            Self::Sqlite(setting.into())
+        }
+    }
+}
+
+impl From<PathBuf> for Database {
+    fn from(path: PathBuf) -> Self {
+        Self::Sqlite(path)
+    }
+}
+
+impl From<String> for Database {
+    fn from(setting: String) -> Self {
+        Self::parse(&setting)
+    }
+}
+
+impl std::str::FromStr for Database {
+    type Err = std::convert::Infallible;
+
+    fn from_str(setting: &str) -> Result<Self, Self::Err> {
+        Ok(Self::parse(setting))
+    }
+}
 
 /// A customer the tower serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +221,14 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
     /// the customer's quota.
     fn put(&self, appointment: &Appointment) -> impl Future<Output = Result<(), PutError>> + Send;
 
+    /// [`put`](Self::put) for each of `appointments` in one transaction (one commit, so one
+    /// disk flush): each is refused or stored on its own, the answers in order. `Err` if the
+    /// transaction failed, and then nothing was stored.
+    fn put_many(
+        &self,
+        appointments: &[Appointment],
+    ) -> impl Future<Output = Result<Vec<Result<(), PutError>>, StoreError>> + Send;
+
     /// Everything held about `channel_id`.
     fn channel(
         &self,
@@ -202,10 +255,33 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
         response: &Response,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Forgets a settled channel: its appointments, dispute and responses. Returns how many
+    /// Forgets a settled channel: its appointments, dispute, responses and claims. Returns how many
     /// appointments were removed.
     fn prune(&self, channel_id: B256) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// How much is stored.
     fn counts(&self) -> impl Future<Output = Result<Counts, StoreError>> + Send;
+
+    /// Claims the response for `customer` in `channel_id` for `holder` (one tower instance)
+    /// until `now_ms + lease_ms` (unix ms): granted if nobody holds it, if the holder's lease
+    /// ran out by `now_ms` (it died, or stalled), or if `holder` holds it already (a renewal).
+    /// Atomic across instances: of several claiming at once, exactly one is granted. Returns
+    /// whether `holder` holds the claim now.
+    fn claim(
+        &self,
+        channel_id: B256,
+        customer: Address,
+        holder: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives up `holder`'s claim (if it holds it), so another instance need not wait for the
+    /// lease to run out.
+    fn release(
+        &self,
+        channel_id: B256,
+        customer: Address,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

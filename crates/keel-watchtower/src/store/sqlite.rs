@@ -1,35 +1,31 @@
 //! [`SqliteStore`]: the tower's storage in one SQLite file (WAL, synchronous commits).
 //!
 //! Writes go through one connection, so the read-check-write of [`Store::put`] (stored nonce,
-//! quota) runs in a transaction no other write interleaves with. Several tower instances over
-//! one database need PostgreSQL (not yet written).
+//! quota) runs in a transaction no other write interleaves with; it begins `IMMEDIATE`, so that
+//! holds against another process on the same file too. Several tower instances over
+//! one database need [`PostgresStore`](super::PostgresStore).
 
 use std::path::Path;
 
-use alloy::sol_types::SolValue;
-use keel_bindings::ChannelVault;
-use keel_chain::{
-    monitor::{BoxFuture, Checkpoint, CheckpointError, Checkpoints},
-    VaultAbi,
-};
-use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, B256, U256};
+use keel_chain::monitor::{BoxFuture, Checkpoint, CheckpointError, Checkpoints};
+use keel_core::{Address, DisputeState, B256};
 use sqlx::{
     migrate::Migrator,
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-        SqliteSynchronous,
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
     Row,
 };
 
 use super::{
-    Appointment, ChannelRecord, Counts, Customer, Outcome, PutError, Response, Store, StoreError,
+    codec::{
+        address, appointment, b256, dispute_bytes, dispute_from, int, nonce_bytes, nonce_from,
+        quota, response, uint, LAYOUT,
+    },
+    Appointment, ChannelRecord, Counts, Customer, PutError, Response, Store, StoreError,
 };
 
-static MIGRATOR: Migrator = sqlx::migrate!();
-
-/// The byte layout of the rows this build writes (see the migration's header).
-const LAYOUT: i64 = 1;
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The tower's SQLite database. Cheap to clone (a connection pool).
 #[derive(Debug, Clone)]
@@ -134,8 +130,7 @@ impl Store for SqliteStore {
         row.map(|row| {
             Ok(Customer {
                 address,
-                quota: u32::try_from(row.try_get::<i64, _>("quota")?)
-                    .map_err(|_| StoreError::Corrupt("quota".into()))?,
+                quota: quota(row.try_get("quota")?)?,
                 registered_at: uint(row.try_get("registered_at")?)?,
             })
         })
@@ -143,72 +138,30 @@ impl Store for SqliteStore {
     }
 
     async fn put(&self, a: &Appointment) -> Result<(), PutError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let quota: Option<i64> =
-            sqlx::query_scalar("SELECT quota FROM customers WHERE customer = ?")
-                .bind(a.customer.as_slice())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-        let quota = quota.ok_or(PutError::UnknownCustomer)?;
-        let stored: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT nonce FROM appointments WHERE channel_id = ? AND customer = ?",
-        )
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        match stored {
-            Some(nonce) => {
-                let stored = nonce_from(&nonce)?;
-                if a.proof.nonce <= stored {
-                    return Err(PutError::Stale(stored));
-                }
-            }
-            None => {
-                let held: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = ?")
-                        .bind(a.customer.as_slice())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                if held >= quota {
-                    let quota =
-                        u32::try_from(quota).map_err(|_| StoreError::Corrupt("quota".into()))?;
-                    return Err(PutError::Quota(quota));
-                }
-            }
-        }
-        sqlx::query(
-            "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, \
-             participant_b, token, challenge_period, salt, vault, nonce, transferred, locked, \
-             locks_root, sender_signature, authorisation, accepted_at, watch_until, \
-             receipt_signature, layout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .bind(a.params.participant_a.as_slice())
-        .bind(a.params.participant_b.as_slice())
-        .bind(a.params.token.as_slice())
-        .bind(i64::from(a.params.challenge_period))
-        .bind(a.params.salt.as_slice())
-        .bind(a.vault.as_slice())
-        .bind(a.proof.nonce.to_be_bytes().as_slice())
-        .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.locksRoot.as_slice())
-        .bind(a.sender_signature.as_slice())
-        .bind(a.authorisation.as_slice())
-        .bind(int(a.accepted_at)?)
-        .bind(int(a.watch_until)?)
-        .bind(a.receipt_signature.as_slice())
-        .bind(LAYOUT)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::from)?;
+        put_in(&mut tx, a).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
+    }
+
+    async fn put_many(
+        &self,
+        appointments: &[Appointment],
+    ) -> Result<Vec<Result<(), PutError>>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = Vec::with_capacity(appointments.len());
+        for a in appointments {
+            match put_in(&mut tx, a).await {
+                Err(PutError::Store(e)) => return Err(e),
+                result => results.push(result),
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
     }
 
     async fn channel(&self, channel_id: B256) -> Result<ChannelRecord, StoreError> {
@@ -269,7 +222,7 @@ impl Store for SqliteStore {
              deadline = excluded.deadline, layout = excluded.layout",
         )
         .bind(channel_id.as_slice())
-        .bind(state.to_abi().abi_encode())
+        .bind(dispute_bytes(state))
         .bind(int(state.deadline)?)
         .bind(LAYOUT)
         .execute(&self.pool)
@@ -284,7 +237,7 @@ impl Store for SqliteStore {
         )
         .bind(r.channel_id.as_slice())
         .bind(r.customer.as_slice())
-        .bind(r.nonce.to_be_bytes().as_slice())
+        .bind(nonce_bytes(r.nonce).as_slice())
         .bind(r.outcome.as_str())
         .bind(r.tx_hash.map(|h| h.to_vec()))
         .bind(&r.detail)
@@ -295,13 +248,13 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, channel_id: B256) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let removed = sqlx::query("DELETE FROM appointments WHERE channel_id = ?")
             .bind(channel_id.as_slice())
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        for table in ["disputes", "responses"] {
+        for table in ["disputes", "responses", "claims"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE channel_id = ?"))
                 .bind(channel_id.as_slice())
                 .execute(&mut *tx)
@@ -330,94 +283,111 @@ impl Store for SqliteStore {
             bytes: get("bytes")?,
         })
     }
-}
 
-fn appointment(row: &SqliteRow) -> Result<Appointment, StoreError> {
-    let layout: i64 = row.try_get("layout")?;
-    if layout != LAYOUT {
-        return Err(StoreError::Corrupt(format!("appointment layout {layout}")));
+    async fn claim(
+        &self,
+        channel_id: B256,
+        customer: Address,
+        holder: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let expires = now_ms
+            .checked_add(lease_ms)
+            .ok_or_else(|| StoreError::Corrupt("lease beyond u64".into()))?;
+        let granted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO claims (channel_id, customer, holder, expires_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (channel_id, customer) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE claims.holder = excluded.holder OR claims.expires_at <= ? \
+             RETURNING holder",
+        )
+        .bind(channel_id.as_slice())
+        .bind(customer.as_slice())
+        .bind(holder)
+        .bind(int(expires)?)
+        .bind(int(now_ms)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(granted.is_some())
     }
-    let bytes = |name: &str| -> Result<Vec<u8>, StoreError> { Ok(row.try_get(name)?) };
-    let channel_id = b256(&bytes("channel_id")?)?;
-    Ok(Appointment {
-        params: ChannelParams {
-            participant_a: address(&bytes("participant_a")?)?,
-            participant_b: address(&bytes("participant_b")?)?,
-            token: address(&bytes("token")?)?,
-            challenge_period: u32::try_from(row.try_get::<i64, _>("challenge_period")?)
-                .map_err(|_| StoreError::Corrupt("challenge period".into()))?,
-            salt: b256(&bytes("salt")?)?,
-        },
-        channel_id,
-        vault: address(&bytes("vault")?)?,
-        customer: address(&bytes("customer")?)?,
-        proof: BalanceProof {
-            channelId: channel_id,
-            nonce: nonce_from(&bytes("nonce")?)?,
-            transferredAmount: u256(&bytes("transferred")?)?,
-            lockedAmount: u256(&bytes("locked")?)?,
-            locksRoot: b256(&bytes("locks_root")?)?,
-        },
-        sender_signature: signature(&bytes("sender_signature")?)?,
-        authorisation: signature(&bytes("authorisation")?)?,
-        accepted_at: uint(row.try_get("accepted_at")?)?,
-        watch_until: uint(row.try_get("watch_until")?)?,
-        receipt_signature: signature(&bytes("receipt_signature")?)?,
-    })
+
+    async fn release(
+        &self,
+        channel_id: B256,
+        customer: Address,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM claims WHERE channel_id = ? AND customer = ? AND holder = ?")
+            .bind(channel_id.as_slice())
+            .bind(customer.as_slice())
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
-fn response(row: &SqliteRow) -> Result<Response, StoreError> {
-    let outcome: String = row.try_get("outcome")?;
-    let tx_hash: Option<Vec<u8>> = row.try_get("tx_hash")?;
-    Ok(Response {
-        channel_id: b256(&row.try_get::<Vec<u8>, _>("channel_id")?)?,
-        customer: address(&row.try_get::<Vec<u8>, _>("customer")?)?,
-        nonce: nonce_from(&row.try_get::<Vec<u8>, _>("nonce")?)?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
-        tx_hash: tx_hash.map(|h| b256(&h)).transpose()?,
-        detail: row.try_get("detail")?,
-        updated_at: uint(row.try_get("updated_at")?)?,
-    })
-}
-
-fn dispute_from(bytes: &[u8]) -> Result<DisputeState, StoreError> {
-    let abi = ChannelVault::DisputeState::abi_decode(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("dispute state: {e}")))?;
-    DisputeState::from_abi(&abi).map_err(|e| StoreError::Corrupt(format!("dispute state: {e}")))
-}
-
-/// SQLite integers are signed; a value beyond `i64::MAX` is refused rather than wrapped.
-fn int(value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{value} exceeds SQLite's range")))
-}
-
-fn uint(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value}")))
-}
-
-fn fixed<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} of {} bytes", bytes.len())))
-}
-
-fn nonce_from(bytes: &[u8]) -> Result<u64, StoreError> {
-    Ok(u64::from_be_bytes(fixed(bytes, "nonce")?))
-}
-
-fn b256(bytes: &[u8]) -> Result<B256, StoreError> {
-    Ok(B256::from(fixed::<32>(bytes, "hash")?))
-}
-
-fn u256(bytes: &[u8]) -> Result<U256, StoreError> {
-    Ok(U256::from_be_bytes(fixed::<32>(bytes, "amount")?))
-}
-
-fn address(bytes: &[u8]) -> Result<Address, StoreError> {
-    Ok(Address::from(fixed::<20>(bytes, "address")?))
-}
-
-fn signature(bytes: &[u8]) -> Result<[u8; 65], StoreError> {
-    fixed(bytes, "signature")
+/// [`Store::put`]'s checks and write, inside the caller's transaction.
+async fn put_in(conn: &mut sqlx::SqliteConnection, a: &Appointment) -> Result<(), PutError> {
+    let quota: Option<i64> = sqlx::query_scalar("SELECT quota FROM customers WHERE customer = ?")
+        .bind(a.customer.as_slice())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    let quota = quota.ok_or(PutError::UnknownCustomer)?;
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT nonce FROM appointments WHERE channel_id = ? AND customer = ?")
+            .bind(a.channel_id.as_slice())
+            .bind(a.customer.as_slice())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+    match stored {
+        Some(nonce) => {
+            let stored = nonce_from(&nonce)?;
+            if a.proof.nonce <= stored {
+                return Err(PutError::Stale(stored));
+            }
+        }
+        None => {
+            let held: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = ?")
+                    .bind(a.customer.as_slice())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+            if held >= quota {
+                return Err(PutError::Quota(super::codec::quota(quota)?));
+            }
+        }
+    }
+    sqlx::query(
+            "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, \
+             participant_b, token, challenge_period, salt, vault, nonce, transferred, locked, \
+             locks_root, sender_signature, authorisation, accepted_at, watch_until, \
+             receipt_signature, layout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.channel_id.as_slice())
+        .bind(a.customer.as_slice())
+        .bind(a.params.participant_a.as_slice())
+        .bind(a.params.participant_b.as_slice())
+        .bind(a.params.token.as_slice())
+        .bind(i64::from(a.params.challenge_period))
+        .bind(a.params.salt.as_slice())
+        .bind(a.vault.as_slice())
+        .bind(nonce_bytes(a.proof.nonce).as_slice())
+        .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
+        .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
+        .bind(a.proof.locksRoot.as_slice())
+        .bind(a.sender_signature.as_slice())
+        .bind(a.authorisation.as_slice())
+        .bind(int(a.accepted_at)?)
+        .bind(int(a.watch_until)?)
+        .bind(a.receipt_signature.as_slice())
+        .bind(LAYOUT)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(())
 }

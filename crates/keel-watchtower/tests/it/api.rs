@@ -1,16 +1,18 @@
 //! The HTTP API in-process: typed 4xx reasons for bad bodies and refused appointments, nothing
-//! stored for them; receipts, batches, channel queries and health for good ones.
+//! stored for them; receipts, batches, channel queries and health for good ones; rate limits
+//! per source address and per customer.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     body::{to_bytes, Body},
+    extract::ConnectInfo,
     http::{header, Method, Request, StatusCode},
     Router,
 };
 use keel_watchtower::{
     api::{self, ApiState, BatchItem, BatchJson, ChannelJsonView, HealthJson, ReceiptJson},
-    Limits, Store,
+    Limits, Rate, Store,
 };
 use serde_json::Value;
 use tower::ServiceExt;
@@ -20,13 +22,23 @@ use crate::fixture::{Fixture, NOW};
 const MAX_BODY: usize = 8 * 1024;
 
 fn router(f: &Fixture) -> Router {
+    router_with(f, None, None)
+}
+
+fn router_with(f: &Fixture, per_source: Option<Rate>, per_customer: Option<Rate>) -> Router {
+    let mut intake = f.another_intake();
+    if let Some(rate) = per_customer {
+        intake = intake.with_customer_rate(rate);
+    }
     api::router(Arc::new(ApiState {
-        intake: f.another_intake(),
+        intake,
         store: f.store.clone(),
         health: Arc::new(keel_chain::Health::default),
         limits: Limits {
             max_body: MAX_BODY,
             max_batch: 3,
+            per_source,
+            per_customer,
         },
         clock: || NOW,
         metrics: Arc::default(),
@@ -39,7 +51,21 @@ async fn call(
     uri: &str,
     body: Option<Vec<u8>>,
 ) -> (StatusCode, Value) {
+    call_from(router, None, method, uri, body).await
+}
+
+/// A request from `source` (as `axum::serve` records the peer), or from nowhere known.
+async fn call_from(
+    router: &Router,
+    source: Option<[u8; 4]>,
+    method: Method,
+    uri: &str,
+    body: Option<Vec<u8>>,
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(uri);
+    if let Some(ip) = source {
+        request = request.extension(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    }
     if body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
@@ -53,6 +79,16 @@ async fn call(
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+async fn post_from(
+    router: &Router,
+    source: [u8; 4],
+    uri: &str,
+    body: &impl serde::Serialize,
+) -> (StatusCode, Value) {
+    let body = Some(serde_json::to_vec(body).unwrap());
+    call_from(router, Some(source), Method::POST, uri, body).await
 }
 
 async fn post(router: &Router, uri: &str, body: &impl serde::Serialize) -> (StatusCode, Value) {
@@ -248,4 +284,79 @@ async fn a_batch_answers_each_item_and_is_bounded() {
         .find_map(|l| l.strip_prefix("keel_tower_storage_bytes "))
         .unwrap();
     assert!(bytes.parse::<u64>().unwrap() > 0);
+}
+
+/// Rates that never refill (0 per second), so the test counts tokens without a clock.
+const NO_REFILL: u32 = 0;
+
+#[tokio::test]
+async fn floods_from_one_source_or_for_one_customer_get_429_and_store_nothing() {
+    let f = Fixture::new(10).await;
+    let r = router_with(
+        &f,
+        Some(Rate {
+            per_second: NO_REFILL,
+            burst: 4,
+        }),
+        Some(Rate {
+            per_second: NO_REFILL,
+            burst: 3,
+        }),
+    );
+    let (a, b, c) = ([10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]);
+    let held = |f: &Fixture| {
+        let store = f.store.clone();
+        let channel_id = f.channel_id;
+        async move {
+            let record = store.channel(channel_id).await.unwrap();
+            record.appointments.first().map(|a| a.proof.nonce)
+        }
+    };
+    // Forged appointments naming Bob do not spend Bob's allowance (his signature is checked
+    // first), only the sender's: source C is cut off after its burst.
+    let mut forged = f.appointment(9);
+    forged.authorisation = forged.sender_signature.clone();
+    for _ in 0..4 {
+        let (status, body) = post_from(&r, c, "/v1/appointments", &forged).await;
+        assert_eq!(
+            (status, reason(&body)),
+            (StatusCode::BAD_REQUEST, "bad_authorisation")
+        );
+    }
+    let (status, body) = post_from(&r, c, "/v1/appointments", &forged).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited_source")
+    );
+
+    // Source A: a registration and an appointment take two of its four; a batch of three does
+    // not fit and is refused whole.
+    let (status, _) = post_from(&r, a, "/v1/customers", &f.registration(&f.bob)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = post_from(&r, a, "/v1/appointments", &f.appointment(2)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let batch = serde_json::json!({ "appointments": [f.appointment(3), f.appointment(4), f.appointment(5)] });
+    let (status, body) = post_from(&r, a, "/v1/appointments/batch", &batch).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited_source")
+    );
+    assert_eq!(held(&f).await, Some(2));
+
+    // Source B has its own allowance, but Bob has two of his three left: the batch's third
+    // item is refused for him, and so is a single appointment after it.
+    let (status, body) = post_from(&r, b, "/v1/appointments/batch", &batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results: BatchJson = serde_json::from_value(body).unwrap();
+    assert!(matches!(&results.results[0], BatchItem::Receipt(r) if r.nonce == 3));
+    assert!(matches!(&results.results[1], BatchItem::Receipt(r) if r.nonce == 4));
+    assert!(
+        matches!(&results.results[2], BatchItem::Error(e) if e.error == "rate_limited_customer")
+    );
+    let (status, body) = post_from(&r, b, "/v1/appointments", &f.appointment(6)).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited_customer")
+    );
+    assert_eq!(held(&f).await, Some(4));
 }

@@ -1,14 +1,21 @@
-//! SqliteStore: one appointment per channel and customer, the newer replacing the older; stale
-//! nonces and quotas refused; disputes, responses, pruning; checkpoints; all durable.
+//! Both stores, the same suite: one appointment per channel and customer, the newer replacing
+//! the older; stale nonces and quotas refused, also when two stores (two tower instances) write
+//! at once; disputes, responses, pruning; checkpoints; all durable; response claims granted to
+//! exactly one holder and taken over once the lease runs out.
 
-use keel_chain::monitor::{Checkpoint, Checkpoints};
+use keel_chain::monitor::Checkpoint;
 use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, Side, B256, U256};
-use keel_watchtower::{
-    store::{Appointment, Outcome, PutError, Response},
-    SqliteStore, Store,
-};
+use keel_watchtower::store::{Appointment, Outcome, PutError, Response};
 
-use crate::fixture::{remove_db, temp_db};
+use crate::backend::{both_backends, TestDb, TestStore};
+
+both_backends!(
+    newer_replaces_older_and_stale_or_over_quota_is_refused,
+    concurrent_puts_keep_the_newest_and_the_quota,
+    a_claim_has_one_holder_until_its_lease_runs_out,
+    concurrent_claims_grant_exactly_one,
+    a_batch_is_stored_item_by_item_in_one_transaction,
+);
 
 fn appointment(channel: u8, customer: Address, nonce: u64) -> Appointment {
     let channel_id = B256::repeat_byte(channel);
@@ -38,10 +45,8 @@ fn appointment(channel: u8, customer: Address, nonce: u64) -> Appointment {
     }
 }
 
-#[tokio::test]
-async fn newer_replaces_older_and_stale_or_over_quota_is_refused() {
-    let path = temp_db("store");
-    let store = SqliteStore::open(&path).await.unwrap();
+async fn newer_replaces_older_and_stale_or_over_quota_is_refused<S: TestStore>(db: &TestDb) {
+    let store = S::open(db).await;
     let bob = Address::repeat_byte(0xb);
     let a5 = appointment(1, bob, 5);
     assert!(matches!(
@@ -111,7 +116,7 @@ async fn newer_replaces_older_and_stale_or_over_quota_is_refused() {
     store.close().await;
 
     // All of it survives a restart.
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = S::open(db).await;
     let record = store.channel(a9.channel_id).await.unwrap();
     assert_eq!(record.appointments, vec![a9.clone()]);
     assert_eq!(record.dispute, Some(dispute));
@@ -136,5 +141,154 @@ async fn newer_replaces_older_and_stale_or_over_quota_is_refused() {
     );
     store.put(&appointment(3, bob, 1)).await.unwrap();
     store.close().await;
-    remove_db(&path);
+}
+
+/// Two stores over one database (two instances) storing one customer's proofs at once: the
+/// newest proof per channel wins, every other is refused as stale, and the quota holds.
+async fn concurrent_puts_keep_the_newest_and_the_quota<S: TestStore>(db: &TestDb) {
+    let (one, two) = (S::open(db).await, S::open(db).await);
+    let bob = Address::repeat_byte(0xb);
+    one.register(bob, 3, 1).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    // Five channels, nonces 1..=8 each, alternating between the stores: only three channels fit.
+    for channel in 1..=5u8 {
+        for nonce in 1..=8u64 {
+            let store = if nonce % 2 == 0 {
+                one.clone()
+            } else {
+                two.clone()
+            };
+            tasks.spawn(async move { store.put(&appointment(channel, bob, nonce)).await });
+        }
+    }
+    let mut accepted = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => accepted += 1,
+            Err(PutError::Stale(_) | PutError::Quota(3)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let counts = one.counts().await.unwrap();
+    assert_eq!(counts.channels, 3, "the quota holds across stores");
+    assert!(accepted >= 3);
+    for channel in 1..=5u8 {
+        let held = two.channel(B256::repeat_byte(channel)).await.unwrap();
+        assert!(held.appointments.len() <= 1);
+        // A channel that got in keeps its newest proof: a later put of nonce 8 is stale.
+        if let Some(a) = held.appointments.first() {
+            let newest = one.put(&appointment(channel, bob, 8)).await;
+            match newest {
+                Ok(()) => assert!(a.proof.nonce < 8),
+                Err(PutError::Stale(n)) => assert_eq!((n, a.proof.nonce), (8, 8)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    one.close().await;
+    two.close().await;
+}
+
+async fn a_claim_has_one_holder_until_its_lease_runs_out<S: TestStore>(db: &TestDb) {
+    let (one, two) = (S::open(db).await, S::open(db).await);
+    let (channel, bob, carol) = (
+        B256::repeat_byte(1),
+        Address::repeat_byte(0xb),
+        Address::repeat_byte(0xc),
+    );
+    const LEASE: u64 = 30_000;
+    assert!(one.claim(channel, bob, "one", 1_000, LEASE).await.unwrap());
+    // Held: the other instance is refused until the lease runs out, however often it asks.
+    assert!(!two.claim(channel, bob, "two", 1_000, LEASE).await.unwrap());
+    assert!(!two.claim(channel, bob, "two", 30_999, LEASE).await.unwrap());
+    // Another customer's response in the same channel is a claim of its own.
+    assert!(two
+        .claim(channel, carol, "two", 1_000, LEASE)
+        .await
+        .unwrap());
+    // The holder renews; the lease now runs from the renewal.
+    assert!(one.claim(channel, bob, "one", 20_000, LEASE).await.unwrap());
+    assert!(!two.claim(channel, bob, "two", 31_000, LEASE).await.unwrap());
+    // The holder stops renewing (it died): once the lease ran out the other takes over, and the
+    // old holder, back, is refused.
+    assert!(two.claim(channel, bob, "two", 50_000, LEASE).await.unwrap());
+    assert!(!one.claim(channel, bob, "one", 50_001, LEASE).await.unwrap());
+    // Released, it is free at once; releasing someone else's claim does nothing.
+    one.release(channel, bob, "one").await.unwrap();
+    assert!(!one.claim(channel, bob, "one", 50_002, LEASE).await.unwrap());
+    two.release(channel, bob, "two").await.unwrap();
+    assert!(one.claim(channel, bob, "one", 50_003, LEASE).await.unwrap());
+    // Pruning the settled channel forgets its claims.
+    one.prune(channel).await.unwrap();
+    assert!(two
+        .claim(channel, carol, "three", 1_000, LEASE)
+        .await
+        .unwrap());
+    one.close().await;
+    two.close().await;
+}
+
+/// Many claimants on two stores at the same instant: exactly one is granted, every time.
+async fn concurrent_claims_grant_exactly_one<S: TestStore>(db: &TestDb) {
+    let (one, two) = (S::open(db).await, S::open(db).await);
+    let bob = Address::repeat_byte(0xb);
+    for round in 0..20u8 {
+        let channel = B256::repeat_byte(round);
+        let mut tasks = tokio::task::JoinSet::new();
+        for claimant in 0..8 {
+            let store = if claimant % 2 == 0 {
+                one.clone()
+            } else {
+                two.clone()
+            };
+            tasks.spawn(async move {
+                store
+                    .claim(channel, bob, &format!("instance-{claimant}"), 1_000, 30_000)
+                    .await
+                    .unwrap()
+            });
+        }
+        let granted = tasks.join_all().await.into_iter().filter(|g| *g).count();
+        assert_eq!(granted, 1, "round {round}");
+    }
+    one.close().await;
+    two.close().await;
+}
+
+/// `put_many` answers each appointment as `put` would, in order, with the earlier ones of the
+/// batch already counted (a newer proof later in the batch wins; the quota includes the batch).
+async fn a_batch_is_stored_item_by_item_in_one_transaction<S: TestStore>(db: &TestDb) {
+    let store = S::open(db).await;
+    let (bob, carol) = (Address::repeat_byte(0xb), Address::repeat_byte(0xc));
+    store.register(bob, 2, 1).await.unwrap();
+    store.put(&appointment(1, bob, 5)).await.unwrap();
+    let batch = [
+        appointment(1, bob, 4),   // stale against the stored 5
+        appointment(1, bob, 6),   // newer
+        appointment(1, bob, 6),   // stale against the batch's own 6
+        appointment(2, bob, 1),   // a second channel: the quota's last
+        appointment(3, bob, 1),   // a third: over the quota
+        appointment(1, carol, 1), // not registered
+        appointment(1, bob, 7),   // newer again
+    ];
+    let results = store.put_many(&batch).await.unwrap();
+    let summary: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            Ok(()) => "ok".to_owned(),
+            Err(PutError::Stale(n)) => format!("stale {n}"),
+            Err(PutError::Quota(q)) => format!("quota {q}"),
+            Err(PutError::UnknownCustomer) => "unknown".to_owned(),
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        ["stale 5", "ok", "stale 6", "ok", "quota 2", "unknown", "ok"]
+    );
+    let held = store.channel(B256::repeat_byte(1)).await.unwrap();
+    assert_eq!(held.appointments, vec![appointment(1, bob, 7)]);
+    assert_eq!(store.counts().await.unwrap().channels, 2);
+    assert!(store.put_many(&[]).await.unwrap().is_empty());
+    store.close().await;
 }

@@ -4,7 +4,7 @@
 //!
 //! Configured by environment: `KEEL_KEY` (hex private key: pays refutations, signs receipts),
 //! `KEEL_RPC` (node URL), `KEEL_DEPLOYMENT` (the deployments file's JSON), `KEEL_TOWER_DB`
-//! (SQLite path), `KEEL_LISTEN` (host:port). Reports `listening <addr>` on stdout once the API
+//! (a SQLite path or a `postgres://` URL), `KEEL_LISTEN` (host:port). Reports `listening <addr>` on stdout once the API
 //! is up, then runs until killed.
 #![forbid(unsafe_code)]
 

@@ -111,6 +111,10 @@ async fn monitor_delivers_every_event_kind_with_its_fields() -> Result<()> {
         }
     }
     assert_eq!(monitor.watched().len(), 3);
+    for vault in monitor.watched().keys() {
+        assert!(monitor.is_watched(*vault));
+    }
+    assert!(!monitor.is_watched(Address::repeat_byte(0x99)));
     assert_eq!(monitor.health().failures, 0);
     Ok(())
 }

@@ -114,7 +114,7 @@ impl TowerProcess {
     async fn restart(&mut self, net: &Devnet, listen: SocketAddr) -> Result<()> {
         let config = TowerConfig {
             chain: net.chain_config(0),
-            database: self.database.clone(),
+            database: self.database.clone().into(),
             listen,
             quota: 10,
             watch_period: 30 * 86_400,

@@ -1,0 +1,427 @@
+//! [`PostgresStore`]: the tower's storage in a PostgreSQL database, which several tower
+//! instances may share.
+//!
+//! Instances write concurrently, so each check-then-write holds a row lock: [`Store::put`] locks
+//! the customer's row (`SELECT … FOR UPDATE`) before it reads the stored nonce and counts the
+//! customer's channels, so two puts for one customer run one after the other, whichever
+//! instance takes them. Responses are claimed with [`Store::claim`]: one `INSERT … ON CONFLICT
+//! DO UPDATE … WHERE` statement, which PostgreSQL evaluates against the newest committed row,
+//! so of several instances claiming at once exactly one is granted.
+
+use std::time::Duration;
+
+use keel_chain::monitor::{BoxFuture, Checkpoint, CheckpointError, Checkpoints};
+use keel_core::{Address, DisputeState, B256};
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgPool, PgPoolOptions},
+    Row,
+};
+
+use super::{
+    codec::{
+        address, appointment, b256, dispute_bytes, dispute_from, int, nonce_bytes, nonce_from,
+        quota, response, uint, LAYOUT,
+    },
+    Appointment, ChannelRecord, Counts, Customer, PutError, Response, Store, StoreError,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections one instance opens: requests and the responder at once, well under
+/// PostgreSQL's default `max_connections` (100) for a handful of instances.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a request waits for a free connection (or for the server) before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tower's PostgreSQL database. Cheap to clone (a connection pool).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the schema
+    /// up to date (sqlx takes an advisory lock, so instances starting together migrate once).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn checkpoint(&self, chain_id: u64) -> Result<Option<Checkpoint>, StoreError> {
+        let row = sqlx::query("SELECT block, hash FROM chain_checkpoints WHERE chain_id = $1")
+            .bind(int(chain_id)?)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Checkpoint {
+                block: uint(row.try_get("block")?)?,
+                hash: b256(&row.try_get::<Vec<u8>, _>("hash")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_checkpoint(&self, chain_id: u64, cp: Checkpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO chain_checkpoints (chain_id, block, hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block, hash = excluded.hash",
+        )
+        .bind(int(chain_id)?)
+        .bind(int(cp.block)?)
+        .bind(cp.hash.as_slice())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Checkpoints for PostgresStore {
+    fn load(&self, chain_id: u64) -> BoxFuture<'_, Result<Option<Checkpoint>, CheckpointError>> {
+        Box::pin(async move { Ok(self.checkpoint(chain_id).await?) })
+    }
+
+    fn save(
+        &self,
+        chain_id: u64,
+        checkpoint: Checkpoint,
+    ) -> BoxFuture<'_, Result<(), CheckpointError>> {
+        Box::pin(async move { Ok(self.save_checkpoint(chain_id, checkpoint).await?) })
+    }
+}
+
+impl Store for PostgresStore {
+    async fn register(
+        &self,
+        customer: Address,
+        quota: u32,
+        now: u64,
+    ) -> Result<Customer, StoreError> {
+        sqlx::query(
+            "INSERT INTO customers (customer, quota, registered_at, layout) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (customer) DO UPDATE SET quota = excluded.quota, \
+             registered_at = excluded.registered_at",
+        )
+        .bind(customer.as_slice())
+        .bind(i64::from(quota))
+        .bind(int(now)?)
+        .bind(LAYOUT)
+        .execute(&self.pool)
+        .await?;
+        Ok(Customer {
+            address: customer,
+            quota,
+            registered_at: now,
+        })
+    }
+
+    async fn customer(&self, address: Address) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query("SELECT quota, registered_at FROM customers WHERE customer = $1")
+            .bind(address.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Customer {
+                address,
+                quota: quota(row.try_get("quota")?)?,
+                registered_at: uint(row.try_get("registered_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put(&self, a: &Appointment) -> Result<(), PutError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        put_in(&mut tx, a).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    async fn put_many(
+        &self,
+        appointments: &[Appointment],
+    ) -> Result<Vec<Result<(), PutError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Every customer's row locked up front, in one order, so two batches never wait on each
+        // other in a cycle.
+        let mut customers: Vec<Address> = appointments.iter().map(|a| a.customer).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        for customer in customers {
+            sqlx::query("SELECT 1 FROM customers WHERE customer = $1 FOR UPDATE")
+                .bind(customer.as_slice())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut results = Vec::with_capacity(appointments.len());
+        for a in appointments {
+            match put_in(&mut tx, a).await {
+                Err(PutError::Store(e)) => return Err(e),
+                result => results.push(result),
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn channel(&self, channel_id: B256) -> Result<ChannelRecord, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM appointments WHERE channel_id = $1 ORDER BY customer")
+                .bind(channel_id.as_slice())
+                .fetch_all(&self.pool)
+                .await?;
+        let appointments = rows.iter().map(appointment).collect::<Result<_, _>>()?;
+        let dispute: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT state FROM disputes WHERE channel_id = $1")
+                .bind(channel_id.as_slice())
+                .fetch_optional(&self.pool)
+                .await?;
+        let dispute = dispute.map(|bytes| dispute_from(&bytes)).transpose()?;
+        let rows = sqlx::query("SELECT * FROM responses WHERE channel_id = $1 ORDER BY customer")
+            .bind(channel_id.as_slice())
+            .fetch_all(&self.pool)
+            .await?;
+        let responses = rows.iter().map(response).collect::<Result<_, _>>()?;
+        Ok(ChannelRecord {
+            appointments,
+            dispute,
+            responses,
+        })
+    }
+
+    async fn watched(&self) -> Result<Vec<(Address, B256)>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT vault, channel_id FROM appointments")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    address(&row.try_get::<Vec<u8>, _>("vault")?)?,
+                    b256(&row.try_get::<Vec<u8>, _>("channel_id")?)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn open_disputes(&self, now: u64) -> Result<Vec<B256>, StoreError> {
+        let ids: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT channel_id FROM disputes WHERE deadline >= $1")
+                .bind(int(now)?)
+                .fetch_all(&self.pool)
+                .await?;
+        ids.iter().map(|id| b256(id)).collect()
+    }
+
+    async fn record_dispute(
+        &self,
+        channel_id: B256,
+        state: &DisputeState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO disputes (channel_id, state, deadline, layout) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (channel_id) DO UPDATE SET state = excluded.state, \
+             deadline = excluded.deadline, layout = excluded.layout",
+        )
+        .bind(channel_id.as_slice())
+        .bind(dispute_bytes(state))
+        .bind(int(state.deadline)?)
+        .bind(LAYOUT)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_response(&self, r: &Response) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO responses (channel_id, customer, nonce, outcome, tx_hash, detail, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (channel_id, customer) DO UPDATE SET nonce = excluded.nonce, \
+             outcome = excluded.outcome, tx_hash = excluded.tx_hash, detail = excluded.detail, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(r.channel_id.as_slice())
+        .bind(r.customer.as_slice())
+        .bind(nonce_bytes(r.nonce).as_slice())
+        .bind(r.outcome.as_str())
+        .bind(r.tx_hash.map(|h| h.to_vec()))
+        .bind(&r.detail)
+        .bind(int(r.updated_at)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn prune(&self, channel_id: B256) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM appointments WHERE channel_id = $1")
+            .bind(channel_id.as_slice())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for table in ["disputes", "responses", "claims"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE channel_id = $1"))
+                .bind(channel_id.as_slice())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM customers) AS customers, \
+             (SELECT COUNT(*) FROM appointments) AS appointments, \
+             (SELECT COUNT(DISTINCT channel_id) FROM appointments) AS channels, \
+             (SELECT COUNT(*) FROM disputes) AS disputes, \
+             (SELECT SUM(pg_total_relation_size(t))::BIGINT FROM unnest(ARRAY['customers', \
+             'appointments', 'disputes', 'responses', 'claims', 'chain_checkpoints']) AS t) \
+             AS bytes",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let get = |name: &str| -> Result<u64, StoreError> { uint(row.try_get(name)?) };
+        Ok(Counts {
+            customers: get("customers")?,
+            appointments: get("appointments")?,
+            channels: get("channels")?,
+            disputes: get("disputes")?,
+            bytes: get("bytes")?,
+        })
+    }
+
+    async fn claim(
+        &self,
+        channel_id: B256,
+        customer: Address,
+        holder: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let expires = now_ms
+            .checked_add(lease_ms)
+            .ok_or_else(|| StoreError::Corrupt("lease beyond u64".into()))?;
+        // A row another instance holds is locked while that instance's statement runs; this one
+        // then re-checks the WHERE against the committed row: exactly one of them is granted.
+        let granted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO claims (channel_id, customer, holder, expires_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (channel_id, customer) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE claims.holder = excluded.holder OR claims.expires_at <= $5 \
+             RETURNING holder",
+        )
+        .bind(channel_id.as_slice())
+        .bind(customer.as_slice())
+        .bind(holder)
+        .bind(int(expires)?)
+        .bind(int(now_ms)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(granted.is_some())
+    }
+
+    async fn release(
+        &self,
+        channel_id: B256,
+        customer: Address,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM claims WHERE channel_id = $1 AND customer = $2 AND holder = $3")
+            .bind(channel_id.as_slice())
+            .bind(customer.as_slice())
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// [`Store::put`]'s checks and write, inside the caller's transaction.
+async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), PutError> {
+    // The lock serialises this customer's puts across instances (see the module docs).
+    let held_quota: Option<i64> =
+        sqlx::query_scalar("SELECT quota FROM customers WHERE customer = $1 FOR UPDATE")
+            .bind(a.customer.as_slice())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+    let held_quota = held_quota.ok_or(PutError::UnknownCustomer)?;
+    let stored: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT nonce FROM appointments WHERE channel_id = $1 AND customer = $2",
+    )
+    .bind(a.channel_id.as_slice())
+    .bind(a.customer.as_slice())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
+    match stored {
+        Some(nonce) => {
+            let stored = nonce_from(&nonce)?;
+            if a.proof.nonce <= stored {
+                return Err(PutError::Stale(stored));
+            }
+        }
+        None => {
+            let held: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = $1")
+                    .bind(a.customer.as_slice())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+            if held >= held_quota {
+                return Err(PutError::Quota(quota(held_quota)?));
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, \
+             token, challenge_period, salt, vault, nonce, transferred, locked, locks_root, \
+             sender_signature, authorisation, accepted_at, watch_until, receipt_signature, \
+             layout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18) \
+             ON CONFLICT (channel_id, customer) DO UPDATE SET \
+             participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
+             token = excluded.token, challenge_period = excluded.challenge_period, \
+             salt = excluded.salt, vault = excluded.vault, nonce = excluded.nonce, \
+             transferred = excluded.transferred, locked = excluded.locked, \
+             locks_root = excluded.locks_root, sender_signature = excluded.sender_signature, \
+             authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
+             watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
+             layout = excluded.layout",
+    )
+    .bind(a.channel_id.as_slice())
+    .bind(a.customer.as_slice())
+    .bind(a.params.participant_a.as_slice())
+    .bind(a.params.participant_b.as_slice())
+    .bind(a.params.token.as_slice())
+    .bind(i64::from(a.params.challenge_period))
+    .bind(a.params.salt.as_slice())
+    .bind(a.vault.as_slice())
+    .bind(nonce_bytes(a.proof.nonce).as_slice())
+    .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
+    .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
+    .bind(a.proof.locksRoot.as_slice())
+    .bind(a.sender_signature.as_slice())
+    .bind(a.authorisation.as_slice())
+    .bind(int(a.accepted_at)?)
+    .bind(int(a.watch_until)?)
+    .bind(a.receipt_signature.as_slice())
+    .bind(LAYOUT)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
+    Ok(())
+}
