@@ -184,7 +184,6 @@ async fn main() -> Result<()> {
         "bob moved 0.05 ETH into a second channel in one transaction: there he now holds {} ETH",
         format_ether(moved.balance)
     );
-    let view = alice.channel(channel).await?;
 
     // 8. A multi-hop payment: Carol, who has no channel with Alice, is paid through Bob. Bob
     //    opens a channel to Carol, sets his fee for forwarding into it, and announces it with
@@ -199,9 +198,10 @@ async fn main() -> Result<()> {
         .open_channel(chain_id, carol.address(), Address::ZERO, deposit, 3_600)
         .await?
         .id;
-    wait(&mut carol_events, |e| {
-        matches!(e, ClientEvent::ChannelOpened { channel_id, .. } if *channel_id == bob_carol)
-    })
+    wait(
+        &mut carol_events,
+        |e| matches!(e, ClientEvent::ChannelOpened { channel_id, .. } if *channel_id == bob_carol),
+    )
     .await?;
     for client in [&bob, &carol] {
         deposit_seen(client, bob_carol, deposit).await?;
@@ -249,18 +249,25 @@ async fn main() -> Result<()> {
 
     // 9. Close cooperatively: one transaction pays both. Alice co-signs only the ledger she sees
     //    too; if her side has not yet applied the withdrawal it refuses, and Bob asks again (as
-    //    the client README's API page does).
+    //    the client README's API page does). If Alice's payment to Carol went through this
+    //    channel, Bob's claim of its lock may still be on its way to Alice: a channel with a
+    //    pending lock does not close, so Bob waits for it to settle.
     let mut attempt = 0;
     let receipt = loop {
         attempt += 1;
         match bob.close(channel).await {
             Ok(receipt) => break receipt,
-            Err(ClientError::PeerRejected { .. }) if attempt < 40 => {
+            Err(ClientError::PeerRejected { .. } | ClientError::LocksPending { .. })
+                if attempt < 40 =>
+            {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => return Err(e.into()),
         }
     };
+    // The off-chain balances the close paid out (the multi-hop payment may have used this
+    // channel).
+    let view = alice.channel(channel).await?;
     let ClientEvent::Settled {
         payout_a, payout_b, ..
     } = wait(&mut alice_events, |e| {
