@@ -216,7 +216,8 @@ async fn main() -> Result<()> {
             rate: Rate::PAR,
             expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
         },
-    );
+    )
+    .await?;
     let (announcement, by_bob) = bob.announcement_signature(bob_carol).await?;
     let (_, by_carol) = carol.announcement_signature(bob_carol).await?;
     let signatures = if announcement.participantA == bob.address() {

@@ -277,6 +277,9 @@ impl Client {
         }
         let forwarding =
             forward::Forwarding::new(forward::node_key(&config.signer), store.forwards().await?);
+        for (channel_id, policy) in store.forward_policies().await? {
+            forwarding.set_policy(channel_id, policy);
+        }
         let transport =
             Transport::new(config.signer.clone())?.with_handshake_timeout(config.handshake_timeout);
         let (events, _) = broadcast::channel(4096);

@@ -79,10 +79,23 @@ impl Client {
 
     /// Sets what we charge for forwarding into `channel_id` (instead of
     /// [`Config::forward_policy`](super::Config::forward_policy)). Announce it with
-    /// [`Client::channel_update`]. Held in memory: set it again after a restart (forwards
-    /// already made are stored and finish under the policy they were made with).
-    pub fn set_forward_policy(&self, channel_id: B256, policy: HopPolicy) {
+    /// [`Client::channel_update`]. Stored before it applies, so a restarted client keeps it
+    /// (forwards already made finish under the policy they were made with).
+    pub async fn set_forward_policy(&self, channel_id: B256, policy: HopPolicy) -> Result<()> {
+        self.inner
+            .store
+            .save_forward_policy(channel_id, &policy)
+            .await?;
         self.inner.forwarding.set_policy(channel_id, policy);
+        Ok(())
+    }
+
+    /// What we charge for forwarding into `channel_id`: the policy set for it, else
+    /// [`Config::forward_policy`](super::Config::forward_policy).
+    pub fn forward_policy(&self, channel_id: B256) -> HopPolicy {
+        self.inner
+            .forwarding
+            .policy(channel_id, &self.inner.config.forward_policy)
     }
 
     /// The announcement of one of our channels and our signature over it; with the peer's

@@ -30,6 +30,7 @@ pub(crate) mod codec;
 mod error;
 mod event;
 mod forward;
+mod forward_policy;
 mod pacing;
 mod tower;
 mod writer;

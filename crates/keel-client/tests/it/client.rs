@@ -1062,3 +1062,27 @@ async fn closing_with_payments_in_flight_says_so() {
     }
     paying.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_policy_set_for_a_channel_survives_a_restart() {
+    use keel_core::forwarding::{FeePolicy, HopPolicy, Rate};
+    let mut pair = Pair::new().await;
+    let default = pair.a.forward_policy(pair.id);
+    let set = HopPolicy {
+        fee: FeePolicy {
+            base: U256::from(1_234),
+            proportional_millionths: 2_500,
+        },
+        rate: Rate::PAR,
+        expiry_delta: default.expiry_delta + 60,
+    };
+    assert_ne!(default, set);
+    pair.a.set_forward_policy(pair.id, set).await.unwrap();
+    assert_eq!(pair.a.forward_policy(pair.id), set);
+    // Another channel keeps the default.
+    assert_eq!(pair.a.forward_policy(B256::repeat_byte(9)), default);
+    pair.a.clone().shutdown().await;
+    pair.a = Client::start(pair.config(0)).await.unwrap();
+    assert_eq!(pair.a.forward_policy(pair.id), set);
+    assert_eq!(pair.a.forward_policy(B256::repeat_byte(9)), default);
+}

@@ -41,17 +41,19 @@ async fn main() -> Result<()> {
     config.max_reconnect_delay = Duration::from_millis(200);
     let client = Client::start(config).await?;
     let channel: B256 = var("KEEL_CHANNEL")?.parse()?;
-    client.set_forward_policy(
-        channel,
-        HopPolicy {
-            fee: FeePolicy {
-                base: var("KEEL_FEE_BASE")?.parse::<U256>()?,
-                proportional_millionths: var("KEEL_FEE_PPM")?.parse()?,
+    client
+        .set_forward_policy(
+            channel,
+            HopPolicy {
+                fee: FeePolicy {
+                    base: var("KEEL_FEE_BASE")?.parse::<U256>()?,
+                    proportional_millionths: var("KEEL_FEE_PPM")?.parse()?,
+                },
+                rate: Rate::PAR,
+                expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
             },
-            rate: Rate::PAR,
-            expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
-        },
-    );
+        )
+        .await?;
     let listen = var("KEEL_LISTEN")?;
     // The killed run's socket may hold the port for a moment.
     let mut bound = client.listen(listen.as_str()).await;

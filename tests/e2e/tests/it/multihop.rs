@@ -163,7 +163,7 @@ async fn two_hops_in_eth_pay_the_hub_its_fee() -> Result<()> {
     let ab = line.open(0, Address::ZERO, deposit).await?;
     let bc = line.open(1, Address::ZERO, deposit).await?;
     let hub_policy = policy(1_000, 2_500);
-    bob.set_forward_policy(bc, hub_policy);
+    bob.set_forward_policy(bc, hub_policy).await?;
     line.announce(alice, 1, bc, deposit).await?;
 
     let amount = units("0.01");
@@ -228,8 +228,8 @@ async fn three_hops_in_erc20_pay_each_hub_its_fee() -> Result<()> {
     let bc = line.open(1, token, deposit).await?;
     let cd = line.open(2, token, deposit).await?;
     let (bob_policy, carol_policy) = (policy(7, 1_000), policy(3, 500));
-    bob.set_forward_policy(bc, bob_policy);
-    carol.set_forward_policy(cd, carol_policy);
+    bob.set_forward_policy(bc, bob_policy).await?;
+    carol.set_forward_policy(cd, carol_policy).await?;
     line.announce(alice, 1, bc, deposit).await?;
     line.announce(alice, 2, cd, deposit).await?;
 
@@ -331,7 +331,7 @@ async fn a_hop_lied_to_refuses_with_a_typed_reason() -> Result<()> {
     let deposit = units("1");
     let _ab = line.open(0, Address::ZERO, deposit).await?;
     let bc = line.open(1, Address::ZERO, deposit).await?;
-    bob.set_forward_policy(bc, policy(1_000, 0));
+    bob.set_forward_policy(bc, policy(1_000, 0)).await?;
     line.announce(alice, 1, bc, deposit).await?;
 
     let amount = units("0.1");
@@ -382,7 +382,7 @@ async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
     let ab = line.open(0, Address::ZERO, deposit).await?;
     let bc = line.open(1, Address::ZERO, deposit).await?;
     let hub_policy = policy(500, 1_000);
-    bob.set_forward_policy(bc, hub_policy);
+    bob.set_forward_policy(bc, hub_policy).await?;
     line.announce(alice, 1, bc, deposit).await?;
 
     let amount = units("0.05");
@@ -397,7 +397,7 @@ async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
     let bob_config = config(&line.net, &line.dir, &line.clock, &line.net.bob, "bob");
     // A per-channel policy lives in memory (the forwards are stored): set again for new ones.
     let bob = Client::start(bob_config).await?;
-    bob.set_forward_policy(bc, hub_policy);
+    bob.set_forward_policy(bc, hub_policy).await?;
     let bob_addr = line.addrs[1].ok_or_else(|| eyre!("bob listens"))?;
     let mut listening = bob.listen(bob_addr).await;
     for _ in 0..50 {
