@@ -280,6 +280,9 @@ impl Client {
         for (channel_id, policy) in store.forward_policies().await? {
             forwarding.set_policy(channel_id, policy);
         }
+        for channel in channels.values() {
+            forward::resume_claims(&forwarding, &store, channel).await?;
+        }
         let transport =
             Transport::new(config.signer.clone())?.with_handshake_timeout(config.handshake_timeout);
         let (events, _) = broadcast::channel(4096);

@@ -277,6 +277,36 @@ async fn receive(
     Ok(())
 }
 
+/// At start: the locks in `channel` paying invoices of ours that were paid (their secret
+/// revealed) but not yet paid out go back to the maintenance, which reveals their secrets
+/// again until they are, so a payee restarted between its reveal and the payout is still paid.
+/// Hold invoices are left to the application, which claims them itself.
+pub(crate) async fn resume_claims(
+    forwarding: &Forwarding,
+    store: &crate::store::Store,
+    channel: &super::channel::Channel,
+) -> Result<(), crate::store::StoreError> {
+    let hashes: Vec<B256> = {
+        let rt = channel.rt.lock().await;
+        let them = rt.state.me().other();
+        rt.state
+            .direction(them)
+            .locks
+            .iter()
+            .map(|l| l.secret_hash)
+            .collect()
+    };
+    for hash in hashes {
+        if let Some(invoice) = store.invoice(hash).await? {
+            if invoice.paid && !invoice.hold {
+                let mut claims = forwarding.claims.lock().expect("claims poisoned");
+                claims.insert((channel.id, hash), invoice.secret);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reveals a paid invoice's secret to the sender of its lock; kept for the maintenance to
 /// reveal again until the lock is paid out.
 async fn claim_paid(inner: &Arc<Inner>, channel_id: B256, hash: B256, secret: B256) {
