@@ -1086,3 +1086,47 @@ async fn a_forwarding_policy_set_for_a_channel_survives_a_restart() {
     assert_eq!(pair.a.forward_policy(pair.id), set);
     assert_eq!(pair.a.forward_policy(B256::repeat_byte(9)), default);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payee_restarted_after_its_invoice_was_paid_reveals_again_and_is_paid_out() {
+    use keel_client::store::{Invoice, Store};
+    let mut pair = Pair::new().await;
+    let secret = B256::repeat_byte(0x5e);
+    let hash = secret_hash(secret);
+    let amount = U256::from(700);
+    pair.a
+        .pay_locked(pair.id, amount, hash, NOW + 3_600)
+        .await
+        .unwrap();
+    let before = pair.infos().await.1;
+    assert_eq!(before.incoming_locks.len(), 1);
+    // B stops with the lock pending; its store says the invoice the lock pays was paid (the
+    // mark a payee stores before revealing), as if it died right after revealing.
+    pair.b.clone().shutdown().await;
+    let store = Store::open(pair.dir.0.join("peer-1.db")).await.unwrap();
+    let invoice = Invoice {
+        secret,
+        amount,
+        expiry: NOW + 3_600,
+        paid: true,
+        hold: false,
+    };
+    store.put_invoice(hash, &invoice).await.unwrap();
+    store.close().await;
+    // Restarted, B reveals the secret again on its own and A pays the lock out.
+    pair.b = Client::start(pair.config(1)).await.unwrap();
+    pair.b.listen(pair.b_addr).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (a, b) = pair.infos().await;
+        if b.incoming_locks.is_empty() && a.outgoing_locks.is_empty() {
+            assert_eq!(b.balance, before.balance + amount);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the paid invoice's lock is still pending: {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
