@@ -105,6 +105,10 @@ impl Pair {
             |e| matches!(e, ClientEvent::ChannelOpened { channel_id, .. } if *channel_id == id),
         )
         .await?;
+        // Bob's view must hold the channel by now (it is registered before the event is sent);
+        // waiting for it makes a lost channel fail here by name rather than in `top_up`.
+        // CI once saw `top_up` report it unknown right after the event (not diagnosed).
+        wait_until(&self.bob, id, |_| true).await?;
         self.bob.top_up(id, deposit).await?;
         for client in [&self.alice, &self.bob] {
             wait_until(client, id, |i| i.deposits == [deposit, deposit]).await?;
