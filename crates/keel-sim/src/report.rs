@@ -82,7 +82,7 @@ impl Report {
     /// Whether every decision reason counted is one keel-policy defines (a guard against
     /// reports that lose track of why).
     pub fn every_reason_known(&self) -> bool {
-        const KNOWN: [&str; 13] = [
+        const KNOWN: [&str; 14] = [
             "nothing_to_do",
             "depleted",
             "source",
@@ -94,6 +94,7 @@ impl Report {
             "no_affordable_cycle",
             "too_expensive",
             "not_worth_it",
+            "no_demand",
             "over_budget",
             "busy",
         ];
