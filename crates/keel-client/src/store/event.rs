@@ -167,22 +167,33 @@ impl ChainStatus {
                 *self = Self::Disputed(*dispute);
             }
             Event::ChainSettled { payout_a, payout_b } => {
-                let dispute = match self {
-                    Self::Disputed(dispute) => Some(*dispute),
-                    _ => None,
+                let (dispute, locks) = match self {
+                    Self::Disputed(dispute) => (Some(*dispute), None),
+                    // The retained locks came first (below), or this is a re-delivery.
+                    Self::Settled { dispute, locks, .. } => (*dispute, *locks),
+                    Self::Open => (None, None),
                 };
                 *self = Self::Settled {
                     payout_a: *payout_a,
                     payout_b: *payout_b,
                     dispute,
-                    locks: None,
+                    locks,
                 };
             }
-            Event::LocksRetained(retained) => {
-                if let Self::Settled { locks, .. } = self {
-                    *locks = Some(*retained);
+            Event::LocksRetained(retained) => match self {
+                Self::Settled { locks, .. } => *locks = Some(*retained),
+                // The vault emits `LocksRetained` just before `Settled`, in the same
+                // transaction: settled, with the payouts the next event brings.
+                Self::Disputed(dispute) => {
+                    *self = Self::Settled {
+                        payout_a: U256::ZERO,
+                        payout_b: U256::ZERO,
+                        dispute: Some(*dispute),
+                        locks: Some(*retained),
+                    };
                 }
-            }
+                Self::Open => {}
+            },
             _ => {}
         }
     }
@@ -237,5 +248,71 @@ impl Event {
             | Self::LocksRetained(_) => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keel_core::{BalanceData, Side, B256};
+
+    use super::*;
+
+    /// The vault emits `LocksRetained` before `Settled` in one transaction: applied in that
+    /// order (and again, as a monitor re-delivers), the status is settled with both the payouts
+    /// and the retained locks, which `unlock` needs.
+    #[test]
+    fn locks_retained_before_the_settlement_are_kept() {
+        let dispute = DisputeState {
+            closer: Side::B,
+            deadline: 100,
+            total: U256::from(10),
+            deposit_a: U256::from(10),
+            withdrawn_a: U256::ZERO,
+            from_a: BalanceData::default(),
+            from_b: BalanceData::default(),
+        };
+        let retained = LockState {
+            retained_a: U256::from(3),
+            locks_root_a: B256::repeat_byte(1),
+            ..LockState::default()
+        };
+        let unlocked = LockState::default();
+        let settled = Event::ChainSettled {
+            payout_a: U256::from(7),
+            payout_b: U256::ZERO,
+        };
+        let mut status = ChainStatus::Disputed(dispute);
+        for event in [&Event::LocksRetained(retained), &settled] {
+            status.apply(event);
+        }
+        let expected = |locks| ChainStatus::Settled {
+            payout_a: U256::from(7),
+            payout_b: U256::ZERO,
+            dispute: Some(dispute),
+            locks: Some(locks),
+        };
+        assert_eq!(status, expected(retained));
+        // An unlock, then the same events and the unlock delivered again.
+        status.apply(&Event::LocksRetained(unlocked));
+        assert_eq!(status, expected(unlocked));
+        for event in [
+            &Event::LocksRetained(retained),
+            &settled,
+            &Event::LocksRetained(unlocked),
+        ] {
+            status.apply(event);
+        }
+        assert_eq!(status, expected(unlocked));
+        // A cooperative close retains nothing.
+        let mut open = ChainStatus::Open;
+        open.apply(&settled);
+        assert!(matches!(
+            open,
+            ChainStatus::Settled {
+                locks: None,
+                dispute: None,
+                ..
+            }
+        ));
     }
 }
