@@ -5,7 +5,7 @@ use alloy::{
     rpc::types::Log,
     sol_types::{SolEvent, SolEventInterface},
 };
-use keel_bindings::{ChannelFactory, ChannelVault::ChannelVaultEvents};
+use keel_bindings::{ChannelFactory, ChannelVault::ChannelVaultEvents, SecretRegistry};
 use keel_core::{ChannelParams, DisputeState, LockState, Side};
 
 use super::{
@@ -109,6 +109,15 @@ pub enum ChainEventKind {
         /// How much.
         amount: U256,
     },
+    /// A secret the consumer asked for ([`Monitor::watch_secret`](super::Monitor::watch_secret))
+    /// was registered in the deployment's SecretRegistry. Not a vault's event: the
+    /// [`ChainEvent`]'s `vault` is the registry and its `channel_id` is zero.
+    SecretRevealed {
+        /// `sha256(secret)`, checked on decoding.
+        secret_hash: B256,
+        /// The secret.
+        secret: B256,
+    },
 }
 
 impl ChainEvent {
@@ -146,6 +155,17 @@ impl ChainEvent {
             deposit: e.deposit,
         };
         Self::at(chain_id, e.vault, e.channelId, log, kind)
+    }
+
+    /// Decodes the SecretRegistry's `SecretRevealed`, refusing a secret that does not hash to
+    /// the topic (a node could send any log).
+    pub(crate) fn from_secret_log(chain_id: u64, log: &Log) -> Result<Self> {
+        let (secret_hash, secret) = revealed_secret(log)?;
+        let kind = ChainEventKind::SecretRevealed {
+            secret_hash,
+            secret,
+        };
+        Self::at(chain_id, log.address(), B256::ZERO, log, kind)
     }
 
     fn at(
@@ -211,6 +231,24 @@ fn vault_event(log: &Log) -> Result<ChainEventKind> {
         },
     })
 }
+
+/// The hash and the secret of a `SecretRevealed` log, once the secret is checked against it.
+pub(crate) fn revealed_secret(log: &Log) -> Result<(B256, B256)> {
+    let e =
+        SecretRegistry::SecretRevealed::decode_log_data(log.data()).map_err(|e| garbage(log, e))?;
+    if keel_core::secret_hash(e.secret) != e.secretHash {
+        return Err(ChainError::garbage(format!(
+            "log {:?} of {}: a secret that does not hash to {}",
+            log.log_index,
+            log.address(),
+            e.secretHash
+        )));
+    }
+    Ok((e.secretHash, e.secret))
+}
+
+/// The topic of the SecretRegistry's `SecretRevealed`.
+pub(crate) const SECRET_TOPIC: B256 = SecretRegistry::SecretRevealed::SIGNATURE_HASH;
 
 /// The topic of the factory's `ChannelOpened`.
 pub(crate) const OPENED_TOPIC: B256 = ChannelFactory::ChannelOpened::SIGNATURE_HASH;

@@ -8,7 +8,7 @@ use alloy::{
     network::EthereumWallet,
     primitives::{Address, Bytes, B256, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::{TransactionReceipt, TransactionRequest},
+    rpc::types::{Filter, TransactionReceipt, TransactionRequest},
     signers::local::PrivateKeySigner,
     sol,
 };
@@ -346,6 +346,44 @@ impl Chain {
         let registry = SecretRegistry::new(self.deployment().secret_registry, &self.provider);
         self.submit("registerSecret", registry.registerSecret(secret))
             .await
+    }
+
+    /// The secret of `secret_hash` if it is registered in the SecretRegistry, with the time of
+    /// its registration (what decides the locks it pays): one `revealedAt` call, and the log
+    /// holding the secret only if there is one. A secret that does not hash to `secret_hash` is
+    /// refused as [`ChainError::Garbage`].
+    pub async fn revealed_secret(&self, secret_hash: B256) -> Result<Option<(B256, u64)>> {
+        let registry = self.deployment().secret_registry;
+        let at = SecretRegistry::new(registry, &self.provider)
+            .revealedAt(secret_hash)
+            .call()
+            .await
+            .map_err(|e| ChainError::call("revealedAt", e))?;
+        if at.is_zero() {
+            return Ok(None);
+        }
+        let at = u64::try_from(at)
+            .map_err(|_| ChainError::garbage("a registration time beyond 64 bits"))?;
+        let filter = Filter::new()
+            .address(registry)
+            .event_signature(crate::event::SECRET_TOPIC)
+            .topic1(secret_hash)
+            .from_block(self.deployment().deployed_at_block);
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(ChainError::transport)?;
+        let Some(log) = logs.first() else {
+            return Err(ChainError::garbage(format!(
+                "{secret_hash} registered at {at} but no SecretRevealed log"
+            )));
+        };
+        let (hash, secret) = crate::event::revealed_secret(log)?;
+        if hash != secret_hash {
+            return Err(ChainError::garbage("a SecretRevealed log for another hash"));
+        }
+        Ok(Some((secret, at)))
     }
 
     /// The latest block's timestamp: the clock the vault checks lock and withdrawal expiries and

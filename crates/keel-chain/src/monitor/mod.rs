@@ -180,6 +180,8 @@ struct State {
     loaded: bool,
     /// Participants whose channels' `ChannelOpened` events are delivered.
     opened_by: BTreeSet<Address>,
+    /// Secret hashes whose registration in the SecretRegistry is delivered.
+    secrets: BTreeSet<B256>,
     health: Health,
 }
 
@@ -269,6 +271,20 @@ impl Monitor {
     /// B, and watches each such vault from its opening block.
     pub fn watch_opened(&self, participant: Address) {
         self.shared.lock().opened_by.insert(participant);
+    }
+
+    /// Also delivers the registration of the secret of `secret_hash` in the deployment's
+    /// SecretRegistry ([`ChainEventKind::SecretRevealed`](crate::ChainEventKind::SecretRevealed))
+    /// from the next range scanned on. A registration in an earlier block is not delivered:
+    /// ask [`Chain::revealed_secret`](crate::Chain::revealed_secret) once, after this call, for
+    /// what happened before.
+    pub fn watch_secret(&self, secret_hash: B256) {
+        self.shared.lock().secrets.insert(secret_hash);
+    }
+
+    /// Stops delivering the registration of `secret_hash`.
+    pub fn unwatch_secret(&self, secret_hash: B256) {
+        self.shared.lock().secrets.remove(&secret_hash);
     }
 
     /// Whether `vault` is watched (or queued to be): without copying the whole set, as

@@ -18,7 +18,7 @@ use super::{Batch, Shared};
 use crate::{
     config::ChainConfig,
     error::ChainError,
-    event::{ChainEvent, OPENED_TOPIC},
+    event::{ChainEvent, OPENED_TOPIC, SECRET_TOPIC},
     monitor::{Checkpoint, Checkpoints},
 };
 
@@ -29,11 +29,20 @@ pub const FALLBACK_REWIND: u64 = 256;
 /// Earlier checkpoints kept to find where a deep reorg forked.
 const RECENT: usize = 128;
 
-/// Addresses per `eth_getLogs` query; providers cap filter sizes.
+/// Addresses (or topics) per `eth_getLogs` query; providers cap filter sizes.
 const ADDRESSES_PER_QUERY: usize = 256;
 
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What a scan reads: the vaults' events, `ChannelOpened` naming a participant, and the
+/// registration of secrets.
+#[derive(Clone, Copy)]
+struct Watching<'a> {
+    vaults: &'a BTreeMap<Address, B256>,
+    opened_by: &'a [Address],
+    secrets: &'a [B256],
+}
 
 /// Why a step did not complete.
 enum Halt {
@@ -250,14 +259,20 @@ impl Scanner {
         let end = next
             .saturating_add(self.config.max_block_range - 1)
             .min(safe);
-        let (active, opened_by) = {
+        let (active, opened_by, secrets) = {
             let state = self.shared.lock();
             (
                 state.active.clone(),
                 state.opened_by.iter().copied().collect::<Vec<_>>(),
+                state.secrets.iter().copied().collect::<Vec<_>>(),
             )
         };
-        let (events, end_hash) = self.scan(&active, &opened_by, next, end).await?;
+        let watching = Watching {
+            vaults: &active,
+            opened_by: &opened_by,
+            secrets: &secrets,
+        };
+        let (events, end_hash) = self.scan(watching, next, end).await?;
         let reorg = self.reorg_until.is_some_and(|until| next <= until);
         if !events.is_empty() || reorg {
             self.deliver(batches, events, next, end, end_hash, reorg)
@@ -320,7 +335,12 @@ impl Scanner {
             .saturating_add(self.config.max_block_range - 1)
             .min(cursor.block);
         let one = BTreeMap::from([(vault, channel_id)]);
-        let (events, end_hash) = self.scan(&one, &[], from, end).await?;
+        let watching = Watching {
+            vaults: &one,
+            opened_by: &[],
+            secrets: &[],
+        };
+        let (events, end_hash) = self.scan(watching, from, end).await?;
         if !events.is_empty() {
             self.deliver(batches, events, from, end, end_hash, false)
                 .await?;
@@ -338,16 +358,19 @@ impl Scanner {
         Ok(Next::Continue)
     }
 
-    /// The events of `vaults` (and `ChannelOpened` naming `opened_by`) in blocks `from..=to`, and
-    /// `to`'s hash. Fails if block `to` changed while the logs were read, so the events and the
-    /// hash are of one chain.
+    /// The events `watching` asks for in blocks `from..=to`, and `to`'s hash. Fails if block
+    /// `to` changed while the logs were read, so the events and the hash are of one chain.
     async fn scan(
         &self,
-        vaults: &BTreeMap<Address, B256>,
-        opened_by: &[Address],
+        watching: Watching<'_>,
         from: u64,
         to: u64,
     ) -> Result<(Vec<ChainEvent>, B256), ChainError> {
+        let Watching {
+            vaults,
+            opened_by,
+            secrets,
+        } = watching;
         let before = self.hash_at(to).await?;
         let range = Filter::new().from_block(from).to_block(to);
         let mut logs = Vec::new();
@@ -363,6 +386,14 @@ impl Scanner {
             logs.extend(self.logs(&opened.clone().topic2(topics.clone())).await?);
             logs.extend(self.logs(&opened.topic3(topics)).await?);
         }
+        let registry = self.config.deployment.secret_registry;
+        let revealed = range
+            .clone()
+            .address(registry)
+            .event_signature(SECRET_TOPIC);
+        for group in secrets.chunks(ADDRESSES_PER_QUERY) {
+            logs.extend(self.logs(&revealed.clone().topic1(group.to_vec())).await?);
+        }
         if self.hash_at(to).await? != before {
             return Err(ChainError::Inconsistent(format!(
                 "block {to} changed during the scan"
@@ -376,7 +407,9 @@ impl Scanner {
                     "a log was removed during the scan".into(),
                 ));
             }
-            let event = if log.address() == factory {
+            let event = if log.address() == registry {
+                ChainEvent::from_secret_log(self.chain_id(), log)?
+            } else if log.address() == factory {
                 let event = ChainEvent::from_opened_log(self.chain_id(), log)?;
                 self.opened(&event);
                 event

@@ -90,6 +90,12 @@ pub struct Config {
     pub reconnect_delay: Duration,
     /// See [`Config::reconnect_delay`].
     pub max_reconnect_delay: Duration,
+    /// Seconds before an incoming lock whose secret we revealed expires, still not paid out by
+    /// its sender, at which the client registers the secret on the lock's chain and closes the
+    /// channel, so that the lock pays us at settlement (see [`Client::claim_lock`]). It must
+    /// cover what a registration needs to be mined for good: keel-core's
+    /// `ChainTiming::registration_time`. Default [`DEFAULT_CLAIM_MARGIN`], mainnet's.
+    pub claim_margin: u64,
     /// The time lock and withdrawal expiries are checked against.
     pub clock: Arc<dyn Clock>,
     /// Events per channel between snapshots of its state in the store: a restart replays at
@@ -188,6 +194,7 @@ impl Config {
             signature_lifetime: 3_600,
             reconnect_delay: Duration::from_millis(100),
             max_reconnect_delay: Duration::from_secs(5),
+            claim_margin: DEFAULT_CLAIM_MARGIN,
             clock: Arc::new(SystemClock),
             snapshot_every: 4_096,
             min_commit_interval: crate::store::MIN_COMMIT_INTERVAL,
@@ -308,6 +315,7 @@ impl Client {
         ));
         let links = onchain::start(&inner, &inner.config.chains).await?;
         inner.chains.set(links).expect("chains are set once, here");
+        forward::watch_pending(&inner);
         tokio::spawn(maintain(Arc::downgrade(&inner)));
         tokio::spawn(forward::maintain(Arc::downgrade(&inner)));
         tower::start(&inner)?;
@@ -447,8 +455,10 @@ impl Client {
     }
 
     /// Claims a lock the peer sent us by revealing `secret` to it; returns once the peer paid
-    /// the lock out (or fails after [`Config::reply_timeout`]; the lock is then still pending
-    /// and the secret can be registered on chain before the lock expires).
+    /// the lock out, or fails after [`Config::reply_timeout`]. The lock is then still pending,
+    /// and the client keeps the claim: it reveals the secret again each second while the lock
+    /// is pending, and within [`Config::claim_margin`] of its expiry registers the secret on
+    /// chain and closes the channel, so the lock pays us at settlement.
     pub async fn claim_lock(&self, channel_id: B256, secret: B256) -> Result<()> {
         let channel = self.inner.channel(channel_id)?;
         let hash = keel_core::secret_hash(secret);
@@ -462,6 +472,7 @@ impl Client {
             rt.claims.insert(hash, reply);
             answer
         };
+        self.inner.forwarding.keep_claim(channel_id, secret);
         let sent = peer::send(
             &self.inner,
             channel.peer,
@@ -773,6 +784,12 @@ impl Inner {
 /// 25 blocks budgeted for inclusion, a 300 s margin): 156 s to see a secret registered
 /// downstream plus 744 s to register it upstream. See docs/protocol.md, "Multi-hop forwarding".
 pub const DEFAULT_EXPIRY_DELTA: u64 = 900;
+
+/// The default [`Config::claim_margin`], in seconds: keel-core's `registration_time` for
+/// Ethereum mainnet (25 blocks budgeted for inclusion and 12 for confirmation, of 12 s each,
+/// and a 300 s margin), the part of [`DEFAULT_EXPIRY_DELTA`] a hub keeps for registering a
+/// secret upstream.
+pub const DEFAULT_CLAIM_MARGIN: u64 = 744;
 
 /// How long past its expiry a co-signed withdrawal or close is still treated as live: a margin
 /// for the chain's clock running behind ours, during which the vault could still execute it.

@@ -247,6 +247,13 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
         }
         // Deferred payouts and claims concern the payee's wallet, not the channel.
         ChainEventKind::PayoutDeferred { .. } | ChainEventKind::Claimed { .. } => Ok(()),
+        ChainEventKind::SecretRevealed {
+            secret_hash,
+            secret,
+        } => {
+            super::forward::secret_registered(inner, event.chain_id, *secret_hash, *secret).await;
+            Ok(())
+        }
     }
 }
 

@@ -105,7 +105,9 @@ impl Client {
             token,
             amount,
             expiry,
-            minFinalLifetime: self.inner.config.policy.min_lock_lifetime,
+            // Time for the payer's hub to pay the lock out off chain (what our channels ask
+            // of any lock), then for us to claim it on chain if it does not.
+            minFinalLifetime: self.final_lifetime(),
             description: description.to_owned(),
         };
         let digest = request
@@ -223,7 +225,7 @@ impl Client {
         token: Address,
         amount: U256,
     ) -> Result<Route> {
-        let params = self.route_params(chain_id, token, self.inner.config.policy.min_lock_lifetime);
+        let params = self.route_params(chain_id, token, self.final_lifetime());
         let graph = self.graph().await;
         let scorer = self
             .inner
@@ -243,6 +245,16 @@ impl Client {
             now,
         )
         .map_err(|e| ClientError::Routing(e.to_string()))
+    }
+
+    /// The least lifetime our invoices ask of the lock that pays them: the channels' minimum
+    /// plus [`Config::claim_margin`](super::Config::claim_margin).
+    fn final_lifetime(&self) -> u64 {
+        let config = &self.inner.config;
+        config
+            .policy
+            .min_lock_lifetime
+            .saturating_add(config.claim_margin)
     }
 
     fn route_params(&self, chain_id: u64, token: Address, final_lifetime: u64) -> RouteParams {

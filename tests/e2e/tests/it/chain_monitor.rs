@@ -355,3 +355,59 @@ async fn monitors_of_two_chains_keep_their_own_checkpoints() -> Result<()> {
     }
     Ok(())
 }
+
+/// A watched secret's registration is delivered (checked against its hash), an unwatched one's
+/// is not, and `revealed_secret` finds a registration made before the watch began.
+#[tokio::test]
+async fn monitor_delivers_the_registration_of_watched_secrets() -> Result<()> {
+    let net = Devnet::start().await?;
+    let store = TempStore::new(&net, "secrets").await?;
+    let (monitor, rx) = Monitor::spawn(net.chain_config(0), store.store.clone())?;
+    let mut consumer = Consumer::new(rx);
+    let chain = net.chain(&net.alice).await?;
+    let [early, watched, ignored] = [1u8, 2, 3].map(B256::repeat_byte);
+    let hash = keel_core::secret_hash;
+
+    // Registered before anyone watched it: only the point lookup finds it.
+    let receipt = chain.register_secret(early).await?;
+    let block = receipt.block_number.ok_or_else(|| eyre!("no block"))?;
+    let time = net
+        .alice
+        .provider
+        .get_block_by_number(BlockNumberOrTag::Number(block))
+        .await?
+        .ok_or_else(|| eyre!("no block {block}"))?
+        .header
+        .timestamp;
+    wait_for_checkpoint(&monitor, block).await?;
+    monitor.watch_secret(hash(early));
+    assert_eq!(
+        chain.revealed_secret(hash(early)).await?,
+        Some((early, time))
+    );
+    assert_eq!(chain.revealed_secret(hash(watched)).await?, None);
+
+    monitor.watch_secret(hash(watched));
+    chain.register_secret(ignored).await?;
+    let at = chain.register_secret(watched).await?.block_number;
+    let events = consumer.events(1).await?;
+    assert_eq!(
+        events[0].kind,
+        ChainEventKind::SecretRevealed {
+            secret_hash: hash(watched),
+            secret: watched,
+        }
+    );
+    assert_eq!(events[0].block, at.ok_or_else(|| eyre!("no block"))?);
+    assert_eq!(events[0].vault, net.deployment.secret_registry);
+
+    // Unwatched: a second registration (a no-op on chain) and the ignored one stay silent.
+    monitor.unwatch_secret(hash(watched));
+    let last = chain.register_secret(watched).await?.block_number;
+    wait_for_checkpoint(&monitor, last.ok_or_else(|| eyre!("no block"))?).await?;
+    ensure!(
+        consumer.is_empty(),
+        "an unwatched registration was delivered"
+    );
+    Ok(())
+}

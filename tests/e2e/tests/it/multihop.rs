@@ -10,7 +10,9 @@ use std::{net::SocketAddr, time::Duration};
 use alloy::primitives::{Address, B256, U256};
 use eyre::{ensure, eyre, Result};
 use keel_client::{
+    chain::{ChainEvent, ChainEventKind},
     client::{ChannelInfo, ClientEvent, Clock, ManualClock},
+    store::ChainStatus,
     Client, ClientError,
 };
 use keel_core::forwarding::{FailureReason, FeePolicy, HopPolicy, Rate};
@@ -34,15 +36,9 @@ impl Line {
         let net = Devnet::start().await?;
         let dir = TempDir::new(name);
         let clock = ManualClock::new(chain_time(&net).await?);
-        let who: [(&Participant, &str); 4] = [
-            (&net.alice, "alice"),
-            (&net.bob, "bob"),
-            (&net.carol, "carol"),
-            (&net.dave, "dave"),
-        ];
         let mut nodes: Vec<Client> = Vec::new();
         let mut addrs = Vec::new();
-        for (participant, name) in who.into_iter().take(count) {
+        for (participant, name) in who(&net).into_iter().take(count) {
             let client = Client::start(config(&net, &dir, &clock, participant, name)).await?;
             let mut addr = None;
             if let Some(before) = nodes.last() {
@@ -60,6 +56,31 @@ impl Line {
             nodes,
             addrs,
         })
+    }
+
+    /// Stops node `i` and starts it again from its store, listening where it listened and
+    /// dialling node `i + 1`; returns the new client (`nodes[i]` is the stopped one).
+    pub(crate) async fn restart(&self, i: usize) -> Result<Client> {
+        self.nodes[i].clone().shutdown().await;
+        let (participant, name) = who(&self.net)[i];
+        let client =
+            Client::start(config(&self.net, &self.dir, &self.clock, participant, name)).await?;
+        if let Some(addr) = self.addrs[i] {
+            let mut listening = client.listen(addr).await;
+            for _ in 0..50 {
+                if listening.is_ok() {
+                    break;
+                }
+                // The stopped client's listener may still hold the port for a moment.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                listening = client.listen(addr).await;
+            }
+            listening?;
+        }
+        if let (Some(next), Some(Some(addr))) = (self.nodes.get(i + 1), self.addrs.get(i + 1)) {
+            client.connect(*addr, next.address()).await?;
+        }
+        Ok(client)
     }
 
     /// Node `i` opens a channel to node `i + 1` in `token` with `deposit`; returns once both
@@ -120,6 +141,16 @@ impl Line {
         self.clock.set(chain_time(&self.net).await?);
         Ok(())
     }
+}
+
+/// The line's participants, in order, with their store names.
+fn who(net: &Devnet) -> [(&Participant, &'static str); 4] {
+    [
+        (&net.alice, "alice"),
+        (&net.bob, "bob"),
+        (&net.carol, "carol"),
+        (&net.dave, "dave"),
+    ]
 }
 
 pub(crate) fn policy(base: u64, millionths: u32) -> HopPolicy {
@@ -393,24 +424,7 @@ async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
     let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
     wait_until(carol, bc, |i| i.incoming_locks.len() == 1).await?;
 
-    bob.clone().shutdown().await;
-    let bob_config = config(&line.net, &line.dir, &line.clock, &line.net.bob, "bob");
-    // A per-channel policy lives in memory (the forwards are stored): set again for new ones.
-    let bob = Client::start(bob_config).await?;
-    bob.set_forward_policy(bc, hub_policy).await?;
-    let bob_addr = line.addrs[1].ok_or_else(|| eyre!("bob listens"))?;
-    let mut listening = bob.listen(bob_addr).await;
-    for _ in 0..50 {
-        if listening.is_ok() {
-            break;
-        }
-        // The stopped client's listener may still hold the port for a moment.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        listening = bob.listen(bob_addr).await;
-    }
-    listening?;
-    let carol_addr = line.addrs[2].ok_or_else(|| eyre!("carol listens"))?;
-    bob.connect(carol_addr, carol.address()).await?;
+    let bob = line.restart(1).await?;
     let mut bob_events = bob.subscribe();
 
     // Carol settles once Bob is back (her reveal needs the connection).
@@ -437,5 +451,102 @@ async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
     settled_at(&bob, ab, paid, deposit - paid).await?;
     settled_at(&bob, bc, deposit - amount, amount).await?;
     settled_at(carol, bc, amount, deposit - amount).await?;
+    Ok(())
+}
+
+/// The dispute path of a forward: Bob forwards Alice's payment to Carol and goes offline before
+/// Carol reveals the secret. Carol's client keeps the claim and, within its claim margin of the
+/// lock's expiry, registers the secret on chain and closes the channel. Bob, back online,
+/// learns the secret from the registry and claims Alice's lock off chain before it expires;
+/// after the challenge period Carol settles and unlocks, and the vault pays her the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_hub_is_paid_upstream_with_the_secret_registered_downstream() -> Result<()> {
+    let line = Line::start("multihop-registry", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    let hub_policy = policy(500, 1_000);
+    bob.set_forward_policy(bc, hub_policy).await?;
+    line.announce(alice, 1, bc, deposit).await?;
+
+    let amount = units("0.05");
+    let (request, secret) = carol
+        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
+        .await?;
+    let payer = alice.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    let lock = wait_until(carol, bc, |i| i.incoming_locks.len() == 1)
+        .await?
+        .incoming_locks[0];
+
+    // Bob goes away; Carol's reveal finds no one, and her client keeps the claim.
+    bob.clone().shutdown().await;
+    ensure!(carol.claim_lock(bc, secret).await.is_err());
+    let registry = line.net.chain(&line.net.carol).await?;
+    let hash = keel_core::secret_hash(secret);
+    ensure!(registry.revealed_secret(hash).await?.is_none());
+
+    // Within the claim margin of the lock's expiry: registered on chain, channel closed.
+    let margin = keel_client::client::DEFAULT_CLAIM_MARGIN;
+    line.advance(lock.expiration - margin + 10 - line.clock.now())
+        .await?;
+    let closed = wait_until(carol, bc, |i| matches!(i.chain, ChainStatus::Disputed(_))).await?;
+    let (_, registered_at) = registry
+        .revealed_secret(hash)
+        .await?
+        .ok_or_else(|| eyre!("the secret was not registered"))?;
+    ensure!(registered_at <= lock.expiration);
+    ensure!(closed.incoming_locks == vec![lock], "{closed:?}");
+
+    // Bob back: he finds the secret in the registry and claims Alice's lock in time.
+    let bob = line.restart(1).await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), paying).await???;
+    let fee = hub_policy.fee.fee(amount)?;
+    ensure!(outcome.fees == fee && outcome.secret == secret);
+    let paid = amount + fee;
+    settled_at(alice, ab, deposit - paid, paid).await?;
+    settled_at(&bob, ab, paid, deposit - paid).await?;
+
+    // After the challenge period the vault pays Carol the lock: Bob keeps the rest.
+    line.advance(u64::from(MIN_PERIOD) + 1).await?;
+    let settled = carol.settle(bc).await?;
+    let vault = closed.vault;
+    let payouts: Vec<ChainEventKind> =
+        ChainEvent::from_receipt(line.net.chain_id, vault, bc, &settled)?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+    let (bob_side, carol_side) = (closed.me.other(), closed.me);
+    let payout = |side: keel_core::Side, a: U256, b: U256| match side {
+        keel_core::Side::A => a,
+        keel_core::Side::B => b,
+    };
+    ensure!(
+        payouts.iter().any(
+            |k| matches!(k, ChainEventKind::Settled { payout_a, payout_b }
+            if payout(bob_side, *payout_a, *payout_b) == deposit - amount
+                && payout(carol_side, *payout_a, *payout_b).is_zero())
+        ),
+        "{payouts:?}"
+    );
+    wait_until(carol, bc, |i| {
+        matches!(i.chain, ChainStatus::Settled { locks: Some(_), .. })
+    })
+    .await?;
+    let unlocked = carol.unlock(bc).await?;
+    ensure!(unlocked.len() == 1, "{unlocked:?}");
+    let kinds: Vec<ChainEventKind> =
+        ChainEvent::from_receipt(line.net.chain_id, vault, bc, &unlocked[0])?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+    ensure!(
+        kinds.iter().any(
+            |k| matches!(k, ChainEventKind::Unlocked { sender, to_receiver, to_sender, .. }
+            if *sender == bob_side && *to_receiver == amount && to_sender.is_zero())
+        ),
+        "{kinds:?}"
+    );
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! What pending forwards still need after the moment they were made, looked at once a second:
 //! a settled forward's secret goes upstream and its downstream lock is paid out (again after a
-//! restart, if that had not happened), an expired downstream lock comes back, and a paid
-//! invoice's secret is revealed again until its lock is paid out.
+//! restart, if that had not happened), an expired downstream lock comes back (unless the next
+//! node registered its secret on chain), and a claimed lock's secret is revealed again until
+//! the lock is paid out, or claimed on chain near its expiry ([`registry`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +12,8 @@ use keel_core::{
 };
 
 use super::{
-    claim_paid, fail_forward, reveal_upstream, Inner, LockKey, PAID_OUT, RECLAIMING, TAKEN_BACK,
+    claim_paid, fail_forward, registry, reveal_upstream, Inner, LockKey, PAID_OUT, RECLAIMING,
+    TAKEN_BACK,
 };
 use crate::store::{Forward, ForwardState};
 
@@ -42,8 +44,9 @@ pub(crate) async fn maintain(inner: std::sync::Weak<Inner>) {
     }
 }
 
-/// Reveals again the secrets of paid invoices whose locks are still pending, one attempt at a
-/// time each; forgets those whose lock is gone (paid out, or expired and taken back).
+/// Reveals again the secrets of locks we claimed (paid invoices, settled forwards' upstream
+/// locks) that are still pending, one attempt at a time each, and claims on chain those near
+/// their expiry; forgets those whose lock is gone (paid out, or expired and taken back).
 async fn reclaim(inner: &Arc<Inner>) {
     let claims: Vec<(LockKey, B256)> = {
         let claims = inner.forwarding.claims.lock().expect("claims poisoned");
@@ -55,14 +58,17 @@ async fn reclaim(inner: &Arc<Inner>) {
                 let rt = channel.rt.lock().await;
                 let them = rt.state.me().other();
                 let locks = &rt.state.direction(them).locks;
-                locks.iter().any(|l| l.secret_hash == hash)
+                locks.iter().find(|l| l.secret_hash == hash).copied()
             }
-            Err(_) => false,
+            Err(_) => None,
         };
-        if !pending {
+        let Some(lock) = pending else {
             let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
             claims.remove(&(channel_id, hash));
             continue;
+        };
+        if registry::due_on_chain(inner, lock.expiration) {
+            registry::claim_on_chain(inner, channel_id, secret);
         }
         let key = (channel_id, hash, RECLAIMING);
         if !inner
@@ -126,10 +132,12 @@ async fn follow_up(inner: &Arc<Inner>, forward: Forward) {
             }
             if !upstream_pending && downstream.is_none() {
                 // Claimed on both sides: nothing left to do for it in this run.
+                registry::unwatch(inner, &forward);
                 inner.forwarding.forget(&forward);
             }
         }
         ForwardState::Failed { .. } if downstream.is_none() => {
+            registry::unwatch(inner, &forward);
             inner.forwarding.forget(&forward);
         }
         ForwardState::Pending | ForwardState::Failed { .. } => {
@@ -137,6 +145,11 @@ async fn follow_up(inner: &Arc<Inner>, forward: Forward) {
                 return;
             };
             if forward.state == ForwardState::Pending {
+                // Not revealed to us: the next node may have registered it on chain, even
+                // before our lock reached it, which the monitor would not have delivered.
+                if registry::look_up(inner, &forward).await {
+                    return;
+                }
                 let failure = HopFailure {
                     node: outgoing.peer,
                     channel: forward.outgoing_channel,

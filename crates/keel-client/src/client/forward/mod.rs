@@ -29,8 +29,10 @@ use keel_core::{
 use tokio::sync::oneshot;
 
 mod maintain;
+mod registry;
 
 pub(crate) use maintain::maintain;
+pub(crate) use registry::{secret_registered, watch_pending};
 
 use super::{
     peer::{self, Outgoing},
@@ -81,6 +83,9 @@ const PAID_OUT: u8 = 1;
 const TAKEN_BACK: u8 = 2;
 /// A payee's reveal of a paid invoice's secret in progress (keyed by the incoming channel).
 const RECLAIMING: u8 = 3;
+/// A lock claimed on chain: its secret registered and its channel closed (keyed by the
+/// incoming channel).
+const ON_CHAIN: u8 = 4;
 
 impl Forwarding {
     pub(crate) fn new(node_key: SecretKey, forwards: Vec<Forward>) -> Self {
@@ -137,6 +142,14 @@ impl Forwarding {
     fn not_done(&self, forward: &Forward, what: u8) {
         let key = (forward.outgoing_channel, forward.incoming.secret_hash, what);
         self.done.lock().expect("done poisoned").remove(&key);
+    }
+
+    /// Keeps revealing `secret` to the sender of our lock in `channel` until it pays the lock
+    /// out, and claims it on chain near its expiry if it does not (see [`maintain`]).
+    pub(crate) fn keep_claim(&self, channel: B256, secret: B256) {
+        let hash = keel_core::secret_hash(secret);
+        let mut claims = self.claims.lock().expect("claims poisoned");
+        claims.insert((channel, hash), secret);
     }
 
     /// Drops a finished forward from memory (its record stays in the store).
@@ -249,6 +262,10 @@ async fn receive(
     }
     if lock.expiration < expiration {
         return Err(FailureReason::WrongExpiry);
+    }
+    // Unpaid off chain, the lock must leave time to claim it on chain.
+    if lock.expiration < now.saturating_add(inner.config.claim_margin) {
+        return Err(FailureReason::ExpiryTooSoon);
     }
     if invoice.hold {
         // The application settles it (claim_lock) or lets it expire; LockReceived told it.
@@ -368,8 +385,10 @@ async fn forward(
         outgoing: out_lock,
         state: ForwardState::Pending,
     };
-    // Known before the lock leaves, so a secret coming straight back finds it.
+    // Known before the lock leaves, so a secret coming straight back finds it, whether off
+    // chain or registered on chain.
     inner.forwarding.set_forward(record);
+    registry::watch(inner, &record);
     let onion = Message::LockOnion {
         channel_id: outgoing.id,
         secret_hash: lock.secret_hash,
@@ -386,6 +405,7 @@ async fn forward(
     };
     if let Err(e) = sent {
         // Nothing was stored: the lock never left.
+        registry::unwatch(inner, &record);
         let mut forwards = inner.forwarding.forwards.lock().expect("forwards poisoned");
         forwards.remove(&(outgoing.id, lock.secret_hash));
         return Err(reason_of(&e));
@@ -511,9 +531,10 @@ pub(crate) fn node_key(signer: &alloy::signers::local::PrivateKeySigner) -> Secr
 mod tests {
     use keel_core::forwarding::{expiry_delta, ChainTiming};
 
-    use super::super::DEFAULT_EXPIRY_DELTA;
+    use super::super::{DEFAULT_CLAIM_MARGIN, DEFAULT_EXPIRY_DELTA};
 
-    /// The default expiry delta is the derivation's figure for mainnet, not a number picked.
+    /// The default expiry delta and claim margin are the derivation's figures for mainnet, not
+    /// numbers picked.
     #[test]
     fn the_default_expiry_delta_is_mainnets_derived_one() {
         let mainnet = ChainTiming {
@@ -524,5 +545,6 @@ mod tests {
             margin: 300,
         };
         assert_eq!(expiry_delta(&mainnet, &mainnet), Ok(DEFAULT_EXPIRY_DELTA));
+        assert_eq!(mainnet.registration_time(), Ok(DEFAULT_CLAIM_MARGIN));
     }
 }
