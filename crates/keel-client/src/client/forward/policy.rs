@@ -187,4 +187,39 @@ mod tests {
         assert_eq!((hop.rate, hop.expiry_delta), (Rate::PAR, 765));
         assert!(policy.hop(asset(1, 0), asset(2, 0), &slow, &fast).is_none());
     }
+
+    /// A followed chain's own depth and poll (rounded up to whole seconds) enter its timing;
+    /// an entry in `Config::chain_timing` replaces it.
+    #[test]
+    fn a_chains_timing_comes_from_how_it_is_followed() {
+        let deployment = keel_bindings::Deployment {
+            chain_id: 31_337,
+            deployed_at_block: 0,
+            channel_factory: Address::repeat_byte(1),
+            vault_implementation: Address::repeat_byte(2),
+            secret_registry: Address::repeat_byte(3),
+            min_challenge_period: 3_600,
+            max_challenge_period: 86_400,
+        };
+        let dev = ChainConfig::development("http://127.0.0.1:8545", deployment.clone());
+        let timing = chain_timing(&dev, &HashMap::new());
+        assert_eq!(
+            (
+                timing.confirmations,
+                timing.poll_interval,
+                timing.block_time
+            ),
+            (0, 1, 12)
+        );
+        // Seen at once (1 s), registered in 25 blocks of 12 s plus 300 s.
+        assert_eq!(expiry_delta(&timing, &timing), Ok(1 + 600));
+        let public = ChainConfig::new("http://127.0.0.1:8545", deployment);
+        assert_eq!(chain_timing(&public, &HashMap::new()).poll_interval, 2);
+        let own = ChainTiming {
+            block_time: 2,
+            ..MAINNET_TIMING
+        };
+        let overrides = HashMap::from([(31_337, own)]);
+        assert_eq!(chain_timing(&public, &overrides), own);
+    }
 }
