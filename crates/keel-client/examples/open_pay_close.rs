@@ -25,11 +25,11 @@ use alloy::{
 };
 use eyre::{bail, Result, WrapErr};
 use keel_bindings::Deployment;
-use keel_client::{chain::ChainConfig, Client, ClientError, ClientEvent, Config, Destination};
-use keel_core::{
-    forwarding::{FeePolicy, HopPolicy, Rate},
-    secret_hash, Address, B256, U256,
+use keel_client::{
+    chain::ChainConfig, client::ForwardPolicy, Client, ClientError, ClientEvent, Config,
+    Destination,
 };
+use keel_core::{forwarding::FeePolicy, secret_hash, Address, B256, U256};
 use keel_routing::SignedAnnouncement;
 
 /// Anvil's first three dev accounts (public test keys: never use them on a real chain).
@@ -208,14 +208,13 @@ async fn main() -> Result<()> {
     }
     bob.set_forward_policy(
         bob_carol,
-        HopPolicy {
-            fee: FeePolicy {
+        ForwardPolicy::new(
+            FeePolicy {
                 base: U256::from(1_000),
                 proportional_millionths: 2_500,
             },
-            rate: Rate::PAR,
-            expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
-        },
+            keel_client::client::DEFAULT_EXPIRY_DELTA,
+        ),
     )
     .await?;
     let (announcement, by_bob) = bob.announcement_signature(bob_carol).await?;

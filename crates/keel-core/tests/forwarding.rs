@@ -114,6 +114,48 @@ proptest! {
     }
 }
 
+fn timing() -> impl Strategy<Value = ChainTiming> {
+    (1u64..60, 0u64..100, 1u64..100, 0u64..60, 0u64..3_600).prop_map(
+        |(block_time, confirmations, inclusion_blocks, poll_interval, margin)| ChainTiming {
+            block_time,
+            confirmations,
+            inclusion_blocks,
+            poll_interval,
+            margin,
+        },
+    )
+}
+
+proptest! {
+    /// A cross-chain hop's delta is the downstream chain's detection delay plus the upstream
+    /// chain's registration time, never less than either chain needs, and a node forwarding
+    /// under it (the incoming lock on one chain, the outgoing on the other) keeps exactly that
+    /// time between its two expirations.
+    #[test]
+    fn a_cross_chain_delta_covers_both_chains(
+        upstream in timing(),
+        downstream in timing(),
+        lifetime in MIN_LIFETIME..86_400,
+    ) {
+        let delta = expiry_delta(&upstream, &downstream).unwrap();
+        let detection = downstream.confirmations * downstream.block_time + downstream.poll_interval;
+        let registration = (upstream.inclusion_blocks + upstream.confirmations) * upstream.block_time
+            + upstream.margin;
+        prop_assert_eq!(delta, detection + registration);
+        // Slowing either chain never shortens it.
+        let slower_up = ChainTiming { block_time: upstream.block_time + 1, ..upstream };
+        let deeper_down = ChainTiming { confirmations: downstream.confirmations + 1, ..downstream };
+        prop_assert!(expiry_delta(&slower_up, &downstream).unwrap() > delta);
+        prop_assert!(expiry_delta(&upstream, &deeper_down).unwrap() >= delta);
+
+        let hop = HopPolicy { expiry_delta: delta, ..HopPolicy::default() };
+        let locks = route_locks(&[hop], U256::from(1_000u64), NOW + lifetime).unwrap();
+        prop_assert_eq!(locks[0].expiration - locks[1].expiration, delta);
+        let cross = ForwardInstruction { next_chain_id: 2, ..instruction(&locks[1]) };
+        prop_assert!(check_forward(&lock(&locks[0]), &cross, &hop, NOW, MIN_LIFETIME).is_ok());
+    }
+}
+
 #[test]
 fn overflow_is_a_typed_error_not_a_panic() {
     let greedy = HopPolicy {

@@ -177,6 +177,10 @@ pub enum ClientError {
     /// An amount or expiry of a multi-hop payment out of range.
     #[error(transparent)]
     Forward(keel_core::forwarding::ForwardError),
+    /// A forwarding policy that could not be announced (too many rates, two from one asset,
+    /// one from the channel's own asset).
+    #[error("forwarding policy refused: {0}")]
+    BadPolicy(&'static str),
     /// A watchtower's client could not be set up.
     #[error("watchtower: {0}")]
     Tower(#[from] super::tower::TowerError),

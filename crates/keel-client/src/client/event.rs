@@ -107,7 +107,8 @@ pub enum ClientEvent {
         outgoing_channel: B256,
         /// The payment's secret hash.
         secret_hash: B256,
-        /// What we earned: the incoming lock less the outgoing one.
+        /// What we earned: the incoming lock less the outgoing one, in base units (across
+        /// assets, a difference of two units: see [`Forward::fee`](crate::store::Forward::fee)).
         fee: U256,
     },
     /// A payment we forwarded stopped downstream (or its lock there expired unclaimed); the

@@ -28,6 +28,7 @@ mod requests;
 mod routing;
 mod tower;
 
+pub use crate::store::ForwardPolicy;
 pub use accept::AcceptChannels;
 pub use channel::ChannelInfo;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -48,8 +49,9 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_core::{
-    forwarding::HopPolicy, wire::Signature, Address, Change, ChannelDomain, CooperativeClose, Lock,
-    Policy, Side, Withdrawal, B256, U256,
+    forwarding::{ChainTiming, FeePolicy},
+    wire::Signature,
+    Address, Change, ChannelDomain, CooperativeClose, Lock, Policy, Side, Withdrawal, B256, U256,
 };
 use tokio::{
     net::ToSocketAddrs,
@@ -73,10 +75,17 @@ pub struct Config {
     pub store_path: PathBuf,
     /// Limits on locks, for channels this client creates.
     pub policy: Policy,
-    /// What we charge for forwarding a multi-hop payment into a channel, and the expiry delta
-    /// we need, unless [`Client::set_forward_policy`] set one for that channel. Default: no
-    /// fee, [`DEFAULT_EXPIRY_DELTA`].
-    pub forward_policy: HopPolicy,
+    /// What we charge for forwarding a multi-hop payment into a channel, the expiry delta we
+    /// need and the assets we forward from, unless [`Client::set_forward_policy`] set one for
+    /// that channel. Default: no fee, [`DEFAULT_EXPIRY_DELTA`], within each channel's asset.
+    pub forward_policy: ForwardPolicy,
+    /// Each chain's timing as the forwarding rules see it (keel-core's `ChainTiming`), by
+    /// chain id: a hub requires, and announces, at least the expiry delta derived from the
+    /// incoming chain's and the outgoing chain's timing. A chain not listed: its
+    /// [`ChainConfig`]'s confirmation depth and poll interval with Ethereum mainnet's 12 s
+    /// blocks, 25 blocks to include a registration and a 300 s margin (a chain the client does
+    /// not follow: mainnet's figures). Empty by default.
+    pub chain_timing: HashMap<u64, ChainTiming>,
     /// Most updates per channel sent and not yet acknowledged.
     pub window: usize,
     /// How long an update waits for the peer to (re)connect and resynchronise the channel.
@@ -184,10 +193,8 @@ impl Config {
             signer,
             store_path: store_path.into(),
             policy: Policy::default(),
-            forward_policy: HopPolicy {
-                expiry_delta: DEFAULT_EXPIRY_DELTA,
-                ..HopPolicy::default()
-            },
+            forward_policy: ForwardPolicy::new(FeePolicy::default(), DEFAULT_EXPIRY_DELTA),
+            chain_timing: HashMap::new(),
             window: 64,
             sync_timeout: Duration::from_secs(10),
             reply_timeout: Duration::from_secs(10),
@@ -577,6 +584,19 @@ impl Client {
 }
 
 impl Inner {
+    /// The timing of `chain_id` as the forwarding rules see it ([`Config::chain_timing`]).
+    pub(crate) fn chain_timing(&self, chain_id: u64) -> ChainTiming {
+        match self.config.chains.iter().find(|c| c.chain_id() == chain_id) {
+            Some(chain) => forward::chain_timing(chain, &self.config.chain_timing),
+            None => self
+                .config
+                .chain_timing
+                .get(&chain_id)
+                .copied()
+                .unwrap_or(MAINNET_TIMING),
+        }
+    }
+
     /// The channel with this id.
     pub(crate) fn channel(&self, channel_id: B256) -> Result<Arc<Channel>> {
         self.channels
@@ -790,6 +810,16 @@ pub const DEFAULT_EXPIRY_DELTA: u64 = 900;
 /// and a 300 s margin), the part of [`DEFAULT_EXPIRY_DELTA`] a hub keeps for registering a
 /// secret upstream.
 pub const DEFAULT_CLAIM_MARGIN: u64 = 744;
+
+/// Ethereum mainnet's timing as [`DEFAULT_EXPIRY_DELTA`] derives from it: assumed for a chain
+/// the client does not follow and [`Config::chain_timing`] does not list.
+pub const MAINNET_TIMING: ChainTiming = ChainTiming {
+    block_time: 12,
+    confirmations: 12,
+    inclusion_blocks: 25,
+    poll_interval: 12,
+    margin: 300,
+};
 
 /// How long past its expiry a co-signed withdrawal or close is still treated as live: a margin
 /// for the chain's clock running behind ours, during which the vault could still execute it.

@@ -34,7 +34,8 @@ pub struct SignedRequest {
 pub struct PaymentOutcome {
     /// The route that delivered it.
     pub route: Route,
-    /// What the hops kept: what we locked less what the payee received.
+    /// What the hops kept, in our asset: what we locked less what the payee received (converted
+    /// back at the route's rates when it crosses assets).
     pub fees: U256,
     /// Routes tried, this one included.
     pub attempts: usize,
@@ -389,15 +390,28 @@ impl Client {
     }
 }
 
+/// What the payee received, in our asset: converted back up the route at each hop's rate
+/// (rounded up, as the hops convert), so that what we locked less this is what the hops kept,
+/// also across assets.
+fn worth(route: &Route) -> U256 {
+    let delivered = route.locks.last().map_or(U256::ZERO, |l| l.amount);
+    route
+        .forwarders
+        .iter()
+        .rev()
+        .try_fold(delivered, |amount, hop| hop.rate.upstream_for(amount))
+        // The route's own locks were computed from these rates without overflowing.
+        .unwrap_or(delivered)
+}
+
 /// Seconds the payee's lock lives beyond its channel's minimum, so it is still acceptable
 /// after the moments the route takes to cross.
 const FINAL_MARGIN: u64 = 120;
 
 fn outcome(route: Route, attempts: usize, secret: B256) -> PaymentOutcome {
     let sent = route.locks.first().map_or(U256::ZERO, |l| l.amount);
-    let delivered = route.locks.last().map_or(U256::ZERO, |l| l.amount);
     PaymentOutcome {
-        fees: sent.saturating_sub(delivered),
+        fees: sent.saturating_sub(worth(&route)),
         route,
         attempts,
         secret,

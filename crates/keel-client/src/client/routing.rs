@@ -11,7 +11,7 @@ use std::{
 
 use k256::PublicKey;
 use keel_core::{
-    forwarding::{ChannelAnnouncement, ChannelUpdate, HopPolicy},
+    forwarding::{ChannelAnnouncement, ChannelUpdate, ExchangeRate},
     signing::VerifyingKey,
     wire::Signature,
     Address, B256, U256,
@@ -21,6 +21,7 @@ use keel_routing::{
 };
 
 use super::{Client, ClientError, Result};
+use crate::store::ForwardPolicy;
 
 /// Most channels the routing graph holds (memory stays bounded whatever we are given).
 const MAX_GRAPH_CHANNELS: usize = 100_000;
@@ -77,11 +78,20 @@ impl Client {
         self.inner.forwarding.routing.add_key(key)
     }
 
-    /// Sets what we charge for forwarding into `channel_id` (instead of
-    /// [`Config::forward_policy`](super::Config::forward_policy)). Announce it with
-    /// [`Client::channel_update`]. Stored before it applies, so a restarted client keeps it
-    /// (forwards already made finish under the policy they were made with).
-    pub async fn set_forward_policy(&self, channel_id: B256, policy: HopPolicy) -> Result<()> {
+    /// Sets what we charge for forwarding into `channel_id`, and from which other assets at
+    /// what rate (instead of [`Config::forward_policy`](super::Config::forward_policy)).
+    /// Announce it with [`Client::channel_update`]. Stored before it applies, so a restarted
+    /// client keeps it (forwards already made finish under the policy they were made with).
+    /// Refused ([`ClientError::BadPolicy`]) with more than 16 rates, two from one asset, or
+    /// one from the channel's own asset.
+    pub async fn set_forward_policy(&self, channel_id: B256, policy: ForwardPolicy) -> Result<()> {
+        let channel = self.inner.channel(channel_id)?;
+        let token = channel.rt.lock().await.state.params().token;
+        let own = Asset {
+            chain_id: channel.chain_id,
+            token,
+        };
+        policy.check(own).map_err(ClientError::BadPolicy)?;
         self.inner
             .store
             .save_forward_policy(channel_id, &policy)
@@ -92,7 +102,7 @@ impl Client {
 
     /// What we charge for forwarding into `channel_id`: the policy set for it, else
     /// [`Config::forward_policy`](super::Config::forward_policy).
-    pub fn forward_policy(&self, channel_id: B256) -> HopPolicy {
+    pub fn forward_policy(&self, channel_id: B256) -> ForwardPolicy {
         self.inner
             .forwarding
             .policy(channel_id, &self.inner.config.forward_policy)
@@ -118,23 +128,44 @@ impl Client {
         Ok((announcement, signature))
     }
 
-    /// Our current forwarding policy for `channel_id`, signed, dated `now`.
+    /// Our current forwarding policy for `channel_id`, signed, dated `now`: its fee, its rates
+    /// from other assets, and an expiry delta that covers every hop it allows (the largest of
+    /// our set delta and the ones derived from each incoming chain's and this chain's timing),
+    /// so a route built with it passes our check.
     pub async fn channel_update(&self, channel_id: B256) -> Result<SignedUpdate> {
         let channel = self.inner.channel(channel_id)?;
-        let policy = self
-            .inner
-            .forwarding
-            .policy(channel_id, &self.inner.config.forward_policy);
+        let policy = self.forward_policy(channel_id);
+        let downstream = self.inner.chain_timing(channel.chain_id);
+        let mut expiry_delta = policy
+            .delta(&self.inner.chain_timing(channel.chain_id), &downstream)
+            .map_err(ClientError::Forward)?;
+        for (asset, _) in &policy.rates {
+            let upstream = self.inner.chain_timing(asset.chain_id);
+            let delta = policy
+                .delta(&upstream, &downstream)
+                .map_err(ClientError::Forward)?;
+            expiry_delta = expiry_delta.max(delta);
+        }
+        let rates = policy
+            .rates
+            .iter()
+            .map(|(asset, rate)| ExchangeRate {
+                chainId: U256::from(asset.chain_id),
+                token: asset.token,
+                upstream: rate.upstream(),
+                downstream: rate.downstream(),
+            })
+            .collect();
         let update = ChannelUpdate {
             channelId: channel_id,
             node: self.inner.address,
             timestamp: self.inner.config.clock.now(),
             feeBase: policy.fee.base,
             feeProportionalMillionths: policy.fee.proportional_millionths,
-            expiryDelta: policy.expiry_delta,
+            expiryDelta: expiry_delta,
             minAmount: U256::ZERO,
             enabled: true,
-            rates: Vec::new(),
+            rates,
         };
         let signature = self.inner.sign(&channel.domain, &update)?;
         Ok(SignedUpdate { update, signature })

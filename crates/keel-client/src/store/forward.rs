@@ -50,8 +50,11 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// What forwarding earned, in the incoming channel's units (both channels hold the same
-    /// asset on a same-chain hop).
+    /// The incoming amount less the outgoing one, in base units: what forwarding earned when
+    /// both channels hold one asset. Across assets (another token, another chain) the two
+    /// amounts are in different units and this compares them as numbers only; the fee then is
+    /// the incoming amount less the outgoing one converted at the rate the forward was made
+    /// at.
     pub fn fee(&self) -> U256 {
         self.incoming.amount.saturating_sub(self.outgoing.amount)
     }

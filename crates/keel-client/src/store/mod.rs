@@ -39,6 +39,7 @@ pub use checkpoint::Checkpoint;
 pub use error::{DecodeError, ReplayError, Result, StoreError};
 pub use event::{ChainStatus, ChannelOpening, Event};
 pub use forward::{Forward, ForwardState, Invoice};
+pub use forward_policy::ForwardPolicy;
 #[cfg(feature = "test-utils")]
 pub use pacing::ManualPacing;
 pub use tower::SignedTowerReceipt;

@@ -1065,19 +1065,38 @@ async fn closing_with_payments_in_flight_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarding_policy_set_for_a_channel_survives_a_restart() {
-    use keel_core::forwarding::{FeePolicy, HopPolicy, Rate};
+    use keel_client::client::ForwardPolicy;
+    use keel_core::forwarding::{FeePolicy, Rate};
+    use keel_routing::Asset;
     let mut pair = Pair::new().await;
     let default = pair.a.forward_policy(pair.id);
-    let set = HopPolicy {
-        fee: FeePolicy {
+    let elsewhere = Asset {
+        chain_id: 77,
+        token: Address::repeat_byte(5),
+    };
+    let set = ForwardPolicy::new(
+        FeePolicy {
             base: U256::from(1_234),
             proportional_millionths: 2_500,
         },
-        rate: Rate::PAR,
-        expiry_delta: default.expiry_delta + 60,
-    };
+        default.expiry_delta + 60,
+    )
+    .with_rate(elsewhere, Rate::new(U256::from(3), U256::from(2)).unwrap());
     assert_ne!(default, set);
-    pair.a.set_forward_policy(pair.id, set).await.unwrap();
+    pair.a
+        .set_forward_policy(pair.id, set.clone())
+        .await
+        .unwrap();
+    assert_eq!(pair.a.forward_policy(pair.id), set);
+    // A policy that could not be announced changes nothing.
+    let twice = ForwardPolicy {
+        rates: vec![(elsewhere, Rate::PAR), (elsewhere, Rate::PAR)],
+        ..set.clone()
+    };
+    assert!(matches!(
+        pair.a.set_forward_policy(pair.id, twice).await,
+        Err(ClientError::BadPolicy(_))
+    ));
     assert_eq!(pair.a.forward_policy(pair.id), set);
     // Another channel keeps the default.
     assert_eq!(pair.a.forward_policy(B256::repeat_byte(9)), default);

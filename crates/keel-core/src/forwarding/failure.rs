@@ -34,6 +34,9 @@ pub enum FailureReason {
     WrongExpiry,
     /// The downstream lock expired unclaimed.
     Expired,
+    /// The outgoing channel holds another asset (another token, another chain) and the node
+    /// announces no rate from the incoming lock's asset into it.
+    NoRate,
     /// A reason code this build does not know, relayed as it came.
     Other(u16),
 }
@@ -54,6 +57,7 @@ impl FailureReason {
             Self::WrongAmount => 10,
             Self::WrongExpiry => 11,
             Self::Expired => 12,
+            Self::NoRate => 13,
             Self::Other(code) => code,
         }
     }
@@ -74,6 +78,7 @@ impl FailureReason {
             10 => Self::WrongAmount,
             11 => Self::WrongExpiry,
             12 => Self::Expired,
+            13 => Self::NoRate,
             other => Self::Other(other),
         }
     }
@@ -117,6 +122,7 @@ mod tests {
             assert_eq!(FailureReason::from_u16(code).to_u16(), code);
         }
         assert_eq!(FailureReason::from_u16(4), FailureReason::FeeTooLow);
+        assert_eq!(FailureReason::from_u16(13), FailureReason::NoRate);
         assert_eq!(FailureReason::from_u16(0), FailureReason::Other(0));
     }
 }

@@ -16,11 +16,12 @@ use std::{sync::Arc, time::Duration};
 use alloy::signers::local::PrivateKeySigner;
 use eyre::{Result, WrapErr};
 use keel_bindings::Deployment;
-use keel_client::{chain::ChainConfig, client::ManualClock, Client, Config};
-use keel_core::{
-    forwarding::{FeePolicy, HopPolicy, Rate},
-    Address, B256, U256,
+use keel_client::{
+    chain::ChainConfig,
+    client::{ForwardPolicy, ManualClock},
+    Client, Config,
 };
+use keel_core::{forwarding::FeePolicy, Address, B256, U256};
 
 fn var(name: &str) -> Result<String> {
     std::env::var(name).wrap_err_with(|| format!("{name} is not set"))
@@ -44,14 +45,13 @@ async fn main() -> Result<()> {
     client
         .set_forward_policy(
             channel,
-            HopPolicy {
-                fee: FeePolicy {
+            ForwardPolicy::new(
+                FeePolicy {
                     base: var("KEEL_FEE_BASE")?.parse::<U256>()?,
                     proportional_millionths: var("KEEL_FEE_PPM")?.parse()?,
                 },
-                rate: Rate::PAR,
-                expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
-            },
+                keel_client::client::DEFAULT_EXPIRY_DELTA,
+            ),
         )
         .await?;
     let listen = var("KEEL_LISTEN")?;

@@ -13,6 +13,7 @@ mod client_flow;
 mod client_readme;
 mod client_recovery;
 mod crash;
+mod crosschain;
 mod deploy;
 mod hostile;
 mod lifecycle;

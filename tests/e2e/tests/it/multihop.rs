@@ -11,19 +11,22 @@ use alloy::primitives::{Address, B256, U256};
 use eyre::{ensure, eyre, Result};
 use keel_client::{
     chain::{ChainEvent, ChainEventKind},
-    client::{ChannelInfo, ClientEvent, Clock, ManualClock},
+    client::{ChannelInfo, ClientEvent, Clock, ForwardPolicy, ManualClock},
     store::ChainStatus,
     Client, ClientError,
 };
-use keel_core::forwarding::{FailureReason, FeePolicy, HopPolicy, Rate};
+use keel_core::forwarding::{FailureReason, FeePolicy};
 use keel_e2e::{Devnet, Participant, MIN_PERIOD};
 use keel_routing::SignedAnnouncement;
 
 use crate::client_flow::{chain_time, config, units, wait_for, wait_until, TempDir};
 
-/// Clients in a line, each connected to the next.
+/// Clients in a line, each connected to the next, on one chain or, for lines that cross
+/// chains, on two (every client following both).
 pub(crate) struct Line {
     pub(crate) net: Devnet,
+    /// The second chain (its own chain id, Keel deployed), if the line crosses chains.
+    pub(crate) far: Option<Devnet>,
     pub(crate) dir: TempDir,
     pub(crate) clock: ManualClock,
     pub(crate) nodes: Vec<Client>,
@@ -33,13 +36,22 @@ pub(crate) struct Line {
 
 impl Line {
     pub(crate) async fn start(name: &str, count: usize) -> Result<Self> {
+        Self::start_on(name, count, None).await
+    }
+
+    /// A line whose clients follow two chains, `net` and `far`, with different chain ids.
+    pub(crate) async fn start_across(name: &str, count: usize) -> Result<Self> {
+        Self::start_on(name, count, Some(Devnet::start().await?)).await
+    }
+
+    async fn start_on(name: &str, count: usize, far: Option<Devnet>) -> Result<Self> {
         let net = Devnet::start().await?;
         let dir = TempDir::new(name);
-        let clock = ManualClock::new(chain_time(&net).await?);
+        let clock = ManualClock::new(latest_time(&net, far.as_ref()).await?);
         let mut nodes: Vec<Client> = Vec::new();
         let mut addrs = Vec::new();
-        for (participant, name) in who(&net).into_iter().take(count) {
-            let client = Client::start(config(&net, &dir, &clock, participant, name)).await?;
+        for i in 0..count {
+            let client = Client::start(node_config(&net, far.as_ref(), &dir, &clock, i)).await?;
             let mut addr = None;
             if let Some(before) = nodes.last() {
                 let at = client.listen("127.0.0.1:0").await?;
@@ -51,6 +63,7 @@ impl Line {
         }
         Ok(Self {
             net,
+            far,
             dir,
             clock,
             nodes,
@@ -62,9 +75,8 @@ impl Line {
     /// dialling node `i + 1`; returns the new client (`nodes[i]` is the stopped one).
     pub(crate) async fn restart(&self, i: usize) -> Result<Client> {
         self.nodes[i].clone().shutdown().await;
-        let (participant, name) = who(&self.net)[i];
-        let client =
-            Client::start(config(&self.net, &self.dir, &self.clock, participant, name)).await?;
+        let config = node_config(&self.net, self.far.as_ref(), &self.dir, &self.clock, i);
+        let client = Client::start(config).await?;
         if let Some(addr) = self.addrs[i] {
             let mut listening = client.listen(addr).await;
             for _ in 0..50 {
@@ -83,19 +95,31 @@ impl Line {
         Ok(client)
     }
 
+    /// The second chain of a line that crosses chains.
+    pub(crate) fn far(&self) -> Result<&Devnet> {
+        self.far
+            .as_ref()
+            .ok_or_else(|| eyre!("the line has one chain"))
+    }
+
     /// Node `i` opens a channel to node `i + 1` in `token` with `deposit`; returns once both
     /// saw the deposit.
     pub(crate) async fn open(&self, i: usize, token: Address, deposit: U256) -> Result<B256> {
+        self.open_on(self.net.chain_id, i, token, deposit).await
+    }
+
+    /// [`Line::open`] on the chain `chain_id`.
+    pub(crate) async fn open_on(
+        &self,
+        chain_id: u64,
+        i: usize,
+        token: Address,
+        deposit: U256,
+    ) -> Result<B256> {
         let (opener, peer) = (&self.nodes[i], &self.nodes[i + 1]);
         let mut events = peer.subscribe();
         let id = opener
-            .open_channel(
-                self.net.chain_id,
-                peer.address(),
-                token,
-                deposit,
-                MIN_PERIOD,
-            )
+            .open_channel(chain_id, peer.address(), token, deposit, MIN_PERIOD)
             .await?
             .id;
         wait_for(
@@ -130,17 +154,48 @@ impl Line {
             announcement,
             signatures,
         };
-        to.add_announcement(self.net.chain_id, &signed, capacity)?;
+        let chain_id = a.channel(id).await?.chain_id;
+        to.add_announcement(chain_id, &signed, capacity)?;
         to.add_channel_update(&a.channel_update(id).await?)?;
         Ok(())
     }
 
-    /// Moves the chain's and the clients' clocks forward together.
+    /// Moves the chains' and the clients' clocks forward together (the clients' to the later
+    /// of the chains' clocks).
     pub(crate) async fn advance(&self, seconds: u64) -> Result<()> {
         self.net.advance_time(seconds).await?;
-        self.clock.set(chain_time(&self.net).await?);
+        if let Some(far) = &self.far {
+            far.advance_time(seconds).await?;
+        }
+        self.clock
+            .set(latest_time(&self.net, self.far.as_ref()).await?);
         Ok(())
     }
+}
+
+/// The later of the chains' latest block times.
+async fn latest_time(net: &Devnet, far: Option<&Devnet>) -> Result<u64> {
+    let near = chain_time(net).await?;
+    Ok(match far {
+        Some(far) => near.max(chain_time(far).await?),
+        None => near,
+    })
+}
+
+/// Node `i`'s configuration: its store in `dir`, following `net` and `far` if there is one.
+fn node_config(
+    net: &Devnet,
+    far: Option<&Devnet>,
+    dir: &TempDir,
+    clock: &ManualClock,
+    i: usize,
+) -> keel_client::Config {
+    let (participant, name) = who(net)[i];
+    let mut config = config(net, dir, clock, participant, name);
+    if let Some(far) = far {
+        config.chains.push(far.chain_config(0));
+    }
+    config
 }
 
 /// The line's participants, in order, with their store names.
@@ -153,15 +208,14 @@ fn who(net: &Devnet) -> [(&Participant, &'static str); 4] {
     ]
 }
 
-pub(crate) fn policy(base: u64, millionths: u32) -> HopPolicy {
-    HopPolicy {
-        fee: FeePolicy {
+pub(crate) fn policy(base: u64, millionths: u32) -> ForwardPolicy {
+    ForwardPolicy::new(
+        FeePolicy {
             base: U256::from(base),
             proportional_millionths: millionths,
         },
-        rate: Rate::PAR,
-        expiry_delta: keel_client::client::DEFAULT_EXPIRY_DELTA,
-    }
+        keel_client::client::DEFAULT_EXPIRY_DELTA,
+    )
 }
 
 /// Waits until `client` holds no pending lock in `id` and its balances are `balance` (ours)
@@ -194,7 +248,7 @@ async fn two_hops_in_eth_pay_the_hub_its_fee() -> Result<()> {
     let ab = line.open(0, Address::ZERO, deposit).await?;
     let bc = line.open(1, Address::ZERO, deposit).await?;
     let hub_policy = policy(1_000, 2_500);
-    bob.set_forward_policy(bc, hub_policy).await?;
+    bob.set_forward_policy(bc, hub_policy.clone()).await?;
     line.announce(alice, 1, bc, deposit).await?;
 
     let amount = units("0.01");
@@ -259,8 +313,8 @@ async fn three_hops_in_erc20_pay_each_hub_its_fee() -> Result<()> {
     let bc = line.open(1, token, deposit).await?;
     let cd = line.open(2, token, deposit).await?;
     let (bob_policy, carol_policy) = (policy(7, 1_000), policy(3, 500));
-    bob.set_forward_policy(bc, bob_policy).await?;
-    carol.set_forward_policy(cd, carol_policy).await?;
+    bob.set_forward_policy(bc, bob_policy.clone()).await?;
+    carol.set_forward_policy(cd, carol_policy.clone()).await?;
     line.announce(alice, 1, bc, deposit).await?;
     line.announce(alice, 2, cd, deposit).await?;
 
@@ -413,7 +467,7 @@ async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
     let ab = line.open(0, Address::ZERO, deposit).await?;
     let bc = line.open(1, Address::ZERO, deposit).await?;
     let hub_policy = policy(500, 1_000);
-    bob.set_forward_policy(bc, hub_policy).await?;
+    bob.set_forward_policy(bc, hub_policy.clone()).await?;
     line.announce(alice, 1, bc, deposit).await?;
 
     let amount = units("0.05");
@@ -467,7 +521,7 @@ async fn an_offline_hub_is_paid_upstream_with_the_secret_registered_downstream()
     let ab = line.open(0, Address::ZERO, deposit).await?;
     let bc = line.open(1, Address::ZERO, deposit).await?;
     let hub_policy = policy(500, 1_000);
-    bob.set_forward_policy(bc, hub_policy).await?;
+    bob.set_forward_policy(bc, hub_policy.clone()).await?;
     line.announce(alice, 1, bc, deposit).await?;
 
     let amount = units("0.05");

@@ -111,7 +111,7 @@ async fn a_hub_killed_mid_forward_ten_times_settles_every_payment() -> Result<()
     let bc = line.open(1, Address::ZERO, deposit).await?;
     let fee = (700, 1_500);
     let hub_policy = policy(fee.0, fee.1);
-    bob.set_forward_policy(bc, hub_policy).await?;
+    bob.set_forward_policy(bc, hub_policy.clone()).await?;
     line.announce(alice, 1, bc, deposit).await?;
     // From here Bob runs in his own process, from the same store and address.
     bob.clone().shutdown().await;

@@ -21,7 +21,7 @@ use keel_core::{
     forwarding::{
         check_forward,
         onion::{self, Packet, Peeled},
-        FailureReason, ForwardInstruction, HopFailure, HopPolicy,
+        FailureReason, ForwardInstruction, HopFailure,
     },
     wire::Message,
     Change, ChannelError, Lock, B256, U256,
@@ -29,16 +29,20 @@ use keel_core::{
 use tokio::sync::oneshot;
 
 mod maintain;
+mod policy;
 mod registry;
 
 pub(crate) use maintain::maintain;
+pub(crate) use policy::chain_timing;
 pub(crate) use registry::{secret_registered, watch_pending};
+
+use keel_routing::Asset;
 
 use super::{
     peer::{self, Outgoing},
     Client, ClientError, ClientEvent, Inner,
 };
-use crate::store::{Forward, ForwardState, Invoice};
+use crate::store::{Forward, ForwardPolicy, ForwardState, Invoice};
 
 /// Most onions held for locks that have not arrived yet (a peer sending onions and no locks
 /// pushes out its own oldest).
@@ -66,7 +70,7 @@ pub(crate) struct Forwarding {
     /// Payers waiting, by payment hash.
     pub(crate) payments: Mutex<HashMap<B256, PaymentReply>>,
     /// Our fee policy per outgoing channel, set by the operator.
-    policies: RwLock<HashMap<B256, HopPolicy>>,
+    policies: RwLock<HashMap<B256, ForwardPolicy>>,
     /// Invoices paid whose lock the sender has not paid out yet, by (channel, secret hash): the
     /// secret is revealed again until it does (the hub may have died before storing it).
     claims: Mutex<HashMap<LockKey, B256>>,
@@ -106,16 +110,16 @@ impl Forwarding {
     }
 
     /// Our policy for forwarding into `channel`.
-    pub(crate) fn policy(&self, channel: B256, default: &HopPolicy) -> HopPolicy {
+    pub(crate) fn policy(&self, channel: B256, default: &ForwardPolicy) -> ForwardPolicy {
         self.policies
             .read()
             .expect("policies poisoned")
             .get(&channel)
-            .copied()
-            .unwrap_or(*default)
+            .unwrap_or(default)
+            .clone()
     }
 
-    pub(crate) fn set_policy(&self, channel: B256, policy: HopPolicy) {
+    pub(crate) fn set_policy(&self, channel: B256, policy: ForwardPolicy) {
         self.policies
             .write()
             .expect("policies poisoned")
@@ -355,12 +359,7 @@ async fn forward(
     let outgoing = inner
         .channel(instruction.next_channel)
         .map_err(|_| FailureReason::UnknownNextChannel)?;
-    // One chain only, for now: a cross-chain hop needs both chains' timing and a rate.
-    if outgoing.id == incoming.id
-        || outgoing.chain_id != instruction.next_chain_id
-        || outgoing.chain_id != incoming.chain_id
-        || outgoing.vault == incoming.vault
-    {
+    if outgoing.id == incoming.id || outgoing.chain_id != instruction.next_chain_id {
         return Err(FailureReason::UnknownNextChannel);
     }
     // One at a time: holding two channels' locks could deadlock with a forward the other way.
@@ -369,12 +368,28 @@ async fn forward(
         let rt = outgoing.rt.lock().await;
         (rt.state.params().token, rt.state.policy().min_lock_lifetime)
     };
-    if token != out_token {
-        return Err(FailureReason::UnknownNextChannel);
-    }
+    let (from, into) = (
+        Asset {
+            chain_id: incoming.chain_id,
+            token,
+        },
+        Asset {
+            chain_id: outgoing.chain_id,
+            token: out_token,
+        },
+    );
+    // Both chains' timing: the delta is what it takes to see a secret registered on the
+    // outgoing chain and register it on the incoming one in time.
+    let (upstream, downstream) = (
+        inner.chain_timing(incoming.chain_id),
+        inner.chain_timing(outgoing.chain_id),
+    );
     let policy = inner
         .forwarding
-        .policy(outgoing.id, &inner.config.forward_policy);
+        .policy(outgoing.id, &inner.config.forward_policy)
+        .hop(from, into, &upstream, &downstream)
+        .ok_or(FailureReason::NoRate)?
+        .map_err(|e| FailureReason::from(&e))?;
     let now = inner.config.clock.now();
     let out_lock = check_forward(&lock, &instruction, &policy, now, min_lifetime)
         .map_err(|e| FailureReason::from(&e))?;
@@ -529,22 +544,18 @@ pub(crate) fn node_key(signer: &alloy::signers::local::PrivateKeySigner) -> Secr
 
 #[cfg(test)]
 mod tests {
-    use keel_core::forwarding::{expiry_delta, ChainTiming};
+    use keel_core::forwarding::expiry_delta;
 
-    use super::super::{DEFAULT_CLAIM_MARGIN, DEFAULT_EXPIRY_DELTA};
+    use super::super::{DEFAULT_CLAIM_MARGIN, DEFAULT_EXPIRY_DELTA, MAINNET_TIMING};
 
     /// The default expiry delta and claim margin are the derivation's figures for mainnet, not
     /// numbers picked.
     #[test]
     fn the_default_expiry_delta_is_mainnets_derived_one() {
-        let mainnet = ChainTiming {
-            block_time: 12,
-            confirmations: 12,
-            inclusion_blocks: 25,
-            poll_interval: 12,
-            margin: 300,
-        };
-        assert_eq!(expiry_delta(&mainnet, &mainnet), Ok(DEFAULT_EXPIRY_DELTA));
-        assert_eq!(mainnet.registration_time(), Ok(DEFAULT_CLAIM_MARGIN));
+        assert_eq!(
+            expiry_delta(&MAINNET_TIMING, &MAINNET_TIMING),
+            Ok(DEFAULT_EXPIRY_DELTA)
+        );
+        assert_eq!(MAINNET_TIMING.registration_time(), Ok(DEFAULT_CLAIM_MARGIN));
     }
 }
