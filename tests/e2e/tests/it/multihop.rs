@@ -604,3 +604,72 @@ async fn an_offline_hub_is_paid_upstream_with_the_secret_registered_downstream()
     );
     Ok(())
 }
+
+/// Bob's channel to Carol is closed on chain while Alice's payment is pending there, and Carol
+/// withholds the secret: at the lock's expiry Bob fails the payment upstream (sending nothing
+/// more on the closed channel), Alice takes her lock back, and on chain the vault returns
+/// Bob's lock to him: every hop ends where it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_closed_mid_payment_unwinds_on_chain_and_off() -> Result<()> {
+    let line = Line::start("multihop-closed", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    line.announce(alice, 1, bc, deposit).await?;
+
+    let amount = units("0.1");
+    let (request, _secret) = carol
+        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
+        .await?;
+    let payer = alice.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    let carol_lock = wait_until(carol, bc, |i| i.incoming_locks.len() == 1)
+        .await?
+        .incoming_locks[0];
+    let alice_lock = wait_until(alice, ab, |i| i.outgoing_locks.len() == 1)
+        .await?
+        .outgoing_locks[0];
+
+    bob.force_close(bc).await?;
+    for client in [bob, carol] {
+        wait_until(client, bc, |i| matches!(i.chain, ChainStatus::Disputed(_))).await?;
+    }
+
+    // Past Carol's lock: Bob tells Alice, from his side of the closed channel.
+    line.advance(carol_lock.expiration + 1 - line.clock.now())
+        .await?;
+    match tokio::time::timeout(Duration::from_secs(60), paying).await?? {
+        Err(ClientError::PaymentFailed { failure, hop }) => {
+            ensure!(failure.reason == FailureReason::Expired, "{failure:?}");
+            ensure!(failure.node == carol.address() && hop == Some(1));
+        }
+        other => return Err(eyre!("expected an expired payment, got {other:?}")),
+    }
+    line.advance(alice_lock.expiration + 1 - line.clock.now())
+        .await?;
+    ensure!(alice.remove_expired_locks(ab).await? == 1);
+    settled_at(alice, ab, deposit, U256::ZERO).await?;
+    settled_at(bob, ab, U256::ZERO, deposit).await?;
+
+    // On chain, after the challenge period: settlement keeps the lock, unlocking returns it.
+    line.advance(u64::from(MIN_PERIOD) + 1).await?;
+    let settled = bob.settle(bc).await?;
+    let vault = wait_until(bob, bc, |i| {
+        matches!(i.chain, ChainStatus::Settled { locks: Some(_), .. })
+    })
+    .await?
+    .vault;
+    let settle_kinds = ChainEvent::from_receipt(line.net.chain_id, vault, bc, &settled)?;
+    let unlocked = bob.unlock(bc).await?;
+    ensure!(unlocked.len() == 1, "{unlocked:?}");
+    let kinds = ChainEvent::from_receipt(line.net.chain_id, vault, bc, &unlocked[0])?;
+    ensure!(
+        kinds.iter().any(
+            |e| matches!(e.kind, ChainEventKind::Unlocked { to_receiver, to_sender, .. }
+            if to_receiver.is_zero() && to_sender == amount)
+        ),
+        "{kinds:?} after {settle_kinds:?}"
+    );
+    Ok(())
+}

@@ -110,33 +110,37 @@ async fn follow_up(inner: &Arc<Inner>, forward: Forward) {
             .iter()
             .any(|l| l.secret_hash == hash)
     };
-    let downstream = {
+    let (downstream, downstream_open) = {
         let rt = outgoing.rt.lock().await;
         let me = rt.state.me();
-        rt.state
+        let lock = rt
+            .state
             .direction(me)
             .locks
             .iter()
-            .find(|l| l.secret_hash == hash)
-            .copied()
+            .find(|l| l.secret_hash == hash);
+        (lock.copied(), rt.chain.is_open())
     };
+    // A downstream channel closed on chain settles its locks there (unlock: to the next node
+    // if it registered the secret in time, else back to us): nothing more to send off chain.
+    let off_chain = downstream.filter(|_| downstream_open);
     let now = inner.config.clock.now();
     match forward.state {
         ForwardState::Settled { secret } => {
             if upstream_pending {
                 reveal_upstream(inner, &forward, secret);
             }
-            if downstream.is_some() && inner.forwarding.first_time(&forward, PAID_OUT) {
+            if off_chain.is_some() && inner.forwarding.first_time(&forward, PAID_OUT) {
                 let claim = Change::ClaimLock { secret };
                 spawn_change(inner, &forward, PAID_OUT, claim);
             }
-            if !upstream_pending && downstream.is_none() {
+            if !upstream_pending && off_chain.is_none() {
                 // Claimed on both sides: nothing left to do for it in this run.
                 registry::unwatch(inner, &forward);
                 inner.forwarding.forget(&forward);
             }
         }
-        ForwardState::Failed { .. } if downstream.is_none() => {
+        ForwardState::Failed { .. } if off_chain.is_none() => {
             registry::unwatch(inner, &forward);
             inner.forwarding.forget(&forward);
         }
@@ -157,7 +161,7 @@ async fn follow_up(inner: &Arc<Inner>, forward: Forward) {
                 };
                 fail_forward(inner, forward, failure).await;
             }
-            if inner.forwarding.first_time(&forward, TAKEN_BACK) {
+            if downstream_open && inner.forwarding.first_time(&forward, TAKEN_BACK) {
                 let remove = Change::RemoveExpiredLock {
                     secret_hash: lock.secret_hash,
                 };
