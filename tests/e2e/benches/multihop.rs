@@ -7,7 +7,8 @@
 //! through the hub; it returns with the secret. Latency is each call's duration.
 //!
 //! Two loads: closed loop ([`IN_FLIGHT`] payer tasks each paying again as soon as its last
-//! payment returns), and a fixed offered rate, latency from when each payment fell due. At the
+//! payment returns), and a fixed offered rate ([`RATE_IN_FLIGHT`] at most at once), latency
+//! from when each payment fell due. At the
 //! end every lock has settled and every balance is checked to the wei. Run:
 //! `cargo bench -p keel-e2e --bench multihop`; results go to docs/benchmarks.md.
 #![forbid(unsafe_code)]
@@ -31,7 +32,13 @@ use keel_e2e::{Devnet, Participant, MIN_PERIOD};
 use keel_routing::SignedAnnouncement;
 
 /// Payments in flight in the closed-loop scenario, unless `KEEL_BENCH_IN_FLIGHT` says otherwise.
-const IN_FLIGHT: usize = 32;
+/// A channel holds at most 32 pending locks each way (`Policy::max_pending_locks`, bounding the
+/// gas of unlocking them on chain), and a paid lock stays pending until its payout lands just
+/// after the payer's call returns: fewer than 32 in flight leaves room for those.
+const IN_FLIGHT: usize = 16;
+/// Most payments in flight in the fixed-rate scenario: one due while that many are out waits
+/// for one to finish (its latency, counted from when it fell due, includes the wait).
+const RATE_IN_FLIGHT: usize = 24;
 /// Payments per measured scenario, unless `KEEL_BENCH_PAYMENTS` says otherwise.
 const PAYMENTS: usize = 5_000;
 /// Payments of the discarded warm-up before each scenario.
@@ -104,7 +111,7 @@ async fn open(net: &Devnet, opener: &Client, peer: &Client, deposit: U256) -> Re
     .await
     .map_err(|_| eyre!("the peer never saw channel {id}"))?;
     for client in [opener, peer] {
-        settled(client, id, |i| i.capacity == deposit).await?;
+        settled(client, id, |i| i.deposits[0] == deposit).await?;
     }
     Ok(id)
 }
@@ -243,6 +250,7 @@ async fn drive(
             let total = invoices.len();
             let mut invoices = invoices.into_iter();
             let mut tasks = Vec::with_capacity(total);
+            let slots = Arc::new(tokio::sync::Semaphore::new(RATE_IN_FLIGHT));
             while tasks.len() < total {
                 let due = ticks.tick().await;
                 let due_by_now = (((due - first).as_secs_f64() * rate) as usize).min(total);
@@ -250,8 +258,9 @@ async fn drive(
                     let Some(invoice) = invoices.next() else {
                         break;
                     };
-                    let payer = payer.clone();
+                    let (payer, slots) = (payer.clone(), Arc::clone(&slots));
                     tasks.push(tokio::spawn(async move {
+                        let _slot = slots.acquire_owned().await?;
                         payer.send_payment(&invoice, 1).await?;
                         Ok::<_, eyre::Report>(due.elapsed())
                     }));
