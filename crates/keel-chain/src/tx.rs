@@ -402,6 +402,15 @@ impl Chain {
         Ok(block.header.timestamp)
     }
 
+    /// The receipt of transaction `tx_hash` if it is in the node's chain now (`None` if it was
+    /// never mined, or a reorganisation removed its block).
+    pub async fn receipt_of(&self, tx_hash: B256) -> Result<Option<TxReceipt>> {
+        self.provider
+            .get_transaction_receipt(tx_hash)
+            .await
+            .map_err(ChainError::transport)
+    }
+
     fn vault(&self, params: &ChannelParams) -> ChannelVault::ChannelVaultInstance<&DynProvider> {
         ChannelVault::new(self.vault_address(params), &self.provider)
     }

@@ -183,6 +183,20 @@ impl Chain {
             .map_err(|e| ChainError::call(what, CallError::TransportError(e)))
     }
 
+    /// [`simulate`](Self::simulate) on the latest block: a node's default may be its pending
+    /// state, where our own pending version has already run and the call would revert.
+    async fn simulate_on_latest(
+        &self,
+        what: &'static str,
+        call: &TransactionRequest,
+    ) -> Result<u64> {
+        self.provider
+            .estimate_gas(call.clone())
+            .block(BlockNumberOrTag::Latest.into())
+            .await
+            .map_err(|e| ChainError::call(what, CallError::TransportError(e)))
+    }
+
     /// Polls for `tx_hash`'s receipt until [`ChainConfig::receipt_timeout`], sending the
     /// transaction again every [`ChainConfig::rebroadcast_interval`] (a node that restarted or
     /// evicted it has forgotten it). Polling `eth_getTransactionReceipt` (rather than a block
@@ -339,7 +353,7 @@ impl Chain {
             }
             // The state may have changed since it was sent: a refutation as new may already be
             // on record, and then every version of ours would revert.
-            if let Err(e) = self.simulate(what, call).await {
+            if let Err(e) = self.simulate_on_latest(what, call).await {
                 match self.find_mined(what, &sent).await {
                     // Our own transaction changed the state.
                     Ok(Some(receipt)) => {
@@ -363,7 +377,11 @@ impl Chain {
             };
             match next {
                 Bump::Replace(fees) => {
-                    let previous = sent.fees;
+                    // Kept even if the node refuses this version: reth and Anvil refuse (and
+                    // evict) a transaction whose max fee is below the base fee, so on a
+                    // congested chain the schedule must keep climbing without each step being
+                    // accepted. The next version is then raised from this one, which is more
+                    // than the replacement rule asks of whatever version the node holds.
                     sent.fees = fees;
                     match self.broadcast(&sent.current()).await {
                         Ok(tx_hash) => {
@@ -371,9 +389,7 @@ impl Chain {
                             sent.versions.push(tx_hash);
                         }
                         Err(e) => {
-                            // Not accepted: the previous version is still the one offered.
-                            tracing::warn!(what, error = %e, "a replacement was refused");
-                            sent.fees = previous;
+                            tracing::warn!(what, error = %e, max_fee = fees.max_fee_per_gas, "the node refused a replacement; raising again next time");
                         }
                     }
                 }
