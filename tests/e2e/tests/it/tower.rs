@@ -36,7 +36,9 @@ pub(crate) struct TowerProcess {
     database: PathBuf,
     url: String,
     /// The refutations' fee caps and pace (in this process only).
-    fees: FeePolicy,
+    pub(crate) fees: FeePolicy,
+    /// The follower's confirmation depth (in this process only).
+    pub(crate) confirmations: u64,
 }
 
 impl TowerProcess {
@@ -52,6 +54,7 @@ impl TowerProcess {
             database,
             url: String::new(),
             fees: test_fees(),
+            confirmations: 0,
         }
     }
 
@@ -63,6 +66,19 @@ impl TowerProcess {
     pub(crate) async fn start_with(net: &Devnet, name: &str, fees: FeePolicy) -> Result<Self> {
         let mut this = Self::unstarted(net, name);
         this.fees = fees;
+        this.restart(net, "127.0.0.1:0".parse()?).await?;
+        Ok(this)
+    }
+
+    /// As [`TowerProcess::start`], acting on events `confirmations` deep (and counting its
+    /// refutations mined only as deep).
+    pub(crate) async fn start_confirming(
+        net: &Devnet,
+        name: &str,
+        confirmations: u64,
+    ) -> Result<Self> {
+        let mut this = Self::unstarted(net, name);
+        this.confirmations = confirmations;
         this.restart(net, "127.0.0.1:0".parse()?).await?;
         Ok(this)
     }
@@ -123,7 +139,7 @@ impl TowerProcess {
     /// Starts the tower over its database (again), listening on `listen`.
     async fn restart(&mut self, net: &Devnet, listen: SocketAddr) -> Result<()> {
         let config = TowerConfig {
-            chain: net.chain_config(0),
+            chain: net.chain_config(self.confirmations),
             database: self.database.clone().into(),
             listen,
             quota: 10,

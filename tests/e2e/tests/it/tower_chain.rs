@@ -1,7 +1,8 @@
 //! The watchtower against what the chain does to its refutation (issue 18's variants): a
 //! congested chain whose base fee prices the first refutation out, so only the tower's fee
 //! raises land it before the deadline; a reorganisation that drops the blocks with the close
-//! and the refutation; and the basic refutation in an ERC-20 channel. Each ends with the
+//! and the refutation, and one that drops only a refutation not yet confirmed; and the basic
+//! refutation in an ERC-20 channel. Each ends with the
 //! channel settled and the offline party paid exactly its newest balance, to the wei.
 
 use alloy::{
@@ -271,6 +272,74 @@ async fn a_reorg_dropping_the_close_and_the_refutation_is_answered_again() -> Re
     let close = alice.close(&ch.params, Some((&old, &sig))).await?;
     let reclosed = dispute_in(&net, close.transaction_hash).await?;
     let (state, _) = refuted(&net, &tower, &ch, &reclosed, Some(first.transaction_hash)).await?;
+    settle_and_check(&net, &alice, &ch.params, &state).await
+}
+
+#[tokio::test]
+async fn a_refutation_dropped_by_a_reorg_before_it_is_confirmed_is_sent_again() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = eth_channel(&net, 14).await?;
+    let tower = TowerProcess::start_confirming(&net, "unconfirmed", 2).await?;
+    appoint(&net, &tower, &ch).await?;
+    let alice = net.chain(&net.alice).await?;
+    let (old, sig) = bobs_old_proof(&net, &ch)?;
+    let carol_nonce = net
+        .carol
+        .provider
+        .get_transaction_count(net.carol.address())
+        .await?;
+    let close = alice.close(&ch.params, Some((&old, &sig))).await?;
+    let closed = dispute_in(&net, close.transaction_hash).await?;
+
+    // Two blocks confirm the close; the tower refutes, and its refutation is mined at once
+    // (Anvil mines a block per transaction), one block short of its own two confirmations.
+    net.mine(2).await?;
+    let deadline = tokio::time::Instant::now() + TOWER_TIMEOUT;
+    while net
+        .carol
+        .provider
+        .get_transaction_count(net.carol.address())
+        .await?
+        == carol_nonce
+    {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no refutation mined"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A reorganisation drops that block: the close stays, the refutation is gone.
+    net.reorg(1).await?;
+    ensure!(
+        net.carol
+            .provider
+            .get_transaction_count(net.carol.address())
+            .await?
+            == carol_nonce,
+        "the refutation survived the reorg"
+    );
+    ensure!(
+        tower.channel(ch.id).await?.responses[0].outcome == "sending",
+        "the tower counted an unconfirmed refutation as mined"
+    );
+
+    // The tower sends it again; once it is two blocks deep the tower counts it.
+    let resent = tokio::time::Instant::now() + TOWER_TIMEOUT;
+    while net
+        .carol
+        .provider
+        .get_transaction_count(net.carol.address())
+        .await?
+        == carol_nonce
+    {
+        ensure!(
+            tokio::time::Instant::now() < resent,
+            "the dropped refutation was not sent again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    net.mine(2).await?;
+    let (state, _) = refuted(&net, &tower, &ch, &closed, None).await?;
     settle_and_check(&net, &alice, &ch.params, &state).await
 }
 
