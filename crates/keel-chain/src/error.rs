@@ -105,13 +105,16 @@ pub enum ChainError {
     /// A transaction with a deadline was not mined by it, its fees raised to the configured cap
     /// ([`FeePolicy::max_fee_cap`](crate::FeePolicy::max_fee_cap)): the chain asked for more
     /// than the sender allows.
-    #[error("{what}: not mined by the deadline {deadline} at the fee cap of {max_fee_per_gas} wei per gas; last sent as {tx_hash}")]
+    #[error("{what}: not mined by the deadline {deadline}, its fees raised to the cap of {cap} wei per gas (the last version offered {max_fee_per_gas}); last sent as {tx_hash}")]
     FeeCapReached {
         /// The operation.
         what: &'static str,
         /// The deadline, in the chain's seconds.
         deadline: u64,
-        /// The max fee per gas of the last version: the cap.
+        /// The cap.
+        cap: u128,
+        /// The max fee per gas of the last version: the cap, or below it by less than one
+        /// raise (a replacement must raise it by 12.5 %).
         max_fee_per_gas: u128,
         /// The last version sent.
         tx_hash: B256,

@@ -321,7 +321,7 @@ impl Chain {
             }
             let wall = Instant::now();
             if wall >= give_up {
-                return Err(self.late(what, &sent, deadline, last_now, at_cap));
+                return Err(self.late(what, &sent, policy, deadline, last_now, at_cap));
             }
             if wall < next_tick {
                 continue;
@@ -343,7 +343,7 @@ impl Chain {
                     mined = Some(receipt);
                     continue;
                 }
-                return Err(self.late(what, &sent, deadline, now, at_cap));
+                return Err(self.late(what, &sent, policy, deadline, now, at_cap));
             }
             let bump_due =
                 wall.duration_since(last_sent) >= policy.bump_interval && head > head_at_send;
@@ -399,7 +399,9 @@ impl Chain {
                         tracing::debug!(what, error = %e, "re-broadcasting");
                     }
                 }
-                Bump::DeadlinePassed => return Err(self.late(what, &sent, deadline, now, at_cap)),
+                Bump::DeadlinePassed => {
+                    return Err(self.late(what, &sent, policy, deadline, now, at_cap))
+                }
             }
             last_sent = wall;
             head_at_send = head;
@@ -458,6 +460,7 @@ impl Chain {
         &self,
         what: &'static str,
         sent: &Sent,
+        policy: &FeePolicy,
         deadline: u64,
         now: u64,
         at_cap: bool,
@@ -466,6 +469,7 @@ impl Chain {
             ChainError::FeeCapReached {
                 what,
                 deadline,
+                cap: policy.max_fee_cap,
                 max_fee_per_gas: sent.fees.max_fee_per_gas,
                 tx_hash: sent.newest(),
             }

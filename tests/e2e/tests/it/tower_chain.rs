@@ -1,6 +1,7 @@
 //! The watchtower against what the chain does to its refutation (issue 18's variants): a
 //! congested chain whose base fee prices the first refutation out, so only the tower's fee
-//! raises land it before the deadline; a reorganisation that drops the blocks with the close
+//! raises land it before the deadline, and one congested beyond the tower's fee cap, which it
+//! never exceeds; a reorganisation that drops the blocks with the close
 //! and the refutation, and one that drops only a refutation not yet confirmed; and the basic
 //! refutation in an ERC-20 channel. Each ends with the
 //! channel settled and the offline party paid exactly its newest balance, to the wei.
@@ -11,7 +12,7 @@ use alloy::{
     rpc::types::TransactionReceipt,
 };
 use eyre::{ensure, eyre, Result};
-use keel_client::chain::{Chain, DisputeState, FeePolicy};
+use keel_client::chain::{fees::GWEI, Chain, DisputeState, FeePolicy};
 use keel_core::{BalanceProof, ChannelParams, Side};
 use keel_e2e::{Channel, Devnet, MIN_PERIOD};
 use serde_json::Value;
@@ -235,6 +236,81 @@ async fn on_a_congested_chain_the_tower_raises_its_fees_until_the_refutation_lan
     );
     assert!(max_fee <= test_fees().max_fee_cap);
     settle_and_check(&net, &alice, &ch.params, &state).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tower_never_offers_more_than_its_fee_cap_and_records_the_miss() -> Result<()> {
+    let net = Devnet::start().await?;
+    let ch = eth_channel(&net, 15).await?;
+    let cap = 10 * GWEI;
+    let tower = TowerProcess::start_with(
+        &net,
+        "capped",
+        FeePolicy {
+            max_fee_cap: cap,
+            ..test_fees()
+        },
+    )
+    .await?;
+    appoint(&net, &tower, &ch).await?;
+    let alice = net.chain(&net.alice).await?;
+    let (old, sig) = bobs_old_proof(&net, &ch)?;
+
+    // Every block from the close on has a base fee twice the tower's cap.
+    rpc(&net, "evm_setAutomine", serde_json::json!([false])).await?;
+    let closing = tokio::spawn({
+        let (alice, params) = (alice.clone(), ch.params);
+        async move { alice.close(&params, Some((&old, &sig))).await }
+    });
+    pooled_max_fee(&net, net.alice.address()).await?;
+    net.mine(1).await?;
+    let close = closing.await??;
+    let closed = dispute_in(&net, close.transaction_hash).await?;
+    let first = pooled_max_fee(&net, net.carol.address()).await?;
+    ensure!(
+        first <= cap,
+        "the first version offered {first}, above the cap"
+    );
+    let carol_nonce = net
+        .carol
+        .provider
+        .get_transaction_count(net.carol.address())
+        .await?;
+    // Two hundred seconds a block: 18 blocks to the deadline, the cap reached in about 7.
+    while net.latest_timestamp().await? <= closed.deadline {
+        rpc(&net, "evm_increaseTime", serde_json::json!([200])).await?;
+        rpc(
+            &net,
+            "anvil_setNextBlockBaseFeePerGas",
+            serde_json::json!([U256::from(2 * cap)]),
+        )
+        .await?;
+        net.mine(1).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    rpc(&net, "evm_setAutomine", serde_json::json!([true])).await?;
+    ensure!(
+        net.carol
+            .provider
+            .get_transaction_count(net.carol.address())
+            .await?
+            == carol_nonce,
+        "a refutation was mined above the cap"
+    );
+    let view = tower
+        .wait_for(ch.id, "record the miss", |v| {
+            v.responses.iter().any(|r| r.outcome == "missed")
+        })
+        .await?;
+    let detail = &view.responses[0].detail;
+    assert!(detail.contains("to the cap of 10000000000 wei"), "{detail}");
+
+    // The stale close stands: Bob gets what it says, his 2 less the 1 he paid, to the wei.
+    net.advance_time(1).await?;
+    let bob_before = net.bob.balance().await?;
+    alice.settle(&ch.params, &closed).await?;
+    assert_eq!(net.bob.balance().await? - bob_before, parse_ether("1")?);
+    Ok(())
 }
 
 #[tokio::test]
