@@ -86,6 +86,59 @@ pub enum ChainError {
         #[source]
         last_error: Option<Box<ChainError>>,
     },
+    /// A transaction with a deadline was not mined by it (by the chain's clock, which the
+    /// contracts check) although its fees were still below the cap: the last version offered
+    /// too little for the chain's congestion, or the node was unreachable.
+    #[error(
+        "{what}: not mined by the deadline {deadline} (chain time {now}); last sent as {tx_hash:?}"
+    )]
+    DeadlinePassed {
+        /// The operation.
+        what: &'static str,
+        /// The deadline, in the chain's seconds.
+        deadline: u64,
+        /// The chain's time when it was given up.
+        now: u64,
+        /// The last version sent, if one was.
+        tx_hash: Option<B256>,
+    },
+    /// A transaction with a deadline was not mined by it, its fees raised to the configured cap
+    /// ([`FeePolicy::max_fee_cap`](crate::FeePolicy::max_fee_cap)): the chain asked for more
+    /// than the sender allows.
+    #[error("{what}: not mined by the deadline {deadline}, its fees raised to the cap of {cap} wei per gas (the last version offered {max_fee_per_gas}); last sent as {tx_hash}")]
+    FeeCapReached {
+        /// The operation.
+        what: &'static str,
+        /// The deadline, in the chain's seconds.
+        deadline: u64,
+        /// The cap.
+        cap: u128,
+        /// The max fee per gas of the last version: the cap, or below it by less than one
+        /// raise (a replacement must raise it by 12.5 %).
+        max_fee_per_gas: u128,
+        /// The last version sent.
+        tx_hash: B256,
+    },
+    /// The transaction needs more gas than the configured cap
+    /// ([`FeePolicy::gas_limit_cap`](crate::FeePolicy::gas_limit_cap)); nothing was sent.
+    #[error("{what} needs {estimated} gas, above the cap of {cap}")]
+    GasCapExceeded {
+        /// The operation.
+        what: &'static str,
+        /// The node's estimate.
+        estimated: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// Another transaction of this account was mined with the nonce this one was sent with
+    /// (another process sharing the key): none of its versions can be mined any more.
+    #[error("{what}: nonce {nonce} was taken by another transaction of the account")]
+    NonceTaken {
+        /// The operation.
+        what: &'static str,
+        /// The nonce.
+        nonce: u64,
+    },
     /// Loading or saving the monitor's checkpoint failed.
     #[error("the monitor's checkpoint storage failed")]
     Checkpoint(#[source] crate::monitor::CheckpointError),

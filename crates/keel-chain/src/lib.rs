@@ -22,6 +22,7 @@ pub mod abi;
 mod config;
 mod error;
 mod event;
+pub mod fees;
 pub mod monitor;
 mod rpc;
 mod tx;
@@ -30,6 +31,7 @@ pub use abi::VaultAbi;
 pub use config::ChainConfig;
 pub use error::{report, ChainError, Result, Revert};
 pub use event::{ChainEvent, ChainEventKind};
+pub use fees::{FeePolicy, Fees};
 /// The on-chain states are protocol types (keel-core); re-exported where the chain side uses them.
 pub use keel_core::{BalanceData, DisputeState, LockState};
 pub use monitor::{Batch, Health, Monitor};

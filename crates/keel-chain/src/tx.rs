@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use alloy::{
-    contract::{CallBuilder, CallDecoder, Error as CallError},
     eips::BlockNumberOrTag,
     network::EthereumWallet,
     primitives::{Address, Bytes, B256, U256},
@@ -22,8 +21,11 @@ use super::{
     abi::{self, VaultAbi},
     config::ChainConfig,
     error::{ChainError, Result},
+    fees::FeePolicy,
     rpc,
 };
+
+mod send;
 
 /// A mined, successful transaction's receipt (its logs carry the events it emitted).
 pub type TxReceipt = TransactionReceipt;
@@ -303,6 +305,46 @@ impl Chain {
         .await
     }
 
+    /// [`Chain::refute`] that must be mined before `dispute`'s deadline, within `policy`'s gas
+    /// and fee caps: its fees are raised (EIP-1559 replacements) while it is not mined, and it
+    /// is sent again if a reorganisation drops it (see [`fees`](crate::fees)). It returns once
+    /// the refutation is [`ChainConfig::confirmations`] deep; if the state changed meanwhile
+    /// (a proof as new is already on record) it stops with [`ChainError::Rejected`].
+    pub async fn refute_by_deadline(
+        &self,
+        params: &ChannelParams,
+        dispute: &DisputeState,
+        closer_proof: &BalanceProof,
+        closer_sig: &[u8; 65],
+        policy: &FeePolicy,
+    ) -> Result<TxReceipt> {
+        let call = self.refute_request(params, dispute, closer_proof, closer_sig, Bytes::new());
+        self.submit_by("refute", call, dispute.deadline, policy)
+            .await
+    }
+
+    /// [`Chain::refute_by_deadline`] on the non-closer's behalf (a watchtower), carrying its
+    /// signed `TowerAuthorisation` over exactly `closer_proof`.
+    pub async fn refute_with_authorisation_by_deadline(
+        &self,
+        params: &ChannelParams,
+        dispute: &DisputeState,
+        closer_proof: &BalanceProof,
+        closer_sig: &[u8; 65],
+        authorisation: &[u8; 65],
+        policy: &FeePolicy,
+    ) -> Result<TxReceipt> {
+        let call = self.refute_request(
+            params,
+            dispute,
+            closer_proof,
+            closer_sig,
+            bytes(authorisation),
+        );
+        self.submit_by("refute", call, dispute.deadline, policy)
+            .await
+    }
+
     /// Pays both participants once the challenge period of `dispute` (the state last
     /// published) is over.
     pub async fn settle(
@@ -398,6 +440,15 @@ impl Chain {
         Ok(block.header.timestamp)
     }
 
+    /// The receipt of transaction `tx_hash` if it is in the node's chain now (`None` if it was
+    /// never mined, or a reorganisation removed its block).
+    pub async fn receipt_of(&self, tx_hash: B256) -> Result<Option<TxReceipt>> {
+        self.provider
+            .get_transaction_receipt(tx_hash)
+            .await
+            .map_err(ChainError::transport)
+    }
+
     fn vault(&self, params: &ChannelParams) -> ChannelVault::ChannelVaultInstance<&DynProvider> {
         ChannelVault::new(self.vault_address(params), &self.provider)
     }
@@ -421,6 +472,26 @@ impl Chain {
         self.submit("refute", call).await
     }
 
+    /// The refutation as an unsigned request, for [`Chain::submit_by`].
+    fn refute_request(
+        &self,
+        params: &ChannelParams,
+        dispute: &DisputeState,
+        closer_proof: &BalanceProof,
+        closer_sig: &[u8; 65],
+        authorisation: Bytes,
+    ) -> TransactionRequest {
+        self.vault(params)
+            .refute(
+                abi::vault_params(params),
+                dispute.to_abi(),
+                abi::balance_data(closer_proof),
+                bytes(closer_sig),
+                authorisation,
+            )
+            .into_transaction_request()
+    }
+
     /// Lets `spender` pull `amount` of `token` from us. Caller holds `token_lock`.
     async fn approve(&self, token: Address, spender: Address, amount: U256) -> Result<()> {
         let erc20 = IERC20::new(token, &self.provider);
@@ -440,98 +511,6 @@ impl Chain {
         self.submit("approve", erc20.approve(spender, amount))
             .await?;
         Ok(())
-    }
-
-    /// Simulates, sends and waits for `call` to be mined; a revert at any point is an error.
-    ///
-    /// Every field of the transaction is filled here (nonce, gas, fees), so sending it again
-    /// signs the very same transaction: a re-broadcast can never be a second one.
-    async fn submit<P: Provider, D: CallDecoder>(
-        &self,
-        what: &'static str,
-        call: CallBuilder<P, D>,
-    ) -> Result<TxReceipt> {
-        let rejected = |e| ChainError::call(what, CallError::TransportError(e));
-        let (request, tx_hash) = {
-            let _sending = self.send_lock.lock().await;
-            let mut request = call.into_transaction_request();
-            request.from = Some(self.address);
-            // Estimating the gas runs the call: a revert surfaces here and nothing is sent.
-            let gas = self
-                .provider
-                .estimate_gas(request.clone())
-                .await
-                .map_err(rejected)?;
-            let nonce = self
-                .provider
-                .get_transaction_count(self.address)
-                .pending()
-                .await
-                .map_err(ChainError::transport)?;
-            let fees = self
-                .provider
-                .estimate_eip1559_fees()
-                .await
-                .map_err(ChainError::transport)?;
-            let request = request
-                .nonce(nonce)
-                .gas_limit(gas)
-                .max_fee_per_gas(fees.max_fee_per_gas)
-                .max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
-            let sent = self
-                .provider
-                .send_transaction(request.clone())
-                .await
-                .map_err(rejected)?;
-            (request, *sent.tx_hash())
-        };
-        self.receipt(what, tx_hash, &request).await
-    }
-
-    /// Polls for `tx_hash`'s receipt until [`ChainConfig::receipt_timeout`], sending the
-    /// transaction again every [`ChainConfig::rebroadcast_interval`] (a node that restarted or
-    /// evicted it has forgotten it). Polling `eth_getTransactionReceipt` (rather than a block
-    /// filter) survives a node restart. Past the deadline: [`ChainError::ReceiptTimeout`] with
-    /// the hash, so the caller can look the transaction up later.
-    async fn receipt(
-        &self,
-        what: &'static str,
-        tx_hash: B256,
-        request: &TransactionRequest,
-    ) -> Result<TxReceipt> {
-        let started = tokio::time::Instant::now();
-        let deadline = started + self.config.receipt_timeout;
-        let mut next_broadcast = started + self.config.rebroadcast_interval;
-        let (mut rebroadcasts, mut last_error) = (0, None);
-        loop {
-            match self.provider.get_transaction_receipt(tx_hash).await {
-                Ok(Some(receipt)) if receipt.status() => return Ok(receipt),
-                Ok(Some(_)) => return Err(ChainError::Reverted { what, tx_hash }),
-                Ok(None) => {}
-                Err(e) => last_error = Some(Box::new(ChainError::transport(e))),
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(ChainError::ReceiptTimeout {
-                    what,
-                    tx_hash,
-                    waited: now - started,
-                    rebroadcasts,
-                    last_error,
-                });
-            }
-            if now >= next_broadcast {
-                next_broadcast = now + self.config.rebroadcast_interval;
-                let _sending = self.send_lock.lock().await;
-                // "Already known" or "nonce too low" (mined meanwhile) are fine: the receipt
-                // lookup tells.
-                rebroadcasts += 1;
-                if let Err(e) = self.provider.send_transaction(request.clone()).await {
-                    last_error = Some(Box::new(ChainError::transport(e)));
-                }
-            }
-            tokio::time::sleep(self.config.poll_interval).await;
-        }
     }
 }
 

@@ -15,7 +15,7 @@ pub mod store;
 use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 
 use alloy::signers::local::PrivateKeySigner;
-use keel_chain::{monitor::Checkpoints, Chain, ChainConfig, Monitor};
+use keel_chain::{monitor::Checkpoints, Chain, ChainConfig, FeePolicy, Monitor};
 use keel_core::Address;
 use tokio::{net::TcpListener, task::JoinHandle};
 
@@ -45,6 +45,9 @@ pub struct TowerConfig {
     pub watch_period: u64,
     /// Request bounds.
     pub limits: Limits,
+    /// The refutations' gas and fee caps and how often a pending one is replaced with higher
+    /// fees (keel-chain's [`FeePolicy`]; [`FeePolicy::DEFAULT`] unless configured).
+    pub fees: FeePolicy,
 }
 
 /// A running tower: the HTTP API, the chain follower and the responder. Dropping it stops them.
@@ -104,6 +107,7 @@ impl Tower {
                 metrics.clone(),
                 unix_now,
                 name.to_owned(),
+                config.fees,
             ),
             None => Responder::new(
                 store.clone(),
@@ -111,6 +115,7 @@ impl Tower {
                 monitor.clone(),
                 metrics.clone(),
                 unix_now,
+                config.fees,
             ),
         };
         let on_accepted = {

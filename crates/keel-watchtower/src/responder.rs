@@ -6,9 +6,18 @@
 //! Every dispute state is stored before the monitor's batch is acknowledged, so a tower killed at
 //! any point finds it again on restart (in the database, or in the re-delivered batch) and
 //! responds if the deadline has not passed. One task per disputed channel, at most
-//! [`MAX_RESPONDERS`] at once; a task retries failed attempts (RPC outage, no receipt in time)
-//! with back-off until the deadline, and stops when the vault holds a proof as new as the
-//! customer's (or refuses the refutation, which the next `Refuted` event explains).
+//! [`MAX_RESPONDERS`] at once; a task retries failed attempts (RPC outage, nonce taken by
+//! another instance) with back-off until the deadline, and stops when the vault holds a proof
+//! as new as the customer's (or refuses the refutation, which the next `Refuted` event
+//! explains).
+//!
+//! Each refutation goes through keel-chain's [`Chain::refute_with_authorisation_by_deadline`]
+//! under the tower's [`FeePolicy`]: sent at once at the estimated fees, replaced with higher
+//! fees while it is not mined as the deadline nears (up to the caps), re-simulated before each
+//! replacement (so it stops once a proof as new is on record), sent again if a reorganisation
+//! drops it before it is `confirmations` deep. A refutation recorded as mined whose transaction
+//! a deeper reorganisation later removed (the monitor delivers the canonical events again) is
+//! sent anew.
 //!
 //! Several instances may share one database (PostgreSQL): each follows the chain and records
 //! the same disputes, but before an attempt an instance claims the response
@@ -22,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keel_chain::{Batch, Chain, ChainError, ChainEventKind, Monitor};
+use keel_chain::{Batch, Chain, ChainError, ChainEventKind, FeePolicy, Monitor};
 use keel_core::{Address, B256};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -52,6 +61,8 @@ pub struct Responder<S> {
     store: Arc<S>,
     chain: Chain,
     monitor: Arc<Monitor>,
+    /// Caps and pace of the refutations' fees.
+    fees: FeePolicy,
     /// Channels with a response task, and whether it must look again when done.
     running: Mutex<HashMap<B256, bool>>,
     slots: Semaphore,
@@ -71,16 +82,17 @@ impl<S> std::fmt::Debug for Responder<S> {
 }
 
 impl<S: Store> Responder<S> {
-    /// A responder sending from `chain`'s account, following with `monitor`, named uniquely
-    /// in claims (one of several instances over one database).
+    /// A responder sending from `chain`'s account under `fees`, following with `monitor`,
+    /// named uniquely in claims (one of several instances over one database).
     pub fn new(
         store: Arc<S>,
         chain: Chain,
         monitor: Arc<Monitor>,
         metrics: Arc<Metrics>,
         clock: fn() -> u64,
+        fees: FeePolicy,
     ) -> Arc<Self> {
-        Self::named(store, chain, monitor, metrics, clock, instance_name())
+        Self::named(store, chain, monitor, metrics, clock, instance_name(), fees)
     }
 
     /// [`new`](Self::new) named `instance` in claims. The only instance over its database
@@ -93,11 +105,13 @@ impl<S: Store> Responder<S> {
         metrics: Arc<Metrics>,
         clock: fn() -> u64,
         instance: String,
+        fees: FeePolicy,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             chain,
             monitor,
+            fees,
             running: Mutex::default(),
             slots: Semaphore::new(MAX_RESPONDERS),
             metrics,
@@ -215,13 +229,14 @@ impl<S: Store> Responder<S> {
                     continue;
                 }
                 // Already landed; the `Refuted` event that records it is on its way.
-                let landed = record.responses.iter().any(|r| {
-                    r.customer == a.customer
-                        && r.nonce >= a.proof.nonce
-                        && r.outcome == Outcome::Mined
-                });
-                if landed {
-                    continue;
+                match self.landed(a, &record.responses).await {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(channel = %channel_id, error = %keel_chain::report(&e), "looking up a mined refutation");
+                        retry = true;
+                        continue;
+                    }
                 }
                 let claim = match Claim::take(self.store.clone(), a, &self.instance).await {
                     Ok(Some(claim)) => claim,
@@ -255,6 +270,26 @@ impl<S: Store> Responder<S> {
         }
     }
 
+    /// Whether a refutation for `a` with its proof (or a newer one) is recorded as mined and
+    /// its transaction is still on chain: a reorganisation deeper than the confirmation depth
+    /// may have removed it, and then the vault no longer holds the proof.
+    async fn landed(&self, a: &Appointment, responses: &[Response]) -> Result<bool, ChainError> {
+        let mined = responses.iter().filter(|r| {
+            r.customer == a.customer && r.nonce >= a.proof.nonce && r.outcome == Outcome::Mined
+        });
+        for r in mined {
+            let Some(tx_hash) = r.tx_hash else {
+                return Ok(true);
+            };
+            let receipt = self.chain.receipt_of(tx_hash).await?;
+            if receipt.is_some_and(|receipt| receipt.status()) {
+                return Ok(true);
+            }
+            tracing::warn!(channel = %a.channel_id, tx = %tx_hash, "a mined refutation is no longer on chain (reorganisation); sending it again");
+        }
+        Ok(false)
+    }
+
     /// One refutation for `a`; `Err(Retry)` if it should be tried again.
     async fn attempt(
         &self,
@@ -278,12 +313,13 @@ impl<S: Store> Responder<S> {
         self.record(a, Outcome::Sending, None, "").await;
         let sent = self
             .chain
-            .refute_with_authorisation(
+            .refute_with_authorisation_by_deadline(
                 &a.params,
                 dispute,
                 &a.proof,
                 &a.sender_signature,
                 &a.authorisation,
+                &self.fees,
             )
             .await;
         match sent {
@@ -297,6 +333,18 @@ impl<S: Store> Responder<S> {
             Err(e @ ChainError::Rejected { .. }) => {
                 tracing::warn!(channel = %a.channel_id, error = %keel_chain::report(&e), "refutation refused");
                 self.record(a, Outcome::Rejected, None, &keel_chain::report(&e))
+                    .await;
+                Ok(())
+            }
+            // Final: the chain's clock passed the deadline (at the fee cap, or before it).
+            Err(e @ (ChainError::DeadlinePassed { .. } | ChainError::FeeCapReached { .. })) => {
+                let tx = match e {
+                    ChainError::FeeCapReached { tx_hash, .. } => Some(tx_hash),
+                    ChainError::DeadlinePassed { tx_hash, .. } => tx_hash,
+                    _ => None,
+                };
+                tracing::error!(channel = %a.channel_id, error = %keel_chain::report(&e), "refutation missed the deadline");
+                self.record(a, Outcome::Missed, tx, &keel_chain::report(&e))
                     .await;
                 Ok(())
             }

@@ -11,7 +11,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use alloy::signers::local::PrivateKeySigner;
 use clap::Parser;
 use eyre::{Result, WrapErr};
-use keel_chain::{ChainConfig, Deployment};
+use keel_chain::{fees::GWEI, ChainConfig, Deployment, FeePolicy};
 use keel_watchtower::{
     api::{DEFAULT_PER_CUSTOMER, DEFAULT_PER_SOURCE},
     Database, Limits, Rate, Tower, TowerConfig,
@@ -59,6 +59,22 @@ struct Args {
     /// Appointments per second from one customer; 0: unlimited.
     #[arg(long, default_value_t = keel_watchtower::api::DEFAULT_PER_CUSTOMER.per_second)]
     rate_per_customer: u32,
+    /// The most a refutation may offer per gas (max fee, base fee and tip together), in gwei:
+    /// its fees start at the node's estimate and are raised up to this as the deadline nears.
+    #[arg(long, default_value_t = default_max_fee_gwei())]
+    max_fee_gwei: u64,
+    /// The most gas a refutation may use (about 54,000 is typical); one needing more is not
+    /// sent.
+    #[arg(long, default_value_t = FeePolicy::DEFAULT.gas_limit_cap)]
+    gas_limit_cap: u64,
+    /// Seconds between two fee raises of a refutation that is not mined (a raise also waits
+    /// for a block mined without it).
+    #[arg(long, default_value_t = FeePolicy::DEFAULT.bump_interval.as_secs())]
+    fee_bump_secs: u64,
+}
+
+fn default_max_fee_gwei() -> u64 {
+    u64::try_from(FeePolicy::DEFAULT.max_fee_cap / GWEI).unwrap_or(u64::MAX)
 }
 
 /// `per_second` with the default burst; none for 0.
@@ -106,6 +122,11 @@ async fn main() -> Result<()> {
             per_source: rate(args.rate_per_source, DEFAULT_PER_SOURCE),
             per_customer: rate(args.rate_per_customer, DEFAULT_PER_CUSTOMER),
             ..Limits::default()
+        },
+        fees: FeePolicy {
+            max_fee_cap: u128::from(args.max_fee_gwei) * GWEI,
+            gas_limit_cap: args.gas_limit_cap,
+            bump_interval: Duration::from_secs(args.fee_bump_secs),
         },
     };
     let tower = Tower::start(config, key)

@@ -13,7 +13,7 @@ use std::time::Duration;
 use alloy::signers::local::PrivateKeySigner;
 use eyre::{Result, WrapErr};
 use keel_bindings::Deployment;
-use keel_client::chain::ChainConfig;
+use keel_client::chain::{ChainConfig, FeePolicy};
 use keel_watchtower::{Limits, Tower, TowerConfig};
 
 fn var(name: &str) -> Result<String> {
@@ -40,6 +40,10 @@ async fn main() -> Result<()> {
         quota: 10,
         watch_period: 30 * 86_400,
         limits: Limits::default(),
+        fees: FeePolicy {
+            bump_interval: Duration::from_millis(500),
+            ..FeePolicy::DEFAULT
+        },
     };
     let tower = Tower::start(config, key).await?;
     // The test reads this line; stdout carries nothing else.

@@ -20,5 +20,6 @@ mod lifecycle;
 mod multihop;
 mod multihop_crash;
 mod tower;
+mod tower_chain;
 mod tower_client;
 mod typed_data;

@@ -12,6 +12,7 @@ use alloy::{
 };
 use eyre::{bail, ensure, eyre, Result};
 use keel_bindings::ChannelVault;
+use keel_client::chain::FeePolicy;
 use keel_client::chain::{DisputeState, VaultAbi};
 use keel_core::{BalanceProof, ChannelDomain, TowerAuthorisation, TowerReceipt, TowerRegistration};
 use keel_e2e::{Channel, Devnet, Participant, MIN_PERIOD};
@@ -25,15 +26,19 @@ use keel_watchtower::{
 use serde_json::Value;
 
 /// Longest wait for the tower to act (it polls the chain every 50 ms).
-const TOWER_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TOWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tower run by Carol's key over a database of its own: in this process, or in a child
 /// process (`tower_daemon`) the test can kill with SIGKILL.
-struct TowerProcess {
+pub(crate) struct TowerProcess {
     tower: Option<Tower>,
     child: Option<tokio::process::Child>,
     database: PathBuf,
     url: String,
+    /// The refutations' fee caps and pace (in this process only).
+    pub(crate) fees: FeePolicy,
+    /// The follower's confirmation depth (in this process only).
+    pub(crate) confirmations: u64,
 }
 
 impl TowerProcess {
@@ -48,11 +53,32 @@ impl TowerProcess {
             child: None,
             database,
             url: String::new(),
+            fees: test_fees(),
+            confirmations: 0,
         }
     }
 
-    async fn start(net: &Devnet, name: &str) -> Result<Self> {
+    pub(crate) async fn start(net: &Devnet, name: &str) -> Result<Self> {
+        Self::start_with(net, name, test_fees()).await
+    }
+
+    /// As [`TowerProcess::start`], refuting under `fees`.
+    pub(crate) async fn start_with(net: &Devnet, name: &str, fees: FeePolicy) -> Result<Self> {
         let mut this = Self::unstarted(net, name);
+        this.fees = fees;
+        this.restart(net, "127.0.0.1:0".parse()?).await?;
+        Ok(this)
+    }
+
+    /// As [`TowerProcess::start`], acting on events `confirmations` deep (and counting its
+    /// refutations mined only as deep).
+    pub(crate) async fn start_confirming(
+        net: &Devnet,
+        name: &str,
+        confirmations: u64,
+    ) -> Result<Self> {
+        let mut this = Self::unstarted(net, name);
+        this.confirmations = confirmations;
         this.restart(net, "127.0.0.1:0".parse()?).await?;
         Ok(this)
     }
@@ -113,7 +139,7 @@ impl TowerProcess {
     /// Starts the tower over its database (again), listening on `listen`.
     async fn restart(&mut self, net: &Devnet, listen: SocketAddr) -> Result<()> {
         let config = TowerConfig {
-            chain: net.chain_config(0),
+            chain: net.chain_config(self.confirmations),
             database: self.database.clone().into(),
             listen,
             quota: 10,
@@ -122,6 +148,7 @@ impl TowerProcess {
                 max_body: 16 * 1024,
                 ..Limits::default()
             },
+            fees: self.fees,
         };
         let tower = Tower::start(config, net.carol.signer.clone()).await?;
         self.url = format!("http://{}", tower.local_addr());
@@ -129,7 +156,7 @@ impl TowerProcess {
         Ok(())
     }
 
-    async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, Value)> {
+    pub(crate) async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, Value)> {
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
@@ -145,7 +172,7 @@ impl TowerProcess {
         ))
     }
 
-    async fn channel(&self, id: B256) -> Result<ChannelJsonView> {
+    pub(crate) async fn channel(&self, id: B256) -> Result<ChannelJsonView> {
         let response = reqwest::Client::new()
             .get(format!("{}/v1/channels/{id}", self.url))
             .timeout(Duration::from_secs(10))
@@ -160,7 +187,7 @@ impl TowerProcess {
     }
 
     /// Polls the channel until `done` holds, or fails after [`TOWER_TIMEOUT`].
-    async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         id: B256,
         what: &str,
@@ -192,7 +219,16 @@ impl Drop for TowerProcess {
     }
 }
 
-fn proof(ch: &Channel, nonce: u64, transferred: U256) -> BalanceProof {
+/// The tower's fee policy in these tests: the default caps, a replacement at most every 300 ms
+/// (the devnet mines a block per transaction, or when a test says so).
+pub(crate) fn test_fees() -> FeePolicy {
+    FeePolicy {
+        bump_interval: Duration::from_millis(300),
+        ..FeePolicy::DEFAULT
+    }
+}
+
+pub(crate) fn proof(ch: &Channel, nonce: u64, transferred: U256) -> BalanceProof {
     BalanceProof {
         channelId: ch.id,
         nonce,
@@ -207,7 +243,7 @@ fn sig(bytes: [u8; 65]) -> Bytes {
 }
 
 /// The appointment `customer` sends for `proof`, which `sender` signed.
-fn appointment(
+pub(crate) fn appointment(
     net: &Devnet,
     ch: &Channel,
     sender: &Participant,
@@ -249,7 +285,7 @@ fn appointment(
 }
 
 /// `who` registers with the tower at `tower`.
-async fn register(net: &Devnet, tower: &TowerProcess, who: &Participant) -> Result<()> {
+pub(crate) async fn register(net: &Devnet, tower: &TowerProcess, who: &Participant) -> Result<()> {
     let registration = TowerRegistration {
         customer: who.address(),
         tower: net.carol.address(),
@@ -271,7 +307,7 @@ async fn register(net: &Devnet, tower: &TowerProcess, who: &Participant) -> Resu
 }
 
 /// Submits an appointment; returns the receipt after checking the tower's signature on it.
-async fn submit(
+pub(crate) async fn submit(
     net: &Devnet,
     tower: &TowerProcess,
     ch: &Channel,
@@ -297,7 +333,7 @@ async fn submit(
 }
 
 /// The dispute state a `Closed` or `Refuted` event in transaction `tx` published.
-async fn dispute_in(net: &Devnet, tx: B256) -> Result<DisputeState> {
+pub(crate) async fn dispute_in(net: &Devnet, tx: B256) -> Result<DisputeState> {
     let receipt = net
         .alice
         .provider
