@@ -208,6 +208,51 @@ fn who(net: &Devnet) -> [(&Participant, &'static str); 4] {
     ]
 }
 
+/// Alice, Bob and Carol in a line with ETH channels of `deposit` each way along it, Bob
+/// forwarding into his channel to Carol under `hub` (if given), announced to Alice. Returns the
+/// line and the channels Alice–Bob and Bob–Carol.
+async fn three(
+    name: &str,
+    deposit: U256,
+    hub: Option<ForwardPolicy>,
+) -> Result<(Line, B256, B256)> {
+    let line = Line::start(name, 3).await?;
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    if let Some(hub) = hub {
+        line.nodes[1].set_forward_policy(bc, hub).await?;
+    }
+    line.announce(&line.nodes[0], 1, bc, deposit).await?;
+    Ok((line, ab, bc))
+}
+
+/// A payment from Alice to Carol's hold invoice, under way: both locks out and pending.
+struct Held {
+    paying: tokio::task::JoinHandle<Result<keel_client::client::PaymentOutcome, ClientError>>,
+    secret: B256,
+    /// Carol's incoming lock.
+    lock: keel_core::Lock,
+}
+
+/// Alice starts paying a hold invoice of Carol's for `amount` through Bob; returns once Carol
+/// holds the lock.
+async fn pay_held(line: &Line, bc: B256, amount: U256) -> Result<Held> {
+    let (alice, carol) = (&line.nodes[0], &line.nodes[2]);
+    let (request, secret) = carol
+        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
+        .await?;
+    let payer = alice.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    let lock = wait_until(carol, bc, |i| i.incoming_locks.len() == 1)
+        .await?
+        .incoming_locks[0];
+    Ok(Held {
+        paying,
+        secret,
+        lock,
+    })
+}
+
 pub(crate) fn policy(base: u64, millionths: u32) -> ForwardPolicy {
     ForwardPolicy::new(
         FeePolicy {
@@ -360,23 +405,18 @@ async fn three_hops_in_erc20_pay_each_hub_its_fee() -> Result<()> {
 /// expire; once Alice's expires she takes hers back: every hop ends where it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withheld_secret_refunds_every_hop_after_expiry() -> Result<()> {
-    let line = Line::start("multihop-withheld", 3).await?;
-    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
     let deposit = units("1");
-    let ab = line.open(0, Address::ZERO, deposit).await?;
-    let bc = line.open(1, Address::ZERO, deposit).await?;
-    line.announce(alice, 1, bc, deposit).await?;
-
+    let (line, ab, bc) = three("multihop-withheld", deposit, None).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
     let amount = units("0.2");
-    let (request, _secret) = carol
-        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
-        .await?;
-    let payer = alice.clone();
-    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    let Held {
+        paying,
+        lock: carol_lock,
+        ..
+    } = pay_held(&line, bc, amount).await?;
     // Both locks are out and pending.
-    let carol_info = wait_until(carol, bc, |i| i.incoming_locks.len() == 1).await?;
     let alice_info = wait_until(alice, ab, |i| i.outgoing_locks.len() == 1).await?;
-    let (carol_lock, alice_lock) = (carol_info.incoming_locks[0], alice_info.outgoing_locks[0]);
+    let alice_lock = alice_info.outgoing_locks[0];
     ensure!(carol_lock.amount == amount && alice_lock.amount == amount);
     ensure!(
         alice_lock.expiration >= carol_lock.expiration + keel_client::client::DEFAULT_EXPIRY_DELTA
@@ -461,22 +501,12 @@ async fn a_hop_lied_to_refuses_with_a_typed_reason() -> Result<()> {
 /// and every balance is exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
-    let line = Line::start("multihop-restart", 3).await?;
-    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
     let deposit = units("1");
-    let ab = line.open(0, Address::ZERO, deposit).await?;
-    let bc = line.open(1, Address::ZERO, deposit).await?;
     let hub_policy = policy(500, 1_000);
-    bob.set_forward_policy(bc, hub_policy.clone()).await?;
-    line.announce(alice, 1, bc, deposit).await?;
-
+    let (line, ab, bc) = three("multihop-restart", deposit, Some(hub_policy.clone())).await?;
+    let [alice, carol] = [&line.nodes[0], &line.nodes[2]];
     let amount = units("0.05");
-    let (request, secret) = carol
-        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
-        .await?;
-    let payer = alice.clone();
-    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
-    wait_until(carol, bc, |i| i.incoming_locks.len() == 1).await?;
+    let Held { paying, secret, .. } = pay_held(&line, bc, amount).await?;
 
     let bob = line.restart(1).await?;
     let mut bob_events = bob.subscribe();
@@ -515,24 +545,16 @@ async fn a_restarted_hub_settles_the_forward_it_made_before() -> Result<()> {
 /// after the challenge period Carol settles and unlocks, and the vault pays her the lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_hub_is_paid_upstream_with_the_secret_registered_downstream() -> Result<()> {
-    let line = Line::start("multihop-registry", 3).await?;
-    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
     let deposit = units("1");
-    let ab = line.open(0, Address::ZERO, deposit).await?;
-    let bc = line.open(1, Address::ZERO, deposit).await?;
     let hub_policy = policy(500, 1_000);
-    bob.set_forward_policy(bc, hub_policy.clone()).await?;
-    line.announce(alice, 1, bc, deposit).await?;
-
+    let (line, ab, bc) = three("multihop-registry", deposit, Some(hub_policy.clone())).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
     let amount = units("0.05");
-    let (request, secret) = carol
-        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
-        .await?;
-    let payer = alice.clone();
-    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
-    let lock = wait_until(carol, bc, |i| i.incoming_locks.len() == 1)
-        .await?
-        .incoming_locks[0];
+    let Held {
+        paying,
+        secret,
+        lock,
+    } = pay_held(&line, bc, amount).await?;
 
     // Bob goes away; Carol's reveal finds no one, and her client keeps the claim.
     bob.clone().shutdown().await;
@@ -611,22 +633,15 @@ async fn an_offline_hub_is_paid_upstream_with_the_secret_registered_downstream()
 /// Bob's lock to him: every hop ends where it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_closed_mid_payment_unwinds_on_chain_and_off() -> Result<()> {
-    let line = Line::start("multihop-closed", 3).await?;
-    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
     let deposit = units("1");
-    let ab = line.open(0, Address::ZERO, deposit).await?;
-    let bc = line.open(1, Address::ZERO, deposit).await?;
-    line.announce(alice, 1, bc, deposit).await?;
-
+    let (line, ab, bc) = three("multihop-closed", deposit, None).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
     let amount = units("0.1");
-    let (request, _secret) = carol
-        .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")
-        .await?;
-    let payer = alice.clone();
-    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
-    let carol_lock = wait_until(carol, bc, |i| i.incoming_locks.len() == 1)
-        .await?
-        .incoming_locks[0];
+    let Held {
+        paying,
+        lock: carol_lock,
+        ..
+    } = pay_held(&line, bc, amount).await?;
     let alice_lock = wait_until(alice, ab, |i| i.outgoing_locks.len() == 1)
         .await?
         .outgoing_locks[0];
