@@ -71,24 +71,13 @@ async fn reclaim(inner: &Arc<Inner>) {
             registry::claim_on_chain(inner, channel_id, secret);
         }
         let key = (channel_id, hash, RECLAIMING);
-        if !inner
-            .forwarding
-            .done
-            .lock()
-            .expect("done poisoned")
-            .insert(key)
-        {
+        if !inner.forwarding.begin(key) {
             continue;
         }
         let inner = Arc::clone(inner);
         tokio::spawn(async move {
             claim_paid(&inner, channel_id, hash, secret).await;
-            inner
-                .forwarding
-                .done
-                .lock()
-                .expect("done poisoned")
-                .remove(&key);
+            inner.forwarding.again(key);
         });
     }
 }

@@ -138,13 +138,22 @@ impl Forwarding {
     }
 
     fn first_time(&self, forward: &Forward, what: u8) -> bool {
-        let key = (forward.outgoing_channel, forward.incoming.secret_hash, what);
-        self.done.lock().expect("done poisoned").insert(key)
+        self.begin((forward.outgoing_channel, forward.incoming.secret_hash, what))
     }
 
     /// The follow-up `what` failed: the maintenance tries it again.
     fn not_done(&self, forward: &Forward, what: u8) {
-        let key = (forward.outgoing_channel, forward.incoming.secret_hash, what);
+        self.again((forward.outgoing_channel, forward.incoming.secret_hash, what));
+    }
+
+    /// Marks the follow-up `key` (channel, secret hash, what) as started in this run; false if
+    /// it already was.
+    fn begin(&self, key: (B256, B256, u8)) -> bool {
+        self.done.lock().expect("done poisoned").insert(key)
+    }
+
+    /// The follow-up `key` may be started again.
+    fn again(&self, key: (B256, B256, u8)) {
         self.done.lock().expect("done poisoned").remove(&key);
     }
 

@@ -123,13 +123,7 @@ pub(super) fn due_on_chain(inner: &Inner, expiration: u64) -> bool {
 pub(super) fn claim_on_chain(inner: &Arc<Inner>, channel_id: B256, secret: B256) {
     let hash = keel_core::secret_hash(secret);
     let key = (channel_id, hash, ON_CHAIN);
-    if !inner
-        .forwarding
-        .done
-        .lock()
-        .expect("done poisoned")
-        .insert(key)
-    {
+    if !inner.forwarding.begin(key) {
         return;
     }
     let client = Client {
@@ -138,8 +132,7 @@ pub(super) fn claim_on_chain(inner: &Arc<Inner>, channel_id: B256, secret: B256)
     tokio::spawn(async move {
         if let Err(e) = register_and_close(&client, channel_id, secret).await {
             tracing::warn!(%channel_id, error = %e, "lock not claimed on chain yet");
-            let mut done = client.inner.forwarding.done.lock().expect("done poisoned");
-            done.remove(&key);
+            client.inner.forwarding.again(key);
         }
     });
 }
