@@ -85,9 +85,8 @@ impl Default for PeerGossip {
 }
 
 impl PeerGossip {
-    /// Takes one message's worth of budget, if there is any left.
-    fn admit(&mut self) -> bool {
-        let now = Instant::now();
+    /// Takes one message's worth of budget at `now`, if there is any left.
+    fn admit(&mut self, now: Instant) -> bool {
         let elapsed = now.duration_since(self.refilled).as_millis();
         let refill = u64::try_from(elapsed)
             .unwrap_or(u64::MAX)
@@ -196,22 +195,37 @@ pub(crate) async fn signature_received(
     Ok(())
 }
 
-/// Announces one of our channels if it is public, the peer's half is here and it is not
-/// announced yet: into our graph, then to every peer with our policy. Whether it did.
+/// Announces one of our channels if it is public and the peer's half is here: into our graph
+/// and to every peer (unless a peer gossiped it to us already), then our policy for it, once.
+/// Whether it did anything.
 async fn complete(inner: &Arc<Inner>, channel: &Channel) -> bool {
     if !is_public(inner, &channel.id) {
         return false;
     }
-    let peer_signature = {
+    let (announced, published, peer_signature) = {
         let state = inner.gossip.lock();
-        if state.announcements.contains_key(&channel.id) {
-            return false;
-        }
-        match state.peer_signatures.get(&channel.id) {
-            Some(signature) => *signature,
-            None => return false,
-        }
+        (
+            state.announcements.contains_key(&channel.id),
+            state.updates.contains_key(&(channel.id, inner.address)),
+            state.peer_signatures.get(&channel.id).copied(),
+        )
     };
+    let Some(peer_signature) = peer_signature else {
+        return false;
+    };
+    if announced && published {
+        return false;
+    }
+    if !announced && !announce_own(inner, channel, peer_signature).await {
+        return false;
+    }
+    publish_update(inner, channel.id).await;
+    true
+}
+
+/// Puts the announcement of our `channel`, completed with the peer's half, into our graph at
+/// its exact capacity, and gossips it. Whether it did.
+async fn announce_own(inner: &Arc<Inner>, channel: &Channel, peer_signature: Signature) -> bool {
     let client = client(inner);
     let Ok((announcement, ours)) = client.announcement_signature(channel.id).await else {
         return false;
@@ -247,7 +261,6 @@ async fn complete(inner: &Arc<Inner>, channel: &Channel) -> bool {
         return false;
     }
     learned_announcement(inner, None, channel.chain_id, signed);
-    publish_update(inner, channel.id).await;
     true
 }
 
@@ -326,7 +339,7 @@ fn is_forgery(e: &GossipError) -> bool {
 
 /// Takes one gossip message's budget from `from`'s connection.
 fn admit(inner: &Inner, from: Address) -> bool {
-    peer::with_gossip(inner, from, PeerGossip::admit).unwrap_or(false)
+    peer::with_gossip(inner, from, |g| g.admit(Instant::now())).unwrap_or(false)
 }
 
 /// Counts a refused message against `from`; disconnects it at [`MAX_GOSSIP_STRIKES`].
@@ -380,7 +393,9 @@ pub(crate) fn announcement_received(
         return;
     };
     match client.learn_announcement(&deployment, &signed, capacity) {
-        Ok(_) => learned_announcement(inner, Some(from), chain_id, signed),
+        Ok(true) => learned_announcement(inner, Some(from), chain_id, signed),
+        // Another peer's copy got in first: that one was relayed.
+        Ok(false) => {}
         Err(e) if is_forgery(&e) => strike(inner, from, &e),
         // A full graph: dropped, not passed on.
         Err(_) => {}
@@ -463,5 +478,38 @@ fn relay(inner: &Inner, except: Option<Address>, msg: Message) {
     let peers: Vec<Address> = peer::connected_peers(inner);
     for address in peers.into_iter().filter(|a| Some(*a) != except) {
         let _ = peer::offer(inner, address, msg.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer gets `GOSSIP_RATE` messages at once, then as many a second as the rate refills,
+    /// never more than one second's worth saved up.
+    #[test]
+    fn the_budget_refills_at_the_rate_and_saves_up_one_second() {
+        let start = Instant::now();
+        let mut budget = PeerGossip {
+            tokens: GOSSIP_RATE,
+            refilled: start,
+            strikes: 0,
+        };
+        for _ in 0..GOSSIP_RATE {
+            assert!(budget.admit(start));
+        }
+        assert!(!budget.admit(start), "the burst is spent");
+        // One millisecond refills GOSSIP_RATE / 1000 messages.
+        let later = start + Duration::from_millis(1);
+        for _ in 0..GOSSIP_RATE / 1_000 {
+            assert!(budget.admit(later));
+        }
+        assert!(!budget.admit(later));
+        // A long silence saves up one burst, not more.
+        let much_later = later + Duration::from_secs(60);
+        for _ in 0..GOSSIP_RATE {
+            assert!(budget.admit(much_later));
+        }
+        assert!(!budget.admit(much_later));
     }
 }
