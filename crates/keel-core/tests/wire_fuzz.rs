@@ -9,7 +9,7 @@ use keel_core::{
     channel::Change,
     forwarding::{
         onion::{Packet, PACKET_LEN},
-        FailureReason, HopFailure,
+        ChannelAnnouncement, ChannelUpdate, ExchangeRate, FailureReason, HopFailure,
     },
     wire::{
         decode_frame, encode_frame, fuzz_decode, Message, WireError, MAX_FRAME_LEN,
@@ -147,6 +147,42 @@ fn samples() -> Vec<Message> {
                 channel: B256::repeat_byte(0xc2),
                 reason: FailureReason::ExpiryTooSoon,
             },
+        },
+        Message::AnnouncementSignature {
+            channel_id: id,
+            signature: sig,
+        },
+        Message::ChannelAnnouncement {
+            chain_id: 31337,
+            announcement: ChannelAnnouncement {
+                channelId: id,
+                participantA: Address::repeat_byte(0xaa),
+                participantB: Address::repeat_byte(0xbb),
+                token: Address::repeat_byte(0x70),
+                challengePeriod: 86_400,
+                salt: B256::repeat_byte(0x5a),
+            },
+            capacity: U256::from(2_000_000u64),
+            signatures: [sig, [0x6b; 65]],
+        },
+        Message::ChannelUpdate {
+            update: ChannelUpdate {
+                channelId: id,
+                node: Address::repeat_byte(0xaa),
+                timestamp: 1_900_000_000,
+                feeBase: U256::from(1_000u64),
+                feeProportionalMillionths: 2_500,
+                expiryDelta: 1_800,
+                minAmount: U256::from(1u64),
+                enabled: true,
+                rates: vec![ExchangeRate {
+                    chainId: U256::from(5u64),
+                    token: Address::repeat_byte(0x70),
+                    upstream: U256::from(3u64),
+                    downstream: U256::from(2u64),
+                }],
+            },
+            signature: sig,
         },
     ]
 }

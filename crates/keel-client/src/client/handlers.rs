@@ -68,6 +68,34 @@ pub(crate) async fn handle(
             secret_hash,
             failure,
         } => lock_failed(inner, from, channel_id, secret_hash, failure).await,
+        Message::AnnouncementSignature {
+            channel_id,
+            signature,
+        } => match channel_of(inner, from, channel_id) {
+            Ok(channel) => super::gossip::signature_received(inner, from, channel, signature).await,
+            Err(refusal) => Err(refusal),
+        },
+        // Gossip gets no Reject: a refusal is counted against the sender instead.
+        Message::ChannelAnnouncement {
+            chain_id,
+            announcement,
+            capacity,
+            signatures,
+        } => {
+            super::gossip::announcement_received(
+                inner,
+                from,
+                chain_id,
+                announcement,
+                capacity,
+                signatures,
+            );
+            Ok(())
+        }
+        Message::ChannelUpdate { update, signature } => {
+            super::gossip::update_received(inner, from, update, signature);
+            Ok(())
+        }
         // Only the first message of a connection may be a Hello; a repeat is harmless.
         Message::Hello { .. } => Ok(()),
     };

@@ -19,6 +19,7 @@ mod error;
 mod event;
 mod events;
 mod forward;
+mod gossip;
 mod handlers;
 mod notice;
 mod onchain;
@@ -35,6 +36,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ClientError, RejectCode, Result};
 pub use event::ClientEvent;
 pub use events::{Events, StoredEvent};
+pub use gossip::{GOSSIP_BURST, GOSSIP_PAUSE, GOSSIP_RATE, MAX_GOSSIP_STRIKES};
 pub use pay::{PaymentOutcome, SignedRequest};
 pub use requests::Destination;
 pub use tower::{TowerConfig, TowerError, TowerHealth, MAX_TOWER_RESPONSE};
@@ -149,6 +151,11 @@ pub struct Config {
     /// Watchtowers to keep holding the newest proof we received in each channel (see
     /// [`TowerConfig`]); none by default.
     pub towers: Vec<TowerConfig>,
+    /// Whether every channel is public: announced to the network (with its peer's consent:
+    /// the peer signs the announcement only if it makes the channel public too) so that
+    /// payers route through it. Off by default, as in Lightning: a channel is private unless
+    /// [`Client::announce_channel`] makes it public.
+    pub announce_channels: bool,
 }
 
 /// Decrypts the node key from an encrypted JSON keystore file (Web3 Secret Storage version 3,
@@ -214,6 +221,7 @@ impl Config {
             handshake_timeout: crate::transport::DEFAULT_HANDSHAKE_TIMEOUT,
             accept_channels: AcceptChannels::All,
             towers: Vec::new(),
+            announce_channels: false,
         }
     }
 }
@@ -265,6 +273,8 @@ pub(crate) struct Inner {
     pub(crate) stopping: watch::Sender<bool>,
     /// Multi-hop payments: onions waiting for their locks, our forwards, waiting payers.
     pub(crate) forwarding: forward::Forwarding,
+    /// What we gossip about the channel graph.
+    pub(crate) gossip: gossip::Known,
     /// The configured watchtowers, told of each received proof.
     pub(crate) towers: tower::Towers,
 }
@@ -313,6 +323,7 @@ impl Client {
             events,
             stopping: watch::Sender::new(false),
             forwarding,
+            gossip: gossip::Known::default(),
             towers,
         });
         tokio::spawn(events::forward(

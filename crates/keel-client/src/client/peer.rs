@@ -65,6 +65,8 @@ impl Outgoing {
 pub(crate) struct Peer {
     address: Address,
     link: Mutex<Link>,
+    /// The current connection's gossip budget and strikes.
+    gossip: Mutex<super::gossip::PeerGossip>,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +106,59 @@ pub(crate) fn outbox(inner: &Inner, address: Address) -> Result<Outbox> {
     queue
         .map(|queue| Outbox { peer, queue })
         .ok_or(ClientError::PeerOffline(address))
+}
+
+/// Offers gossip to `address`'s current connection: queued only while its queue is at most
+/// half full, so gossip never fills it (and never costs the connection, as a full queue
+/// does). `None` if the peer is not connected, `Some(false)` if its queue is busy.
+pub(crate) fn offer(inner: &Inner, address: Address, msg: Message) -> Option<bool> {
+    let outbox = outbox(inner, address).ok()?;
+    if outbox.queue.capacity() * 2 < outbox.queue.max_capacity() {
+        return Some(false);
+    }
+    Some(outbox.queue.try_send(Outgoing::message(msg)).is_ok())
+}
+
+/// The peers with a connection now.
+pub(crate) fn connected_peers(inner: &Inner) -> Vec<Address> {
+    inner
+        .peers
+        .lock()
+        .expect("peer map poisoned")
+        .values()
+        .filter(|p| p.link.lock().expect("link poisoned").outbox.is_some())
+        .map(|p| p.address)
+        .collect()
+}
+
+/// Runs `f` on `address`'s gossip budget, if it is a peer.
+pub(crate) fn with_gossip<T>(
+    inner: &Inner,
+    address: Address,
+    f: impl FnOnce(&mut super::gossip::PeerGossip) -> T,
+) -> Option<T> {
+    let peer = inner
+        .peers
+        .lock()
+        .expect("peer map poisoned")
+        .get(&address)
+        .cloned()?;
+    let mut gossip = peer.gossip.lock().expect("gossip budget poisoned");
+    Some(f(&mut gossip))
+}
+
+/// Drops `address`'s current connection (a protocol violation); a peer we dialled is
+/// redialled as after any drop.
+pub(crate) fn disconnect(inner: &Inner, address: Address) {
+    let peer = inner
+        .peers
+        .lock()
+        .expect("peer map poisoned")
+        .get(&address)
+        .cloned();
+    if let Some(peer) = peer {
+        peer.disconnect();
+    }
 }
 
 /// Queues `item` for `address`'s current connection.
@@ -310,6 +365,7 @@ fn attach(
         Arc::new(Peer {
             address,
             link: Mutex::new(Link::default()),
+            gossip: Mutex::default(),
         })
     }));
     let (sender, receiver) = conn.split();
@@ -328,6 +384,7 @@ fn attach(
         }
         let _ = outbox.try_send(Outgoing::message(hello(inner)));
         link.outbox = Some(outbox.clone());
+        *peer.gossip.lock().expect("gossip budget poisoned") = Default::default();
         if let Some(old) = link.kill.replace(kill) {
             // The connection this one replaces ends now.
             old.send_replace(true);
@@ -349,6 +406,7 @@ fn attach(
         disconnected(&reader_inner, &peer, generation).await;
     });
     inner.emit(ClientEvent::PeerConnected(address));
+    tokio::spawn(super::gossip::connected(Arc::clone(inner), address));
     let inner = Arc::clone(inner);
     tokio::spawn(async move {
         for channel in channels_with(&inner, address) {

@@ -17,7 +17,8 @@ use keel_core::{
     Address, B256, U256,
 };
 use keel_routing::{
-    Asset, Channel as GraphChannel, Deployment, Gossip, Scorer, SignedAnnouncement, SignedUpdate,
+    Asset, Channel as GraphChannel, Deployment, Gossip, GossipError, Scorer, SignedAnnouncement,
+    SignedUpdate,
 };
 
 use super::{Client, ClientError, Result};
@@ -54,6 +55,16 @@ impl Routing {
             .expect("node keys poisoned")
             .insert(address, PublicKey::from(key));
         address
+    }
+
+    /// The capacity our graph holds for a channel, if it holds it.
+    pub(crate) fn capacity(&self, id: &B256) -> Option<U256> {
+        self.gossip
+            .lock()
+            .expect("gossip poisoned")
+            .graph()
+            .channel(id)
+            .map(|c| c.capacity)
     }
 
     pub(crate) fn key(&self, node: Address) -> Option<PublicKey> {
@@ -97,6 +108,7 @@ impl Client {
             .save_forward_policy(channel_id, &policy)
             .await?;
         self.inner.forwarding.set_policy(channel_id, policy);
+        super::gossip::publish_update(&self.inner, channel_id).await;
         Ok(())
     }
 
@@ -173,7 +185,9 @@ impl Client {
 
     /// Adds a channel both participants announced, on `chain_id` (a configured chain), holding
     /// `capacity`, to our routing graph, and learns both nodes' keys from the signatures.
-    /// Refused, changing nothing, unless it verifies. Returns whether it was new.
+    /// Refused, changing nothing, unless it verifies. Returns whether it was new. Peers also
+    /// gossip announcements (docs/protocol.md, "Channel gossip"): this is for one carried by
+    /// other means.
     pub fn add_announcement(
         &self,
         chain_id: u64,
@@ -181,21 +195,31 @@ impl Client {
         capacity: U256,
     ) -> Result<bool> {
         let deployment = self.deployment(chain_id)?;
+        self.learn_announcement(&deployment, signed, capacity)
+            .map_err(|e| ClientError::Gossip(e.to_string()))
+    }
+
+    /// [`Client::add_announcement`] on a resolved deployment, with keel-routing's typed error.
+    pub(crate) fn learn_announcement(
+        &self,
+        deployment: &Deployment,
+        signed: &SignedAnnouncement,
+        capacity: U256,
+    ) -> std::result::Result<bool, GossipError> {
         let routing = &self.inner.forwarding.routing;
         let new = routing
             .gossip
             .lock()
             .expect("gossip poisoned")
-            .announce(&deployment, signed, capacity)
-            .map_err(|e| ClientError::Gossip(e.to_string()))?;
+            .announce(deployment, signed, capacity)?;
         let vault = keel_core::vault_address(
             deployment.factory,
             deployment.implementation,
             signed.announcement.channelId,
             signed.announcement.token,
         );
-        let digest =
-            keel_core::ChannelDomain::new(chain_id, vault).signing_hash(&signed.announcement);
+        let digest = keel_core::ChannelDomain::new(deployment.chain_id, vault)
+            .signing_hash(&signed.announcement);
         for signature in &signed.signatures {
             // Verified above: each recovers to its participant.
             if let Ok(key) = keel_core::signing::recover_key(&digest, signature) {
@@ -207,6 +231,15 @@ impl Client {
 
     /// Applies a node's signed policy update for an announced channel to our routing graph.
     pub fn add_channel_update(&self, signed: &SignedUpdate) -> Result<()> {
+        self.apply_update(signed)
+            .map_err(|e| ClientError::Gossip(e.to_string()))
+    }
+
+    /// [`Client::add_channel_update`] with keel-routing's typed error.
+    pub(crate) fn apply_update(
+        &self,
+        signed: &SignedUpdate,
+    ) -> std::result::Result<(), GossipError> {
         let now = self.inner.config.clock.now();
         self.inner
             .forwarding
@@ -215,7 +248,6 @@ impl Client {
             .lock()
             .expect("gossip poisoned")
             .update(signed, now)
-            .map_err(|e| ClientError::Gossip(e.to_string()))
     }
 
     /// Our routing graph with our own channels in it, each direction's balance known exactly.
@@ -228,9 +260,11 @@ impl Client {
             .graph()
             .clone();
         let mut own = Vec::new();
+        let mut closed = Vec::new();
         for channel in self.inner.channel_list() {
             let rt = channel.rt.lock().await;
             if !rt.chain.is_open() {
+                closed.push(channel.id);
                 continue;
             }
             let params = *rt.state.params();
@@ -249,6 +283,15 @@ impl Client {
                 direction,
                 rt.state.capacity(rt.state.me()),
             ));
+        }
+        // Our channels the chain saw closed leave the graph and our gossip (docs/protocol.md:
+        // other nodes' closed channels stay until a restart, as we do not follow their vaults).
+        for id in closed {
+            if graph.channel(&id).is_some() {
+                let _ = graph.remove_channel(&id);
+                let _ = routing.gossip.lock().expect("gossip poisoned").closed(&id);
+                self.inner.gossip.forget(&id);
+            }
         }
         let mut scorer = routing.scorer.lock().expect("scorer poisoned");
         for (channel, direction, available) in own {

@@ -3,12 +3,12 @@
 
 use alloy::primitives::{Address, B256, U256};
 
-use super::{Message, Signature, MAX_FRAME_LEN, MAX_UPDATE_CHANGES, VERSION};
+use super::{Message, Signature, MAX_FRAME_LEN, MAX_UPDATE_CHANGES, MAX_UPDATE_RATES, VERSION};
 use crate::{
     channel::Change,
     forwarding::{
         onion::{Packet, PACKET_LEN},
-        FailureReason, HopFailure,
+        ChannelAnnouncement, ChannelUpdate, ExchangeRate, FailureReason, HopFailure,
     },
     types::Lock,
     BalanceProof, CooperativeClose, Withdrawal,
@@ -36,6 +36,12 @@ pub enum WireError {
     /// An update with no changes or more than [`MAX_UPDATE_CHANGES`].
     #[error("an update carries {0} changes")]
     ChangeCount(u8),
+    /// A channel update with more than [`MAX_UPDATE_RATES`] exchange rates.
+    #[error("a channel update carries {0} rates")]
+    RateCount(u8),
+    /// A flag byte other than 0 or 1 (so that every message has one encoding).
+    #[error("flag byte {0} is neither 0 nor 1")]
+    BadFlag(u8),
     /// Bytes left after the message.
     #[error("{0} trailing bytes")]
     TrailingBytes(usize),
@@ -53,6 +59,9 @@ const HELLO: u8 = 9;
 const REVEAL_SECRET: u8 = 10;
 const LOCK_ONION: u8 = 11;
 const LOCK_FAILED: u8 = 12;
+const ANNOUNCEMENT_SIGNATURE: u8 = 13;
+const CHANNEL_ANNOUNCEMENT: u8 = 14;
+const CHANNEL_UPDATE: u8 = 15;
 
 /// Appends the frame for `msg` (length prefix included) to `out`.
 pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
@@ -153,6 +162,54 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
             w.bytes(failure.node.as_slice());
             w.bytes(failure.channel.as_slice());
             w.bytes(&failure.reason.to_u16().to_be_bytes());
+        }
+        Message::AnnouncementSignature {
+            channel_id,
+            signature,
+        } => {
+            w.u8(ANNOUNCEMENT_SIGNATURE);
+            w.bytes(channel_id.as_slice());
+            w.bytes(signature);
+        }
+        Message::ChannelAnnouncement {
+            chain_id,
+            announcement,
+            capacity,
+            signatures,
+        } => {
+            w.u8(CHANNEL_ANNOUNCEMENT);
+            w.u64(*chain_id);
+            w.bytes(announcement.channelId.as_slice());
+            w.bytes(announcement.participantA.as_slice());
+            w.bytes(announcement.participantB.as_slice());
+            w.bytes(announcement.token.as_slice());
+            w.bytes(&announcement.challengePeriod.to_be_bytes());
+            w.bytes(announcement.salt.as_slice());
+            w.u256(*capacity);
+            w.bytes(&signatures[0]);
+            w.bytes(&signatures[1]);
+        }
+        Message::ChannelUpdate { update, signature } => {
+            w.u8(CHANNEL_UPDATE);
+            w.bytes(signature);
+            w.bytes(update.channelId.as_slice());
+            w.bytes(update.node.as_slice());
+            w.u64(update.timestamp);
+            w.u256(update.feeBase);
+            w.bytes(&update.feeProportionalMillionths.to_be_bytes());
+            w.u64(update.expiryDelta);
+            w.u256(update.minAmount);
+            w.u8(u8::from(update.enabled));
+            // The client never builds more than MAX_UPDATE_RATES (the decoder refuses more);
+            // a longer list is cut here rather than written with a count that lies.
+            let rates = &update.rates[..update.rates.len().min(MAX_UPDATE_RATES)];
+            w.u8(rates.len() as u8);
+            for rate in rates {
+                w.u256(rate.chainId);
+                w.bytes(rate.token.as_slice());
+                w.u256(rate.upstream);
+                w.u256(rate.downstream);
+            }
         }
         Message::Hello { address } => {
             w.u8(HELLO);
@@ -265,6 +322,56 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
                 reason: FailureReason::from_u16(u16::from_be_bytes(r.take::<2>()?)),
             },
         },
+        ANNOUNCEMENT_SIGNATURE => Message::AnnouncementSignature {
+            channel_id: r.b256()?,
+            signature: r.signature()?,
+        },
+        CHANNEL_ANNOUNCEMENT => Message::ChannelAnnouncement {
+            chain_id: r.u64()?,
+            announcement: ChannelAnnouncement {
+                channelId: r.b256()?,
+                participantA: r.address()?,
+                participantB: r.address()?,
+                token: r.address()?,
+                challengePeriod: u32::from_be_bytes(r.take::<4>()?),
+                salt: r.b256()?,
+            },
+            capacity: r.u256()?,
+            signatures: [r.signature()?, r.signature()?],
+        },
+        CHANNEL_UPDATE => {
+            let signature = r.signature()?;
+            let mut update = ChannelUpdate {
+                channelId: r.b256()?,
+                node: r.address()?,
+                timestamp: r.u64()?,
+                feeBase: r.u256()?,
+                feeProportionalMillionths: u32::from_be_bytes(r.take::<4>()?),
+                expiryDelta: r.u64()?,
+                minAmount: r.u256()?,
+                enabled: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(WireError::BadFlag(other)),
+                },
+                rates: Vec::new(),
+            };
+            let count = r.u8()?;
+            if usize::from(count) > MAX_UPDATE_RATES {
+                return Err(WireError::RateCount(count));
+            }
+            update.rates = (0..count)
+                .map(|_| {
+                    Ok(ExchangeRate {
+                        chainId: r.u256()?,
+                        token: r.address()?,
+                        upstream: r.u256()?,
+                        downstream: r.u256()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, WireError>>()?;
+            Message::ChannelUpdate { update, signature }
+        }
         other => return Err(WireError::UnknownKind(other)),
     };
     if !r.0.is_empty() {
@@ -551,6 +658,98 @@ mod tests {
             let mut frame = Vec::new();
             encode_frame(&msg, &mut frame);
             assert_eq!(frame.len(), 4 + 2 + 32 + 32 + 20 + 32 + 2);
+            assert_eq!(decode_frame(&frame), Ok(Some((msg, frame.len()))));
+            for len in 6..frame.len() {
+                let mut cut = frame[..len].to_vec();
+                cut[..4].copy_from_slice(&((len - 4) as u32).to_be_bytes());
+                assert_eq!(decode_frame(&cut), Err(WireError::Truncated));
+            }
+        }
+    }
+
+    fn gossip_update(rates: usize) -> ChannelUpdate {
+        ChannelUpdate {
+            channelId: B256::repeat_byte(0xc1),
+            node: Address::repeat_byte(0xaa),
+            timestamp: 1_700_000_000,
+            feeBase: U256::from(1_000),
+            feeProportionalMillionths: 2_500,
+            expiryDelta: 1_800,
+            minAmount: U256::from(1),
+            enabled: true,
+            rates: vec![
+                ExchangeRate {
+                    chainId: U256::from(5),
+                    token: Address::repeat_byte(0x70),
+                    upstream: U256::from(3),
+                    downstream: U256::from(2),
+                };
+                rates
+            ],
+        }
+    }
+
+    /// The largest update (every rate allowed) fits a frame; one rate more is refused by count
+    /// before anything is read for it, and a flag byte other than 0 or 1 is refused, so each
+    /// update has exactly one encoding.
+    #[test]
+    fn channel_update_is_bounded_and_has_one_encoding() {
+        let msg = Message::ChannelUpdate {
+            update: gossip_update(MAX_UPDATE_RATES),
+            signature: [7; 65],
+        };
+        let mut frame = Vec::new();
+        encode_frame(&msg, &mut frame);
+        assert!(frame.len() - 4 <= MAX_FRAME_LEN);
+        assert_eq!(decode_frame(&frame), Ok(Some((msg, frame.len()))));
+        // Header (6), signature (65), fixed fields (20+32+8+32+4+8+32 after the id), flag,
+        // count: the count byte sits right before the rates.
+        let count_at = 4 + 2 + 65 + 32 + 20 + 8 + 32 + 4 + 8 + 32 + 1;
+        assert_eq!(frame[count_at], MAX_UPDATE_RATES as u8);
+        let mut more = frame.clone();
+        more[count_at] = MAX_UPDATE_RATES as u8 + 1;
+        assert_eq!(
+            decode_frame(&more),
+            Err(WireError::RateCount(MAX_UPDATE_RATES as u8 + 1))
+        );
+        let mut flag = frame.clone();
+        flag[count_at - 1] = 2;
+        assert_eq!(decode_frame(&flag), Err(WireError::BadFlag(2)));
+        for len in 6..frame.len() {
+            let mut cut = frame[..len].to_vec();
+            cut[..4].copy_from_slice(&((len - 4) as u32).to_be_bytes());
+            assert_eq!(
+                decode_frame(&cut),
+                Err(WireError::Truncated),
+                "cut at {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn announcements_and_their_signatures_round_trip() {
+        let announcement = ChannelAnnouncement {
+            channelId: B256::repeat_byte(0xc1),
+            participantA: Address::repeat_byte(0xaa),
+            participantB: Address::repeat_byte(0xbb),
+            token: Address::ZERO,
+            challengePeriod: 86_400,
+            salt: B256::repeat_byte(0x5a),
+        };
+        for msg in [
+            Message::ChannelAnnouncement {
+                chain_id: 31337,
+                announcement,
+                capacity: U256::from(10u64.pow(18)),
+                signatures: [[1; 65], [2; 65]],
+            },
+            Message::AnnouncementSignature {
+                channel_id: B256::repeat_byte(0xc1),
+                signature: [3; 65],
+            },
+        ] {
+            let mut frame = Vec::new();
+            encode_frame(&msg, &mut frame);
             assert_eq!(decode_frame(&frame), Ok(Some((msg, frame.len()))));
             for len in 6..frame.len() {
                 let mut cut = frame[..len].to_vec();

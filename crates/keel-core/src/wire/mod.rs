@@ -12,23 +12,27 @@ pub use codec::{
     encode_changes_proof, encode_frame, WireError,
 };
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 
 use crate::{
     channel::Change,
-    forwarding::{onion::Packet, HopFailure},
+    forwarding::{onion::Packet, ChannelAnnouncement, ChannelUpdate, HopFailure},
     BalanceProof, CooperativeClose, Withdrawal,
 };
 
-/// The wire version this build speaks (5: multi-hop payments, `LockOnion` and `LockFailed`;
+/// The wire version this build speaks (6: channel graph gossip, `ChannelAnnouncement`,
+/// `ChannelUpdate` and `AnnouncementSignature`; 5: multi-hop payments, `LockOnion` and `LockFailed`;
 /// 4: `Hello` lost its chain id, which no receiver could check; 3: withdrawals carry their destination and closes each side's deposit, as the signed
 /// types do; 2 added batched updates).
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 /// Largest accepted frame body (after the length prefix), in bytes.
 pub const MAX_FRAME_LEN: usize = 4096;
 /// Most changes one [`Message::Update`] carries: even if every one is a lock (the largest
 /// change, 73 bytes), the frame stays well under [`MAX_FRAME_LEN`].
 pub const MAX_UPDATE_CHANGES: usize = 32;
+/// Most exchange rates one [`Message::ChannelUpdate`] carries (keel-routing refuses more
+/// too): 16 rates of 116 bytes keep the frame under [`MAX_FRAME_LEN`].
+pub const MAX_UPDATE_RATES: usize = 16;
 
 /// A 65-byte `r ‖ s ‖ v` signature.
 pub type Signature = [u8; 65];
@@ -127,6 +131,37 @@ pub enum Message {
         secret_hash: B256,
         /// Where and why the payment stopped.
         failure: HopFailure,
+    },
+    /// One participant's signature over the announcement of a channel it shares with the
+    /// receiver: the channel becomes public once both have signed (each side then holds the
+    /// whole announcement and gossips it). The receiver rebuilds the announcement from the
+    /// channel it holds, so only the id and the signature travel.
+    AnnouncementSignature {
+        /// The channel.
+        channel_id: B256,
+        /// The sender's signature over the channel's `ChannelAnnouncement`.
+        signature: Signature,
+    },
+    /// Gossip: a public channel, signed by both participants, on `chain_id` (which, with the
+    /// parameters, fixes its id and vault). `capacity` is the relaying node's view of the
+    /// channel's deposits: a routing hint the receiver bounds by what it knows, never a
+    /// signed fact (deposits and withdrawals change it).
+    ChannelAnnouncement {
+        /// The channel's chain.
+        chain_id: u64,
+        /// The announcement.
+        announcement: ChannelAnnouncement,
+        /// The relayer's view of the channel's capacity.
+        capacity: U256,
+        /// A's and B's signatures over `announcement` under the channel's domain.
+        signatures: [Signature; 2],
+    },
+    /// Gossip: a node's signed forwarding policy for one direction of a public channel.
+    ChannelUpdate {
+        /// The policy (at most [`MAX_UPDATE_RATES`] rates).
+        update: ChannelUpdate,
+        /// The node's signature under the channel's domain.
+        signature: Signature,
     },
     /// First message on a connection, and the keep-alive: who the sender says it is (the
     /// transport authenticates it). It names no chain: a connection carries the channels of

@@ -1,0 +1,344 @@
+//! Channel graph gossip between real clients over loopback TCP: A–B–C in a line, where A learns
+//! the channel B–C from B without the application carrying anything, and pays C over it; and a
+//! hostile peer whose forged announcements and updates are refused, not relayed, and cost it
+//! the connection when repeated. The chain is configured (announcements verify against its
+//! deployment) but its node is never reached: deposits are reported as the monitor would.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use alloy::signers::local::PrivateKeySigner;
+use keel_client::{
+    chain::ChainConfig,
+    client::{Config, ManualClock, MAX_GOSSIP_STRIKES},
+    store::ChannelOpening,
+    transport::Transport,
+    Client,
+};
+use keel_core::{
+    channel_id,
+    forwarding::{ChannelAnnouncement, ChannelUpdate},
+    sign_hash,
+    wire::Message,
+    Address, ChannelDomain, ChannelParams, Policy, Side, B256, U256,
+};
+
+const CHAIN_ID: u64 = 31337;
+const NOW: u64 = 1_700_000_000;
+const DEPOSIT: u64 = 1_000_000;
+const FACTORY: Address = Address::repeat_byte(0xfa);
+const IMPLEMENTATION: Address = Address::repeat_byte(0x1e);
+
+/// A directory for one test's stores, removed afterwards.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "keel-gossip-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn params(a: Address, b: Address) -> ChannelParams {
+    ChannelParams {
+        participant_a: a,
+        participant_b: b,
+        token: Address::ZERO,
+        challenge_period: 86_400,
+        salt: B256::ZERO,
+    }
+}
+
+fn opening(a: Address, b: Address, me: Side) -> ChannelOpening {
+    ChannelOpening {
+        params: params(a, b),
+        chain_id: CHAIN_ID,
+        factory: FACTORY,
+        implementation: IMPLEMENTATION,
+        me,
+        policy: Policy::default(),
+    }
+}
+
+/// A chain whose deployment matches the channels here, at an address nothing listens on.
+fn chain() -> ChainConfig {
+    ChainConfig::development(
+        "http://127.0.0.1:9",
+        keel_bindings::Deployment {
+            chain_id: CHAIN_ID,
+            deployed_at_block: 0,
+            channel_factory: FACTORY,
+            vault_implementation: IMPLEMENTATION,
+            secret_registry: Address::repeat_byte(0x5e),
+            min_challenge_period: 60,
+            max_challenge_period: 30 * 86_400,
+        },
+    )
+}
+
+fn config(dir: &TempDir, signer: &PrivateKeySigner, name: &str, clock: &ManualClock) -> Config {
+    let mut config = Config::new(signer.clone(), dir.0.join(format!("{name}.db")));
+    config.clock = std::sync::Arc::new(clock.clone());
+    config.sync_timeout = Duration::from_secs(10);
+    config.reply_timeout = Duration::from_secs(10);
+    config.reconnect_delay = Duration::from_millis(20);
+    config.max_reconnect_delay = Duration::from_millis(200);
+    config
+}
+
+/// A, B and C, with channels A–B and B–C funded with `DEPOSIT` a side; B listens, A and C
+/// dial it. Neither channel is public yet.
+struct Line {
+    _dir: TempDir,
+    signers: [PrivateKeySigner; 3],
+    a: Client,
+    b: Client,
+    c: Client,
+    b_at: SocketAddr,
+    ab: B256,
+    bc: B256,
+}
+
+async fn channel(x: (&Client, Address), y: (&Client, Address)) -> B256 {
+    let id =
+        x.0.add_channel(&opening(x.1, y.1, Side::A))
+            .await
+            .unwrap()
+            .id;
+    y.0.add_channel(&opening(x.1, y.1, Side::B)).await.unwrap();
+    for client in [x.0, y.0] {
+        for side in [Side::A, Side::B] {
+            client
+                .deposit_confirmed(id, side, U256::from(DEPOSIT))
+                .await
+                .unwrap();
+        }
+    }
+    id
+}
+
+impl Line {
+    async fn new() -> Self {
+        let dir = TempDir::new();
+        let clock = ManualClock::new(NOW);
+        let signers = [(); 3].map(|()| PrivateKeySigner::random());
+        let configs =
+            [("a", 0), ("b", 1), ("c", 2)].map(|(name, i)| config(&dir, &signers[i], name, &clock));
+        // Deposits are reported by hand only while no chain is followed: the channels are
+        // recorded first, then each client restarts following the chain.
+        let (a, b, c) = (
+            Client::start(configs[0].clone()).await.unwrap(),
+            Client::start(configs[1].clone()).await.unwrap(),
+            Client::start(configs[2].clone()).await.unwrap(),
+        );
+        let [addr_a, addr_b, addr_c] = [0, 1, 2].map(|i| signers[i].address());
+        let ab = channel((&a, addr_a), (&b, addr_b)).await;
+        let bc = channel((&b, addr_b), (&c, addr_c)).await;
+        for client in [a, b, c] {
+            client.shutdown().await;
+        }
+        let [a, b, c] = configs.map(|mut config| {
+            config.chains = vec![chain()];
+            Client::start(config)
+        });
+        let (a, b, c) = (a.await.unwrap(), b.await.unwrap(), c.await.unwrap());
+        let b_at = b.listen("127.0.0.1:0").await.unwrap();
+        a.connect(b_at, addr_b).await.unwrap();
+        c.connect(b_at, addr_b).await.unwrap();
+        Self {
+            _dir: dir,
+            signers,
+            a,
+            b,
+            c,
+            b_at,
+            ab,
+            bc,
+        }
+    }
+
+    fn address(&self, i: usize) -> Address {
+        self.signers[i].address()
+    }
+}
+
+/// Polls `probe` until it holds, for at most 10 s.
+async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !probe().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payer_learns_a_channel_from_gossip_and_pays_over_it() {
+    let line = Line::new().await;
+    let amount = U256::from(10_000);
+    let c_addr = line.address(2);
+    // Private channels are not gossiped: A knows no route to C.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(line
+        .a
+        .find_route(CHAIN_ID, c_addr, Address::ZERO, amount)
+        .await
+        .is_err());
+    // One side alone does not make it public: C has B's half, but the channel is announced
+    // only once C consents too.
+    line.b.announce_channel(line.bc).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(line
+        .a
+        .find_route(CHAIN_ID, c_addr, Address::ZERO, amount)
+        .await
+        .is_err());
+    line.c.announce_channel(line.bc).await.unwrap();
+    // B completes the announcement with C's half and gossips it with its policy; A, which
+    // the application told nothing, routes over it.
+    let a = &line.a;
+    eventually("A learns B–C", async || {
+        a.find_route(CHAIN_ID, c_addr, Address::ZERO, amount)
+            .await
+            .is_ok()
+    })
+    .await;
+    let invoice = line
+        .c
+        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "over gossip")
+        .await
+        .unwrap();
+    let before = line.c.channel(line.bc).await.unwrap().balance;
+    let outcome = line.a.send_payment(&invoice, 3).await.unwrap();
+    assert_eq!(outcome.route.hops.len(), 2);
+    assert_eq!(outcome.route.hops[1].channel, line.bc);
+    let c = &line.c;
+    let bc = line.bc;
+    eventually("C is paid", async || {
+        c.channel(bc).await.unwrap().balance == before + amount
+    })
+    .await;
+    assert_eq!(line.a.gossip_refused(), 0);
+    let _ = line.ab;
+}
+
+/// Signs `msg` under the domain of the channel with `params`, as `signer`.
+fn sign<T: keel_core::eip712::Message>(
+    signer: &PrivateKeySigner,
+    params: &ChannelParams,
+    msg: &T,
+) -> [u8; 65] {
+    let id = channel_id(CHAIN_ID, FACTORY, params);
+    let vault = keel_core::vault_address(FACTORY, IMPLEMENTATION, id, params.token);
+    sign_hash(
+        signer,
+        &ChannelDomain::new(CHAIN_ID, vault).signing_hash(msg),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_gossip_is_refused_not_relayed_and_repeated_costs_the_connection() {
+    let line = Line::new().await;
+    line.b.announce_channel(line.bc).await.unwrap();
+    line.c.announce_channel(line.bc).await.unwrap();
+    let (b_addr, c_addr) = (line.address(1), line.address(2));
+    let a = &line.a;
+    eventually("A learns B–C", async || {
+        a.find_route(CHAIN_ID, c_addr, Address::ZERO, U256::from(1))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    // Mallory connects to B and gossips a channel between two strangers she signed herself,
+    // and a policy for B–C in C's name, with a fee that would make every route through C free.
+    let mallory = PrivateKeySigner::random();
+    let mut conn = Transport::new(mallory.clone())
+        .unwrap()
+        .connect(line.b_at, b_addr)
+        .await
+        .unwrap();
+    conn.send(&Message::Hello {
+        address: mallory.address(),
+    })
+    .await
+    .unwrap();
+    let (x, y) = (Address::repeat_byte(0x11), Address::repeat_byte(0x22));
+    let fake = params(x, y);
+    let announcement = ChannelAnnouncement {
+        channelId: channel_id(CHAIN_ID, FACTORY, &fake),
+        participantA: x,
+        participantB: y,
+        token: Address::ZERO,
+        challengePeriod: fake.challenge_period,
+        salt: fake.salt,
+    };
+    let by_mallory = sign(&mallory, &fake, &announcement);
+    let forged_announcement = Message::ChannelAnnouncement {
+        chain_id: CHAIN_ID,
+        announcement,
+        capacity: U256::from(DEPOSIT),
+        signatures: [by_mallory, by_mallory],
+    };
+    let update = ChannelUpdate {
+        channelId: line.bc,
+        node: c_addr,
+        timestamp: NOW + 1,
+        feeBase: U256::ZERO,
+        feeProportionalMillionths: 0,
+        expiryDelta: 1,
+        minAmount: U256::ZERO,
+        enabled: true,
+        rates: Vec::new(),
+    };
+    let forged_update = Message::ChannelUpdate {
+        signature: sign(&mallory, &params(b_addr, c_addr), &update),
+        update,
+    };
+    conn.send(&forged_announcement).await.unwrap();
+    conn.send(&forged_update).await.unwrap();
+    let b = &line.b;
+    eventually("B refuses both", async || b.gossip_refused() == 2).await;
+    // Nothing was relayed: A has no route to the strangers, and neither did A count anything
+    // refused (it never saw them).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(line
+        .a
+        .find_route(CHAIN_ID, y, Address::ZERO, U256::from(1))
+        .await
+        .is_err());
+    assert_eq!(line.a.gossip_refused(), 0);
+    assert_eq!(line.b.gossip_refused(), 2);
+
+    // Repeated, it costs Mallory the connection; B's honest peers stay.
+    for _ in 2..MAX_GOSSIP_STRIKES {
+        conn.send(&forged_update).await.unwrap();
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if conn.recv().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "B still talks to Mallory");
+    assert_eq!(line.b.gossip_refused(), u64::from(MAX_GOSSIP_STRIKES));
+    line.a.pay(line.ab, U256::from(5)).await.unwrap();
+}
