@@ -428,6 +428,53 @@ impl Chain {
         Ok(Some((secret, at)))
     }
 
+    /// What the vault at `vault` holds while its channel is open (its two deposits less its two
+    /// withdrawals), or `None` if no contract is deployed there or its channel is closing or
+    /// settled: how a node checks a channel another node announced before routing over it.
+    pub async fn open_vault_holdings(&self, vault: Address) -> Result<Option<U256>> {
+        let code = self
+            .provider
+            .get_code_at(vault)
+            .await
+            .map_err(ChainError::transport)?;
+        if code.is_empty() {
+            return Ok(None);
+        }
+        let contract = ChannelVault::new(vault, &self.provider);
+        let status = contract
+            .status()
+            .call()
+            .await
+            .map_err(|e| ChainError::call("status", e))?;
+        // 1 is open; 2 closed (challenge period) and 3 settled carry no payments.
+        if status != 1 {
+            return Ok(None);
+        }
+        let (mut deposits, mut withdrawals) = (U256::ZERO, U256::ZERO);
+        for side in 0..2u8 {
+            let deposit = contract
+                .totalDeposit(side)
+                .call()
+                .await
+                .map_err(|e| ChainError::call("totalDeposit", e))?;
+            let withdrawn = contract
+                .totalWithdrawn(side)
+                .call()
+                .await
+                .map_err(|e| ChainError::call("totalWithdrawn", e))?;
+            deposits = deposits
+                .checked_add(deposit)
+                .ok_or_else(|| ChainError::garbage("deposits beyond 256 bits"))?;
+            withdrawals = withdrawals
+                .checked_add(withdrawn)
+                .ok_or_else(|| ChainError::garbage("withdrawals beyond 256 bits"))?;
+        }
+        deposits
+            .checked_sub(withdrawals)
+            .map(Some)
+            .ok_or_else(|| ChainError::garbage("a vault that paid out more than it took in"))
+    }
+
     /// The latest block's timestamp: the clock the vault checks lock and withdrawal expiries and
     /// dispute deadlines against.
     pub async fn block_timestamp(&self) -> Result<u64> {

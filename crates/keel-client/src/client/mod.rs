@@ -18,6 +18,7 @@ mod clock;
 mod error;
 mod event;
 mod events;
+mod foreign;
 mod forward;
 mod gossip;
 mod handlers;
@@ -156,6 +157,12 @@ pub struct Config {
     /// payers route through it. Off by default, as in Lightning: a channel is private unless
     /// [`Client::announce_channel`] makes it public.
     pub announce_channels: bool,
+    /// Whether a channel another node announces enters the graph only once its vault is found
+    /// open on chain, with the capacity the vault holds (its deposits less its withdrawals);
+    /// its vault is then followed so that its close takes it out of the graph. On by default.
+    /// Off, as LDK's gossip without a UTXO lookup, the capacity is the announcer's claim and
+    /// foreign closes are not seen: for a node without an RPC node of its own.
+    pub check_announcements: bool,
 }
 
 /// Decrypts the node key from an encrypted JSON keystore file (Web3 Secret Storage version 3,
@@ -222,6 +229,7 @@ impl Config {
             accept_channels: AcceptChannels::All,
             towers: Vec::new(),
             announce_channels: false,
+            check_announcements: true,
         }
     }
 }
@@ -275,6 +283,8 @@ pub(crate) struct Inner {
     pub(crate) forwarding: forward::Forwarding,
     /// What we gossip about the channel graph.
     pub(crate) gossip: gossip::Known,
+    /// Channels other nodes announced: being checked on chain, or followed there.
+    pub(crate) foreign: foreign::Foreign,
     /// The configured watchtowers, told of each received proof.
     pub(crate) towers: tower::Towers,
 }
@@ -324,6 +334,7 @@ impl Client {
             stopping: watch::Sender::new(false),
             forwarding,
             gossip: gossip::Known::default(),
+            foreign: foreign::Foreign::default(),
             towers,
         });
         tokio::spawn(events::forward(

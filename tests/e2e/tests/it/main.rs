@@ -15,6 +15,7 @@ mod client_recovery;
 mod crash;
 mod crosschain;
 mod deploy;
+mod graph;
 mod hostile;
 mod lifecycle;
 mod multihop;
