@@ -406,22 +406,39 @@ impl Chain {
         }
         let at = u64::try_from(at)
             .map_err(|_| ChainError::garbage("a registration time beyond 64 bits"))?;
-        let filter = Filter::new()
-            .address(registry)
-            .event_signature(crate::event::SECRET_TOPIC)
-            .topic1(secret_hash)
-            .from_block(self.deployment().deployed_at_block);
-        let logs = self
+        // Newest blocks first, `max_block_range` at a time (the most a provider is asked for
+        // at once, as the monitor does): a registration that matters is a recent one.
+        let range = self.config.max_block_range.max(1);
+        let floor = self.deployment().deployed_at_block;
+        let mut to = self
             .provider
-            .get_logs(&filter)
+            .get_block_number()
             .await
             .map_err(ChainError::transport)?;
-        let Some(log) = logs.first() else {
-            return Err(ChainError::garbage(format!(
-                "{secret_hash} registered at {at} but no SecretRevealed log"
-            )));
+        let log = loop {
+            let from = to.saturating_sub(range - 1).max(floor);
+            let filter = Filter::new()
+                .address(registry)
+                .event_signature(crate::event::SECRET_TOPIC)
+                .topic1(secret_hash)
+                .from_block(from)
+                .to_block(to);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(ChainError::transport)?;
+            if let Some(log) = logs.into_iter().next() {
+                break log;
+            }
+            if from <= floor {
+                return Err(ChainError::garbage(format!(
+                    "{secret_hash} registered at {at} but no SecretRevealed log"
+                )));
+            }
+            to = from - 1;
         };
-        let (hash, secret) = crate::event::revealed_secret(log)?;
+        let (hash, secret) = crate::event::revealed_secret(&log)?;
         if hash != secret_hash {
             return Err(ChainError::garbage("a SecretRevealed log for another hash"));
         }
