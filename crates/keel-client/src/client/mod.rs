@@ -487,10 +487,13 @@ impl Client {
     /// the lock out, or fails after [`Config::reply_timeout`]. The lock is then still pending,
     /// and the client keeps the claim: it reveals the secret again each second while the lock
     /// is pending, and within [`Config::claim_margin`] of its expiry registers the secret on
-    /// chain and closes the channel, so the lock pays us at settlement.
+    /// chain and closes the channel, so the lock pays us at settlement. A claim of a hold
+    /// invoice's payment is stored (the invoice marked paid) before the secret leaves, so a
+    /// client restarted before the payout keeps claiming it.
     pub async fn claim_lock(&self, channel_id: B256, secret: B256) -> Result<()> {
         let channel = self.inner.channel(channel_id)?;
         let hash = keel_core::secret_hash(secret);
+        forward::hold_invoice_claimed(&self.inner, &channel, hash).await?;
         let answer = {
             let mut rt = channel.rt.lock().await;
             let incoming = rt.state.direction(rt.state.me().other());

@@ -310,7 +310,7 @@ async fn receive(
 /// At start: the locks in `channel` paying invoices of ours that were paid (their secret
 /// revealed) but not yet paid out go back to the maintenance, which reveals their secrets
 /// again until they are, so a payee restarted between its reveal and the payout is still paid.
-/// Hold invoices are left to the application, which claims them itself.
+/// A hold invoice is paid once the application claimed it ([`hold_invoice_claimed`]).
 pub(crate) async fn resume_claims(
     forwarding: &Forwarding,
     store: &crate::store::Store,
@@ -328,11 +328,45 @@ pub(crate) async fn resume_claims(
     };
     for hash in hashes {
         if let Some(invoice) = store.invoice(hash).await? {
-            if invoice.paid && !invoice.hold {
+            if invoice.paid {
                 let mut claims = forwarding.claims.lock().expect("claims poisoned");
                 claims.insert((channel.id, hash), invoice.secret);
             }
         }
+    }
+    Ok(())
+}
+
+/// The application claims the lock with hash `hash` in `channel`: if it pays a hold invoice of
+/// ours (a lock of ours pending for it), the invoice is stored as paid before the secret
+/// leaves, so [`resume_claims`] keeps revealing it after a restart. Other claims are not ours
+/// to store (a hub's upstream claims are in its forwards).
+pub(crate) async fn hold_invoice_claimed(
+    inner: &Inner,
+    channel: &super::channel::Channel,
+    hash: B256,
+) -> Result<(), ClientError> {
+    let pending = {
+        let rt = channel.rt.lock().await;
+        let them = rt.state.me().other();
+        rt.state
+            .direction(them)
+            .locks
+            .iter()
+            .any(|l| l.secret_hash == hash)
+    };
+    if !pending {
+        return Ok(());
+    }
+    match inner.store.invoice(hash).await? {
+        Some(invoice) if invoice.hold && !invoice.paid => {
+            let paid = Invoice {
+                paid: true,
+                ..invoice
+            };
+            inner.store.put_invoice(hash, &paid).await?;
+        }
+        _ => {}
     }
     Ok(())
 }
