@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the interface the intake and the responder use; [`SqliteStore`] (one instance,
 //! one file) and [`PostgresStore`] (several instances over one database) implement it, and
-//! keel-chain's [`Checkpoints`](keel_chain::monitor::Checkpoints), so the same follower as the
+//! keel-chain's [`Checkpoints`], so the same follower as the
 //! client's runs over the tower's storage. [`Database`] picks one from the operator's setting.
 
 mod codec;
