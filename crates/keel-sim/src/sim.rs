@@ -543,6 +543,7 @@ impl State<'_> {
                 gas: self.gas,
                 wallet: &wallet,
                 now,
+                liquidity: None,
             };
             let ledger = &self.ledgers[u as usize];
             let plan = keel_policy::plan(&inputs, &config, ledger)?;
