@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use keel_policy::{
     mul_ppm, ActionKind, Amount, BudgetLedger, ChainId, Channel, ChannelId, ChannelPolicy, Config,
-    GasTable, Inputs, NodeId,
+    GasTable, Inputs, Liquidity, NodeId,
 };
 use serde::Serialize;
 
@@ -75,8 +75,14 @@ pub struct SimConfig {
     pub max_fee_ppm: u32,
     /// keel: what a unit of restored outbound flow is worth (ppm).
     pub value_ppm: u32,
-    /// keel: budget per day, in ppm of each channel's (and node's) capacity.
+    /// keel: the node's budget per day, shared by its channels, in ppm of its capacity.
     pub budget_ppm: u32,
+    /// keel: each channel's own budget per day, in ppm of its capacity (none if `None`).
+    pub channel_budget_ppm: Option<u32>,
+    /// keel: share of the node's routing earnings added to its budget (ppm), carried over.
+    pub earnings_share_ppm: u32,
+    /// keel: nodes learn liquidity bounds from their circular rebalances' outcomes.
+    pub learn: bool,
     /// keel: seconds between two actions on one channel.
     pub cooldown: u64,
     /// Each node's wallet at the start, in ppm of its channel capacity.
@@ -102,6 +108,9 @@ impl Default for SimConfig {
             max_fee_ppm: 5_000,
             value_ppm: 10_000,
             budget_ppm: 20_000,
+            channel_budget_ppm: None,
+            earnings_share_ppm: 0,
+            learn: true,
             cooldown: 3_600,
             wallet_ppm: 500_000,
             withdraw_idle: false,
@@ -112,6 +121,9 @@ impl Default for SimConfig {
 }
 
 const DAY: u64 = 86_400;
+
+/// How long a lesson about another channel's liquidity takes to fade halfway: LDK's default.
+const LEARNING_HALF_LIFE: u64 = keel_policy::liquidity::DEFAULT_HALF_LIFE_SECS;
 
 #[derive(Debug, Clone, Copy)]
 enum Landing {
@@ -134,10 +146,12 @@ struct Totals {
     onchain: u64,
     offchain: u64,
     failed_rebalances: u64,
+    earned: Amount,
     moved: Amount,
     lp_max_secs: f64,
     lp_variables: usize,
     decisions: BTreeMap<String, u64>,
+    actions: BTreeMap<&'static str, u64>,
 }
 
 struct State<'a> {
@@ -152,7 +166,17 @@ struct State<'a> {
     failed_out: Vec<[Amount; 2]>,
     last_action: Vec<[Option<u64>; 2]>,
     ledgers: Vec<BudgetLedger>,
+    learned: Vec<Liquidity>,
     totals: Totals,
+}
+
+/// Why a circular rebalance did not go through.
+#[derive(Debug)]
+enum CycleFailure {
+    /// The fees came to more than allowed.
+    Fee,
+    /// Hop `at` could not carry its share; `carried` is what each hop had to carry.
+    Hop { at: usize, carried: Vec<Amount> },
 }
 
 /// Runs `payments` over a copy of `net` with `strategy`; `progress` hears how many payments
@@ -183,8 +207,16 @@ pub fn run(
         last_action: vec![[None; 2]; n_ch],
         ledgers: caps
             .iter()
-            .map(|&c| BudgetLedger::new(DAY, mul_ppm(c, cfg.budget_ppm).unwrap_or(0)))
+            .map(|&c| {
+                BudgetLedger::new(DAY, mul_ppm(c, cfg.budget_ppm).unwrap_or(0))
+                    .with_earnings_share(cfg.earnings_share_ppm)
+            })
             .collect(),
+        learned: if strategy == Strategy::Keel && cfg.learn {
+            vec![Liquidity::new(LEARNING_HALF_LIFE); net.node_count()]
+        } else {
+            Vec::new()
+        },
         totals: Totals::default(),
     };
     let e = cfg.expected_amount.max(1);
@@ -217,7 +249,7 @@ pub fn run(
             next_pass += cfg.interval;
         }
         st.land(p.time);
-        let ok = st.pay(p, strategy == Strategy::Keel);
+        let ok = st.pay(p, strategy == Strategy::Keel, p.time as u64)?;
         let b = edges.iter().take_while(|&&edge| p.amount >= edge).count();
         buckets[b].attempted += 1;
         let w = &mut series[i * windows / total];
@@ -254,6 +286,7 @@ pub fn run(
         by_size: buckets,
         volume_delivered: volume,
         rebalancing_fees: t.fees,
+        routing_fees_earned: t.earned,
         gas_spent: t.gas,
         cost_per_success: if succeeded == 0 {
             0.0
@@ -270,6 +303,7 @@ pub fn run(
         lp_max_solve_secs: t.lp_max_secs,
         lp_variables: t.lp_variables,
         decisions: t.decisions.clone(),
+        actions: t.actions.clone(),
         unit: net.unit.to_string(),
         runtime_secs: started.elapsed().as_secs_f64(),
     })
@@ -301,7 +335,7 @@ impl State<'_> {
         }
     }
 
-    fn pay(&mut self, p: &Payment, attribute_failures: bool) -> bool {
+    fn pay(&mut self, p: &Payment, attribute_failures: bool, now: u64) -> Result<bool> {
         if let Some(path) = self
             .router
             .find(&self.net, p.src, p.dst, p.amount, false, None)
@@ -309,8 +343,9 @@ impl State<'_> {
             for (&(c, s), &x) in path.hops.iter().zip(&path.carried) {
                 self.flow_out[c as usize][s as usize] += x;
             }
+            self.pay_forwarders(&path, now)?;
             routing::apply(&mut self.net, &path);
-            return true;
+            return Ok(true);
         }
         if attribute_failures {
             // The path a payer would try without knowing balances: each hop that could not
@@ -326,7 +361,22 @@ impl State<'_> {
                 }
             }
         }
-        false
+        Ok(false)
+    }
+
+    /// Credits each forwarding node of `path` (every hop's sender but the first) with the fee
+    /// it keeps: what it received minus what it sent on. Keel's nodes may spend a share of it.
+    fn pay_forwarders(&mut self, path: &routing::Path, now: u64) -> Result<()> {
+        for i in 1..path.hops.len() {
+            let (c, s) = path.hops[i];
+            let fee = path.carried[i - 1] - path.carried[i];
+            self.totals.earned += fee;
+            if fee > 0 && self.cfg.earnings_share_ppm > 0 {
+                let node = self.net.channels[c as usize].nodes[s as usize] as usize;
+                self.ledgers[node].earned(fee, now)?;
+            }
+        }
+        Ok(())
     }
 
     fn rebalance(&mut self, strategy: Strategy, now: f64) -> Result<()> {
@@ -336,10 +386,7 @@ impl State<'_> {
                 self.threshold(now);
                 Ok(())
             }
-            Strategy::Greedy => {
-                self.greedy();
-                Ok(())
-            }
+            Strategy::Greedy => self.greedy(now as u64),
             Strategy::Lp => {
                 let c = lp::revive(&self.net, 0)?;
                 let secs = c.solve_time.as_secs_f64();
@@ -395,42 +442,86 @@ impl State<'_> {
     }
 
     /// Pays a cycle of hops (the first sent by the node itself, which charges no fee), if the
-    /// fee stays within `max_fee` and every hop can carry its share. Returns the fee paid.
-    fn cycle(&mut self, hops: &[(u32, u8)], amount: Amount, max_fee: Amount) -> Option<Amount> {
+    /// fee stays within `max_fee` and every hop can carry its share. Returns the fee paid and
+    /// what each hop carried, or where it failed (the first hop without the balance, as a
+    /// payment's error would name it).
+    fn cycle(
+        &mut self,
+        hops: &[(u32, u8)],
+        amount: Amount,
+        max_fee: Amount,
+        now: u64,
+    ) -> Result<std::result::Result<(Amount, Vec<Amount>), CycleFailure>> {
         let mut carried = vec![0; hops.len()];
         let mut x = amount;
         for i in (0..hops.len()).rev() {
             carried[i] = x;
             if i > 0 {
                 let (c, s) = hops[i];
-                x = x.checked_add(self.net.channels[c as usize].fee[s as usize].for_amount(x)?)?;
+                let fee = self.net.channels[c as usize].fee[s as usize].for_amount(x);
+                let Some(next) = fee.and_then(|f| x.checked_add(f)) else {
+                    self.totals.failed_rebalances += 1;
+                    return Ok(Err(CycleFailure::Fee));
+                };
+                x = next;
             }
         }
         let fee = carried[0] - amount;
         if fee > max_fee {
             self.totals.failed_rebalances += 1;
-            return None;
+            return Ok(Err(CycleFailure::Fee));
         }
-        let feasible = hops
+        let short = hops
             .iter()
             .zip(&carried)
-            .all(|(&(c, s), &x)| self.net.channels[c as usize].balance[s as usize] >= x);
-        if !feasible {
+            .position(|(&(c, s), &x)| self.net.channels[c as usize].balance[s as usize] < x);
+        if let Some(at) = short {
             self.totals.failed_rebalances += 1;
-            return None;
+            return Ok(Err(CycleFailure::Hop { at, carried }));
         }
         let path = routing::Path {
             hops: hops.to_vec(),
             carried,
         };
+        self.pay_forwarders(&path, now)?;
         routing::apply(&mut self.net, &path);
         self.totals.fees += fee;
         self.totals.offchain += 1;
         self.totals.moved += amount;
-        Some(fee)
+        Ok(Ok((fee, path.carried)))
     }
 
-    fn greedy(&mut self) {
+    /// What node `u` learns from its cycle over `hops`: the middle hops are other nodes'
+    /// channels (its own, the first and the last, it knows exactly). A success moved each
+    /// hop's share; a failure at a hop says it had less, and the hops before it held theirs.
+    fn learn(
+        &mut self,
+        u: u32,
+        hops: &[(u32, u8)],
+        outcome: &std::result::Result<(Amount, Vec<Amount>), CycleFailure>,
+        now: u64,
+    ) {
+        let Some(learned) = self.learned.get_mut(u as usize) else {
+            return;
+        };
+        let last = hops.len().saturating_sub(1);
+        for (i, &(c, s)) in hops.iter().enumerate().take(last).skip(1) {
+            let edge = 2 * c + u32::from(s);
+            let capacity = self.net.channels[c as usize].capacity();
+            match outcome {
+                Ok((_, carried)) => learned.succeeded(edge, capacity, carried[i], now),
+                Err(CycleFailure::Hop { at, carried }) if i < *at => {
+                    learned.held(edge, capacity, carried[i], now);
+                }
+                Err(CycleFailure::Hop { at, carried }) if i == *at => {
+                    learned.failed(edge, capacity, carried[i], now);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn greedy(&mut self, now: u64) -> Result<()> {
         for u in 0..self.net.node_count() as u32 {
             let chans = self.net.adj[u as usize].clone();
             let mut depleted = Vec::new();
@@ -473,13 +564,14 @@ impl State<'_> {
                     }
                     hops.push((d, 1 - ds));
                     let max_fee = mul_ppm(amount, self.cfg.max_fee_ppm).unwrap_or(0);
-                    if self.cycle(&hops, amount, max_fee).is_some() {
+                    if self.cycle(&hops, amount, max_fee, now)?.is_ok() {
                         surplus[k].2 = have - amount;
                         break;
                     }
                 }
             }
         }
+        Ok(())
     }
 
     fn keel(&mut self, now_f: f64) -> Result<()> {
@@ -526,7 +618,10 @@ impl State<'_> {
                             high_ppm: self.cfg.high_ppm,
                             min_amount: 1,
                             max_fee_ppm: self.cfg.max_fee_ppm,
-                            budget_per_period: mul_ppm(capacity, self.cfg.budget_ppm).unwrap_or(0),
+                            budget_per_period: self
+                                .cfg
+                                .channel_budget_ppm
+                                .map_or(Amount::MAX, |ppm| mul_ppm(capacity, ppm).unwrap_or(0)),
                             cooldown_secs: self.cfg.cooldown,
                             value_ppm: self.cfg.value_ppm,
                             withdraw_idle: self.cfg.withdraw_idle,
@@ -543,7 +638,7 @@ impl State<'_> {
                 gas: self.gas,
                 wallet: &wallet,
                 now,
-                liquidity: None,
+                liquidity: self.learned.get(u as usize),
             };
             let ledger = &self.ledgers[u as usize];
             let plan = keel_policy::plan(&inputs, &config, ledger)?;
@@ -571,8 +666,9 @@ impl State<'_> {
                         let mut hops = vec![(fc, fs)];
                         hops.extend(edges.iter().map(|&e| (e / 2, (e % 2) as u8)));
                         hops.push((tc, 1 - ts));
-                        self.cycle(&hops, a.amount, a.cost)
-                            .map(|f| (f, vec![(fc, fs), (tc, ts)]))
+                        let outcome = self.cycle(&hops, a.amount, a.cost, now)?;
+                        self.learn(u, &hops, &outcome, now);
+                        outcome.ok().map(|(f, _)| (f, vec![(fc, fs), (tc, ts)]))
                     }
                     ActionKind::Move { from, to } => {
                         let (fc, fs) = side_of(*from);
@@ -632,6 +728,9 @@ impl State<'_> {
                         }
                     }
                 };
+                if ran.is_some() {
+                    *self.totals.actions.entry(a.kind.code()).or_default() += 1;
+                }
                 outcomes.push((a.reservation, ran));
             }
             let ledger = &self.ledgers[u as usize];
