@@ -10,6 +10,7 @@ use keel_policy::{
 };
 use serde::Serialize;
 
+use crate::demand::Demand;
 use crate::error::Result;
 use crate::lp;
 use crate::network::Network;
@@ -83,6 +84,9 @@ pub struct SimConfig {
     pub earnings_share_ppm: u32,
     /// keel: nodes learn liquidity bounds from their circular rebalances' outcomes.
     pub learn: bool,
+    /// keel: seconds of history the recent demand the policy reads is summed over (whole
+    /// intervals, at least one).
+    pub demand_window: f64,
     /// keel: seconds between two actions on one channel.
     pub cooldown: u64,
     /// Each node's wallet at the start, in ppm of its channel capacity.
@@ -111,6 +115,7 @@ impl Default for SimConfig {
             channel_budget_ppm: None,
             earnings_share_ppm: 0,
             learn: true,
+            demand_window: DAY as f64,
             cooldown: 3_600,
             wallet_ppm: 500_000,
             withdraw_idle: false,
@@ -121,6 +126,13 @@ impl Default for SimConfig {
 }
 
 const DAY: u64 = 86_400;
+
+impl SimConfig {
+    /// How many intervals the demand window spans.
+    fn demand_windows(&self) -> usize {
+        ((self.demand_window / self.interval).round() as usize).max(1)
+    }
+}
 
 /// How long a lesson about another channel's liquidity takes to fade halfway: LDK's default.
 const LEARNING_HALF_LIFE: u64 = keel_policy::liquidity::DEFAULT_HALF_LIFE_SECS;
@@ -162,8 +174,7 @@ struct State<'a> {
     wallet: Vec<Amount>,
     landing: VecDeque<(f64, Landing)>,
     in_flight: Vec<[bool; 2]>,
-    flow_out: Vec<[Amount; 2]>,
-    failed_out: Vec<[Amount; 2]>,
+    demand: Demand,
     last_action: Vec<[Option<u64>; 2]>,
     ledgers: Vec<BudgetLedger>,
     learned: Vec<Liquidity>,
@@ -202,8 +213,7 @@ pub fn run(
             .collect(),
         landing: VecDeque::new(),
         in_flight: vec![[false; 2]; n_ch],
-        flow_out: vec![[0; 2]; n_ch],
-        failed_out: vec![[0; 2]; n_ch],
+        demand: Demand::new(n_ch, cfg.demand_windows()),
         last_action: vec![[None; 2]; n_ch],
         ledgers: caps
             .iter()
@@ -240,11 +250,9 @@ pub fn run(
     for (i, p) in payments.iter().enumerate() {
         while next_pass <= p.time {
             st.land(next_pass);
+            st.demand.close_window();
             if strategy != Strategy::None {
                 st.rebalance(strategy, next_pass)?;
-            }
-            for f in st.flow_out.iter_mut().chain(st.failed_out.iter_mut()) {
-                *f = [0; 2];
             }
             next_pass += cfg.interval;
         }
@@ -341,7 +349,7 @@ impl State<'_> {
             .find(&self.net, p.src, p.dst, p.amount, false, None)
         {
             for (&(c, s), &x) in path.hops.iter().zip(&path.carried) {
-                self.flow_out[c as usize][s as usize] += x;
+                self.demand.sent(c, s, x);
             }
             self.pay_forwarders(&path, now)?;
             routing::apply(&mut self.net, &path);
@@ -356,7 +364,7 @@ impl State<'_> {
             {
                 for (&(c, s), &x) in path.hops.iter().zip(&path.carried) {
                     if self.net.channels[c as usize].balance[s as usize] < x {
-                        self.failed_out[c as usize][s as usize] += x;
+                        self.demand.refused(c, s, x);
                     }
                 }
             }
@@ -578,7 +586,8 @@ impl State<'_> {
         let now = now_f as u64;
         let graph = self.net.public_graph();
         let gas_price = BTreeMap::from([(ChainId(1), self.cfg.gas_price)]);
-        let horizon = ((DAY as f64 / self.cfg.interval).round() as u32).max(1);
+        // The restored liquidity serves a day; demand was measured over the demand window.
+        let horizon = ((DAY as f64 / self.cfg.demand_window).round() as u32).max(1);
         let config = Config {
             horizon_periods: horizon,
             ..Config::default()
@@ -607,9 +616,9 @@ impl State<'_> {
                         remote: ch.balance[1 - si],
                         pending_out: 0,
                         pending_in: 0,
-                        flow_out: self.flow_out[ci][si],
-                        flow_in: self.flow_out[ci][1 - si],
-                        failed_out: self.failed_out[ci][si],
+                        flow_out: self.demand.sent_over_span(c, s),
+                        flow_in: self.demand.sent_over_span(c, 1 - s),
+                        failed_out: self.demand.refused_over_span(c, s),
                         peer_fee: ch.fee[1 - si],
                         last_action: self.last_action[ci][si],
                         policy: ChannelPolicy {
