@@ -2,8 +2,9 @@
 //! refused for lack of balance, summed over the last few rebalancing intervals.
 //!
 //! One interval is a short window (30 minutes by default): on a large network most channels
-//! see no payment in it even when they see several a day, so a policy reading one window would
-//! call them idle. Summing a day of windows estimates a day's demand from a day's history.
+//! see no payment in it even when they see several a day. Summing more windows
+//! (`--demand-window`) reads a day's demand from a day's history; measured, that made Keel act
+//! more often for no more success, so one window stays the default (docs/benchmarks.md).
 
 use std::collections::VecDeque;
 

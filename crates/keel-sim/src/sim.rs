@@ -85,7 +85,9 @@ pub struct SimConfig {
     /// keel: nodes learn liquidity bounds from their circular rebalances' outcomes.
     pub learn: bool,
     /// keel: seconds of history the recent demand the policy reads is summed over (whole
-    /// intervals, at least one).
+    /// intervals, at least one); the restored liquidity is expected to serve a day of demand
+    /// at that rate. One interval by default: a day of history made Keel act more often for
+    /// no more success (docs/benchmarks.md).
     pub demand_window: f64,
     /// keel: seconds between two actions on one channel.
     pub cooldown: u64,
@@ -115,7 +117,7 @@ impl Default for SimConfig {
             channel_budget_ppm: None,
             earnings_share_ppm: 0,
             learn: true,
-            demand_window: DAY as f64,
+            demand_window: 1_800.0,
             cooldown: 3_600,
             wallet_ppm: 500_000,
             withdraw_idle: false,
@@ -587,7 +589,8 @@ impl State<'_> {
         let graph = self.net.public_graph();
         let gas_price = BTreeMap::from([(ChainId(1), self.cfg.gas_price)]);
         // The restored liquidity serves a day; demand was measured over the demand window.
-        let horizon = ((DAY as f64 / self.cfg.demand_window).round() as u32).max(1);
+        let span = self.cfg.demand_windows() as f64 * self.cfg.interval;
+        let horizon = ((DAY as f64 / span).round() as u32).max(1);
         let config = Config {
             horizon_periods: horizon,
             ..Config::default()

@@ -103,10 +103,10 @@ struct RunArgs {
     /// keel: nodes do not learn other channels' liquidity from their cycles' outcomes.
     #[arg(long)]
     no_learning: bool,
-    /// keel: seconds of history the policy's recent demand is summed over (set it to
-    /// --interval for one interval, as before).
-    #[arg(long, default_value_t = 86_400.0)]
-    demand_window: f64,
+    /// keel: seconds of history the policy's recent demand is summed over, in whole
+    /// intervals (default: one interval).
+    #[arg(long)]
+    demand_window: Option<f64>,
     /// Each node's wallet at the start, in ppm of its channel capacity.
     #[arg(long, default_value_t = 500_000)]
     wallet_ppm: u32,
@@ -241,7 +241,7 @@ fn run(a: RunArgs) -> eyre::Result<()> {
         channel_budget_ppm: a.channel_budget_ppm,
         earnings_share_ppm: a.earnings_share_ppm,
         learn: !a.no_learning,
-        demand_window: a.demand_window,
+        demand_window: a.demand_window.unwrap_or(a.interval),
         wallet_ppm: a.wallet_ppm,
         withdraw_idle: a.withdraw_idle,
         expected_amount,
