@@ -510,6 +510,8 @@ impl Session<'_> {
                 proof: (&proof).into(),
                 sender_signature: sender_signature.to_vec().into(),
                 authorisation: authorisation.to_vec().into(),
+                locks: Vec::new(),
+                secrets: Vec::new(),
             };
             out.push((sent, request));
         }
