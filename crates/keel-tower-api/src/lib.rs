@@ -7,6 +7,10 @@ use alloy::primitives::Bytes;
 use keel_core::{Address, BalanceProof, ChannelParams, Lock, TowerReceipt, B256, U256};
 use serde::{Deserialize, Serialize};
 
+/// Most locks one appointment may carry, and most secrets: twice keel-core's default
+/// `max_pending_locks`, so a peer's wider policy fits, while a stored appointment stays small.
+pub const MAX_LOCKS: usize = 64;
+
 /// A channel's fixed parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

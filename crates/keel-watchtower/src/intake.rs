@@ -116,9 +116,8 @@ impl<S, L> std::fmt::Debug for Intake<S, L> {
     }
 }
 
-/// Most locks one appointment may carry: twice keel-core's default `max_pending_locks`, so a
-/// peer's wider policy fits, while a row stays small (96 bytes a lock, 32 a secret).
-pub const MAX_LOCKS: usize = 64;
+/// Most locks (and secrets) one appointment may carry; a stored lock takes 72 bytes, a secret 32.
+pub use keel_tower_api::MAX_LOCKS;
 
 /// Amounts above this are refused by the vault at submission.
 const MAX_AMOUNT: U256 = U256::from_limbs([u64::MAX, u64::MAX, 0, 0]);
