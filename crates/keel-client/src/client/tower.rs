@@ -406,7 +406,8 @@ impl Session<'_> {
         if appointments.is_empty() {
             return Ok(false);
         }
-        let mut chunks = appointments.chunks(self.link.config.batch.max(1));
+        let chunks = batches(&appointments, self.link.config.batch.max(1));
+        let mut chunks = chunks.into_iter();
         let mut refused = None;
         while let Some(chunk) = chunks.next() {
             match self.send(inner, chunk).await {
@@ -700,6 +701,37 @@ impl Session<'_> {
     }
 }
 
+/// Largest request body the tower client sends: half the tower's default limit (1 MiB), which
+/// a full batch of appointments carrying locks would exceed.
+const MAX_REQUEST_BYTES: usize = 512 * 1024;
+
+/// About how many bytes an appointment takes in JSON: 1.3 KB, and ~190 bytes a lock and ~70 a
+/// secret (generous, so the estimate stays above the real size).
+fn json_size(a: &AppointmentRequest) -> usize {
+    1_300 + 200 * a.locks.len() + 70 * a.secrets.len()
+}
+
+/// `appointments` split into requests of at most `max_items` and about [`MAX_REQUEST_BYTES`].
+fn batches<T>(
+    appointments: &[(T, AppointmentRequest)],
+    max_items: usize,
+) -> Vec<&[(T, AppointmentRequest)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, a)) in appointments.iter().enumerate() {
+        let size = json_size(a);
+        if i > start && (i - start == max_items || bytes + size > MAX_REQUEST_BYTES) {
+            out.push(&appointments[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < appointments.len() {
+        out.push(&appointments[start..]);
+    }
+    out
+}
+
 /// Reads an answer of at most [`MAX_TOWER_RESPONSE`] bytes: the JSON `T` on success, the
 /// tower's typed reason otherwise.
 async fn answer<T: DeserializeOwned>(
@@ -811,6 +843,58 @@ mod tests {
             signature: signature.to_vec().into(),
         };
         (tower, sent, json)
+    }
+
+    #[test]
+    fn requests_stay_under_the_item_and_size_limits() {
+        let bare = AppointmentRequest {
+            chain_id: 1,
+            channel: keel_core::ChannelParams {
+                participant_a: Address::ZERO,
+                participant_b: Address::ZERO,
+                token: Address::ZERO,
+                challenge_period: 1,
+                salt: B256::ZERO,
+            }
+            .into(),
+            customer: Address::ZERO,
+            proof: (&keel_core::BalanceProof {
+                channelId: B256::ZERO,
+                nonce: 1,
+                transferredAmount: keel_core::U256::MAX,
+                lockedAmount: keel_core::U256::MAX,
+                locksRoot: B256::repeat_byte(1),
+            })
+                .into(),
+            sender_signature: vec![0xff; 65].into(),
+            authorisation: vec![0xff; 65].into(),
+            locks: Vec::new(),
+            secrets: Vec::new(),
+        };
+        let lock = LockJson {
+            expiration: u64::MAX,
+            amount: keel_core::U256::MAX,
+            secret_hash: B256::repeat_byte(0xff),
+        };
+        let full = AppointmentRequest {
+            locks: vec![lock; MAX_LOCKS],
+            secrets: vec![B256::repeat_byte(0xff); MAX_LOCKS],
+            ..bare.clone()
+        };
+        // The estimate is above the real size, with or without locks.
+        for a in [&bare, &full] {
+            assert!(serde_json::to_vec(a).unwrap().len() <= json_size(a));
+        }
+        let bare: Vec<((), AppointmentRequest)> = vec![((), bare); 600];
+        let sizes: Vec<usize> = batches(&bare, 256).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+        let full: Vec<((), AppointmentRequest)> = vec![((), full); 100];
+        let split = batches(&full, 256);
+        assert_eq!(split.iter().map(|b| b.len()).sum::<usize>(), 100);
+        for b in &split {
+            let body = serde_json::to_vec(&b.iter().map(|(_, a)| a).collect::<Vec<_>>()).unwrap();
+            assert!(body.len() <= MAX_REQUEST_BYTES, "{} bytes", body.len());
+        }
     }
 
     #[test]
