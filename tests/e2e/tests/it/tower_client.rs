@@ -45,7 +45,7 @@ impl TowerDaemon {
     }
 
     /// Starts it (again) over its database, on the address it had; returns once it listens.
-    async fn restart(&mut self, net: &Devnet) -> Result<()> {
+    pub(crate) async fn restart(&mut self, net: &Devnet) -> Result<()> {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let d = &net.deployment;
         let deployment = format!(
@@ -82,7 +82,7 @@ impl TowerDaemon {
     }
 
     /// Kills it with SIGKILL and waits until it is gone.
-    async fn kill(&mut self) -> Result<()> {
+    pub(crate) async fn kill(&mut self) -> Result<()> {
         let mut child = self.child.take().ok_or_else(|| eyre!("no tower process"))?;
         child.start_kill()?;
         tokio::time::timeout(PATIENCE, child.wait()).await??;

@@ -2,8 +2,8 @@
 //! holding his newest proof, the lock behind it and, once he claims it, its secret; Alice never
 //! pays the lock out (she is away when he reveals it); Bob goes offline; Alice closes with his
 //! payments left out. The tower refutes, registers the secret, settles after the challenge
-//! period and unlocks: Bob, who sends nothing and pays no gas, ends with his payments and the
-//! lock, to the wei.
+//! period and unlocks (killed and restarted in between, it resumes from its database): Bob, who
+//! sends nothing and pays no gas, ends with his payments and the lock, to the wei.
 
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use crate::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_incoming_lock_whose_secret_the_tower_registers() -> Result<()> {
     let net = Devnet::start().await?;
-    let tower = TowerDaemon::start(&net, "locks").await?;
+    let mut tower = TowerDaemon::start(&net, "locks").await?;
     let mut c = Customers::start(net, "tower-locks", &tower, units("10")).await?;
 
     // Alice pays Bob 3 × 0.1 ETH, then locks 1 ETH for him behind a secret he will know. The
@@ -92,6 +92,11 @@ async fn a_pending_incoming_lock_whose_secret_the_tower_registers() -> Result<()
     .await
     .map_err(|_| eyre!("the tower never registered the secret"))??;
     ensure!(registered_at <= lock.expiration);
+
+    // The tower is killed and restarted mid-period: what is left (settling, unlocking) is
+    // resumed from its database.
+    tower.kill().await?;
+    tower.restart(&c.net).await?;
 
     // After the challenge period the tower settles and unlocks, nobody else acting: Bob gets
     // his 0.3 ETH of payments and the 1 ETH lock.
