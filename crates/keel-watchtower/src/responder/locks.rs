@@ -209,6 +209,7 @@ impl<S: Store> Responder<S> {
             Ok(receipt) => {
                 tracing::info!(channel = %a.channel_id, customer = %a.customer, secrets = due.len(), tx = %receipt.transaction_hash, "registered secrets");
                 registered.extend(due.iter().map(|s| keel_core::secret_hash(*s)));
+                self.metrics.lock_step("registered");
                 Ok(())
             }
             // Too late for the earliest lock: the next attempt leaves it out (it expired).
@@ -248,6 +249,7 @@ impl<S: Store> Responder<S> {
         match self.chain.settle(&a.params, dispute).await {
             Ok(receipt) => {
                 tracing::info!(channel = %a.channel_id, customer = %a.customer, tx = %receipt.transaction_hash, "settled");
+                self.metrics.lock_step("settled");
                 Ok(Next::Wait)
             }
             // The state changed under us (a refutation not recorded yet, someone settled).
@@ -278,6 +280,7 @@ impl<S: Store> Responder<S> {
         match self.chain.unlock(&a.params, state, sender, &a.locks).await {
             Ok(receipt) => {
                 tracing::info!(channel = %a.channel_id, customer = %a.customer, tx = %receipt.transaction_hash, "unlocked");
+                self.metrics.lock_step("unlocked");
                 // Its `Unlocked` event records the state left, and prunes when nothing is.
                 Ok(Next::Wait)
             }

@@ -125,6 +125,18 @@ async fn a_pending_incoming_lock_whose_secret_the_tower_registers() -> Result<()
     .await
     .map_err(|_| eyre!("the lock was never unlocked to Bob"))??;
     ensure!(c.net.bob.balance().await? == expected, "to the wei");
+    // The restarted tower did both.
+    let metrics = reqwest::get(format!("{}/metrics", tower.url()))
+        .await?
+        .text()
+        .await?;
+    for step in ["settled", "unlocked"] {
+        let line = format!("keel_tower_lock_steps_total{{step=\"{step}\"}} 1");
+        ensure!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in {metrics}"
+        );
+    }
     // Nothing is left to do: the tower forgets the channel.
     tower
         .wait_for(c.id, "prune the channel", |v| v.appointments.is_empty())
