@@ -25,13 +25,13 @@
 //! others look again every [`CLAIM_POLL`]: once the response is mined they stop; if the holder
 //! died, its lease runs out after [`CLAIM_LEASE`] and one of them takes over.
 //!
-//! Appointments carrying locks get more once their channel is closed ([`locks`]): the secrets
-//! registered, the channel settled after the challenge period, the customer's locks unlocked.
-//! A settled channel is pruned only once nothing the tower holds is left to unlock.
+//! Appointments carrying locks get more once their channel is closed (`responder/locks.rs`):
+//! the secrets registered, the channel settled after the challenge period, the customer's locks
+//! unlocked. A settled channel is pruned only once nothing the tower holds is left to unlock.
 
 mod locks;
 
-pub use locks::LOCK_POLL;
+pub use locks::{LOCK_POLL, SECRETS_PER_TX};
 
 use std::{
     collections::HashMap,

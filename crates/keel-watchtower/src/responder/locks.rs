@@ -4,9 +4,10 @@
 //! incoming locks) and secrets the customer knows for some of them. Once the channel is closed
 //! (by anyone), one task per channel, for each such appointment:
 //!
-//! 1. registers the held secrets not yet registered whose locks have not expired, in one
-//!    `registerSecrets` transaction mined by the earliest of their expirations (with the fee
-//!    raises a refutation gets: [`Chain::register_secrets_by_deadline`]);
+//! 1. registers the held secrets not yet registered whose locks have not expired, in
+//!    `registerSecrets` transactions of at most [`SECRETS_PER_TX`], the earliest-expiring
+//!    first, each mined by the earliest of its locks' expirations (with the fee raises a
+//!    refutation gets: [`keel_chain::Chain::register_secrets_by_deadline`]);
 //! 2. after the challenge period, settles the channel if nobody has (anyone may), when the
 //!    customer has locks to be paid;
 //! 3. once the vault published the lock state (`LocksRetained`), and every lock is decided (its
@@ -34,6 +35,11 @@ use crate::{
 /// How often a channel's lock task looks at the chain's clock while it waits (for the end of
 /// the challenge period, a lock's expiry, an event).
 pub const LOCK_POLL: Duration = Duration::from_secs(2);
+
+/// Most secrets registered in one transaction. A new secret costs under 29,000 gas (the gas
+/// snapshot's `test_RegisterSecretsAllNewReturnsTrue`: 87,186 for three, read back included),
+/// so a full transaction stays under half the default gas cap (1,000,000).
+pub const SECRETS_PER_TX: usize = 16;
 
 /// What a lock task does next for one appointment.
 #[derive(Debug, PartialEq, Eq)]
@@ -168,15 +174,16 @@ impl<S: Store> Responder<S> {
         }
     }
 
-    /// Registers `a`'s secrets that are not registered yet and whose locks have not expired.
+    /// Registers `a`'s secrets that are not registered yet and whose locks have not expired,
+    /// the earliest-expiring first, [`SECRETS_PER_TX`] a transaction.
     async fn register_secrets(
         &self,
         a: &Appointment,
         now: u64,
         registered: &mut HashSet<B256>,
     ) -> Result<(), Retry> {
+        // (expiration of its lock, secret)
         let mut due = Vec::new();
-        let mut deadline = u64::MAX;
         for secret in &a.secrets {
             let hash = keel_core::secret_hash(*secret);
             let Some(lock) = a.locks.iter().find(|l| l.secret_hash == hash) else {
@@ -195,30 +202,37 @@ impl<S: Store> Responder<S> {
                 registered.insert(hash);
                 continue;
             }
-            due.push(*secret);
-            deadline = deadline.min(lock.expiration);
+            due.push((lock.expiration, *secret));
         }
-        if due.is_empty() {
-            return Ok(());
-        }
-        match self
-            .chain
-            .register_secrets_by_deadline(&due, deadline, &self.fees)
-            .await
-        {
-            Ok(receipt) => {
-                tracing::info!(channel = %a.channel_id, customer = %a.customer, secrets = due.len(), tx = %receipt.transaction_hash, "registered secrets");
-                registered.extend(due.iter().map(|s| keel_core::secret_hash(*s)));
-                self.metrics.lock_step("registered");
-                Ok(())
+        due.sort_unstable();
+        for chunk in due.chunks(SECRETS_PER_TX) {
+            let secrets: Vec<B256> = chunk.iter().map(|(_, s)| *s).collect();
+            // Sorted: the first lock expires first, and its secret must be on chain by then.
+            let deadline = chunk[0].0;
+            match self
+                .chain
+                .register_secrets_by_deadline(&secrets, deadline, &self.fees)
+                .await
+            {
+                Ok(receipt) => {
+                    tracing::info!(channel = %a.channel_id, customer = %a.customer, secrets = secrets.len(), tx = %receipt.transaction_hash, "registered secrets");
+                    registered.extend(secrets.iter().map(|s| keel_core::secret_hash(*s)));
+                    self.metrics.lock_step("registered");
+                }
+                // Too late for the earliest lock: the next attempt leaves it out (it expired).
+                Err(e @ (ChainError::DeadlinePassed { .. } | ChainError::FeeCapReached { .. })) => {
+                    tracing::error!(channel = %a.channel_id, error = %keel_chain::report(&e), "secrets missed a lock's expiry");
+                    return Err(Retry);
+                }
+                // Nothing sent; tried again on the next look (the settlement goes on meanwhile).
+                Err(e @ (ChainError::GasCapExceeded { .. } | ChainError::Rejected { .. })) => {
+                    tracing::error!(channel = %a.channel_id, error = %keel_chain::report(&e), "registering secrets refused");
+                    return Ok(());
+                }
+                Err(e) => return Err(self.failed(a, "registering secrets", &e)),
             }
-            // Too late for the earliest lock: the next attempt leaves it out (it expired).
-            Err(e @ (ChainError::DeadlinePassed { .. } | ChainError::FeeCapReached { .. })) => {
-                tracing::error!(channel = %a.channel_id, error = %keel_chain::report(&e), "secrets missed a lock's expiry");
-                Err(Retry)
-            }
-            Err(e) => Err(self.failed(a, "registering secrets", &e)),
         }
+        Ok(())
     }
 
     /// Before the vault published its lock state: settles once the challenge period is over, if
