@@ -430,9 +430,16 @@ impl Chain {
     /// refused as [`ChainError::Garbage`].
     pub async fn revealed_secret(&self, secret_hash: B256) -> Result<Option<(B256, u64)>> {
         let registry = self.deployment().secret_registry;
-        let Some(at) = self.revealed_at(secret_hash).await? else {
+        let at = SecretRegistry::new(registry, &self.provider)
+            .revealedAt(secret_hash)
+            .call()
+            .await
+            .map_err(|e| ChainError::call("revealedAt", e))?;
+        if at.is_zero() {
             return Ok(None);
-        };
+        }
+        let at = u64::try_from(at)
+            .map_err(|_| ChainError::garbage("a registration time beyond 64 bits"))?;
         let filter = Filter::new()
             .address(registry)
             .event_signature(crate::event::SECRET_TOPIC)
