@@ -125,7 +125,8 @@ async fn a_pending_incoming_lock_whose_secret_the_tower_registers() -> Result<()
     .await
     .map_err(|_| eyre!("the lock was never unlocked to Bob"))??;
     ensure!(c.net.bob.balance().await? == expected, "to the wei");
-    // The restarted tower did both.
+    // The restarted tower did both, and did not register the secret again (it read the
+    // registry first).
     let metrics = reqwest::get(format!("{}/metrics", tower.url()))
         .await?
         .text()
@@ -137,6 +138,10 @@ async fn a_pending_incoming_lock_whose_secret_the_tower_registers() -> Result<()
             "{line} not in {metrics}"
         );
     }
+    ensure!(
+        !metrics.contains("step=\"registered\""),
+        "registered again after the restart: {metrics}"
+    );
     // Nothing is left to do: the tower forgets the channel.
     tower
         .wait_for(c.id, "prune the channel", |v| v.appointments.is_empty())
