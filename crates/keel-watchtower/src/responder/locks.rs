@@ -125,9 +125,23 @@ impl<S: Store> Responder<S> {
         if record.dispute.is_none() && record.lock_state.is_none() {
             return Ok(Next::Done);
         }
+        let work: Vec<&Appointment> = record
+            .appointments
+            .iter()
+            .filter(|a| !a.locks.is_empty() || !a.secrets.is_empty())
+            .collect();
+        if work.is_empty() {
+            return Ok(Next::Done);
+        }
+        let now = self.chain.block_timestamp().await.map_err(|e| {
+            tracing::warn!(error = %keel_chain::report(&e), "reading the chain's clock");
+            Retry
+        })?;
         let mut next = Next::Done;
-        for a in &record.appointments {
-            if a.locks.is_empty() && a.secrets.is_empty() {
+        for a in work {
+            // Only the challenge period to wait out: no claim taken, no other call made.
+            if waiting_for_deadline(a, record, now, registered) {
+                next = Next::Wait;
                 continue;
             }
             let claim = Claim::take_key(
@@ -146,7 +160,7 @@ impl<S: Store> Responder<S> {
                 next = Next::Wait;
                 continue;
             };
-            let step = self.lock_step(a, record, registered).await;
+            let step = self.lock_step(a, record, now, registered).await;
             claim.release().await;
             if step? == Next::Wait {
                 next = Next::Wait;
@@ -160,13 +174,9 @@ impl<S: Store> Responder<S> {
         &self,
         a: &Appointment,
         record: &ChannelRecord,
+        now: u64,
         registered: &mut HashSet<B256>,
     ) -> Result<Next, Retry> {
-        let now = self
-            .chain
-            .block_timestamp()
-            .await
-            .map_err(|e| self.failed(a, "reading the chain's clock", &e))?;
         self.register_secrets(a, now, registered).await?;
         match &record.lock_state {
             None => self.settle(a, record, now).await,
@@ -333,6 +343,27 @@ impl<S: Store> Responder<S> {
         tracing::warn!(channel = %a.channel_id, customer = %a.customer, error = %keel_chain::report(e), "{what} failed; retrying");
         Retry
     }
+}
+
+/// Whether all that is left for `a` before the challenge period ends is to wait for it: the
+/// channel closed, not settled, its secrets registered (seen in this run) or expired.
+fn waiting_for_deadline(
+    a: &Appointment,
+    record: &ChannelRecord,
+    now: u64,
+    registered: &HashSet<B256>,
+) -> bool {
+    let Some(dispute) = &record.dispute else {
+        return false;
+    };
+    let secrets_done = a.secrets.iter().all(|s| {
+        let hash = keel_core::secret_hash(*s);
+        registered.contains(&hash)
+            || a.locks
+                .iter()
+                .any(|l| l.secret_hash == hash && l.expiration < now)
+    });
+    record.lock_state.is_none() && now <= dispute.deadline && secrets_done
 }
 
 /// The side whose locks `a` holds, if the vault keeps funds for them and they are the ones it
