@@ -390,6 +390,40 @@ impl Chain {
             .await
     }
 
+    /// Reveals several secrets in one transaction (`registerSecrets`), mined by chain time
+    /// `deadline` (the earliest expiration of their locks: a secret registered later pays
+    /// nothing) under `policy`, raising the fee as the deadline nears as a refutation does
+    /// ([`Chain::refute_by_deadline`]). Secrets already registered are skipped by the registry.
+    pub async fn register_secrets_by_deadline(
+        &self,
+        secrets: &[B256],
+        deadline: u64,
+        policy: &FeePolicy,
+    ) -> Result<TxReceipt> {
+        let registry = SecretRegistry::new(self.deployment().secret_registry, &self.provider);
+        let call = registry
+            .registerSecrets(secrets.to_vec())
+            .into_transaction_request();
+        self.submit_by("registerSecrets", call, deadline, policy)
+            .await
+    }
+
+    /// When the secret of `secret_hash` was registered in the SecretRegistry (chain time), if it
+    /// was: one `revealedAt` call.
+    pub async fn revealed_at(&self, secret_hash: B256) -> Result<Option<u64>> {
+        let at = SecretRegistry::new(self.deployment().secret_registry, &self.provider)
+            .revealedAt(secret_hash)
+            .call()
+            .await
+            .map_err(|e| ChainError::call("revealedAt", e))?;
+        if at.is_zero() {
+            return Ok(None);
+        }
+        u64::try_from(at)
+            .map(Some)
+            .map_err(|_| ChainError::garbage("a registration time beyond 64 bits"))
+    }
+
     /// The secret of `secret_hash` if it is registered in the SecretRegistry, with the time of
     /// its registration (what decides the locks it pays): one `revealedAt` call, and the log
     /// holding the secret only if there is one. A secret that does not hash to `secret_hash` is

@@ -505,6 +505,8 @@ impl Client {
             answer
         };
         self.inner.forwarding.keep_claim(channel_id, secret);
+        // The watchtowers get the secret with the channel's appointment, off this path.
+        self.inner.towers.updated(channel_id);
         let sent = peer::send(
             &self.inner,
             channel.peer,

@@ -23,4 +23,5 @@ mod multihop_crash;
 mod tower;
 mod tower_chain;
 mod tower_client;
+mod tower_locks;
 mod typed_data;

@@ -281,6 +281,8 @@ pub(crate) fn appointment(
             net.chain_id,
             ch.vault,
         )?),
+        locks: Vec::new(),
+        secrets: Vec::new(),
     })
 }
 

@@ -165,6 +165,17 @@ impl Forwarding {
         claims.insert((channel, hash), secret);
     }
 
+    /// The secrets we hold for locks the peer sent us in `channel`, by secret hash: what the
+    /// watchtowers are given, to register if the channel closes while we are away.
+    pub(crate) fn claim_secrets(&self, channel: B256) -> HashMap<B256, B256> {
+        let claims = self.claims.lock().expect("claims poisoned");
+        claims
+            .iter()
+            .filter(|((c, _), _)| *c == channel)
+            .map(|((_, hash), secret)| (*hash, *secret))
+            .collect()
+    }
+
     /// Drops a finished forward from memory (its record stays in the store).
     fn forget(&self, forward: &Forward) {
         let (channel, hash) = (forward.outgoing_channel, forward.incoming.secret_hash);
@@ -303,6 +314,8 @@ async fn receive(
         let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
         claims.insert((channel_id, hash), invoice.secret);
     }
+    // The towers learn the secret too, in case the sender never pays the lock out.
+    inner.towers.updated(channel_id);
     claim_paid(inner, channel_id, hash, invoice.secret).await;
     Ok(())
 }
