@@ -28,6 +28,7 @@ mod pay;
 mod peer;
 mod requests;
 mod routing;
+mod sweep;
 mod tower;
 
 pub use crate::store::ForwardPolicy;
@@ -163,6 +164,11 @@ pub struct Config {
     /// Off, as LDK's gossip without a UTXO lookup, the capacity is the announcer's claim and
     /// foreign closes are not seen: for a node without an RPC node of its own.
     pub check_announcements: bool,
+    /// Whether the client settles a unilaterally closed channel once its challenge period is
+    /// over, and then unlocks the locks settlement kept, by itself (a transaction each, from
+    /// the node's wallet), rather than waiting for [`Client::settle`] and [`Client::unlock`].
+    /// Off by default for now: an application that sends those itself would race it.
+    pub settle_automatically: bool,
 }
 
 /// Decrypts the node key from an encrypted JSON keystore file (Web3 Secret Storage version 3,
@@ -230,6 +236,7 @@ impl Config {
             towers: Vec::new(),
             announce_channels: false,
             check_announcements: true,
+            settle_automatically: false,
         }
     }
 }
@@ -285,6 +292,8 @@ pub(crate) struct Inner {
     pub(crate) gossip: gossip::Known,
     /// Channels other nodes announced: being checked on chain, or followed there.
     pub(crate) foreign: foreign::Foreign,
+    /// When settling and unlocking closed channels was last attempted.
+    pub(crate) sweeps: sweep::Sweeps,
     /// The configured watchtowers, told of each received proof.
     pub(crate) towers: tower::Towers,
 }
@@ -335,6 +344,7 @@ impl Client {
             forwarding,
             gossip: gossip::Known::default(),
             foreign: foreign::Foreign::default(),
+            sweeps: sweep::Sweeps::default(),
             towers,
         });
         tokio::spawn(events::forward(
@@ -856,7 +866,8 @@ pub const EXPIRY_GRACE: u64 = 120;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Releases, once a second, reservations of withdrawals and closes that expired unexecuted
-/// (with [`EXPIRY_GRACE`]), so the channel takes updates again. Ends with the client.
+/// (with [`EXPIRY_GRACE`]), so the channel takes updates again, and settles and unlocks
+/// closed channels if configured to (`sweep`). Ends with the client.
 async fn maintain(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(MAINTENANCE_INTERVAL).await;
@@ -897,6 +908,7 @@ async fn maintain(inner: std::sync::Weak<Inner>) {
                 requests::resubmit(&inner, &channel, signed);
             }
         }
+        sweep::sweep(&inner).await;
     }
 }
 
