@@ -90,6 +90,19 @@ pub(crate) struct Runtime {
 }
 
 impl Channel {
+    /// The locks the peer sent us that are pending.
+    pub(crate) async fn incoming_locks(&self) -> Vec<Lock> {
+        let rt = self.rt.lock().await;
+        rt.state.direction(rt.state.me().other()).locks.clone()
+    }
+
+    /// The pending lock the peer sent us under `secret_hash`, if there is one.
+    pub(crate) async fn incoming_lock(&self, secret_hash: B256) -> Option<Lock> {
+        let rt = self.rt.lock().await;
+        let locks = &rt.state.direction(rt.state.me().other()).locks;
+        locks.iter().find(|l| l.secret_hash == secret_hash).copied()
+    }
+
     /// Wraps a new channel state; `window` updates may be in flight.
     pub(crate) fn new(state: ChannelState, window: usize) -> Self {
         Self::with_status(state, ChainStatus::Open, window)

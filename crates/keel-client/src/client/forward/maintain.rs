@@ -54,12 +54,7 @@ async fn reclaim(inner: &Arc<Inner>) {
     };
     for ((channel_id, hash), secret) in claims {
         let pending = match inner.channel(channel_id) {
-            Ok(channel) => {
-                let rt = channel.rt.lock().await;
-                let them = rt.state.me().other();
-                let locks = &rt.state.direction(them).locks;
-                locks.iter().find(|l| l.secret_hash == hash).copied()
-            }
+            Ok(channel) => channel.incoming_lock(hash).await,
             Err(_) => None,
         };
         let Some(lock) = pending else {
@@ -90,15 +85,7 @@ async fn follow_up(inner: &Arc<Inner>, forward: Forward) {
     ) else {
         return;
     };
-    let upstream_pending = {
-        let rt = incoming.rt.lock().await;
-        let them = rt.state.me().other();
-        rt.state
-            .direction(them)
-            .locks
-            .iter()
-            .any(|l| l.secret_hash == hash)
-    };
+    let upstream_pending = incoming.incoming_lock(hash).await.is_some();
     let (downstream, downstream_open) = {
         let rt = outgoing.rt.lock().await;
         let me = rt.state.me();

@@ -329,17 +329,7 @@ pub(crate) async fn resume_claims(
     store: &crate::store::Store,
     channel: &super::channel::Channel,
 ) -> Result<(), crate::store::StoreError> {
-    let hashes: Vec<B256> = {
-        let rt = channel.rt.lock().await;
-        let them = rt.state.me().other();
-        rt.state
-            .direction(them)
-            .locks
-            .iter()
-            .map(|l| l.secret_hash)
-            .collect()
-    };
-    for hash in hashes {
+    for hash in channel.incoming_locks().await.iter().map(|l| l.secret_hash) {
         if let Some(invoice) = store.invoice(hash).await? {
             if invoice.paid {
                 let mut claims = forwarding.claims.lock().expect("claims poisoned");
@@ -359,16 +349,7 @@ pub(crate) async fn hold_invoice_claimed(
     channel: &super::channel::Channel,
     hash: B256,
 ) -> Result<(), ClientError> {
-    let pending = {
-        let rt = channel.rt.lock().await;
-        let them = rt.state.me().other();
-        rt.state
-            .direction(them)
-            .locks
-            .iter()
-            .any(|l| l.secret_hash == hash)
-    };
-    if !pending {
+    if channel.incoming_lock(hash).await.is_none() {
         return Ok(());
     }
     match inner.store.invoice(hash).await? {
