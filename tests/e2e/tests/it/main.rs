@@ -22,4 +22,5 @@ mod multihop_crash;
 mod tower;
 mod tower_chain;
 mod tower_client;
+mod tower_instances;
 mod typed_data;
