@@ -58,6 +58,10 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The crate docs are what dApp developers read: a broken or private link is a failure.
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 # The watchtower's store suite runs over PostgreSQL too: script/postgres.sh starts a throwaway
 # server (installing Debian's postgresql if needed) for the length of the run.
 step "cargo test (with a PostgreSQL server: script/postgres.sh)"

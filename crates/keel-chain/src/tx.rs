@@ -390,6 +390,40 @@ impl Chain {
             .await
     }
 
+    /// Reveals several secrets in one transaction (`registerSecrets`), mined by chain time
+    /// `deadline` (the earliest expiration of their locks: a secret registered later pays
+    /// nothing) under `policy`, raising the fee as the deadline nears as a refutation does
+    /// ([`Chain::refute_by_deadline`]). Secrets already registered are skipped by the registry.
+    pub async fn register_secrets_by_deadline(
+        &self,
+        secrets: &[B256],
+        deadline: u64,
+        policy: &FeePolicy,
+    ) -> Result<TxReceipt> {
+        let registry = SecretRegistry::new(self.deployment().secret_registry, &self.provider);
+        let call = registry
+            .registerSecrets(secrets.to_vec())
+            .into_transaction_request();
+        self.submit_by("registerSecrets", call, deadline, policy)
+            .await
+    }
+
+    /// When the secret of `secret_hash` was registered in the SecretRegistry (chain time), if it
+    /// was: one `revealedAt` call.
+    pub async fn revealed_at(&self, secret_hash: B256) -> Result<Option<u64>> {
+        let at = SecretRegistry::new(self.deployment().secret_registry, &self.provider)
+            .revealedAt(secret_hash)
+            .call()
+            .await
+            .map_err(|e| ChainError::call("revealedAt", e))?;
+        if at.is_zero() {
+            return Ok(None);
+        }
+        u64::try_from(at)
+            .map(Some)
+            .map_err(|_| ChainError::garbage("a registration time beyond 64 bits"))
+    }
+
     /// The secret of `secret_hash` if it is registered in the SecretRegistry, with the time of
     /// its registration (what decides the locks it pays): one `revealedAt` call, and the log
     /// holding the secret only if there is one. A secret that does not hash to `secret_hash` is
@@ -406,26 +440,90 @@ impl Chain {
         }
         let at = u64::try_from(at)
             .map_err(|_| ChainError::garbage("a registration time beyond 64 bits"))?;
-        let filter = Filter::new()
-            .address(registry)
-            .event_signature(crate::event::SECRET_TOPIC)
-            .topic1(secret_hash)
-            .from_block(self.deployment().deployed_at_block);
-        let logs = self
+        // Newest blocks first, `max_block_range` at a time (the most a provider is asked for
+        // at once, as the monitor does): a registration that matters is a recent one.
+        let range = self.config.max_block_range.max(1);
+        let floor = self.deployment().deployed_at_block;
+        let mut to = self
             .provider
-            .get_logs(&filter)
+            .get_block_number()
             .await
             .map_err(ChainError::transport)?;
-        let Some(log) = logs.first() else {
-            return Err(ChainError::garbage(format!(
-                "{secret_hash} registered at {at} but no SecretRevealed log"
-            )));
+        let log = loop {
+            let from = to.saturating_sub(range - 1).max(floor);
+            let filter = Filter::new()
+                .address(registry)
+                .event_signature(crate::event::SECRET_TOPIC)
+                .topic1(secret_hash)
+                .from_block(from)
+                .to_block(to);
+            let logs = self
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(ChainError::transport)?;
+            if let Some(log) = logs.into_iter().next() {
+                break log;
+            }
+            if from <= floor {
+                return Err(ChainError::garbage(format!(
+                    "{secret_hash} registered at {at} but no SecretRevealed log"
+                )));
+            }
+            to = from - 1;
         };
-        let (hash, secret) = crate::event::revealed_secret(log)?;
+        let (hash, secret) = crate::event::revealed_secret(&log)?;
         if hash != secret_hash {
             return Err(ChainError::garbage("a SecretRevealed log for another hash"));
         }
         Ok(Some((secret, at)))
+    }
+
+    /// What the vault at `vault` holds while its channel is open (its two deposits less its two
+    /// withdrawals), or `None` if no contract is deployed there or its channel is closing or
+    /// settled: how a node checks a channel another node announced before routing over it.
+    pub async fn open_vault_holdings(&self, vault: Address) -> Result<Option<U256>> {
+        let code = self
+            .provider
+            .get_code_at(vault)
+            .await
+            .map_err(ChainError::transport)?;
+        if code.is_empty() {
+            return Ok(None);
+        }
+        let contract = ChannelVault::new(vault, &self.provider);
+        let status = contract
+            .status()
+            .call()
+            .await
+            .map_err(|e| ChainError::call("status", e))?;
+        // 1 is open; 2 closed (challenge period) and 3 settled carry no payments.
+        if status != 1 {
+            return Ok(None);
+        }
+        let (mut deposits, mut withdrawals) = (U256::ZERO, U256::ZERO);
+        for side in 0..2u8 {
+            let deposit = contract
+                .totalDeposit(side)
+                .call()
+                .await
+                .map_err(|e| ChainError::call("totalDeposit", e))?;
+            let withdrawn = contract
+                .totalWithdrawn(side)
+                .call()
+                .await
+                .map_err(|e| ChainError::call("totalWithdrawn", e))?;
+            deposits = deposits
+                .checked_add(deposit)
+                .ok_or_else(|| ChainError::garbage("deposits beyond 256 bits"))?;
+            withdrawals = withdrawals
+                .checked_add(withdrawn)
+                .ok_or_else(|| ChainError::garbage("withdrawals beyond 256 bits"))?;
+        }
+        deposits
+            .checked_sub(withdrawals)
+            .map(Some)
+            .ok_or_else(|| ChainError::garbage("a vault that paid out more than it took in"))
     }
 
     /// The latest block's timestamp: the clock the vault checks lock and withdrawal expiries and

@@ -110,4 +110,38 @@ fn main() {
             },
         )
     });
+    onion();
+}
+
+/// A payer builds one onion per payment; each hop peels one layer.
+fn onion() {
+    use keel_core::forwarding::{
+        onion::{build, peel, HopPayload},
+        ForwardInstruction,
+    };
+    let node = |n: u8| k256::SecretKey::from_slice(&[n; 32]).expect("valid key");
+    let forward = HopPayload::Forward(ForwardInstruction {
+        next_chain_id: 31_337,
+        next_channel: B256::repeat_byte(9),
+        amount: U256::from(1_000_000u64),
+        expiration: 1_800_000_000,
+    });
+    let receive = HopPayload::Receive {
+        amount: U256::from(999_000u64),
+        expiration: 1_800_000_000,
+    };
+    let hash = B256::repeat_byte(0x77);
+    let route = [
+        (node(1).public_key(), forward),
+        (node(2).public_key(), receive),
+    ];
+    time("build a 2-hop onion", 2_000, |i| {
+        let mut session = [0x42; 32];
+        session[..4].copy_from_slice(&i.to_be_bytes());
+        build(&session, &route, &hash)
+    });
+    let packet = build(&[0x42; 32], &route, &hash).expect("builds");
+    time("peel a forwarding layer", 2_000, |_| {
+        peel(&node(1), &packet, &hash)
+    });
 }

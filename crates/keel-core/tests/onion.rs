@@ -164,3 +164,18 @@ proptest! {
         prop_assert_eq!(read.last().copied(), Some(HopPayload::Receive { amount: U256::from(amount), expiration: 7 }));
     }
 }
+
+/// The bytes a packet is made of are part of the protocol: a payer on one version must build
+/// what hops on another peel. This pins a 3-hop packet's digest, so a faster way of computing it
+/// cannot change it unnoticed.
+#[test]
+fn a_packet_is_byte_for_byte_what_earlier_versions_built() {
+    use sha2::{Digest, Sha256};
+    let packet = build(&[0x42; 32], &route(3), &HASH).unwrap();
+    let digest = B256::from_slice(&Sha256::digest(&packet.0[..]));
+    assert_eq!(digest, PINNED_DIGEST);
+}
+
+/// Computed with the version before base-point tables were used for the ephemeral keys.
+const PINNED_DIGEST: B256 =
+    alloy::primitives::b256!("7324e7563101db883884e67d2fae799cef8c2af939490a59a968066da2f3eb8c");

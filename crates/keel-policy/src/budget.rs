@@ -1,6 +1,13 @@
 //! The budget ledger: spending per channel and per node in each period, with reservations so
 //! that decisions taken concurrently cannot together spend more than the budget.
 //!
+//! The node's allowance has two parts. A fixed budget per period, shared by all its channels
+//! (use it or lose it: a new period starts from the full amount). And, if the operator asks
+//! for it, a share of what the node's routing earned ([`BudgetLedger::earned`]): that part is
+//! a fund that carries over from period to period, since what was earned stays earned — the
+//! rule CLBOSS and rebalance-lnd users ask for ("never spend more on rebalancing than a share
+//! of the fees it brought in"). Spending draws on the period's budget first, then on the fund.
+//!
 //! A planner reserves an action's expected cost before putting it in a plan; whoever executes
 //! the action commits what it really cost (at most the reservation) or releases the reservation
 //! if the action did not run. Reservations count against the budget until then, so two planners
@@ -11,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::types::{Amount, ChannelId};
+use crate::types::{mul_ppm, Amount, ChannelId};
 
 /// Names one reservation held by a [`BudgetLedger`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,12 +40,31 @@ impl Usage {
 struct Reservation {
     channel: ChannelId,
     amount: Amount,
+    /// The part of `amount` held against the earnings fund (the rest is on the period budget).
+    from_fund: Amount,
+}
+
+/// The earnings fund: `share × earnings` credited, minus what was spent from it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fund {
+    credited: Amount,
+    spent: Amount,
+    reserved: Amount,
+}
+
+impl Fund {
+    fn left(&self) -> Amount {
+        self.credited
+            .saturating_sub(self.spent)
+            .saturating_sub(self.reserved)
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     period: u64,
     node: Usage,
+    fund: Fund,
     channels: BTreeMap<ChannelId, Usage>,
     reservations: BTreeMap<u64, Reservation>,
     next_id: u64,
@@ -53,6 +79,7 @@ struct State {
 pub struct BudgetLedger {
     period_secs: u64,
     node_budget: Amount,
+    earnings_share_ppm: u32,
     state: Mutex<State>,
 }
 
@@ -63,8 +90,41 @@ impl BudgetLedger {
         Self {
             period_secs: period_secs.max(1),
             node_budget,
+            earnings_share_ppm: 0,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Also lets the node spend `share_ppm` of what its routing earns (credited with
+    /// [`BudgetLedger::earned`]), on top of the fixed budget per period; unspent, it carries
+    /// over to later periods.
+    pub fn with_earnings_share(mut self, share_ppm: u32) -> Self {
+        self.earnings_share_ppm = share_ppm;
+        self
+    }
+
+    /// Credits the share of `fees` (what the node's routing earned) to the earnings fund.
+    pub fn earned(&self, fees: Amount, now: u64) -> Result<()> {
+        let credit = mul_ppm(fees, self.earnings_share_ppm).ok_or(Error::Overflow)?;
+        let mut state = self.state(now);
+        state.fund.credited = state
+            .fund
+            .credited
+            .checked_add(credit)
+            .ok_or(Error::Overflow)?;
+        Ok(())
+    }
+
+    /// What the node has been granted so far beyond the fixed budgets: its share of earnings.
+    pub fn fund_credited(&self, now: u64) -> Amount {
+        self.state(now).fund.credited
+    }
+
+    /// What the node may still spend this period: the fixed budget left plus the fund left.
+    fn node_left(&self, state: &State) -> Amount {
+        self.node_budget
+            .saturating_sub(state.node.used())
+            .saturating_add(state.fund.left())
     }
 
     /// The length of a period in seconds.
@@ -94,7 +154,7 @@ impl BudgetLedger {
         let used = state.channels.get(&channel).copied().unwrap_or_default();
         channel_budget
             .saturating_sub(used.used())
-            .min(self.node_budget.saturating_sub(state.node.used()))
+            .min(self.node_left(&state))
     }
 
     /// Reserves `amount` for an action on `channel`, whose budget this period is
@@ -111,25 +171,38 @@ impl BudgetLedger {
         let used = state.channels.get(&channel).copied().unwrap_or_default();
         let available = channel_budget
             .saturating_sub(used.used())
-            .min(self.node_budget.saturating_sub(state.node.used()));
+            .min(self.node_left(&state));
         if amount > available {
             return Err(Error::OverBudget {
                 requested: amount,
                 available,
             });
         }
+        // The period's budget first; the rest (at most the fund left, as checked) from the fund.
+        let from_period = amount.min(self.node_budget.saturating_sub(state.node.used()));
+        let from_fund = amount - from_period;
         let id = state.next_id;
         state.next_id += 1;
         state.node.reserved = state
             .node
             .reserved
-            .checked_add(amount)
+            .checked_add(from_period)
+            .ok_or(Error::Overflow)?;
+        state.fund.reserved = state
+            .fund
+            .reserved
+            .checked_add(from_fund)
             .ok_or(Error::Overflow)?;
         let usage = state.channels.entry(channel).or_default();
         usage.reserved = usage.reserved.checked_add(amount).ok_or(Error::Overflow)?;
-        state
-            .reservations
-            .insert(id, Reservation { channel, amount });
+        state.reservations.insert(
+            id,
+            Reservation {
+                channel,
+                amount,
+                from_fund,
+            },
+        );
         Ok(ReservationId(id))
     }
 
@@ -147,8 +220,13 @@ impl BudgetLedger {
             });
         }
         state.reservations.remove(&id.0);
-        state.node.reserved -= r.amount;
-        state.node.spent = state.node.spent.saturating_add(actual);
+        // What the action saved is given back to the fund first: it was the last resort.
+        let from_period = r.amount - r.from_fund;
+        let spent_period = actual.min(from_period);
+        state.node.reserved -= from_period;
+        state.node.spent = state.node.spent.saturating_add(spent_period);
+        state.fund.reserved -= r.from_fund;
+        state.fund.spent = state.fund.spent.saturating_add(actual - spent_period);
         let usage = state.channels.entry(r.channel).or_default();
         usage.reserved -= r.amount;
         usage.spent = usage.spent.saturating_add(actual);
@@ -162,17 +240,20 @@ impl BudgetLedger {
             .reservations
             .remove(&id.0)
             .ok_or(Error::UnknownReservation(id.0))?;
-        state.node.reserved -= r.amount;
+        state.node.reserved -= r.amount - r.from_fund;
+        state.fund.reserved -= r.from_fund;
         if let Some(usage) = state.channels.get_mut(&r.channel) {
             usage.reserved -= r.amount;
         }
         Ok(())
     }
 
-    /// Spent plus reserved this period, for the node and for `channel`.
+    /// Spent plus reserved this period, for the node (on its fixed budget and on the earnings
+    /// fund together) and for `channel`.
     pub fn used(&self, channel: ChannelId, now: u64) -> (Amount, Amount) {
         let state = self.state(now);
         let c = state.channels.get(&channel).copied().unwrap_or_default();
-        (state.node.used(), c.used())
+        let fund = state.fund.spent.saturating_add(state.fund.reserved);
+        (state.node.used().saturating_add(fund), c.used())
     }
 }

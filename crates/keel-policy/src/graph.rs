@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use crate::liquidity::Liquidity;
 use crate::types::{Amount, Fee, NodeId};
 
 /// One direction of a channel in the known graph.
@@ -80,7 +81,10 @@ impl Graph {
     /// `amount` are skipped. Fees are priced on `amount` at every hop, which slightly
     /// underestimates a route's fee (each hop really forwards the amount plus later fees).
     /// Routes whose fee so priced exceeds `max_fee` are not explored (no such route could be
-    /// afforded). Stops early once every node in `targets` is settled.
+    /// afforded). Edges `known` says cannot carry `amount` at its time (an earlier attempt
+    /// failed there and the lesson has not faded enough) are skipped too, so a cycle that
+    /// failed is not retried blindly. Stops early once every node in `targets` is settled.
+    #[allow(clippy::too_many_arguments)]
     pub fn cheapest_from(
         &self,
         source: NodeId,
@@ -89,6 +93,7 @@ impl Graph {
         max_hops: u8,
         max_fee: Amount,
         targets: &[NodeId],
+        known: Known<'_>,
     ) -> Routes {
         let n = self.out.len();
         let mut routes = Routes {
@@ -145,6 +150,9 @@ impl Graph {
                 if edge.to == avoid || settled[v] || edge.capacity < amount {
                     continue;
                 }
+                if known.probability(e, edge, amount) == 0.0 {
+                    continue;
+                }
                 let Some(next) = edge.fee.for_amount(amount).and_then(|f| f.checked_add(fee))
                 else {
                     continue;
@@ -165,7 +173,13 @@ impl Graph {
     }
 
     /// The route from `routes`' source to `to`, with its fee and probability for `amount`.
-    pub fn route_to(&self, routes: &Routes, to: NodeId, amount: Amount) -> Option<Route> {
+    pub fn route_to(
+        &self,
+        routes: &Routes,
+        to: NodeId,
+        amount: Amount,
+        known: Known<'_>,
+    ) -> Option<Route> {
         let fee = (*routes.fee.get(to.0 as usize)?)?;
         let mut hops = vec![to];
         let mut edges = Vec::new();
@@ -185,7 +199,7 @@ impl Graph {
             fee,
             probability: 1.0,
         };
-        route.probability = self.probability_along(&route, amount);
+        route.probability = self.probability_along(&route, amount, known);
         Some(route)
     }
 
@@ -200,15 +214,16 @@ impl Graph {
         x.checked_sub(amount)
     }
 
-    /// The chance every edge of `route` can carry `amount` (see [`success_probability`]).
-    pub fn probability_along(&self, route: &Route, amount: Amount) -> f64 {
+    /// The chance every edge of `route` can carry `amount`: [`success_probability`], or what
+    /// `known` learned of an edge.
+    pub fn probability_along(&self, route: &Route, amount: Amount, known: Known<'_>) -> f64 {
         route
             .edges
             .iter()
             .map(|&e| {
                 self.edges
                     .get(e as usize)
-                    .map_or(0.0, |edge| success_probability(edge.capacity, amount))
+                    .map_or(0.0, |edge| known.probability(e, edge, amount))
             })
             .product()
     }
@@ -216,6 +231,33 @@ impl Graph {
     /// The edge with index `index`, as listed by [`Route::edges`].
     pub fn edge(&self, index: u32) -> Option<&Edge> {
         self.edges.get(index as usize)
+    }
+}
+
+/// What the node learned of the graph's liquidity, as of `now`; `Known::prior()` knows
+/// nothing and estimates from capacities alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    /// Learned bounds, if any.
+    pub liquidity: Option<&'a Liquidity>,
+    /// The caller's time, which learned bounds fade with.
+    pub now: u64,
+}
+
+impl Known<'_> {
+    /// No knowledge: the uniform prior on capacities.
+    pub fn prior() -> Self {
+        Known {
+            liquidity: None,
+            now: 0,
+        }
+    }
+
+    fn probability(&self, index: u32, edge: &Edge, amount: Amount) -> f64 {
+        match self.liquidity {
+            Some(l) => l.probability(index, edge.capacity, amount, self.now),
+            None => success_probability(edge.capacity, amount),
+        }
     }
 }
 

@@ -5,12 +5,14 @@
 pub mod budget;
 pub mod error;
 pub mod graph;
+pub mod liquidity;
 pub mod plan;
 pub mod types;
 
 pub use budget::{BudgetLedger, ReservationId};
 pub use error::{Error, Result};
-pub use graph::{success_probability, Edge, Graph, Route, Routes};
+pub use graph::{success_probability, Edge, Graph, Known, Route, Routes};
+pub use liquidity::Liquidity;
 pub use plan::{plan, Action, ActionKind, Config, Decision, Inputs, Plan, Reason};
 pub use types::{
     mul_ppm, share_ppm, Amount, ChainId, Channel, ChannelId, ChannelPolicy, Fee, GasTable, NodeId,

@@ -6,7 +6,8 @@ use std::fmt;
 
 use crate::budget::{BudgetLedger, ReservationId};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Route};
+use crate::graph::{Graph, Known, Route};
+use crate::liquidity::Liquidity;
 use crate::types::{mul_ppm, Amount, ChainId, Channel, ChannelId, GasTable, NodeId, PPM};
 
 /// Everything the planner reads about the node and the network at one moment.
@@ -27,6 +28,9 @@ pub struct Inputs<'a> {
     pub wallet: &'a BTreeMap<ChainId, Amount>,
     /// The caller's time in seconds (cooldowns and budget periods are measured on it).
     pub now: u64,
+    /// What the node learned of other channels' liquidity from its earlier circular
+    /// rebalances (the caller records their outcomes); `None` estimates from capacities only.
+    pub liquidity: Option<&'a Liquidity>,
 }
 
 /// How hard the planner searches.
@@ -306,7 +310,7 @@ struct Progress {
 /// let gas_price = BTreeMap::from([(ChainId(1), 1)]);
 /// let wallet = BTreeMap::new();
 /// let inputs = Inputs { me: NodeId(0), channels: &[channel], graph: &graph,
-///     gas_price: &gas_price, gas: GasTable::ETH, wallet: &wallet, now: 0 };
+///     gas_price: &gas_price, gas: GasTable::ETH, wallet: &wallet, now: 0, liquidity: None };
 /// let plan = plan(&inputs, &Config::default(), &ledger).unwrap();
 /// assert!(plan.actions.is_empty());
 /// assert_eq!(plan.decisions[0].reason, Reason::Balanced);
@@ -385,6 +389,10 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut progress: Vec<Progress> = vec![Progress::default(); n];
     let horizon = u128::from(config.horizon_periods);
+    let known = Known {
+        liquidity: inputs.liquidity,
+        now,
+    };
 
     // Circular routes: one search of the graph per source, towards every depleted peer.
     let mut by_surplus = sources.clone();
@@ -410,10 +418,11 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
                 config.max_hops,
                 bound,
                 &targets,
+                known,
             );
             for &(d, need) in &deficits {
                 let dst = &channels[d];
-                let Some(route) = inputs.graph.route_to(&routes, dst.peer, price_at) else {
+                let Some(route) = inputs.graph.route_to(&routes, dst.peer, price_at, known) else {
                     // Unreached only because every route cost more than any channel allows.
                     if routes.pruned() {
                         progress[d].any_option = true;
@@ -437,7 +446,7 @@ pub fn plan(inputs: &Inputs<'_>, config: &Config, ledger: &BudgetLedger) -> Resu
                 if amount.checked_add(cost).is_none_or(|x| x > src.local) {
                     continue;
                 }
-                let probability = inputs.graph.probability_along(&route, amount);
+                let probability = inputs.graph.probability_along(&route, amount, known);
                 // Floats only for the score; the restored amount is rounded down.
                 let restores = (amount as f64 * probability) as Amount;
                 progress[d].any_circular = true;

@@ -114,15 +114,15 @@ impl Gossip {
         &self.graph
     }
 
-    /// Verifies an announcement of a channel of `deployment` holding `capacity` (read from its
-    /// vault by the caller) and adds the channel; returns whether it was new. Announcing a
-    /// known channel again updates its capacity.
-    pub fn announce(
-        &mut self,
+    /// Checks an announcement of a channel of `deployment` without adding it: its id follows
+    /// from its parameters, both signatures verify, and the graph has room for it if it is new.
+    /// The caller checks it so before asking the chain about the channel, so that a forgery
+    /// costs no RPC call.
+    pub fn check(
+        &self,
         deployment: &Deployment,
         signed: &SignedAnnouncement,
-        capacity: U256,
-    ) -> Result<bool, GossipError> {
+    ) -> Result<ChannelDomain, GossipError> {
         let announcement = &signed.announcement;
         let params = announcement.params();
         let derived = channel_id(deployment.chain_id, deployment.factory, &params);
@@ -132,8 +132,7 @@ impl Gossip {
                 derived,
             });
         }
-        let known = self.domains.contains_key(&derived);
-        if !known && self.domains.len() >= self.max_channels {
+        if !self.domains.contains_key(&derived) && self.domains.len() >= self.max_channels {
             return Err(GossipError::Full(self.max_channels));
         }
         let vault = vault_address(
@@ -148,8 +147,25 @@ impl Gossip {
             &domain,
             [&signed.signatures[0], &signed.signatures[1]],
         )?;
+        Ok(domain)
+    }
+
+    /// Verifies an announcement of a channel of `deployment` holding `capacity` (read from its
+    /// vault by the caller) and adds the channel; returns whether it was new. Announcing a
+    /// known channel again updates its capacity.
+    pub fn announce(
+        &mut self,
+        deployment: &Deployment,
+        signed: &SignedAnnouncement,
+        capacity: U256,
+    ) -> Result<bool, GossipError> {
+        let domain = self.check(deployment, signed)?;
+        let announcement = &signed.announcement;
+        let params = announcement.params();
+        let id = announcement.channelId;
+        let known = self.domains.contains_key(&id);
         self.graph.add_channel(Channel {
-            id: derived,
+            id,
             asset: Asset {
                 chain_id: deployment.chain_id,
                 token: params.token,
@@ -157,7 +173,7 @@ impl Gossip {
             nodes: [params.participant_a, params.participant_b],
             capacity,
         })?;
-        self.domains.insert(derived, (announcement.clone(), domain));
+        self.domains.insert(id, (announcement.clone(), domain));
         Ok(!known)
     }
 

@@ -6,7 +6,7 @@
 //! the next channel holds another asset, and its expiry delta. Each node is settled once, with
 //! the lock it would forward; the payer is never an intermediate node, so a route from a node to
 //! itself (a circular rebalance) is found like any other. The locks of the route found are then
-//! computed by [`route_locks`](keel_core::forwarding::route_locks), the same function a hop's
+//! computed by [`route_locks`], the same function a hop's
 //! check is consistent with.
 
 use std::{cmp::Reverse, collections::BinaryHeap, collections::HashSet};

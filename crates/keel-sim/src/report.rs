@@ -41,6 +41,10 @@ pub struct Report {
     /// Gas paid by on-chain actions (at the configured gas price).
     #[serde(serialize_with = "crate::report::amount")]
     pub gas_spent: Amount,
+    /// Fees every forwarding node kept, from payments and from others' circular rebalances:
+    /// what routing earned the network, beside what rebalancing cost.
+    #[serde(serialize_with = "crate::report::amount")]
+    pub routing_fees_earned: Amount,
     /// `(fees + gas) / succeeded`.
     pub cost_per_success: f64,
     /// On-chain transactions (top-ups, moves, withdrawals).
@@ -67,6 +71,8 @@ pub struct Report {
     pub lp_variables: usize,
     /// keel: how many channel decisions carried each reason, over all passes.
     pub decisions: BTreeMap<String, u64>,
+    /// keel: the actions that ran, by kind (`circular`, `move`, `top_up`, `withdraw`).
+    pub actions: BTreeMap<&'static str, u64>,
     /// What one base unit is.
     pub unit: String,
     /// Wall-clock time of the run.
@@ -115,13 +121,13 @@ pub fn table(reports: &[Report]) -> String {
     let unit = reports.first().map_or("", |r| r.unit.as_str());
     let _ = writeln!(
         s,
-        "| strategy | success | volume delivered ({unit}) | rebalancing fees | gas | cost per success | on-chain tx | circular | locked start -> end | run time |"
+        "| strategy | success | volume delivered ({unit}) | rebalancing fees | gas | cost per success | on-chain tx | circular (failed) | routing fees earned | locked start -> end | run time |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in reports {
         let _ = writeln!(
             s,
-            "| {} | {:.1} % | {} | {} | {} | {} | {} | {} | {} -> {} | {:.1} s |",
+            "| {} | {:.1} % | {} | {} | {} | {} | {} | {} ({}) | {} | {} -> {} | {:.1} s |",
             r.strategy,
             r.success_ratio * 100.0,
             eng(r.volume_delivered as f64),
@@ -130,6 +136,8 @@ pub fn table(reports: &[Report]) -> String {
             eng(r.cost_per_success),
             r.onchain_actions,
             r.offchain_rebalances,
+            r.failed_rebalances,
+            eng(r.routing_fees_earned as f64),
             eng(r.liquidity_locked_start as f64),
             eng(r.liquidity_locked_end as f64),
             r.runtime_secs

@@ -4,18 +4,18 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use keel_policy::{
-    mul_ppm, ActionKind, Amount, BudgetLedger, ChainId, Channel, ChannelId, ChannelPolicy, Config,
-    GasTable, Inputs, NodeId,
-};
+use keel_policy::{mul_ppm, Amount, BudgetLedger, GasTable, Liquidity};
 use serde::Serialize;
 
+use crate::demand::Demand;
 use crate::error::Result;
 use crate::lp;
 use crate::network::Network;
 use crate::report::{Bucket, Report};
 use crate::routing::{self, Router};
 use crate::workload::Payment;
+
+mod keel;
 
 /// The strategies compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -75,8 +75,19 @@ pub struct SimConfig {
     pub max_fee_ppm: u32,
     /// keel: what a unit of restored outbound flow is worth (ppm).
     pub value_ppm: u32,
-    /// keel: budget per day, in ppm of each channel's (and node's) capacity.
+    /// keel: the node's budget per day, shared by its channels, in ppm of its capacity.
     pub budget_ppm: u32,
+    /// keel: each channel's own budget per day, in ppm of its capacity (none if `None`).
+    pub channel_budget_ppm: Option<u32>,
+    /// keel: share of the node's routing earnings added to its budget (ppm), carried over.
+    pub earnings_share_ppm: u32,
+    /// keel: nodes learn liquidity bounds from their circular rebalances' outcomes.
+    pub learn: bool,
+    /// keel: seconds of history the recent demand the policy reads is summed over (whole
+    /// intervals, at least one); the restored liquidity is expected to serve a day of demand
+    /// at that rate. One interval by default: a day of history made Keel act more often for
+    /// no more success (docs/benchmarks.md).
+    pub demand_window: f64,
     /// keel: seconds between two actions on one channel.
     pub cooldown: u64,
     /// Each node's wallet at the start, in ppm of its channel capacity.
@@ -102,6 +113,10 @@ impl Default for SimConfig {
             max_fee_ppm: 5_000,
             value_ppm: 10_000,
             budget_ppm: 20_000,
+            channel_budget_ppm: None,
+            earnings_share_ppm: 0,
+            learn: true,
+            demand_window: 1_800.0,
             cooldown: 3_600,
             wallet_ppm: 500_000,
             withdraw_idle: false,
@@ -112,6 +127,16 @@ impl Default for SimConfig {
 }
 
 const DAY: u64 = 86_400;
+
+impl SimConfig {
+    /// How many intervals the demand window spans.
+    fn demand_windows(&self) -> usize {
+        ((self.demand_window / self.interval).round() as usize).max(1)
+    }
+}
+
+/// How long a lesson about another channel's liquidity takes to fade halfway: LDK's default.
+const LEARNING_HALF_LIFE: u64 = keel_policy::liquidity::DEFAULT_HALF_LIFE_SECS;
 
 #[derive(Debug, Clone, Copy)]
 enum Landing {
@@ -134,10 +159,12 @@ struct Totals {
     onchain: u64,
     offchain: u64,
     failed_rebalances: u64,
+    earned: Amount,
     moved: Amount,
     lp_max_secs: f64,
     lp_variables: usize,
     decisions: BTreeMap<String, u64>,
+    actions: BTreeMap<&'static str, u64>,
 }
 
 struct State<'a> {
@@ -148,11 +175,20 @@ struct State<'a> {
     wallet: Vec<Amount>,
     landing: VecDeque<(f64, Landing)>,
     in_flight: Vec<[bool; 2]>,
-    flow_out: Vec<[Amount; 2]>,
-    failed_out: Vec<[Amount; 2]>,
+    demand: Demand,
     last_action: Vec<[Option<u64>; 2]>,
     ledgers: Vec<BudgetLedger>,
+    learned: Vec<Liquidity>,
     totals: Totals,
+}
+
+/// Why a circular rebalance did not go through.
+#[derive(Debug)]
+enum CycleFailure {
+    /// The fees came to more than allowed.
+    Fee,
+    /// Hop `at` could not carry its share; `carried` is what each hop had to carry.
+    Hop { at: usize, carried: Vec<Amount> },
 }
 
 /// Runs `payments` over a copy of `net` with `strategy`; `progress` hears how many payments
@@ -178,13 +214,20 @@ pub fn run(
             .collect(),
         landing: VecDeque::new(),
         in_flight: vec![[false; 2]; n_ch],
-        flow_out: vec![[0; 2]; n_ch],
-        failed_out: vec![[0; 2]; n_ch],
+        demand: Demand::new(n_ch, cfg.demand_windows()),
         last_action: vec![[None; 2]; n_ch],
         ledgers: caps
             .iter()
-            .map(|&c| BudgetLedger::new(DAY, mul_ppm(c, cfg.budget_ppm).unwrap_or(0)))
+            .map(|&c| {
+                BudgetLedger::new(DAY, mul_ppm(c, cfg.budget_ppm).unwrap_or(0))
+                    .with_earnings_share(cfg.earnings_share_ppm)
+            })
             .collect(),
+        learned: if strategy == Strategy::Keel && cfg.learn {
+            vec![Liquidity::new(LEARNING_HALF_LIFE); net.node_count()]
+        } else {
+            Vec::new()
+        },
         totals: Totals::default(),
     };
     let e = cfg.expected_amount.max(1);
@@ -208,16 +251,14 @@ pub fn run(
     for (i, p) in payments.iter().enumerate() {
         while next_pass <= p.time {
             st.land(next_pass);
+            st.demand.close_window();
             if strategy != Strategy::None {
                 st.rebalance(strategy, next_pass)?;
-            }
-            for f in st.flow_out.iter_mut().chain(st.failed_out.iter_mut()) {
-                *f = [0; 2];
             }
             next_pass += cfg.interval;
         }
         st.land(p.time);
-        let ok = st.pay(p, strategy == Strategy::Keel);
+        let ok = st.pay(p, strategy == Strategy::Keel, p.time as u64)?;
         let b = edges.iter().take_while(|&&edge| p.amount >= edge).count();
         buckets[b].attempted += 1;
         let w = &mut series[i * windows / total];
@@ -254,6 +295,7 @@ pub fn run(
         by_size: buckets,
         volume_delivered: volume,
         rebalancing_fees: t.fees,
+        routing_fees_earned: t.earned,
         gas_spent: t.gas,
         cost_per_success: if succeeded == 0 {
             0.0
@@ -270,6 +312,7 @@ pub fn run(
         lp_max_solve_secs: t.lp_max_secs,
         lp_variables: t.lp_variables,
         decisions: t.decisions.clone(),
+        actions: t.actions.clone(),
         unit: net.unit.to_string(),
         runtime_secs: started.elapsed().as_secs_f64(),
     })
@@ -301,16 +344,17 @@ impl State<'_> {
         }
     }
 
-    fn pay(&mut self, p: &Payment, attribute_failures: bool) -> bool {
+    fn pay(&mut self, p: &Payment, attribute_failures: bool, now: u64) -> Result<bool> {
         if let Some(path) = self
             .router
             .find(&self.net, p.src, p.dst, p.amount, false, None)
         {
             for (&(c, s), &x) in path.hops.iter().zip(&path.carried) {
-                self.flow_out[c as usize][s as usize] += x;
+                self.demand.sent(c, s, x);
             }
+            self.pay_forwarders(&path, now)?;
             routing::apply(&mut self.net, &path);
-            return true;
+            return Ok(true);
         }
         if attribute_failures {
             // The path a payer would try without knowing balances: each hop that could not
@@ -321,12 +365,27 @@ impl State<'_> {
             {
                 for (&(c, s), &x) in path.hops.iter().zip(&path.carried) {
                     if self.net.channels[c as usize].balance[s as usize] < x {
-                        self.failed_out[c as usize][s as usize] += x;
+                        self.demand.refused(c, s, x);
                     }
                 }
             }
         }
-        false
+        Ok(false)
+    }
+
+    /// Credits each forwarding node of `path` (every hop's sender but the first) with the fee
+    /// it keeps: what it received minus what it sent on. Keel's nodes may spend a share of it.
+    fn pay_forwarders(&mut self, path: &routing::Path, now: u64) -> Result<()> {
+        for i in 1..path.hops.len() {
+            let (c, s) = path.hops[i];
+            let fee = path.carried[i - 1] - path.carried[i];
+            self.totals.earned += fee;
+            if fee > 0 && self.cfg.earnings_share_ppm > 0 {
+                let node = self.net.channels[c as usize].nodes[s as usize] as usize;
+                self.ledgers[node].earned(fee, now)?;
+            }
+        }
+        Ok(())
     }
 
     fn rebalance(&mut self, strategy: Strategy, now: f64) -> Result<()> {
@@ -336,10 +395,7 @@ impl State<'_> {
                 self.threshold(now);
                 Ok(())
             }
-            Strategy::Greedy => {
-                self.greedy();
-                Ok(())
-            }
+            Strategy::Greedy => self.greedy(now as u64),
             Strategy::Lp => {
                 let c = lp::revive(&self.net, 0)?;
                 let secs = c.solve_time.as_secs_f64();
@@ -395,42 +451,56 @@ impl State<'_> {
     }
 
     /// Pays a cycle of hops (the first sent by the node itself, which charges no fee), if the
-    /// fee stays within `max_fee` and every hop can carry its share. Returns the fee paid.
-    fn cycle(&mut self, hops: &[(u32, u8)], amount: Amount, max_fee: Amount) -> Option<Amount> {
+    /// fee stays within `max_fee` and every hop can carry its share. Returns the fee paid and
+    /// what each hop carried, or where it failed (the first hop without the balance, as a
+    /// payment's error would name it).
+    fn cycle(
+        &mut self,
+        hops: &[(u32, u8)],
+        amount: Amount,
+        max_fee: Amount,
+        now: u64,
+    ) -> Result<std::result::Result<(Amount, Vec<Amount>), CycleFailure>> {
         let mut carried = vec![0; hops.len()];
         let mut x = amount;
         for i in (0..hops.len()).rev() {
             carried[i] = x;
             if i > 0 {
                 let (c, s) = hops[i];
-                x = x.checked_add(self.net.channels[c as usize].fee[s as usize].for_amount(x)?)?;
+                let fee = self.net.channels[c as usize].fee[s as usize].for_amount(x);
+                let Some(next) = fee.and_then(|f| x.checked_add(f)) else {
+                    self.totals.failed_rebalances += 1;
+                    return Ok(Err(CycleFailure::Fee));
+                };
+                x = next;
             }
         }
         let fee = carried[0] - amount;
         if fee > max_fee {
             self.totals.failed_rebalances += 1;
-            return None;
+            return Ok(Err(CycleFailure::Fee));
         }
-        let feasible = hops
+        let short = hops
             .iter()
             .zip(&carried)
-            .all(|(&(c, s), &x)| self.net.channels[c as usize].balance[s as usize] >= x);
-        if !feasible {
+            .position(|(&(c, s), &x)| self.net.channels[c as usize].balance[s as usize] < x);
+        if let Some(at) = short {
             self.totals.failed_rebalances += 1;
-            return None;
+            return Ok(Err(CycleFailure::Hop { at, carried }));
         }
         let path = routing::Path {
             hops: hops.to_vec(),
             carried,
         };
+        self.pay_forwarders(&path, now)?;
         routing::apply(&mut self.net, &path);
         self.totals.fees += fee;
         self.totals.offchain += 1;
         self.totals.moved += amount;
-        Some(fee)
+        Ok(Ok((fee, path.carried)))
     }
 
-    fn greedy(&mut self) {
+    fn greedy(&mut self, now: u64) -> Result<()> {
         for u in 0..self.net.node_count() as u32 {
             let chans = self.net.adj[u as usize].clone();
             let mut depleted = Vec::new();
@@ -473,176 +543,10 @@ impl State<'_> {
                     }
                     hops.push((d, 1 - ds));
                     let max_fee = mul_ppm(amount, self.cfg.max_fee_ppm).unwrap_or(0);
-                    if self.cycle(&hops, amount, max_fee).is_some() {
+                    if self.cycle(&hops, amount, max_fee, now)?.is_ok() {
                         surplus[k].2 = have - amount;
                         break;
                     }
-                }
-            }
-        }
-    }
-
-    fn keel(&mut self, now_f: f64) -> Result<()> {
-        let now = now_f as u64;
-        let graph = self.net.public_graph();
-        let gas_price = BTreeMap::from([(ChainId(1), self.cfg.gas_price)]);
-        let horizon = ((DAY as f64 / self.cfg.interval).round() as u32).max(1);
-        let config = Config {
-            horizon_periods: horizon,
-            ..Config::default()
-        };
-        for u in 0..self.net.node_count() as u32 {
-            let chans = self.net.adj[u as usize].clone();
-            let out_of_range = chans.iter().any(|&(c, s)| {
-                let share = self.share_ppm(c as usize, s as usize);
-                share < self.cfg.low_ppm || share > self.cfg.high_ppm
-            });
-            if !out_of_range {
-                continue;
-            }
-            let channels: Vec<Channel> = chans
-                .iter()
-                .map(|&(c, s)| {
-                    let (ci, si) = (c as usize, s as usize);
-                    let ch = &self.net.channels[ci];
-                    let capacity = ch.capacity();
-                    Channel {
-                        id: ChannelId(u64::from(c)),
-                        chain: ChainId(ch.chain),
-                        peer: NodeId(ch.nodes[1 - si]),
-                        capacity,
-                        local: ch.balance[si],
-                        remote: ch.balance[1 - si],
-                        pending_out: 0,
-                        pending_in: 0,
-                        flow_out: self.flow_out[ci][si],
-                        flow_in: self.flow_out[ci][1 - si],
-                        failed_out: self.failed_out[ci][si],
-                        peer_fee: ch.fee[1 - si],
-                        last_action: self.last_action[ci][si],
-                        policy: ChannelPolicy {
-                            target_local_ppm: self.cfg.target_ppm,
-                            low_ppm: self.cfg.low_ppm,
-                            high_ppm: self.cfg.high_ppm,
-                            min_amount: 1,
-                            max_fee_ppm: self.cfg.max_fee_ppm,
-                            budget_per_period: mul_ppm(capacity, self.cfg.budget_ppm).unwrap_or(0),
-                            cooldown_secs: self.cfg.cooldown,
-                            value_ppm: self.cfg.value_ppm,
-                            withdraw_idle: self.cfg.withdraw_idle,
-                        },
-                    }
-                })
-                .collect();
-            let wallet = BTreeMap::from([(ChainId(1), self.wallet[u as usize])]);
-            let inputs = Inputs {
-                me: NodeId(u),
-                channels: &channels,
-                graph: &graph,
-                gas_price: &gas_price,
-                gas: self.gas,
-                wallet: &wallet,
-                now,
-            };
-            let ledger = &self.ledgers[u as usize];
-            let plan = keel_policy::plan(&inputs, &config, ledger)?;
-            for d in &plan.decisions {
-                *self
-                    .totals
-                    .decisions
-                    .entry(d.reason.code().to_string())
-                    .or_default() += 1;
-            }
-            let sides: BTreeMap<u32, u8> = chans.iter().copied().collect();
-            let side_of = |c: ChannelId| -> (u32, u8) {
-                let c = c.0 as u32;
-                (c, sides[&c])
-            };
-            let mut outcomes = Vec::new();
-            for a in &plan.actions {
-                let ran = match &a.kind {
-                    ActionKind::Circular {
-                        from, to, edges, ..
-                    } => {
-                        let (fc, fs) = side_of(*from);
-                        let (tc, ts) = side_of(*to);
-                        // Edge `2 c + side` of the public graph is channel `c` sent from `side`.
-                        let mut hops = vec![(fc, fs)];
-                        hops.extend(edges.iter().map(|&e| (e / 2, (e % 2) as u8)));
-                        hops.push((tc, 1 - ts));
-                        self.cycle(&hops, a.amount, a.cost)
-                            .map(|f| (f, vec![(fc, fs), (tc, ts)]))
-                    }
-                    ActionKind::Move { from, to } => {
-                        let (fc, fs) = side_of(*from);
-                        let (tc, ts) = side_of(*to);
-                        let bal = &mut self.net.channels[fc as usize].balance[fs as usize];
-                        if *bal >= a.amount {
-                            *bal -= a.amount;
-                            self.onchain(now_f, a.cost);
-                            self.totals.moved += a.amount;
-                            self.landing.push_back((
-                                now_f + self.cfg.confirmation_delay,
-                                Landing::Channel {
-                                    channel: tc,
-                                    side: ts,
-                                    amount: a.amount,
-                                },
-                            ));
-                            Some((a.cost, vec![(fc, fs), (tc, ts)]))
-                        } else {
-                            None
-                        }
-                    }
-                    ActionKind::TopUp { channel } => {
-                        let (c, s) = side_of(*channel);
-                        if self.wallet[u as usize] >= a.amount {
-                            self.wallet[u as usize] -= a.amount;
-                            self.onchain(now_f, a.cost);
-                            self.landing.push_back((
-                                now_f + self.cfg.confirmation_delay,
-                                Landing::Channel {
-                                    channel: c,
-                                    side: s,
-                                    amount: a.amount,
-                                },
-                            ));
-                            Some((a.cost, vec![(c, s)]))
-                        } else {
-                            None
-                        }
-                    }
-                    ActionKind::Withdraw { channel } => {
-                        let (c, s) = side_of(*channel);
-                        let bal = &mut self.net.channels[c as usize].balance[s as usize];
-                        if *bal >= a.amount {
-                            *bal -= a.amount;
-                            self.onchain(now_f, a.cost);
-                            self.landing.push_back((
-                                now_f + self.cfg.confirmation_delay,
-                                Landing::Wallet {
-                                    node: u,
-                                    amount: a.amount,
-                                },
-                            ));
-                            Some((a.cost, vec![(c, s)]))
-                        } else {
-                            None
-                        }
-                    }
-                };
-                outcomes.push((a.reservation, ran));
-            }
-            let ledger = &self.ledgers[u as usize];
-            for (reservation, ran) in outcomes {
-                match ran {
-                    Some((cost, touched)) => {
-                        ledger.commit(reservation, cost, now)?;
-                        for (c, s) in touched {
-                            self.last_action[c as usize][s as usize] = Some(now);
-                        }
-                    }
-                    None => ledger.release(reservation, now)?,
                 }
             }
         }

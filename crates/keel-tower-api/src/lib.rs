@@ -4,8 +4,12 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use alloy::primitives::Bytes;
-use keel_core::{Address, BalanceProof, ChannelParams, TowerReceipt, B256, U256};
+use keel_core::{Address, BalanceProof, ChannelParams, Lock, TowerReceipt, B256, U256};
 use serde::{Deserialize, Serialize};
+
+/// Most locks one appointment may carry, and most secrets: twice keel-core's default
+/// `max_pending_locks`, so a peer's wider policy fits, while a stored appointment stays small.
+pub const MAX_LOCKS: usize = 64;
 
 /// A channel's fixed parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +69,46 @@ pub struct AppointmentRequest {
     pub sender_signature: Bytes,
     /// The customer's `TowerAuthorisation` signature over the proof.
     pub authorisation: Bytes,
+    /// The pending locks behind the proof's `locksRoot`, in order (the customer's incoming
+    /// locks): with them the tower can unlock on the customer's behalf. Empty: none given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<LockJson>,
+    /// Secrets the customer knows for some of those locks: the tower registers them on chain
+    /// once the channel is closed. Each must hash (sha256) to one of `locks`' secret hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<B256>,
+}
+
+/// One pending lock, as the locks root commits to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockJson {
+    /// Unix seconds after which it can no longer be claimed.
+    pub expiration: u64,
+    /// The amount locked.
+    pub amount: U256,
+    /// `sha256(secret)`.
+    pub secret_hash: B256,
+}
+
+impl From<LockJson> for Lock {
+    fn from(l: LockJson) -> Self {
+        Self {
+            expiration: l.expiration,
+            amount: l.amount,
+            secret_hash: l.secret_hash,
+        }
+    }
+}
+
+impl From<&Lock> for LockJson {
+    fn from(l: &Lock) -> Self {
+        Self {
+            expiration: l.expiration,
+            amount: l.amount,
+            secret_hash: l.secret_hash,
+        }
+    }
 }
 
 /// `POST /v1/appointments/batch`.
@@ -164,6 +208,12 @@ pub struct HeldJson {
     pub customer: Address,
     /// The held proof's nonce.
     pub nonce: u64,
+    /// How many of the proof's locks the tower holds.
+    #[serde(default)]
+    pub locks: usize,
+    /// How many of their secrets it holds (to register once the channel closes).
+    #[serde(default)]
+    pub secrets: usize,
     /// Unix seconds.
     pub accepted_at: u64,
     /// Unix seconds.

@@ -113,6 +113,8 @@ fn appointment(k: &Keys, salt: u64) -> AppointmentRequest {
         },
         sender_signature: sender.to_vec().into(),
         authorisation: authorisation.to_vec().into(),
+        locks: Vec::new(),
+        secrets: Vec::new(),
     }
 }
 

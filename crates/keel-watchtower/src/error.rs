@@ -62,6 +62,23 @@ pub enum Refusal {
         /// The nonce held.
         stored: u64,
     },
+    /// The appointment carries more locks (or secrets) than the tower holds per appointment.
+    #[error("an appointment carries at most {max} locks and as many secrets, got {got}")]
+    TooManyLocks {
+        /// The limit.
+        max: usize,
+        /// The number sent.
+        got: usize,
+    },
+    /// The locks sent are not the ones the proof commits to (their root, or their sum).
+    #[error("the locks do not match the proof's {0}")]
+    LocksMismatch(&'static str),
+    /// A secret hashes to none of the appointment's locks (or no locks were sent).
+    #[error("secret with hash {0} opens none of the appointment's locks")]
+    SecretWithoutLock(B256),
+    /// The same secret was sent twice.
+    #[error("secret with hash {0} sent twice")]
+    DuplicateSecret(B256),
     /// A batch held more appointments than one request may.
     #[error("a batch holds at most {max} appointments, got {got}")]
     BatchTooLarge {
@@ -105,6 +122,10 @@ impl Refusal {
             Self::UnknownChannel(_) => "unknown_channel",
             Self::ChannelSettled(_) => "channel_settled",
             Self::StaleNonce { .. } => "stale_nonce",
+            Self::TooManyLocks { .. } => "too_many_locks",
+            Self::LocksMismatch(_) => "locks_mismatch",
+            Self::SecretWithoutLock(_) => "secret_without_lock",
+            Self::DuplicateSecret(_) => "duplicate_secret",
             Self::BatchTooLarge { .. } => "batch_too_large",
             Self::CustomerRateLimited { .. } => "rate_limited_customer",
             Self::ChainUnavailable(_) => "chain_unavailable",

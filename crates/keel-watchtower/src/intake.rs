@@ -7,7 +7,11 @@
 //! channel on this chain only), the customer is within its rate and registered (checked only
 //! after its signature, so a stranger cannot spend its allowance or probe who is), the channel
 //! is open or closed on chain (not unknown, not settled), and its nonce is above the one held
-//! (checked again atomically as it is stored).
+//! (checked again atomically as it is stored). Locks and secrets sent with the proof are
+//! checked before any signature: at most [`MAX_LOCKS`], hashing to the proof's `locksRoot` and
+//! summing to its `lockedAmount`, each secret opening one of them, none twice. The same nonce
+//! as the one held is taken only to add secrets to the same proof and locks (see
+//! [`Store::put`]).
 
 use std::{collections::HashMap, future::Future, sync::Arc};
 
@@ -15,8 +19,8 @@ use alloy::signers::local::PrivateKeySigner;
 use keel_bindings::ChannelVault;
 use keel_chain::Chain;
 use keel_core::{
-    signing, Address, BalanceProof, ChannelDomain, ChannelParams, TowerAuthorisation, TowerReceipt,
-    TowerRegistration, B256, U256,
+    signing, Address, BalanceProof, ChannelDomain, ChannelParams, Lock, TowerAuthorisation,
+    TowerReceipt, TowerRegistration, B256, U256,
 };
 
 use crate::{
@@ -111,6 +115,9 @@ impl<S, L> std::fmt::Debug for Intake<S, L> {
             .finish_non_exhaustive()
     }
 }
+
+/// Most locks (and secrets) one appointment may carry; a stored lock takes 72 bytes, a secret 32.
+pub use keel_tower_api::MAX_LOCKS;
 
 /// Amounts above this are refused by the vault at submission.
 const MAX_AMOUNT: U256 = U256::from_limbs([u64::MAX, u64::MAX, 0, 0]);
@@ -356,6 +363,7 @@ fn check(
     if req.proof.locked_amount > MAX_AMOUNT {
         return Err(Refusal::AmountTooLarge("lockedAmount"));
     }
+    let (locks, secrets) = check_locks(req)?;
     let channel_id = keel_core::channel_id(c.chain_id, c.factory, &params);
     let vault =
         keel_core::vault_address(c.factory, c.vault_implementation, channel_id, params.token);
@@ -403,12 +411,51 @@ fn check(
             accepted_at: now,
             watch_until,
             receipt_signature,
+            locks,
+            secrets,
         },
         receipt: SignedReceipt {
             receipt,
             signature: receipt_signature,
         },
     })
+}
+
+/// The locks and secrets of `req`, if they are what its proof commits to: at most
+/// [`MAX_LOCKS`] locks (none, or exactly those behind `locksRoot`, summing to `lockedAmount`),
+/// and secrets that each open one of them, none twice.
+fn check_locks(req: &AppointmentRequest) -> Result<(Vec<Lock>, Vec<B256>), Refusal> {
+    let got = req.locks.len().max(req.secrets.len());
+    if got > MAX_LOCKS {
+        return Err(Refusal::TooManyLocks {
+            max: MAX_LOCKS,
+            got,
+        });
+    }
+    let locks: Vec<Lock> = req.locks.iter().copied().map(Lock::from).collect();
+    if !locks.is_empty() {
+        if keel_core::locks_root(&locks) != req.proof.locks_root {
+            return Err(Refusal::LocksMismatch("locksRoot"));
+        }
+        let total = locks
+            .iter()
+            .try_fold(U256::ZERO, |sum, l| sum.checked_add(l.amount));
+        if total != Some(req.proof.locked_amount) {
+            return Err(Refusal::LocksMismatch("lockedAmount"));
+        }
+    }
+    let mut seen = Vec::with_capacity(req.secrets.len());
+    for secret in &req.secrets {
+        let hash = keel_core::secret_hash(*secret);
+        if !locks.iter().any(|l| l.secret_hash == hash) {
+            return Err(Refusal::SecretWithoutLock(hash));
+        }
+        if seen.contains(&hash) {
+            return Err(Refusal::DuplicateSecret(hash));
+        }
+        seen.push(hash);
+    }
+    Ok((locks, req.secrets.clone()))
 }
 
 fn put_refusal(e: PutError, req: &AppointmentRequest) -> Refusal {

@@ -22,6 +22,8 @@ pub struct Metrics {
     /// Refutations mined, and the total time from the tower seeing the close to the receipt.
     mined: AtomicU64,
     mined_micros: AtomicU64,
+    /// Lock steps mined (`registered`, `settled`, `unlocked`), by step.
+    lock_steps: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -48,6 +50,13 @@ impl Metrics {
             let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             self.mined_micros.fetch_add(micros, Ordering::Relaxed);
         }
+    }
+
+    /// A lock step's transaction (`registered`, `settled`, `unlocked`) was mined.
+    pub fn lock_step(&self, step: &'static str) {
+        let mut steps = self.lock_steps.lock().unwrap_or_else(|e| e.into_inner());
+        let n = steps.entry(step).or_default();
+        *n = n.saturating_add(1);
     }
 
     /// The exposition text, with the storage's sizes as gauges.
@@ -84,6 +93,12 @@ impl Metrics {
             "counter",
             "Refutation attempts, by outcome.",
             &labelled(&self.outcomes, "outcome"),
+        );
+        metric(
+            "keel_tower_lock_steps_total",
+            "counter",
+            "Secrets registered, channels settled and locks unlocked for customers (transactions mined), by step.",
+            &labelled(&self.lock_steps, "step"),
         );
         metric(
             "keel_tower_response_seconds_count",

@@ -25,6 +25,14 @@
 //! others look again every [`CLAIM_POLL`]: once the response is mined they stop; if the holder
 //! died, its lease runs out (after [`CLAIM_LEASE`] unless configured) and one of them takes
 //! over.
+//!
+//! Appointments carrying locks get more once their channel is closed (`responder/locks.rs`):
+//! the secrets registered, the channel settled after the challenge period, the customer's locks
+//! unlocked. A settled channel is pruned only once nothing the tower holds is left to unlock.
+
+mod locks;
+
+pub use locks::{LOCK_POLL, SECRETS_PER_TX};
 
 use std::{
     collections::HashMap,
@@ -66,6 +74,8 @@ pub struct Responder<S> {
     fees: FeePolicy,
     /// Channels with a response task, and whether it must look again when done.
     running: Mutex<HashMap<B256, bool>>,
+    /// Channels with a lock task ([`locks`]), and whether it must look again when done.
+    resolving: Mutex<HashMap<B256, bool>>,
     slots: Semaphore,
     metrics: Arc<Metrics>,
     clock: fn() -> u64,
@@ -129,6 +139,7 @@ impl<S: Store> Responder<S> {
             monitor,
             fees,
             running: Mutex::default(),
+            resolving: Mutex::default(),
             slots: Semaphore::new(MAX_RESPONDERS),
             metrics,
             clock,
@@ -151,13 +162,20 @@ impl<S: Store> Responder<S> {
         for channel_id in self.store.open_disputes((self.clock)()).await? {
             self.clone().respond(channel_id);
         }
+        for channel_id in self.store.lock_work().await? {
+            self.clone().resolve_locks(channel_id);
+        }
         while let Some(batch) = batches.recv().await {
             match self.apply(&batch).await {
-                Ok(disputed) => {
+                Ok((disputed, locked)) => {
                     // Durable: the checkpoint may move past these events.
                     batch.ack();
                     for channel_id in disputed {
                         self.clone().respond(channel_id);
+                        self.clone().resolve_locks(channel_id);
+                    }
+                    for channel_id in locked {
+                        self.clone().resolve_locks(channel_id);
                     }
                 }
                 Err(e) => {
@@ -171,25 +189,58 @@ impl<S: Store> Responder<S> {
         Ok(())
     }
 
-    /// Stores what `batch` changed; returns the channels whose dispute state changed.
-    async fn apply(&self, batch: &Batch) -> Result<Vec<B256>, crate::StoreError> {
+    /// Stores what `batch` changed; returns the channels whose dispute state changed, and those
+    /// whose lock state did.
+    async fn apply(&self, batch: &Batch) -> Result<(Vec<B256>, Vec<B256>), crate::StoreError> {
         let mut disputed = Vec::new();
+        let mut locked = Vec::new();
         for event in &batch.events {
             match &event.kind {
                 ChainEventKind::Closed(state) | ChainEventKind::Refuted(state) => {
                     self.store.record_dispute(event.channel_id, state).await?;
                     disputed.push(event.channel_id);
                 }
+                ChainEventKind::LocksRetained(state) | ChainEventKind::Unlocked { state, .. } => {
+                    self.store
+                        .record_lock_state(event.channel_id, state)
+                        .await?;
+                    locked.push(event.channel_id);
+                }
+                // Settled keeping funds for locks the tower is to unlock: kept until unlocked.
+                ChainEventKind::Settled { .. } if self.unlock_pending(event.channel_id).await? => {
+                    disputed.retain(|id| *id != event.channel_id);
+                }
                 ChainEventKind::Settled { .. } | ChainEventKind::CooperativelyClosed { .. } => {
                     let removed = self.store.prune(event.channel_id).await?;
                     self.monitor.unwatch(event.vault);
                     disputed.retain(|id| *id != event.channel_id);
+                    locked.retain(|id| *id != event.channel_id);
                     tracing::info!(channel = %event.channel_id, removed, "settled; pruned");
                 }
                 _ => {}
             }
         }
-        Ok(disputed)
+        // Settled, and the locks the tower held are all unlocked now: nothing is left to do.
+        let mut done = Vec::new();
+        for &channel_id in &locked {
+            if !self.unlock_pending(channel_id).await? && !done.contains(&channel_id) {
+                done.push(channel_id);
+            }
+        }
+        for channel_id in done {
+            let removed = self.store.prune(channel_id).await?;
+            if let Some(vault) = batch
+                .events
+                .iter()
+                .find(|e| e.channel_id == channel_id)
+                .map(|e| e.vault)
+            {
+                self.monitor.unwatch(vault);
+            }
+            locked.retain(|id| *id != channel_id);
+            tracing::info!(channel = %channel_id, removed, "locks resolved; pruned");
+        }
+        Ok((disputed, locked))
     }
 
     /// Starts (or asks the running task to repeat) the response for `channel_id`.
@@ -420,6 +471,8 @@ impl<S: Store> Responder<S> {
         }
         if closed {
             self.clone().respond(channel_id);
+            // It may carry secrets or locks the closed channel's lock task has not seen.
+            self.clone().resolve_locks(channel_id);
         }
     }
 }
@@ -446,18 +499,30 @@ impl<S: Store> Claim<S> {
         holder: &str,
         lease: Duration,
     ) -> Result<Option<Self>, crate::StoreError> {
+        Self::take_key(store, a.channel_id, a.customer, holder, lease).await
+    }
+
+    /// Claims the work under (`channel_id`, `customer`) for `holder` (a response's key, or
+    /// [`lock_claim_id`](crate::store::lock_claim_id)'s) for `lease`, renewed every third of it;
+    /// `None` while another instance holds it.
+    async fn take_key(
+        store: Arc<S>,
+        channel_id: B256,
+        customer: Address,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<Option<Self>, crate::StoreError> {
         // At least a millisecond: an interval of zero is refused.
         let renew_every = (lease / 3).max(Duration::from_millis(1));
         let lease = millis(lease);
         if !store
-            .claim(a.channel_id, a.customer, holder, unix_ms(), lease)
+            .claim(channel_id, customer, holder, unix_ms(), lease)
             .await?
         {
             return Ok(None);
         }
         let renewal = tokio::spawn({
             let (store, holder) = (store.clone(), holder.to_owned());
-            let (channel_id, customer) = (a.channel_id, a.customer);
             async move {
                 let mut every = tokio::time::interval(renew_every);
                 every.tick().await;
@@ -484,8 +549,8 @@ impl<S: Store> Claim<S> {
         });
         Ok(Some(Self {
             store,
-            channel_id: a.channel_id,
-            customer: a.customer,
+            channel_id,
+            customer,
             holder: holder.to_owned(),
             renewal,
         }))

@@ -84,6 +84,12 @@ fn config(net: &Devnet, dir: &Path, who: &Participant, name: &str) -> Config {
     config.chains = vec![net.chain_config(0)];
     // Room for every payment in flight on each channel.
     config.window = 256;
+    // The store's group-commit pacing (µs between commit starts), to measure its trade-off.
+    if let Ok(us) = std::env::var("KEEL_BENCH_COMMIT_US") {
+        if let Ok(us) = us.parse() {
+            config.min_commit_interval = Duration::from_micros(us);
+        }
+    }
     config
 }
 

@@ -333,7 +333,7 @@ async fn build_genesis() -> Result<Genesis> {
 }
 
 impl Devnet {
-    /// Spawns Anvil on a free port from the [genesis](genesis) state: Keel deployed by
+    /// Spawns Anvil on a free port from the genesis state (`genesis`): Keel deployed by
     /// `script/deploy.sh`, the test tokens, and tokens minted to the participants.
     pub async fn start() -> Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -62,5 +62,7 @@ pub fn appointment(
             net.chain_id,
             ch.vault,
         )?),
+        locks: Vec::new(),
+        secrets: Vec::new(),
     })
 }

@@ -148,7 +148,7 @@ impl Client {
     }
 }
 
-fn client(inner: &Arc<Inner>) -> Client {
+pub(crate) fn client(inner: &Arc<Inner>) -> Client {
     Client {
         inner: Arc::clone(inner),
     }
@@ -281,7 +281,7 @@ pub(crate) async fn publish_update(inner: &Arc<Inner>, channel_id: B256) {
 }
 
 /// Records an announcement that entered the graph and relays it to every peer but `from`.
-fn learned_announcement(
+pub(crate) fn learned_announcement(
     inner: &Arc<Inner>,
     from: Option<Address>,
     chain_id: u64,
@@ -297,7 +297,7 @@ fn learned_announcement(
 }
 
 /// Records an update that entered the graph and relays it to every peer but `from`.
-fn learned_update(inner: &Arc<Inner>, from: Option<Address>, signed: SignedUpdate) {
+pub(crate) fn learned_update(inner: &Arc<Inner>, from: Option<Address>, signed: SignedUpdate) {
     let msg = Message::ChannelUpdate {
         update: signed.update.clone(),
         signature: signed.signature,
@@ -356,13 +356,14 @@ fn strike(inner: &Inner, from: Address, e: &GossipError) {
     }
 }
 
-/// A channel announcement from a peer: verified into the graph and relayed if new.
+/// A channel announcement from a peer: verified, then (unless
+/// [`Config::check_announcements`](super::Config::check_announcements) is off) checked on chain
+/// (`foreign.rs`), into the graph, and relayed if new.
 ///
-/// Its capacity is the sender's claim: we cannot read a foreign vault's deposits yet (see
-/// docs/protocol.md, "Known limitations"), so the first claim for a channel is what our
-/// graph keeps, as an upper bound the scorer starts from (a wrong one costs payers a failed
-/// attempt, never funds: every hop checks its own balance). Our own channels' capacities are
-/// always our exact deposits.
+/// With the check off, its capacity is the sender's claim: the first claim for a channel is
+/// what our graph keeps, as an upper bound the scorer starts from (a wrong one costs payers a
+/// failed attempt, never funds: every hop checks its own balance). Our own channels'
+/// capacities are always our exact deposits.
 pub(crate) fn announcement_received(
     inner: &Arc<Inner>,
     from: Address,
@@ -374,12 +375,8 @@ pub(crate) fn announcement_received(
     if !admit(inner, from) {
         return;
     }
-    if inner
-        .gossip
-        .lock()
-        .announcements
-        .contains_key(&announcement.channelId)
-    {
+    let id = announcement.channelId;
+    if inner.gossip.lock().announcements.contains_key(&id) {
         // Known: neither stored again nor relayed again (nor its capacity changed).
         return;
     }
@@ -392,6 +389,20 @@ pub(crate) fn announcement_received(
     let Ok(deployment) = client.deployment(chain_id) else {
         return;
     };
+    if inner.config.check_announcements {
+        // Signatures first, so that a forgery costs no RPC call; our own channels are
+        // announced by us (`announce_own`).
+        let checked = inner.forwarding.routing.check(&deployment, &signed);
+        match checked {
+            Ok(_) if inner.channel(id).is_err() => {
+                super::foreign::check(inner, from, deployment, signed);
+            }
+            Ok(_) => {}
+            Err(e) if is_forgery(&e) => strike(inner, from, &e),
+            Err(_) => {}
+        }
+        return;
+    }
     match client.learn_announcement(&deployment, &signed, capacity) {
         Ok(true) => learned_announcement(inner, Some(from), chain_id, signed),
         // Another peer's copy got in first: that one was relayed.
@@ -415,6 +426,8 @@ pub(crate) fn update_received(
     let signed = SignedUpdate { update, signature };
     match client(inner).apply_update(&signed) {
         Ok(()) => learned_update(inner, Some(from), signed),
+        // Its channel's vault is being checked: applied (verified then) once it is in.
+        Err(GossipError::Unannounced(_)) if inner.foreign.hold(from, signed.clone()) => {}
         Err(e) if is_forgery(&e) => strike(inner, from, &e),
         // Stale (we have it, or newer) or for a channel we do not know: dropped.
         Err(_) => {}

@@ -18,6 +18,7 @@ mod clock;
 mod error;
 mod event;
 mod events;
+mod foreign;
 mod forward;
 mod gossip;
 mod handlers;
@@ -27,6 +28,7 @@ mod pay;
 mod peer;
 mod requests;
 mod routing;
+mod sweep;
 mod tower;
 
 pub use crate::store::ForwardPolicy;
@@ -156,6 +158,17 @@ pub struct Config {
     /// payers route through it. Off by default, as in Lightning: a channel is private unless
     /// [`Client::announce_channel`] makes it public.
     pub announce_channels: bool,
+    /// Whether a channel another node announces enters the graph only once its vault is found
+    /// open on chain, with the capacity the vault holds (its deposits less its withdrawals);
+    /// its vault is then followed so that its close takes it out of the graph. On by default.
+    /// Off, as LDK's gossip without a UTXO lookup, the capacity is the announcer's claim and
+    /// foreign closes are not seen: for a node without an RPC node of its own.
+    pub check_announcements: bool,
+    /// Whether the client settles a unilaterally closed channel once its challenge period is
+    /// over, and then unlocks the locks settlement kept, by itself (a transaction each, from
+    /// the node's wallet), rather than waiting for [`Client::settle`] and [`Client::unlock`].
+    /// Off by default for now: an application that sends those itself would race it.
+    pub settle_automatically: bool,
 }
 
 /// Decrypts the node key from an encrypted JSON keystore file (Web3 Secret Storage version 3,
@@ -222,6 +235,8 @@ impl Config {
             accept_channels: AcceptChannels::All,
             towers: Vec::new(),
             announce_channels: false,
+            check_announcements: true,
+            settle_automatically: false,
         }
     }
 }
@@ -275,6 +290,10 @@ pub(crate) struct Inner {
     pub(crate) forwarding: forward::Forwarding,
     /// What we gossip about the channel graph.
     pub(crate) gossip: gossip::Known,
+    /// Channels other nodes announced: being checked on chain, or followed there.
+    pub(crate) foreign: foreign::Foreign,
+    /// When settling and unlocking closed channels was last attempted.
+    pub(crate) sweeps: sweep::Sweeps,
     /// The configured watchtowers, told of each received proof.
     pub(crate) towers: tower::Towers,
 }
@@ -324,6 +343,8 @@ impl Client {
             stopping: watch::Sender::new(false),
             forwarding,
             gossip: gossip::Known::default(),
+            foreign: foreign::Foreign::default(),
+            sweeps: sweep::Sweeps::default(),
             towers,
         });
         tokio::spawn(events::forward(
@@ -476,10 +497,13 @@ impl Client {
     /// the lock out, or fails after [`Config::reply_timeout`]. The lock is then still pending,
     /// and the client keeps the claim: it reveals the secret again each second while the lock
     /// is pending, and within [`Config::claim_margin`] of its expiry registers the secret on
-    /// chain and closes the channel, so the lock pays us at settlement.
+    /// chain and closes the channel, so the lock pays us at settlement. A claim of a hold
+    /// invoice's payment is stored (the invoice marked paid) before the secret leaves, so a
+    /// client restarted before the payout keeps claiming it.
     pub async fn claim_lock(&self, channel_id: B256, secret: B256) -> Result<()> {
         let channel = self.inner.channel(channel_id)?;
         let hash = keel_core::secret_hash(secret);
+        forward::hold_invoice_claimed(&self.inner, &channel, hash).await?;
         let answer = {
             let mut rt = channel.rt.lock().await;
             let incoming = rt.state.direction(rt.state.me().other());
@@ -491,6 +515,8 @@ impl Client {
             answer
         };
         self.inner.forwarding.keep_claim(channel_id, secret);
+        // The watchtowers get the secret with the channel's appointment, off this path.
+        self.inner.towers.updated(channel_id);
         let sent = peer::send(
             &self.inner,
             channel.peer,
@@ -840,7 +866,8 @@ pub const EXPIRY_GRACE: u64 = 120;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Releases, once a second, reservations of withdrawals and closes that expired unexecuted
-/// (with [`EXPIRY_GRACE`]), so the channel takes updates again. Ends with the client.
+/// (with [`EXPIRY_GRACE`]), so the channel takes updates again, and settles and unlocks
+/// closed channels if configured to (`sweep`). Ends with the client.
 async fn maintain(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(MAINTENANCE_INTERVAL).await;
@@ -881,6 +908,7 @@ async fn maintain(inner: std::sync::Weak<Inner>) {
                 requests::resubmit(&inner, &channel, signed);
             }
         }
+        sweep::sweep(&inner).await;
     }
 }
 

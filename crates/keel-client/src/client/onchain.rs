@@ -159,6 +159,10 @@ async fn report_health(
 /// Applies one confirmed chain event to its channel.
 async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
     let id = event.channel_id;
+    // A vault we follow for the graph, not one of ours.
+    if super::foreign::event(inner, event) {
+        return Ok(());
+    }
     match &event.kind {
         ChainEventKind::Opened {
             params,

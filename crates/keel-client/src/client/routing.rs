@@ -67,6 +67,26 @@ impl Routing {
             .map(|c| c.capacity)
     }
 
+    /// Checks an announcement's id and signatures without adding it (keel-routing's
+    /// `Gossip::check`).
+    pub(crate) fn check(
+        &self,
+        deployment: &Deployment,
+        signed: &SignedAnnouncement,
+    ) -> std::result::Result<(), GossipError> {
+        self.gossip
+            .lock()
+            .expect("gossip poisoned")
+            .check(deployment, signed)
+            .map(|_| ())
+    }
+
+    /// Takes a channel seen closed on chain out of the graph.
+    pub(crate) fn closed(&self, id: &B256) {
+        // Not in the graph: nothing to take out.
+        let _ = self.gossip.lock().expect("gossip poisoned").closed(id);
+    }
+
     pub(crate) fn key(&self, node: Address) -> Option<PublicKey> {
         self.node_keys
             .read()
@@ -181,6 +201,13 @@ impl Client {
         };
         let signature = self.inner.sign(&channel.domain, &update)?;
         Ok(SignedUpdate { update, signature })
+    }
+
+    /// The capacity our routing graph holds for `channel_id`, or `None` if the channel is not
+    /// in it (never announced to us, refused, or closed on chain). Our own channels enter the
+    /// graph when a payment is routed.
+    pub fn graph_capacity(&self, channel_id: B256) -> Option<U256> {
+        self.inner.forwarding.routing.capacity(&channel_id)
     }
 
     /// Adds a channel both participants announced, on `chain_id` (a configured chain), holding

@@ -7,6 +7,12 @@
 //! over it and sends them in batches: however many updates arrived meanwhile, a channel costs
 //! one appointment, and the set is bounded by the number of channels, not of payments.
 //!
+//! An appointment carries the proof's locks (our pending incoming locks) and the secrets we
+//! know for them, so a tower can register them and unlock for us if the channel closes while we
+//! are away. Learning such a secret ([`Client::claim_lock`], an invoice paid) marks the channel
+//! as an update does; the tower takes the same nonce again when it only adds secrets, so the
+//! secret goes without waiting for a newer proof.
+//!
 //! At start the task checks the tower is the one configured (its `/v1/health` names the
 //! expected address), registers us with a signed `TowerRegistration`, and queues every channel
 //! whose newest peer proof is above the nonce of the receipt stored for it. Every receipt is
@@ -24,8 +30,8 @@ use std::{
 
 use keel_core::{Address, ChannelDomain, TowerAuthorisation, TowerRegistration, B256};
 use keel_tower_api::{
-    AppointmentRequest, BatchItem, BatchJson, BatchRequest, ErrorJson, HealthJson, ReceiptJson,
-    RegistrationJson, RegistrationRequest,
+    AppointmentRequest, BatchItem, BatchJson, BatchRequest, ErrorJson, HealthJson, LockJson,
+    ReceiptJson, RegistrationJson, RegistrationRequest, MAX_LOCKS,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Notify;
@@ -283,7 +289,24 @@ impl Client {
 struct Sent {
     channel_id: B256,
     nonce: u64,
+    /// How many secrets it carried.
+    secrets: usize,
     domain: ChannelDomain,
+}
+
+/// What a tower acknowledged holding for a channel: the proof's nonce and how many of its
+/// locks' secrets (0 when only a stored receipt says so: sent again if we hold any).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    nonce: u64,
+    secrets: usize,
+}
+
+impl Held {
+    /// Whether the tower holds all of an appointment with `nonce` and `secrets` secrets.
+    fn covers(self, nonce: u64, secrets: usize) -> bool {
+        self.nonce > nonce || (self.nonce == nonce && self.secrets >= secrets)
+    }
 }
 
 /// The task serving one tower: register, catch up, then send what is marked.
@@ -348,8 +371,8 @@ struct Session<'a> {
     http: reqwest::Client,
     /// The tower's chain, once it registered us.
     chain_id: Option<u64>,
-    /// Per channel, the nonce the tower acknowledged (a receipt, or `stale_nonce`).
-    held: HashMap<B256, u64>,
+    /// Per channel, what the tower acknowledged (a receipt, or `stale_nonce`).
+    held: HashMap<B256, Held>,
     /// The next back-off.
     delay: Duration,
 }
@@ -383,7 +406,8 @@ impl Session<'_> {
         if appointments.is_empty() {
             return Ok(false);
         }
-        let mut chunks = appointments.chunks(self.link.config.batch.max(1));
+        let chunks = batches(&appointments, self.link.config.batch.max(1));
+        let mut chunks = chunks.into_iter();
         let mut refused = None;
         while let Some(chunk) = chunks.next() {
             match self.send(inner, chunk).await {
@@ -445,7 +469,7 @@ impl Session<'_> {
     }
 
     /// The nonces of the receipts stored for this tower's channels.
-    async fn stored(&self, inner: &Inner) -> Result<HashMap<B256, u64>, TowerError> {
+    async fn stored(&self, inner: &Inner) -> Result<HashMap<B256, Held>, TowerError> {
         let receipts = inner
             .store
             .tower_receipts(self.link.config.address)
@@ -453,12 +477,20 @@ impl Session<'_> {
             .map_err(|e| TowerError::Store(e.to_string()))?;
         Ok(receipts
             .into_iter()
-            .map(|r| (r.receipt.channelId, r.receipt.nonce))
+            .map(|r| {
+                let held = Held {
+                    nonce: r.receipt.nonce,
+                    secrets: 0,
+                };
+                (r.receipt.channelId, held)
+            })
             .collect())
     }
 
-    /// The appointment for each marked channel whose newest peer proof the tower does not hold
-    /// yet (channels on other chains, settled, or without a proof have none).
+    /// The appointment for each marked channel whose newest peer proof, or a secret we know of
+    /// its locks, the tower does not hold yet (channels on other chains, settled, or without a
+    /// proof have none). It carries the proof's locks (our pending incoming locks; none if more
+    /// than the tower takes) and the secrets we know for them.
     async fn appointments(
         &self,
         inner: &Inner,
@@ -473,7 +505,7 @@ impl Session<'_> {
             if channel.chain_id != chain_id {
                 continue;
             }
-            let (proof, sender_signature, params) = {
+            let (proof, sender_signature, params, locks) = {
                 let rt = channel.rt.lock().await;
                 if matches!(rt.chain, ChainStatus::Settled { .. }) {
                     continue;
@@ -481,12 +513,23 @@ impl Session<'_> {
                 let Some((proof, signature)) = rt.state.latest_counterparty_proof() else {
                     continue;
                 };
-                (proof, signature, *rt.state.params())
+                let locks = rt.state.direction(rt.state.me().other()).locks.clone();
+                (proof, signature, *rt.state.params(), locks)
             };
+            let locks = if locks.len() <= MAX_LOCKS {
+                locks
+            } else {
+                Vec::new()
+            };
+            let known = inner.forwarding.claim_secrets(channel_id);
+            let secrets: Vec<B256> = locks
+                .iter()
+                .filter_map(|l| known.get(&l.secret_hash).copied())
+                .collect();
             if self
                 .held
                 .get(&channel_id)
-                .is_some_and(|&n| n >= proof.nonce)
+                .is_some_and(|h| h.covers(proof.nonce, secrets.len()))
             {
                 continue;
             }
@@ -501,6 +544,7 @@ impl Session<'_> {
             let sent = Sent {
                 channel_id,
                 nonce: proof.nonce,
+                secrets: secrets.len(),
                 domain: channel.domain,
             };
             let request = AppointmentRequest {
@@ -510,6 +554,8 @@ impl Session<'_> {
                 proof: (&proof).into(),
                 sender_signature: sender_signature.to_vec().into(),
                 authorisation: authorisation.to_vec().into(),
+                locks: locks.iter().map(LockJson::from).collect(),
+                secrets,
             };
             out.push((sent, request));
         }
@@ -562,7 +608,7 @@ impl Session<'_> {
             BatchItem::Receipt(receipt) => receipt,
             // The tower holds this proof or a newer one already.
             BatchItem::Error(e) if e.error == "stale_nonce" => {
-                self.acknowledged(sent.channel_id, sent.nonce);
+                self.acknowledged(sent);
                 return Ok(());
             }
             BatchItem::Error(ErrorJson { error, message }) => {
@@ -591,14 +637,19 @@ impl Session<'_> {
             .save_tower_receipt(&signed)
             .await
             .map_err(|e| TowerError::Store(e.to_string()))?;
-        self.acknowledged(sent.channel_id, sent.nonce);
+        self.acknowledged(sent);
         self.link.update_health(|h| h.receipts += 1);
         Ok(())
     }
 
-    fn acknowledged(&mut self, channel_id: B256, nonce: u64) {
-        let held = self.held.entry(channel_id).or_default();
-        *held = (*held).max(nonce);
+    fn acknowledged(&mut self, sent: &Sent) {
+        let held = self.held.entry(sent.channel_id).or_default();
+        if !held.covers(sent.nonce, sent.secrets) {
+            *held = Held {
+                nonce: sent.nonce,
+                secrets: sent.secrets,
+            };
+        }
     }
 
     fn failed(&self, inner: &Inner, e: &TowerError) {
@@ -648,6 +699,37 @@ impl Session<'_> {
             .await;
         answer(sent).await
     }
+}
+
+/// Largest request body the tower client sends: half the tower's default limit (1 MiB), which
+/// a full batch of appointments carrying locks would exceed.
+const MAX_REQUEST_BYTES: usize = 512 * 1024;
+
+/// About how many bytes an appointment takes in JSON: 1.3 KB, and ~190 bytes a lock and ~70 a
+/// secret (generous, so the estimate stays above the real size).
+fn json_size(a: &AppointmentRequest) -> usize {
+    1_300 + 200 * a.locks.len() + 70 * a.secrets.len()
+}
+
+/// `appointments` split into requests of at most `max_items` and about [`MAX_REQUEST_BYTES`].
+fn batches<T>(
+    appointments: &[(T, AppointmentRequest)],
+    max_items: usize,
+) -> Vec<&[(T, AppointmentRequest)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, a)) in appointments.iter().enumerate() {
+        let size = json_size(a);
+        if i > start && (i - start == max_items || bytes + size > MAX_REQUEST_BYTES) {
+            out.push(&appointments[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < appointments.len() {
+        out.push(&appointments[start..]);
+    }
+    out
 }
 
 /// Reads an answer of at most [`MAX_TOWER_RESPONSE`] bytes: the JSON `T` on success, the
@@ -739,6 +821,7 @@ mod tests {
         let sent = Sent {
             channel_id: B256::repeat_byte(7),
             nonce: 9,
+            secrets: 0,
             domain: ChannelDomain::new(31_337, Address::repeat_byte(0x5a)),
         };
         let receipt = TowerReceipt {
@@ -760,6 +843,58 @@ mod tests {
             signature: signature.to_vec().into(),
         };
         (tower, sent, json)
+    }
+
+    #[test]
+    fn requests_stay_under_the_item_and_size_limits() {
+        let bare = AppointmentRequest {
+            chain_id: 1,
+            channel: keel_core::ChannelParams {
+                participant_a: Address::ZERO,
+                participant_b: Address::ZERO,
+                token: Address::ZERO,
+                challenge_period: 1,
+                salt: B256::ZERO,
+            }
+            .into(),
+            customer: Address::ZERO,
+            proof: (&keel_core::BalanceProof {
+                channelId: B256::ZERO,
+                nonce: 1,
+                transferredAmount: keel_core::U256::MAX,
+                lockedAmount: keel_core::U256::MAX,
+                locksRoot: B256::repeat_byte(1),
+            })
+                .into(),
+            sender_signature: vec![0xff; 65].into(),
+            authorisation: vec![0xff; 65].into(),
+            locks: Vec::new(),
+            secrets: Vec::new(),
+        };
+        let lock = LockJson {
+            expiration: u64::MAX,
+            amount: keel_core::U256::MAX,
+            secret_hash: B256::repeat_byte(0xff),
+        };
+        let full = AppointmentRequest {
+            locks: vec![lock; MAX_LOCKS],
+            secrets: vec![B256::repeat_byte(0xff); MAX_LOCKS],
+            ..bare.clone()
+        };
+        // The estimate is above the real size, with or without locks.
+        for a in [&bare, &full] {
+            assert!(serde_json::to_vec(a).unwrap().len() <= json_size(a));
+        }
+        let bare: Vec<((), AppointmentRequest)> = vec![((), bare); 600];
+        let sizes: Vec<usize> = batches(&bare, 256).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+        let full: Vec<((), AppointmentRequest)> = vec![((), full); 100];
+        let split = batches(&full, 256);
+        assert_eq!(split.iter().map(|b| b.len()).sum::<usize>(), 100);
+        for b in &split {
+            let body = serde_json::to_vec(&b.iter().map(|(_, a)| a).collect::<Vec<_>>()).unwrap();
+            assert!(body.len() <= MAX_REQUEST_BYTES, "{} bytes", body.len());
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! the channel B–C from B without the application carrying anything, and pays C over it; and a
 //! hostile peer whose forged announcements and updates are refused, not relayed, and cost it
 //! the connection when repeated. The chain is configured (announcements verify against its
-//! deployment) but its node is never reached: deposits are reported as the monitor would.
+//! deployment) but its node is never reached: deposits are reported as the monitor would, and
+//! announcements are not checked against the vaults (`Config::check_announcements` off; the
+//! check is tested end to end on Anvil, tests/e2e/tests/it/graph.rs).
 
 use std::{
     net::SocketAddr,
@@ -99,6 +101,7 @@ fn config(dir: &TempDir, signer: &PrivateKeySigner, name: &str, clock: &ManualCl
     config.reply_timeout = Duration::from_secs(10);
     config.reconnect_delay = Duration::from_millis(20);
     config.max_reconnect_delay = Duration::from_millis(200);
+    config.check_announcements = false;
     config
 }
 

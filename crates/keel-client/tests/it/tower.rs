@@ -1,7 +1,8 @@
 //! The tower client against a stand-in tower (an axum server speaking the tower's API, whose
 //! behaviour each test chooses): a burst of payments costs the tower far fewer appointments
 //! than payments; payments do not wait for a tower that never answers; a wrong receipt is
-//! reported and not stored. The real tower, on a real chain, is in tests/e2e (tower_client.rs).
+//! reported and not stored; a pending incoming lock reaches the tower with the proof, and its
+//! secret, learnt later, in an appointment of the same nonce. The real tower, on a real chain, is in tests/e2e (tower_client.rs).
 
 use std::{
     collections::HashMap,
@@ -22,8 +23,8 @@ use keel_client::{
 };
 use keel_core::{Address, ChannelDomain, ChannelParams, Policy, Side, TowerReceipt, B256, U256};
 use keel_tower_api::{
-    BatchItem, BatchJson, BatchRequest, ErrorJson, HealthJson, ReceiptJson, RegistrationJson,
-    RegistrationRequest,
+    AppointmentRequest, BatchItem, BatchJson, BatchRequest, ErrorJson, HealthJson, LockJson,
+    ReceiptJson, RegistrationJson, RegistrationRequest,
 };
 
 const CHAIN_ID: u64 = 31337;
@@ -52,6 +53,8 @@ struct FakeTower {
     appointments: AtomicU64,
     /// Per channel, the nonce held.
     held: Mutex<HashMap<B256, u64>>,
+    /// Per channel, the appointment held.
+    last: Mutex<HashMap<B256, AppointmentRequest>>,
 }
 
 impl FakeTower {
@@ -62,6 +65,7 @@ impl FakeTower {
             requests: AtomicU64::new(0),
             appointments: AtomicU64::new(0),
             held: Mutex::new(HashMap::new()),
+            last: Mutex::new(HashMap::new()),
         });
         let router = Router::new()
             .route("/v1/health", get(health))
@@ -123,7 +127,13 @@ async fn batch(State(t): State<Arc<FakeTower>>, Json(req): Json<BatchRequest>) -
         let vault = keel_core::vault_address(FACTORY, IMPLEMENTATION, channel_id, params.token);
         let mut held = t.held.lock().unwrap();
         let nonce = held.entry(channel_id).or_default();
-        if a.proof.nonce <= *nonce {
+        let mut last = t.last.lock().unwrap();
+        // As the real tower: the same nonce only to add secrets.
+        let adds = a.proof.nonce == *nonce
+            && last
+                .get(&channel_id)
+                .is_some_and(|l| l.secrets.len() < a.secrets.len());
+        if a.proof.nonce <= *nonce && !adds {
             results.push(BatchItem::Error(ErrorJson {
                 error: "stale_nonce".into(),
                 message: "held".into(),
@@ -131,6 +141,7 @@ async fn batch(State(t): State<Arc<FakeTower>>, Json(req): Json<BatchRequest>) -
             continue;
         }
         *nonce = a.proof.nonce;
+        last.insert(channel_id, a.clone());
         let receipt = TowerReceipt {
             tower: t.key.address(),
             customer: a.customer,
@@ -337,4 +348,68 @@ async fn a_receipt_the_tower_did_not_sign_is_reported_and_not_stored() {
     );
     let health = c.health();
     assert!(!health.healthy && health.receipts == 0, "{health:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_lock_and_its_secret_learnt_later_reach_the_tower() {
+    let (tower, at) = FakeTower::start(Mode::Honest {
+        delay: Duration::ZERO,
+    })
+    .await;
+    let c = Customers::start("locks", &tower, at, Duration::from_secs(10)).await;
+    let held = |nonce: u64, secrets: usize| {
+        let tower = Arc::clone(&tower);
+        let id = c.id;
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    let last = tower.last.lock().unwrap().get(&id).cloned();
+                    if let Some(a) =
+                        last.filter(|a| a.proof.nonce == nonce && a.secrets.len() == secrets)
+                    {
+                        return a;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("the tower never held nonce {nonce} with {secrets} secrets"))
+        }
+    };
+    c.pay_many(2).await;
+    let secret = B256::repeat_byte(0x5e);
+    let lock = c
+        .alice
+        .pay_locked(
+            c.id,
+            U256::from(500),
+            keel_core::secret_hash(secret),
+            NOW + 3_600,
+        )
+        .await
+        .unwrap();
+    // The proof with the lock reaches the tower with the lock behind its root, no secret yet.
+    let first = held(3, 0).await;
+    assert_eq!(first.locks, vec![LockJson::from(&lock)]);
+    assert_eq!(first.proof.locks_root, keel_core::locks_root(&[lock]));
+    let appointments = tower.appointments.load(Ordering::Relaxed);
+
+    // Alice goes away before Bob claims, so the lock stays pending; Bob's client hands the
+    // secret to the tower in an appointment of the same proof.
+    c.alice.clone().shutdown().await;
+    let bob = c.bob.clone();
+    let claiming = tokio::spawn(async move { bob.claim_lock(c.id, secret).await });
+    let second = held(3, 1).await;
+    assert_eq!(second.secrets, vec![secret]);
+    assert_eq!((second.locks, second.proof), (first.locks, first.proof));
+    let receipt = c
+        .bob
+        .tower_receipt(tower.key.address(), c.id)
+        .await
+        .unwrap();
+    assert_eq!(receipt.map(|r| r.receipt.nonce), Some(3));
+    // Acknowledged: not sent again while nothing changes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tower.appointments.load(Ordering::Relaxed), appointments + 1);
+    claiming.abort();
 }

@@ -21,8 +21,8 @@ use chacha20::{
 };
 use hmac::{Hmac, Mac};
 use k256::{
-    elliptic_curve::{sec1::ToEncodedPoint, PrimeField},
-    NonZeroScalar, PublicKey, Scalar, SecretKey,
+    elliptic_curve::{ops::MulByGenerator, sec1::ToEncodedPoint, PrimeField},
+    NonZeroScalar, ProjectivePoint, PublicKey, Scalar, SecretKey,
 };
 use sha2::{Digest, Sha256};
 
@@ -142,6 +142,14 @@ fn shared_secret(secret: &NonZeroScalar, public: &PublicKey) -> [u8; 32] {
     Sha256::digest(shared.to_encoded_point(true).as_bytes()).into()
 }
 
+/// `secret × G` from k256's precomputed base-point tables: several times faster than
+/// `PublicKey::from_secret_scalar`, which multiplies the generator as any other point. The
+/// payer computes one per hop of every payment.
+fn public_of(secret: &NonZeroScalar) -> PublicKey {
+    PublicKey::from_affine(ProjectivePoint::mul_by_generator(&**secret).to_affine())
+        .expect("a non-zero scalar times the generator is not the identity")
+}
+
 fn blinding(ephemeral: &PublicKey, secret: &[u8; 32]) -> Scalar {
     let mut hasher = Sha256::new();
     hasher.update(ephemeral.to_encoded_point(true).as_bytes());
@@ -214,10 +222,14 @@ pub fn build(
     }
     let mut ephemeral =
         NonZeroScalar::try_from(&session_key[..]).map_err(|_| OnionError::BadSessionKey)?;
-    let first_key = PublicKey::from_secret_scalar(&ephemeral);
+    let first_key = public_of(&ephemeral);
     let mut secrets = Vec::with_capacity(n);
-    for (node, _) in hops {
-        let public = PublicKey::from_secret_scalar(&ephemeral);
+    for (i, (node, _)) in hops.iter().enumerate() {
+        let public = if i == 0 {
+            first_key
+        } else {
+            public_of(&ephemeral)
+        };
         let secret = shared_secret(&ephemeral, node);
         let blinded = *ephemeral * blinding(&public, &secret);
         ephemeral = Option::from(NonZeroScalar::new(blinded)).ok_or(OnionError::BadSessionKey)?;

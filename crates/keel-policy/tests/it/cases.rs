@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use keel_policy::{
-    plan, ActionKind, BudgetLedger, ChainId, Config, Fee, GasTable, Inputs, NodeId, Reason,
+    plan, ActionKind, BudgetLedger, ChainId, Config, Fee, GasTable, Inputs, Liquidity, NodeId,
+    Reason,
 };
 
 use crate::{channel, ring, World};
@@ -23,6 +24,15 @@ fn world(locals: &[u128]) -> World {
 }
 
 fn run(w: &World, ledger: &BudgetLedger) -> keel_policy::Plan {
+    run_knowing(w, ledger, None, 10_000)
+}
+
+fn run_knowing(
+    w: &World,
+    ledger: &BudgetLedger,
+    liquidity: Option<&Liquidity>,
+    now: u64,
+) -> keel_policy::Plan {
     let inputs = Inputs {
         me: NodeId(0),
         channels: &w.channels,
@@ -30,7 +40,8 @@ fn run(w: &World, ledger: &BudgetLedger) -> keel_policy::Plan {
         gas_price: &w.gas_price,
         gas: w.gas,
         wallet: &w.wallet,
-        now: 10_000,
+        now,
+        liquidity,
     };
     plan(&inputs, &Config::default(), ledger).unwrap()
 }
@@ -48,6 +59,41 @@ fn circular_rebalance_when_the_cycle_is_cheapest() {
     assert_eq!(a.reason, Reason::Depleted);
     assert_eq!(p.decisions[0].reason, Reason::Depleted);
     assert_eq!(p.decisions[1].reason, Reason::Source);
+}
+
+fn circular_edges(p: &keel_policy::Plan) -> Vec<u32> {
+    match &p.actions[0].kind {
+        ActionKind::Circular { edges, .. } => edges.clone(),
+        other => panic!("not circular: {other:?}"),
+    }
+}
+
+#[test]
+fn a_cycle_that_failed_is_not_retried_until_the_lesson_fades() {
+    // Peers 1, 2, 3 in a ring: from peer 2 back to peer 1 directly, or round through peer 3.
+    let w = world(&[100_000, 900_000, 500_000]);
+    let ledger = BudgetLedger::new(86_400, u128::MAX);
+    let first = run_knowing(&w, &ledger, None, 10_000);
+    first.release(&ledger, 10_000).unwrap();
+    let direct = circular_edges(&first);
+    assert_eq!(direct.len(), 1, "{first:#?}");
+    // The direct hop could not carry the amount: the next plan goes round the other way.
+    let mut learned = Liquidity::new(3_600);
+    learned.failed(direct[0], 10_000_000, first.actions[0].amount, 10_000);
+    let second = run_knowing(&w, &ledger, Some(&learned), 10_100);
+    second.release(&ledger, 10_100).unwrap();
+    let round = circular_edges(&second);
+    assert_eq!(round.len(), 2, "{second:#?}");
+    assert!(!round.contains(&direct[0]));
+    // Without another way round, the failed cycle is not planned at all.
+    let mut both = learned.clone();
+    both.failed(round[0], 10_000_000, second.actions[0].amount, 10_100);
+    let third = run_knowing(&w, &ledger, Some(&both), 10_200);
+    assert!(third.actions.is_empty(), "{third:#?}");
+    assert_eq!(third.decisions[0].reason, Reason::TooExpensive);
+    // Days later the lessons have faded and the direct cycle is tried again.
+    let later = run_knowing(&w, &ledger, Some(&both), 10_200 + 3_600 * 40);
+    assert_eq!(circular_edges(&later), direct);
 }
 
 #[test]

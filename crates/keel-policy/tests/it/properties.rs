@@ -22,6 +22,23 @@ struct Case {
     gas_price: Amount,
     wallet: Amount,
     node_budget: Amount,
+    /// Share of routing earnings the node may spend (ppm), and what it earned.
+    earnings: (u32, Amount),
+}
+
+impl Case {
+    fn ledger(&self) -> BudgetLedger {
+        let ledger =
+            BudgetLedger::new(86_400, self.node_budget).with_earnings_share(self.earnings.0);
+        ledger.earned(self.earnings.1, NOW).expect("no overflow");
+        ledger
+    }
+
+    /// The most the node may spend: its fixed budget plus its share of earnings.
+    fn node_allowance(&self) -> Amount {
+        self.node_budget
+            .saturating_add(self.earnings.1 * Amount::from(self.earnings.0) / 1_000_000)
+    }
 }
 
 fn policy() -> impl Strategy<Value = ChannelPolicy> {
@@ -125,10 +142,14 @@ fn case() -> impl Strategy<Value = Case> {
             Just(nodes),
             prop_oneof![Just(0u128), 0u128..3],
             0u128..20_000_000,
-            prop_oneof![Just(u128::MAX), 0u128..300_000, 0u128..3_000],
+            prop_oneof![Just(u128::MAX), 0u128..300_000, 0u128..3_000, Just(0u128)],
+            (
+                prop_oneof![Just(0u32), 0u32..=2_000_000],
+                prop_oneof![Just(0u128), 0u128..300_000],
+            ),
         )
             .prop_map(
-                |(mut channels, graph_edges, nodes, gas_price, wallet, node_budget)| {
+                |(mut channels, graph_edges, nodes, gas_price, wallet, node_budget, earnings)| {
                     for (i, c) in channels.iter_mut().enumerate() {
                         c.id = ChannelId(i as u64);
                     }
@@ -139,6 +160,7 @@ fn case() -> impl Strategy<Value = Case> {
                         gas_price,
                         wallet,
                         node_budget,
+                        earnings,
                     }
                 },
             )
@@ -171,6 +193,10 @@ fn graph(case: &Case) -> Graph {
 }
 
 fn run(case: &Case, graph: &Graph, ledger: &BudgetLedger) -> Plan {
+    run_at(case, graph, ledger, NOW)
+}
+
+fn run_at(case: &Case, graph: &Graph, ledger: &BudgetLedger, now: u64) -> Plan {
     let gas_price = BTreeMap::from([(ChainId(1), case.gas_price), (ChainId(2), case.gas_price)]);
     let wallet = BTreeMap::from([(ChainId(1), case.wallet)]);
     let inputs = Inputs {
@@ -180,7 +206,8 @@ fn run(case: &Case, graph: &Graph, ledger: &BudgetLedger) -> Plan {
         gas_price: &gas_price,
         gas: GasTable::ETH,
         wallet: &wallet,
-        now: NOW,
+        now,
+        liquidity: None,
     };
     plan(&inputs, &Config::default(), ledger).expect("valid inputs plan")
 }
@@ -230,7 +257,7 @@ fn check_plan(case: &Case, p: &Plan) -> Result<(), TestCaseError> {
     for (ch, spent) in &per_budget {
         prop_assert!(*spent <= by_id[ch].policy.budget_per_period);
     }
-    prop_assert!(p.total_cost() <= case.node_budget);
+    prop_assert!(p.total_cost() <= case.node_allowance());
     Ok(())
 }
 
@@ -240,7 +267,7 @@ proptest! {
     #[test]
     fn every_plan_keeps_the_rules(case in case()) {
         let g = graph(&case);
-        let ledger = BudgetLedger::new(86_400, case.node_budget);
+        let ledger = case.ledger();
         let p = run(&case, &g, &ledger);
         check_plan(&case, &p)?;
     }
@@ -251,7 +278,7 @@ proptest! {
         // reservations must fit each channel's and the node's budget.
         let g = Arc::new(graph(&case));
         let case = Arc::new(case);
-        let ledger = Arc::new(BudgetLedger::new(86_400, case.node_budget));
+        let ledger = Arc::new(case.ledger());
         let plans: Vec<Plan> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
                 .map(|_| {
@@ -274,7 +301,47 @@ proptest! {
             let budget = case.channels[ch.0 as usize].policy.budget_per_period;
             prop_assert!(*spent <= budget, "channel {} spent {} of {}", ch, spent, budget);
         }
-        prop_assert!(total <= case.node_budget);
+        prop_assert!(total <= case.node_allowance());
+    }
+
+    #[test]
+    fn committing_and_releasing_never_lets_the_node_spend_more_than_granted(
+        case in case(),
+        keep in prop::collection::vec(0u32..=1_000_000, 1..40),
+        rounds in 1usize..4,
+    ) {
+        // Planners run in rounds, with earnings credited and periods passing between them;
+        // each action is committed at a share of its reservation (`keep`) or released. What
+        // was committed over all rounds never exceeds the fixed budget of each period plus the
+        // share of everything earned.
+        let g = graph(&case);
+        let ledger = case.ledger();
+        let mut committed: Amount = 0;
+        let mut k = 0;
+        for round in 0..rounds {
+            let now = NOW + 86_400 * round as u64;
+            if round > 0 {
+                ledger.earned(case.earnings.1, now).unwrap();
+            }
+            let p = run_at(&case, &g, &ledger, now);
+            for a in &p.actions {
+                let share = keep[k % keep.len()];
+                k += 1;
+                if share == 0 {
+                    ledger.release(a.reservation, now).unwrap();
+                } else {
+                    let actual = a.cost * Amount::from(share) / 1_000_000;
+                    ledger.commit(a.reservation, actual, now).unwrap();
+                    committed += actual;
+                }
+            }
+        }
+        let rounds = rounds as u128;
+        let granted = case
+            .node_budget
+            .saturating_mul(rounds)
+            .saturating_add(case.earnings.1 * rounds * Amount::from(case.earnings.0) / 1_000_000);
+        prop_assert!(committed <= granted, "committed {} of {}", committed, granted);
     }
 }
 
@@ -294,6 +361,28 @@ fn budget_resets_each_period_but_reservations_in_flight_still_count() {
     assert!(ledger.commit(held, 0, 100).is_err());
 }
 
+#[test]
+fn earnings_fund_tops_up_the_period_budget_and_carries_over() {
+    // 100 a period, plus half of what routing earned.
+    let ledger = BudgetLedger::new(100, 100).with_earnings_share(500_000);
+    let c = ChannelId(1);
+    ledger.earned(300, 0).unwrap();
+    assert_eq!(ledger.available(c, u128::MAX, 0), 250);
+    assert!(ledger.reserve(c, u128::MAX, 251, 0).is_err());
+    // 100 from the period, 80 from the fund; the action costs 120 in the end: the saving goes
+    // back to the fund.
+    let r = ledger.reserve(c, u128::MAX, 180, 0).unwrap();
+    ledger.commit(r, 120, 10).unwrap();
+    assert_eq!(ledger.available(c, u128::MAX, 10), 130);
+    // A new period restores the fixed budget, not what the fund spent.
+    assert_eq!(ledger.available(c, u128::MAX, 100), 230);
+    // A channel's own budget still caps it.
+    assert_eq!(ledger.available(c, 50, 100), 50);
+    let r = ledger.reserve(c, u128::MAX, 230, 100).unwrap();
+    ledger.release(r, 100).unwrap();
+    assert_eq!(ledger.available(c, u128::MAX, 100), 230);
+}
+
 /// The properties above mean something only if random cases do produce actions of every kind
 /// and decisions of the main reasons; count them over 400 generated cases.
 #[test]
@@ -311,7 +400,7 @@ fn random_cases_reach_every_kind_of_action() {
     for _ in 0..400 {
         let case = strategy.new_tree(&mut runner).unwrap().current();
         let g = graph(&case);
-        let ledger = BudgetLedger::new(86_400, case.node_budget);
+        let ledger = case.ledger();
         let p = run(&case, &g, &ledger);
         for a in &p.actions {
             *kinds.entry(a.kind.code()).or_default() += 1;

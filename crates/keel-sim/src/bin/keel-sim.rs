@@ -91,9 +91,22 @@ struct RunArgs {
     /// keel: what a unit of restored outbound flow is worth (ppm).
     #[arg(long, default_value_t = 10_000)]
     value_ppm: u32,
-    /// keel: daily budget in ppm of capacity.
+    /// keel: each node's daily budget, shared by its channels, in ppm of its capacity.
     #[arg(long, default_value_t = 20_000)]
     budget_ppm: u32,
+    /// keel: also a daily budget per channel, in ppm of its capacity (default: none).
+    #[arg(long)]
+    channel_budget_ppm: Option<u32>,
+    /// keel: share of each node's routing earnings added to its budget, in ppm (carried over).
+    #[arg(long, default_value_t = 0)]
+    earnings_share_ppm: u32,
+    /// keel: nodes do not learn other channels' liquidity from their cycles' outcomes.
+    #[arg(long)]
+    no_learning: bool,
+    /// keel: seconds of history the policy's recent demand is summed over, in whole
+    /// intervals (default: one interval).
+    #[arg(long)]
+    demand_window: Option<f64>,
     /// Each node's wallet at the start, in ppm of its channel capacity.
     #[arg(long, default_value_t = 500_000)]
     wallet_ppm: u32,
@@ -225,6 +238,10 @@ fn run(a: RunArgs) -> eyre::Result<()> {
         max_fee_ppm: a.max_fee_ppm,
         value_ppm: a.value_ppm,
         budget_ppm: a.budget_ppm,
+        channel_budget_ppm: a.channel_budget_ppm,
+        earnings_share_ppm: a.earnings_share_ppm,
+        learn: !a.no_learning,
+        demand_window: a.demand_window.unwrap_or(a.interval),
         wallet_ppm: a.wallet_ppm,
         withdraw_idle: a.withdraw_idle,
         expected_amount,

@@ -190,3 +190,59 @@ fn strategies_run_in_parallel_give_the_same_reports() {
     assert_eq!(names, ["none", "threshold", "greedy", "keel"]);
     assert_eq!(serial, parallel);
 }
+
+/// With a budget of nothing but what routing earned (100 %), Keel's nodes together never spend
+/// more on rebalancing than the network's forwarders earned; with a fixed budget on top they
+/// may, and do here (so the first bound is the ledger's doing, not the workload's).
+#[test]
+fn an_earnings_budget_keeps_rebalancing_within_routing_income() {
+    let net = small();
+    let (w, cfg) = workload(&net, Kind::Directional, 6_000);
+    let payments = w.generate(&net);
+    let run = |budget_ppm, earnings_share_ppm| {
+        let cfg = SimConfig {
+            budget_ppm,
+            earnings_share_ppm,
+            ..cfg.clone()
+        };
+        keel_sim::run(&net, &payments, Strategy::Keel, &cfg, &mut |_| {}).unwrap()
+    };
+    let earned_only = run(0, 1_000_000);
+    let cost = |r: &keel_sim::Report| r.rebalancing_fees + r.gas_spent;
+    assert!(cost(&earned_only) > 0, "{earned_only:?}");
+    assert!(cost(&earned_only) <= earned_only.routing_fees_earned);
+    let unbounded = run(20_000, 0);
+    assert!(cost(&unbounded) > unbounded.routing_fees_earned);
+    assert!(
+        earned_only
+            .decisions
+            .get("over_budget")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+}
+
+/// Nodes that learn from their cycles' outcomes skip hops that failed: fewer failed attempts
+/// than nodes that estimate from capacities alone, on the same payments.
+#[test]
+fn learning_from_failed_cycles_means_fewer_failed_attempts() {
+    let net = small();
+    let (w, cfg) = workload(&net, Kind::Directional, 6_000);
+    let payments = w.generate(&net);
+    let run = |learn| {
+        let cfg = SimConfig {
+            learn,
+            ..cfg.clone()
+        };
+        keel_sim::run(&net, &payments, Strategy::Keel, &cfg, &mut |_| {}).unwrap()
+    };
+    let (blind, learning) = (run(false), run(true));
+    assert!(blind.failed_rebalances > 0);
+    assert!(
+        learning.failed_rebalances < blind.failed_rebalances,
+        "learning {} blind {}",
+        learning.failed_rebalances,
+        blind.failed_rebalances
+    );
+}

@@ -5,7 +5,7 @@
 use alloy::sol_types::SolValue;
 use keel_bindings::ChannelVault;
 use keel_chain::VaultAbi;
-use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, B256, U256};
+use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, Lock, LockState, B256, U256};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{Appointment, Outcome, Response, StoreError};
@@ -75,7 +75,68 @@ pub(super) fn appointment(row: &impl BytesRow) -> Result<Appointment, StoreError
         accepted_at: uint(row.int("accepted_at")?)?,
         watch_until: uint(row.int("watch_until")?)?,
         receipt_signature: signature(&row.bytes("receipt_signature")?)?,
+        locks: locks_from(&row.bytes("locks")?)?,
+        secrets: secrets_from(&row.bytes("secrets")?)?,
     })
+}
+
+/// Bytes per stored lock: expiration (8, big-endian), amount (32), secret hash (32).
+const LOCK_LEN: usize = 72;
+
+/// An appointment's locks as one byte string (empty for none).
+pub(super) fn locks_bytes(locks: &[Lock]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(locks.len() * LOCK_LEN);
+    for lock in locks {
+        out.extend_from_slice(&lock.expiration.to_be_bytes());
+        out.extend_from_slice(&lock.amount.to_be_bytes::<32>());
+        out.extend_from_slice(lock.secret_hash.as_slice());
+    }
+    out
+}
+
+fn locks_from(bytes: &[u8]) -> Result<Vec<Lock>, StoreError> {
+    if !bytes.len().is_multiple_of(LOCK_LEN) {
+        return Err(StoreError::Corrupt(format!(
+            "locks of {} bytes",
+            bytes.len()
+        )));
+    }
+    bytes
+        .chunks_exact(LOCK_LEN)
+        .map(|l| {
+            Ok(Lock {
+                expiration: u64::from_be_bytes(fixed(&l[..8], "expiration")?),
+                amount: u256(&l[8..40])?,
+                secret_hash: b256(&l[40..])?,
+            })
+        })
+        .collect()
+}
+
+/// An appointment's secrets, 32 bytes each.
+pub(super) fn secrets_bytes(secrets: &[B256]) -> Vec<u8> {
+    secrets.iter().flat_map(|s| s.0).collect()
+}
+
+fn secrets_from(bytes: &[u8]) -> Result<Vec<B256>, StoreError> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(StoreError::Corrupt(format!(
+            "secrets of {} bytes",
+            bytes.len()
+        )));
+    }
+    bytes.chunks_exact(32).map(b256).collect()
+}
+
+/// `abi.encode(LockState)`, as the vault hashes it.
+pub(super) fn lock_state_bytes(state: &LockState) -> Vec<u8> {
+    state.to_abi().abi_encode()
+}
+
+pub(super) fn lock_state_from(bytes: &[u8]) -> Result<LockState, StoreError> {
+    let abi = ChannelVault::LockState::abi_decode(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("lock state: {e}")))?;
+    LockState::from_abi(&abi).map_err(|e| StoreError::Corrupt(format!("lock state: {e}")))
 }
 
 pub(super) fn response(row: &impl BytesRow) -> Result<Response, StoreError> {

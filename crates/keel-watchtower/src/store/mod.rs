@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the interface the intake and the responder use; [`SqliteStore`] (one instance,
 //! one file) and [`PostgresStore`] (several instances over one database) implement it, and
-//! keel-chain's [`Checkpoints`](keel_chain::monitor::Checkpoints), so the same follower as the
+//! keel-chain's [`Checkpoints`], so the same follower as the
 //! client's runs over the tower's storage. [`Database`] picks one from the operator's setting.
 
 mod codec;
@@ -13,7 +13,7 @@ mod sqlite;
 use std::{future::Future, path::PathBuf};
 
 use keel_chain::monitor::Checkpoints;
-use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, B256};
+use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, Lock, LockState, B256};
 
 use crate::error::StoreError;
 pub use postgres::PostgresStore;
@@ -95,6 +95,52 @@ pub struct Appointment {
     pub watch_until: u64,
     /// The tower's signature over its `TowerReceipt`.
     pub receipt_signature: [u8; 65],
+    /// The locks behind the proof's `locksRoot`, in order, if the customer sent them: the
+    /// customer's pending incoming locks, which the tower unlocks after settlement.
+    pub locks: Vec<Lock>,
+    /// Secrets the customer knows for some of `locks`: registered once the channel is closed.
+    pub secrets: Vec<B256>,
+}
+
+impl Appointment {
+    /// Whether this appointment may replace `stored`, the one held for the same channel and
+    /// customer: a higher nonce does; the same nonce only if it is the same proof and adds to
+    /// what is held without dropping any of it (the locks, where none were held, or secrets the
+    /// customer learnt after it sent the proof), so a customer re-sends its appointment to hand
+    /// over a secret. `Err` holds the stored nonce.
+    pub fn replaces(&self, stored: &Self) -> Result<(), u64> {
+        let held = stored.proof.nonce;
+        if self.proof.nonce > held {
+            return Ok(());
+        }
+        let adds = self.proof.nonce == held
+            && self.proof == stored.proof
+            && (stored.locks.is_empty() || stored.locks == self.locks)
+            && stored.secrets.iter().all(|s| self.secrets.contains(s))
+            && (self.locks.len() > stored.locks.len() || self.secrets.len() > stored.secrets.len());
+        if adds {
+            Ok(())
+        } else {
+            Err(held)
+        }
+    }
+
+    /// The side whose locks these are (the sender of the proof): the customer's counterparty.
+    pub fn sender_side(&self) -> Option<keel_core::Side> {
+        self.params
+            .side_of(self.customer)
+            .map(keel_core::Side::other)
+    }
+}
+
+/// The key under which one instance claims the lock work (registering secrets, settling,
+/// unlocking) of a channel for a customer, beside its refutation's claim under the channel's id:
+/// the two may run at once.
+pub fn lock_claim_id(channel_id: B256) -> B256 {
+    let mut bytes = [0u8; 37];
+    bytes[..32].copy_from_slice(channel_id.as_slice());
+    bytes[32..].copy_from_slice(b"locks");
+    alloy::primitives::keccak256(bytes)
 }
 
 /// What the tower did in a dispute for one customer: its latest attempt.
@@ -183,6 +229,9 @@ pub struct ChannelRecord {
     pub dispute: Option<DisputeState>,
     /// What the tower did, per customer.
     pub responses: Vec<Response>,
+    /// The lock state the vault last published (`LocksRetained`, `Unlocked`), once it settled
+    /// with funds kept for pending locks.
+    pub lock_state: Option<LockState>,
 }
 
 /// Sizes, for health and metrics.
@@ -217,7 +266,8 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Customer>, StoreError>> + Send;
 
     /// Stores `appointment`, replacing the same customer's older one for the channel; refuses a
-    /// nonce no higher than the stored one, an unregistered customer, and a new channel beyond
+    /// nonce no higher than the stored one (unless [`Appointment::replaces`] allows the same
+    /// nonce: it only adds locks or secrets), an unregistered customer, and a new channel beyond
     /// the customer's quota.
     fn put(&self, appointment: &Appointment) -> impl Future<Output = Result<(), PutError>> + Send;
 
@@ -249,13 +299,24 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
         state: &DisputeState,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records the lock state the vault published for `channel_id`, replacing the previous.
+    fn record_lock_state(
+        &self,
+        channel_id: B256,
+        state: &LockState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Channels with locks or secrets held and a recorded dispute or lock state: where the
+    /// tower may still register secrets, settle or unlock (resumed at start).
+    fn lock_work(&self) -> impl Future<Output = Result<Vec<B256>, StoreError>> + Send;
+
     /// Records what the tower did, replacing the previous record for the channel and customer.
     fn record_response(
         &self,
         response: &Response,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Forgets a settled channel: its appointments, dispute, responses and claims. Returns how many
+    /// Forgets a settled channel: its appointments, dispute, lock state, responses and claims. Returns how many
     /// appointments were removed.
     fn prune(&self, channel_id: B256) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

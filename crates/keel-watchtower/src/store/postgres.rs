@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use keel_chain::monitor::{BoxFuture, Checkpoint, CheckpointError, Checkpoints};
-use keel_core::{Address, DisputeState, B256};
+use keel_core::{Address, DisputeState, LockState, B256};
 use sqlx::{
     migrate::Migrator,
     postgres::{PgPool, PgPoolOptions},
@@ -20,8 +20,8 @@ use sqlx::{
 
 use super::{
     codec::{
-        address, appointment, b256, dispute_bytes, dispute_from, int, nonce_bytes, nonce_from,
-        quota, response, uint, LAYOUT,
+        address, appointment, b256, dispute_bytes, dispute_from, int, lock_state_bytes,
+        lock_state_from, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint, LAYOUT,
     },
     Appointment, ChannelRecord, Counts, Customer, PutError, Response, Store, StoreError,
 };
@@ -194,10 +194,19 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         let responses = rows.iter().map(response).collect::<Result<_, _>>()?;
+        let lock_state: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT state FROM lock_states WHERE channel_id = $1")
+                .bind(channel_id.as_slice())
+                .fetch_optional(&self.pool)
+                .await?;
+        let lock_state = lock_state
+            .map(|bytes| lock_state_from(&bytes))
+            .transpose()?;
         Ok(ChannelRecord {
             appointments,
             dispute,
             responses,
+            lock_state,
         })
     }
 
@@ -243,6 +252,36 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn record_lock_state(
+        &self,
+        channel_id: B256,
+        state: &LockState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO lock_states (channel_id, state, layout) VALUES ($1, $2, $3) \
+             ON CONFLICT (channel_id) DO UPDATE SET state = excluded.state, \
+             layout = excluded.layout",
+        )
+        .bind(channel_id.as_slice())
+        .bind(lock_state_bytes(state))
+        .bind(LAYOUT)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_work(&self) -> Result<Vec<B256>, StoreError> {
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT DISTINCT a.channel_id FROM appointments a \
+             WHERE (length(a.locks) > 0 OR length(a.secrets) > 0) \
+             AND (EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = a.channel_id) \
+             OR EXISTS (SELECT 1 FROM lock_states l WHERE l.channel_id = a.channel_id))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter().map(|id| b256(id)).collect()
+    }
+
     async fn record_response(&self, r: &Response) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO responses (channel_id, customer, nonce, outcome, tx_hash, detail, \
@@ -270,12 +309,16 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        for table in ["disputes", "responses", "claims"] {
+        for table in ["disputes", "lock_states", "responses", "claims"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE channel_id = $1"))
                 .bind(channel_id.as_slice())
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query("DELETE FROM claims WHERE channel_id = $1")
+            .bind(super::lock_claim_id(channel_id).as_slice())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -359,21 +402,14 @@ async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), Pu
             .await
             .map_err(StoreError::from)?;
     let held_quota = held_quota.ok_or(PutError::UnknownCustomer)?;
-    let stored: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT nonce FROM appointments WHERE channel_id = $1 AND customer = $2",
-    )
-    .bind(a.channel_id.as_slice())
-    .bind(a.customer.as_slice())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(StoreError::from)?;
+    let stored = sqlx::query("SELECT * FROM appointments WHERE channel_id = $1 AND customer = $2")
+        .bind(a.channel_id.as_slice())
+        .bind(a.customer.as_slice())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
     match stored {
-        Some(nonce) => {
-            let stored = nonce_from(&nonce)?;
-            if a.proof.nonce <= stored {
-                return Err(PutError::Stale(stored));
-            }
-        }
+        Some(row) => a.replaces(&appointment(&row)?).map_err(PutError::Stale)?,
         None => {
             let held: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = $1")
@@ -390,8 +426,8 @@ async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), Pu
         "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, \
              token, challenge_period, salt, vault, nonce, transferred, locked, locks_root, \
              sender_signature, authorisation, accepted_at, watch_until, receipt_signature, \
-             layout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18) \
+             layout, locks, secrets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16, $17, $18, $19, $20) \
              ON CONFLICT (channel_id, customer) DO UPDATE SET \
              participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
              token = excluded.token, challenge_period = excluded.challenge_period, \
@@ -400,7 +436,7 @@ async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), Pu
              locks_root = excluded.locks_root, sender_signature = excluded.sender_signature, \
              authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
              watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
-             layout = excluded.layout",
+             layout = excluded.layout, locks = excluded.locks, secrets = excluded.secrets",
     )
     .bind(a.channel_id.as_slice())
     .bind(a.customer.as_slice())
@@ -420,6 +456,8 @@ async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), Pu
     .bind(int(a.watch_until)?)
     .bind(a.receipt_signature.as_slice())
     .bind(LAYOUT)
+    .bind(locks_bytes(&a.locks))
+    .bind(secrets_bytes(&a.secrets))
     .execute(&mut *conn)
     .await
     .map_err(StoreError::from)?;

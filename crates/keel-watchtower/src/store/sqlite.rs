@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use keel_chain::monitor::{BoxFuture, Checkpoint, CheckpointError, Checkpoints};
-use keel_core::{Address, DisputeState, B256};
+use keel_core::{Address, DisputeState, LockState, B256};
 use sqlx::{
     migrate::Migrator,
     sqlite::{
@@ -19,8 +19,8 @@ use sqlx::{
 
 use super::{
     codec::{
-        address, appointment, b256, dispute_bytes, dispute_from, int, nonce_bytes, nonce_from,
-        quota, response, uint, LAYOUT,
+        address, appointment, b256, dispute_bytes, dispute_from, int, lock_state_bytes,
+        lock_state_from, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint, LAYOUT,
     },
     Appointment, ChannelRecord, Counts, Customer, PutError, Response, Store, StoreError,
 };
@@ -181,10 +181,19 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         let responses = rows.iter().map(response).collect::<Result<_, _>>()?;
+        let lock_state: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT state FROM lock_states WHERE channel_id = ?")
+                .bind(channel_id.as_slice())
+                .fetch_optional(&self.pool)
+                .await?;
+        let lock_state = lock_state
+            .map(|bytes| lock_state_from(&bytes))
+            .transpose()?;
         Ok(ChannelRecord {
             appointments,
             dispute,
             responses,
+            lock_state,
         })
     }
 
@@ -230,6 +239,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn record_lock_state(
+        &self,
+        channel_id: B256,
+        state: &LockState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO lock_states (channel_id, state, layout) VALUES (?, ?, ?) \
+             ON CONFLICT (channel_id) DO UPDATE SET state = excluded.state, \
+             layout = excluded.layout",
+        )
+        .bind(channel_id.as_slice())
+        .bind(lock_state_bytes(state))
+        .bind(LAYOUT)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_work(&self) -> Result<Vec<B256>, StoreError> {
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT DISTINCT a.channel_id FROM appointments a \
+             WHERE (length(a.locks) > 0 OR length(a.secrets) > 0) \
+             AND (EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = a.channel_id) \
+             OR EXISTS (SELECT 1 FROM lock_states l WHERE l.channel_id = a.channel_id))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter().map(|id| b256(id)).collect()
+    }
+
     async fn record_response(&self, r: &Response) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT OR REPLACE INTO responses (channel_id, customer, nonce, outcome, tx_hash, \
@@ -254,12 +293,16 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        for table in ["disputes", "responses", "claims"] {
+        for table in ["disputes", "lock_states", "responses", "claims"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE channel_id = ?"))
                 .bind(channel_id.as_slice())
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query("DELETE FROM claims WHERE channel_id = ?")
+            .bind(super::lock_claim_id(channel_id).as_slice())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -336,20 +379,14 @@ async fn put_in(conn: &mut sqlx::SqliteConnection, a: &Appointment) -> Result<()
         .await
         .map_err(StoreError::from)?;
     let quota = quota.ok_or(PutError::UnknownCustomer)?;
-    let stored: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT nonce FROM appointments WHERE channel_id = ? AND customer = ?")
-            .bind(a.channel_id.as_slice())
-            .bind(a.customer.as_slice())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::from)?;
+    let stored = sqlx::query("SELECT * FROM appointments WHERE channel_id = ? AND customer = ?")
+        .bind(a.channel_id.as_slice())
+        .bind(a.customer.as_slice())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
     match stored {
-        Some(nonce) => {
-            let stored = nonce_from(&nonce)?;
-            if a.proof.nonce <= stored {
-                return Err(PutError::Stale(stored));
-            }
-        }
+        Some(row) => a.replaces(&appointment(&row)?).map_err(PutError::Stale)?,
         None => {
             let held: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = ?")
@@ -363,31 +400,34 @@ async fn put_in(conn: &mut sqlx::SqliteConnection, a: &Appointment) -> Result<()
         }
     }
     sqlx::query(
-            "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, \
+        "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, \
              participant_b, token, challenge_period, salt, vault, nonce, transferred, locked, \
              locks_root, sender_signature, authorisation, accepted_at, watch_until, \
-             receipt_signature, layout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .bind(a.params.participant_a.as_slice())
-        .bind(a.params.participant_b.as_slice())
-        .bind(a.params.token.as_slice())
-        .bind(i64::from(a.params.challenge_period))
-        .bind(a.params.salt.as_slice())
-        .bind(a.vault.as_slice())
-        .bind(nonce_bytes(a.proof.nonce).as_slice())
-        .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
-        .bind(a.proof.locksRoot.as_slice())
-        .bind(a.sender_signature.as_slice())
-        .bind(a.authorisation.as_slice())
-        .bind(int(a.accepted_at)?)
-        .bind(int(a.watch_until)?)
-        .bind(a.receipt_signature.as_slice())
-        .bind(LAYOUT)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
+             receipt_signature, layout, locks, secrets) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(a.channel_id.as_slice())
+    .bind(a.customer.as_slice())
+    .bind(a.params.participant_a.as_slice())
+    .bind(a.params.participant_b.as_slice())
+    .bind(a.params.token.as_slice())
+    .bind(i64::from(a.params.challenge_period))
+    .bind(a.params.salt.as_slice())
+    .bind(a.vault.as_slice())
+    .bind(nonce_bytes(a.proof.nonce).as_slice())
+    .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
+    .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
+    .bind(a.proof.locksRoot.as_slice())
+    .bind(a.sender_signature.as_slice())
+    .bind(a.authorisation.as_slice())
+    .bind(int(a.accepted_at)?)
+    .bind(int(a.watch_until)?)
+    .bind(a.receipt_signature.as_slice())
+    .bind(LAYOUT)
+    .bind(locks_bytes(&a.locks))
+    .bind(secrets_bytes(&a.secrets))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
     Ok(())
 }

@@ -11,11 +11,11 @@ use std::{
 
 use alloy::{primitives::Bytes, signers::local::PrivateKeySigner};
 use keel_core::{
-    Address, BalanceProof, ChannelDomain, ChannelParams, TowerAuthorisation, TowerRegistration,
-    B256, U256,
+    Address, BalanceProof, ChannelDomain, ChannelParams, Lock, TowerAuthorisation,
+    TowerRegistration, B256, U256,
 };
 use keel_watchtower::{
-    api::{AppointmentRequest, ChannelJson, ProofJson, RegistrationRequest},
+    api::{AppointmentRequest, ChannelJson, LockJson, ProofJson, RegistrationRequest},
     ChannelLookup, Intake, IntakeConfig, SqliteStore, VaultStatus,
 };
 
@@ -148,12 +148,23 @@ impl Fixture {
     /// The proof numbered `nonce` Alice sent Bob (`transferred` = nonce ETH-wei × 1000),
     /// signed by Alice, authorised by Bob.
     pub(crate) fn appointment(&self, nonce: u64) -> AppointmentRequest {
+        self.locked_appointment(nonce, &[], &[])
+    }
+
+    /// [`Fixture::appointment`] whose proof commits to `locks` and which carries them and
+    /// `secrets`.
+    pub(crate) fn locked_appointment(
+        &self,
+        nonce: u64,
+        locks: &[Lock],
+        secrets: &[B256],
+    ) -> AppointmentRequest {
         let proof = BalanceProof {
             channelId: self.channel_id,
             nonce,
             transferredAmount: U256::from(nonce * 1000),
-            lockedAmount: U256::ZERO,
-            locksRoot: B256::ZERO,
+            lockedAmount: locks.iter().map(|l| l.amount).sum(),
+            locksRoot: keel_core::locks_root(locks),
         };
         let domain = ChannelDomain::new(CHAIN_ID, self.vault);
         let sender = keel_core::sign_hash(&self.alice, &domain.signing_hash(&proof)).unwrap();
@@ -179,6 +190,8 @@ impl Fixture {
             },
             sender_signature: sig(&sender),
             authorisation: sig(&authorisation),
+            locks: locks.iter().map(LockJson::from).collect(),
+            secrets: secrets.to_vec(),
         }
     }
 }
@@ -210,4 +223,15 @@ impl Drop for Fixture {
 
 pub(crate) fn sig(bytes: &[u8; 65]) -> Bytes {
     bytes.to_vec().into()
+}
+
+/// The `n`th test secret and a lock of `amount` behind it, expiring at `expiration`.
+pub(crate) fn secret_lock(n: u8, amount: u64, expiration: u64) -> (B256, Lock) {
+    let secret = B256::repeat_byte(n);
+    let lock = Lock {
+        expiration,
+        amount: U256::from(amount),
+        secret_hash: keel_core::secret_hash(secret),
+    };
+    (secret, lock)
 }

@@ -4,7 +4,7 @@
 use keel_core::{signing, Address, ChannelDomain, TowerReceipt, U256};
 use keel_watchtower::{api::AppointmentRequest, Refusal, Store, VaultStatus};
 
-use crate::fixture::{sig, Fixture, CHAIN_ID, NOW, WATCH};
+use crate::fixture::{secret_lock, sig, Fixture, CHAIN_ID, NOW, WATCH};
 
 /// Asserts the store holds nothing for the fixture's channel (or only `nonce`).
 async fn held(f: &Fixture) -> Option<u64> {
@@ -186,4 +186,108 @@ async fn registration_needs_the_customers_own_signature_and_quota_holds() {
         "{refused:?}"
     );
     assert!(f.store.channel(id).await.unwrap().appointments.is_empty());
+}
+
+#[tokio::test]
+async fn locks_and_secrets_are_checked_against_the_proof_and_nothing_bad_stored() {
+    let f = Fixture::new(10).await;
+    f.register_bob().await;
+    let (s1, l1) = secret_lock(1, 300, NOW + 900);
+    let (s2, l2) = secret_lock(2, 400, NOW + 1_800);
+    let (s3, l3) = secret_lock(3, 500, NOW + 1_800);
+    let good = f.locked_appointment(5, &[l1, l2], &[s2]);
+
+    let mut other_locks = good.clone();
+    other_locks.locks = vec![(&l1).into(), (&l3).into()];
+    let mut reordered = good.clone();
+    reordered.locks.reverse();
+    let mut other_sum = good.clone();
+    other_sum.proof.locked_amount = U256::from(699);
+    let mut stranger_secret = good.clone();
+    stranger_secret.secrets = vec![s3];
+    let mut twice = good.clone();
+    twice.secrets = vec![s2, s2];
+    let mut without_locks = good.clone();
+    without_locks.locks.clear();
+    let many: Vec<_> = (0..=keel_watchtower::intake::MAX_LOCKS)
+        .map(|n| secret_lock(n as u8, 1, NOW + 900).1)
+        .collect();
+    let too_many = f.locked_appointment(5, &many, &[]);
+
+    type Expect = fn(&Refusal) -> bool;
+    let cases: Vec<(AppointmentRequest, Expect, &str)> = vec![
+        (
+            other_locks,
+            |r| matches!(r, Refusal::LocksMismatch("locksRoot")),
+            "locks_mismatch",
+        ),
+        (
+            reordered,
+            |r| matches!(r, Refusal::LocksMismatch("locksRoot")),
+            "locks_mismatch",
+        ),
+        (
+            other_sum,
+            |r| matches!(r, Refusal::LocksMismatch("lockedAmount")),
+            "locks_mismatch",
+        ),
+        (
+            stranger_secret,
+            |r| matches!(r, Refusal::SecretWithoutLock(_)),
+            "secret_without_lock",
+        ),
+        (
+            twice,
+            |r| matches!(r, Refusal::DuplicateSecret(_)),
+            "duplicate_secret",
+        ),
+        (
+            without_locks,
+            |r| matches!(r, Refusal::SecretWithoutLock(_)),
+            "secret_without_lock",
+        ),
+        (
+            too_many,
+            |r| matches!(r, Refusal::TooManyLocks { max: 64, got: 65 }),
+            "too_many_locks",
+        ),
+    ];
+    for (request, expected, code) in cases {
+        let refused = f.intake.submit(&request, NOW).await.unwrap_err();
+        assert!(expected(&refused), "unexpected refusal {refused:?}");
+        assert_eq!(refused.code(), code);
+        assert!(!refused.is_server_side());
+        assert_eq!(held(&f).await, None);
+    }
+
+    // The good one is held with its locks and secret; the secret learnt later is added under
+    // the same nonce (and receipted again); sending the same again is stale.
+    f.intake.submit(&good, NOW).await.unwrap();
+    let both = f.locked_appointment(5, &[l1, l2], &[s2, s1]);
+    let signed = f.intake.submit(&both, NOW + 1).await.unwrap();
+    assert_eq!(
+        (signed.receipt.nonce, signed.receipt.acceptedAt),
+        (5, NOW + 1)
+    );
+    let refused = f.intake.submit(&both, NOW + 2).await.unwrap_err();
+    assert!(matches!(
+        refused,
+        Refusal::StaleNonce {
+            offered: 5,
+            stored: 5
+        }
+    ));
+    let stored = f.store.channel(f.channel_id).await.unwrap().appointments[0].clone();
+    assert_eq!(stored.locks, vec![l1, l2]);
+    assert_eq!(stored.secrets, vec![s2, s1]);
+    // A proof's locks may be withheld; then no secret can be given.
+    f.intake
+        .submit(&f.locked_appointment(6, &[l1, l2], &[]), NOW)
+        .await
+        .unwrap();
+    let mut bare = f.locked_appointment(7, &[l1, l2], &[]);
+    bare.locks.clear();
+    f.intake.submit(&bare, NOW).await.unwrap();
+    let stored = f.store.channel(f.channel_id).await.unwrap().appointments[0].clone();
+    assert_eq!((stored.proof.nonce, stored.locks.len()), (7, 0));
 }

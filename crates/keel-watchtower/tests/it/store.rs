@@ -4,13 +4,17 @@
 //! exactly one holder and taken over once the lease runs out.
 
 use keel_chain::monitor::Checkpoint;
-use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, Side, B256, U256};
-use keel_watchtower::store::{Appointment, Outcome, PutError, Response};
+use keel_core::{
+    Address, BalanceProof, ChannelParams, DisputeState, Lock, LockState, Side, B256, U256,
+};
+use keel_watchtower::store::{lock_claim_id, Appointment, Outcome, PutError, Response};
 
 use crate::backend::{both_backends, TestDb, TestStore};
 
 both_backends!(
     newer_replaces_older_and_stale_or_over_quota_is_refused,
+    the_same_nonce_is_taken_only_to_add_secrets,
+    lock_states_are_kept_until_pruned,
     concurrent_puts_keep_the_newest_and_the_quota,
     a_claim_has_one_holder_until_its_lease_runs_out,
     concurrent_claims_grant_exactly_one,
@@ -42,6 +46,8 @@ fn appointment(channel: u8, customer: Address, nonce: u64) -> Appointment {
         accepted_at: 10,
         watch_until: 20,
         receipt_signature: [3; 65],
+        locks: Vec::new(),
+        secrets: Vec::new(),
     }
 }
 
@@ -290,5 +296,138 @@ async fn a_batch_is_stored_item_by_item_in_one_transaction<S: TestStore>(db: &Te
     assert_eq!(held.appointments, vec![appointment(1, bob, 7)]);
     assert_eq!(store.counts().await.unwrap().channels, 2);
     assert!(store.put_many(&[]).await.unwrap().is_empty());
+    store.close().await;
+}
+
+/// [`appointment`] carrying two locks and the secrets `known` of them (by index).
+fn locked(channel: u8, customer: Address, nonce: u64, known: &[usize]) -> Appointment {
+    let secrets: Vec<B256> = (1..=2).map(B256::repeat_byte).collect();
+    let locks: Vec<Lock> = secrets
+        .iter()
+        .zip([u64::MAX, 7])
+        .map(|(s, expiration)| Lock {
+            expiration,
+            amount: U256::MAX,
+            secret_hash: keel_core::secret_hash(*s),
+        })
+        .collect();
+    Appointment {
+        locks,
+        secrets: known.iter().map(|&i| secrets[i]).collect(),
+        ..appointment(channel, customer, nonce)
+    }
+}
+
+async fn the_same_nonce_is_taken_only_to_add_secrets<S: TestStore>(db: &TestDb) {
+    let store = S::open(db).await;
+    let bob = Address::repeat_byte(0xb);
+    store.register(bob, 2, 1).await.unwrap();
+    let held = |a: Appointment| {
+        let store = store.clone();
+        async move {
+            let record = store.channel(a.channel_id).await.unwrap();
+            assert_eq!(record.appointments, vec![a], "held, every byte");
+        }
+    };
+    // The locks without secrets, then one secret, then both: each adds, each is held.
+    store.put(&locked(1, bob, 5, &[])).await.unwrap();
+    held(locked(1, bob, 5, &[])).await;
+    store.put(&locked(1, bob, 5, &[1])).await.unwrap();
+    held(locked(1, bob, 5, &[1])).await;
+    store.put(&locked(1, bob, 5, &[1, 0])).await.unwrap();
+    held(locked(1, bob, 5, &[1, 0])).await;
+    // Nothing new, a secret dropped, or other locks: the same nonce is stale.
+    let mut other_locks = locked(1, bob, 5, &[]);
+    other_locks.locks.pop();
+    let mut other_proof = locked(1, bob, 5, &[0, 1]);
+    other_proof.proof.transferredAmount = U256::from(1);
+    for same in [
+        locked(1, bob, 5, &[0, 1]),
+        locked(1, bob, 5, &[0]),
+        other_locks,
+        other_proof,
+        appointment(1, bob, 5),
+    ] {
+        assert!(
+            matches!(store.put(&same).await, Err(PutError::Stale(5))),
+            "{same:?}"
+        );
+    }
+    held(locked(1, bob, 5, &[1, 0])).await;
+    // Locks sent after the proof alone are taken too.
+    store.put(&appointment(2, bob, 3)).await.unwrap();
+    store.put(&locked(2, bob, 3, &[])).await.unwrap();
+    held(locked(2, bob, 3, &[])).await;
+    // A newer proof replaces everything, secrets included: still one row per channel.
+    store.put(&appointment(1, bob, 6)).await.unwrap();
+    held(appointment(1, bob, 6)).await;
+    assert_eq!(store.counts().await.unwrap().appointments, 2);
+    store.close().await;
+}
+
+async fn lock_states_are_kept_until_pruned<S: TestStore>(db: &TestDb) {
+    let store = S::open(db).await;
+    let bob = Address::repeat_byte(0xb);
+    store.register(bob, 3, 1).await.unwrap();
+    let with_locks = locked(1, bob, 5, &[0]);
+    let without = appointment(2, bob, 5);
+    store.put(&with_locks).await.unwrap();
+    store.put(&without).await.unwrap();
+    // Nothing to do for either while their channels are open.
+    assert!(store.lock_work().await.unwrap().is_empty());
+    let dispute = DisputeState {
+        closer: Side::A,
+        deadline: 99,
+        total: U256::from(10),
+        deposit_a: U256::from(10),
+        withdrawn_a: U256::ZERO,
+        from_a: Default::default(),
+        from_b: Default::default(),
+    };
+    for a in [&with_locks, &without] {
+        store.record_dispute(a.channel_id, &dispute).await.unwrap();
+    }
+    assert_eq!(
+        store.lock_work().await.unwrap(),
+        vec![with_locks.channel_id]
+    );
+
+    let state = LockState {
+        retained_a: U256::from(3),
+        locks_root_a: B256::repeat_byte(4),
+        retained_b: U256::ZERO,
+        locks_root_b: B256::ZERO,
+    };
+    store
+        .record_lock_state(with_locks.channel_id, &state)
+        .await
+        .unwrap();
+    let unlocked = LockState {
+        retained_a: U256::ZERO,
+        locks_root_a: B256::ZERO,
+        ..state
+    };
+    store
+        .record_lock_state(with_locks.channel_id, &unlocked)
+        .await
+        .unwrap();
+    // Durable, the newest replacing the older.
+    store.close().await;
+    let store = S::open(db).await;
+    let record = store.channel(with_locks.channel_id).await.unwrap();
+    assert_eq!(record.lock_state, Some(unlocked));
+    assert_eq!(
+        store.lock_work().await.unwrap(),
+        vec![with_locks.channel_id]
+    );
+
+    // Pruning forgets the lock state and the lock work's claim with the rest.
+    let key = lock_claim_id(with_locks.channel_id);
+    assert!(store.claim(key, bob, "one", 0, 1_000).await.unwrap());
+    store.prune(with_locks.channel_id).await.unwrap();
+    let record = store.channel(with_locks.channel_id).await.unwrap();
+    assert_eq!(record, Default::default());
+    assert!(store.lock_work().await.unwrap().is_empty());
+    assert!(store.claim(key, bob, "two", 0, 1_000).await.unwrap());
     store.close().await;
 }

@@ -386,6 +386,16 @@ async fn monitor_delivers_the_registration_of_watched_secrets() -> Result<()> {
         Some((early, time))
     );
     assert_eq!(chain.revealed_secret(hash(watched)).await?, None);
+    // Older than one range of a provider that serves 2 blocks a query: found range by range,
+    // newest first.
+    net.mine(7).await?;
+    let mut narrow = net.chain_config(0);
+    narrow.max_block_range = 2;
+    let narrow = keel_client::chain::Chain::connect(narrow, net.alice.signer.clone()).await?;
+    assert_eq!(
+        narrow.revealed_secret(hash(early)).await?,
+        Some((early, time))
+    );
 
     monitor.watch_secret(hash(watched));
     chain.register_secret(ignored).await?;

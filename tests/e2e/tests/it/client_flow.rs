@@ -63,11 +63,22 @@ impl Pair {
 
     /// Both clients following the chain `confirmations` deep.
     pub(crate) async fn start_with(name: &str, confirmations: u64) -> Result<Self> {
+        Self::start_tuned(name, confirmations, |_| {}).await
+    }
+
+    /// Both clients following the chain `confirmations` deep, their configuration changed by
+    /// `tune`.
+    pub(crate) async fn start_tuned(
+        name: &str,
+        confirmations: u64,
+        tune: impl Fn(&mut Config),
+    ) -> Result<Self> {
         let net = Devnet::start().await?;
         let dir = TempDir::new(name);
         let clock = ManualClock::new(chain_time(&net).await?);
         let with_depth = |mut config: Config| {
             config.chains = vec![net.chain_config(confirmations)];
+            tune(&mut config);
             config
         };
         let alice =
@@ -445,6 +456,49 @@ async fn top_up_withdraw_and_hash_locks_while_open() -> Result<()> {
         .await?
             == U256::ZERO
     );
+    Ok(())
+}
+
+/// With `Config::settle_automatically`, a unilateral close is collected with no call from the
+/// application: after the challenge period the clients settle, then unlock Alice's two locks,
+/// the one whose secret Bob registered going to Bob and the expired one back to Alice, and the
+/// vault is left empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_channel_is_settled_and_unlocked_without_the_application() -> Result<()> {
+    let pair = Pair::start_tuned("sweep", 0, |c| c.settle_automatically = true).await?;
+    let id = pair.open(Address::ZERO, units("1")).await?;
+    let now = chain_time(&pair.net).await?;
+    pair.clock.set(now);
+    let (paid, expired) = (B256::repeat_byte(0x51), B256::repeat_byte(0x52));
+    pair.alice
+        .pay_locked(id, units("0.1"), secret_hash(paid), now + 3_600)
+        .await?;
+    pair.alice
+        .pay_locked(id, units("0.2"), secret_hash(expired), now + 900)
+        .await?;
+    pair.bob.register_secret(pair.net.chain_id, paid).await?;
+
+    // Alice's close leaves her own proof (the locks) out; Bob, online, refutes with it.
+    // Settlement before that would be a close without the locks.
+    pair.alice.force_close(id).await?;
+    for client in [&pair.alice, &pair.bob] {
+        wait_until(
+            client,
+            id,
+            |i| matches!(i.chain, ChainStatus::Disputed(d) if d.from_a.nonce == 2),
+        )
+        .await?;
+    }
+    pair.advance(u64::from(MIN_PERIOD).max(900) + 1).await?;
+    let vault = pair.alice.channel(id).await?.vault;
+    for client in [&pair.alice, &pair.bob] {
+        wait_until(client, id, |i| {
+            matches!(i.chain, ChainStatus::Settled { locks: Some(l), .. }
+                if l.retained_a.is_zero() && l.retained_b.is_zero())
+        })
+        .await?;
+    }
+    ensure!(holdings(&pair.net, Address::ZERO, vault).await? == U256::ZERO);
     Ok(())
 }
 

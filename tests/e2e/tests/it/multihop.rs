@@ -652,6 +652,31 @@ async fn an_offline_hub_is_paid_upstream_with_the_secret_registered_downstream()
     Ok(())
 }
 
+/// Carol claims a hold invoice's payment while Bob is away, then restarts before he is back:
+/// the claim was stored with the invoice, so the restarted Carol reveals the secret again once
+/// Bob reconnects, and the payment completes with no clock moved (before, the claim lived in
+/// memory and the payment would have waited for the lock's expiry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_invoice_claimed_before_a_restart_is_still_paid() -> Result<()> {
+    let deposit = units("1");
+    let (line, ab, bc) = three("multihop-hold-restart", deposit, None).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let amount = units("0.02");
+    let Held { paying, secret, .. } = pay_held(&line, bc, amount).await?;
+
+    bob.clone().shutdown().await;
+    ensure!(carol.claim_lock(bc, secret).await.is_err(), "Bob is away");
+    let carol = line.restart(2, false).await?;
+    let bob = line.restart(1, true).await?;
+
+    let outcome = tokio::time::timeout(Duration::from_secs(60), paying).await???;
+    ensure!(outcome.secret == secret);
+    settled_at(alice, ab, deposit - amount, amount).await?;
+    settled_at(&bob, bc, deposit - amount, amount).await?;
+    settled_at(&carol, bc, amount, deposit - amount).await?;
+    Ok(())
+}
+
 /// Bob's channel to Carol is closed on chain while Alice's payment is pending there, and Carol
 /// withholds the secret: at the lock's expiry Bob fails the payment upstream (sending nothing
 /// more on the closed channel), Alice takes her lock back, and on chain the vault returns

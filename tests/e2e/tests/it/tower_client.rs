@@ -18,19 +18,19 @@ use keel_watchtower::api::ChannelJsonView;
 use crate::client_flow::{chain_time, config, units, wait_for, wait_until, TempDir};
 
 /// Longest wait for the tower or the tower client to act.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Carol's tower in a process of its own (`tower_daemon`, the `keel-tower` daemon's code), over
 /// a database of its own; killed with SIGKILL and restarted on the same address, so the tower
 /// client's URL stays right and a killed tower answers nothing at all.
-struct TowerDaemon {
+pub(crate) struct TowerDaemon {
     child: Option<tokio::process::Child>,
     database: PathBuf,
     at: SocketAddr,
 }
 
 impl TowerDaemon {
-    async fn start(net: &Devnet, name: &str) -> Result<Self> {
+    pub(crate) async fn start(net: &Devnet, name: &str) -> Result<Self> {
         let mut this = Self {
             child: None,
             database: std::env::temp_dir().join(format!(
@@ -45,7 +45,7 @@ impl TowerDaemon {
     }
 
     /// Starts it (again) over its database, on the address it had; returns once it listens.
-    async fn restart(&mut self, net: &Devnet) -> Result<()> {
+    pub(crate) async fn restart(&mut self, net: &Devnet) -> Result<()> {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let d = &net.deployment;
         let deployment = format!(
@@ -82,18 +82,18 @@ impl TowerDaemon {
     }
 
     /// Kills it with SIGKILL and waits until it is gone.
-    async fn kill(&mut self) -> Result<()> {
+    pub(crate) async fn kill(&mut self) -> Result<()> {
         let mut child = self.child.take().ok_or_else(|| eyre!("no tower process"))?;
         child.start_kill()?;
         tokio::time::timeout(PATIENCE, child.wait()).await??;
         Ok(())
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.at)
     }
 
-    async fn channel(&self, id: B256) -> Result<ChannelJsonView> {
+    pub(crate) async fn channel(&self, id: B256) -> Result<ChannelJsonView> {
         let response = reqwest::Client::new()
             .get(format!("{}/v1/channels/{id}", self.url()))
             .timeout(Duration::from_secs(10))
@@ -104,7 +104,7 @@ impl TowerDaemon {
     }
 
     /// Polls the channel until `done` holds.
-    async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         id: B256,
         what: &str,
@@ -137,17 +137,22 @@ impl Drop for TowerDaemon {
 
 /// Alice's client, and Bob's whose tower client keeps `tower` informed; a channel Alice opened
 /// with `deposit`, known to both.
-struct Customers {
-    net: Devnet,
-    _dir: TempDir,
-    clock: ManualClock,
-    alice: Client,
-    bob: Client,
-    id: B256,
+pub(crate) struct Customers {
+    pub(crate) net: Devnet,
+    pub(crate) dir: TempDir,
+    pub(crate) clock: ManualClock,
+    pub(crate) alice: Client,
+    pub(crate) bob: Client,
+    pub(crate) id: B256,
 }
 
 impl Customers {
-    async fn start(net: Devnet, name: &str, tower: &TowerDaemon, deposit: U256) -> Result<Self> {
+    pub(crate) async fn start(
+        net: Devnet,
+        name: &str,
+        tower: &TowerDaemon,
+        deposit: U256,
+    ) -> Result<Self> {
         let dir = TempDir::new(name);
         let clock = ManualClock::new(chain_time(&net).await?);
         let alice = Client::start(config(&net, &dir, &clock, &net.alice, "alice")).await?;
@@ -180,7 +185,7 @@ impl Customers {
         }
         Ok(Self {
             net,
-            _dir: dir,
+            dir,
             clock,
             alice,
             bob,
@@ -189,7 +194,7 @@ impl Customers {
     }
 
     /// Alice pays Bob `count` times `amount`, one at a time.
-    async fn pay(&self, count: u64, amount: U256) -> Result<()> {
+    pub(crate) async fn pay(&self, count: u64, amount: U256) -> Result<()> {
         for _ in 0..count {
             self.alice.pay(self.id, amount).await?;
         }
@@ -226,7 +231,7 @@ impl Customers {
     }
 
     /// Moves the chain's and the clients' clocks forward together.
-    async fn advance(&self, seconds: u64) -> Result<()> {
+    pub(crate) async fn advance(&self, seconds: u64) -> Result<()> {
         self.net.advance_time(seconds).await?;
         self.clock.set(chain_time(&self.net).await?);
         Ok(())

@@ -165,6 +165,17 @@ impl Forwarding {
         claims.insert((channel, hash), secret);
     }
 
+    /// The secrets we hold for locks the peer sent us in `channel`, by secret hash: what the
+    /// watchtowers are given, to register if the channel closes while we are away.
+    pub(crate) fn claim_secrets(&self, channel: B256) -> HashMap<B256, B256> {
+        let claims = self.claims.lock().expect("claims poisoned");
+        claims
+            .iter()
+            .filter(|((c, _), _)| *c == channel)
+            .map(|((_, hash), secret)| (*hash, *secret))
+            .collect()
+    }
+
     /// Drops a finished forward from memory (its record stays in the store).
     fn forget(&self, forward: &Forward) {
         let (channel, hash) = (forward.outgoing_channel, forward.incoming.secret_hash);
@@ -303,6 +314,8 @@ async fn receive(
         let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
         claims.insert((channel_id, hash), invoice.secret);
     }
+    // The towers learn the secret too, in case the sender never pays the lock out.
+    inner.towers.updated(channel_id);
     claim_paid(inner, channel_id, hash, invoice.secret).await;
     Ok(())
 }
@@ -310,7 +323,7 @@ async fn receive(
 /// At start: the locks in `channel` paying invoices of ours that were paid (their secret
 /// revealed) but not yet paid out go back to the maintenance, which reveals their secrets
 /// again until they are, so a payee restarted between its reveal and the payout is still paid.
-/// Hold invoices are left to the application, which claims them itself.
+/// A hold invoice is paid once the application claimed it ([`hold_invoice_claimed`]).
 pub(crate) async fn resume_claims(
     forwarding: &Forwarding,
     store: &crate::store::Store,
@@ -328,11 +341,45 @@ pub(crate) async fn resume_claims(
     };
     for hash in hashes {
         if let Some(invoice) = store.invoice(hash).await? {
-            if invoice.paid && !invoice.hold {
+            if invoice.paid {
                 let mut claims = forwarding.claims.lock().expect("claims poisoned");
                 claims.insert((channel.id, hash), invoice.secret);
             }
         }
+    }
+    Ok(())
+}
+
+/// The application claims the lock with hash `hash` in `channel`: if it pays a hold invoice of
+/// ours (a lock of ours pending for it), the invoice is stored as paid before the secret
+/// leaves, so [`resume_claims`] keeps revealing it after a restart. Other claims are not ours
+/// to store (a hub's upstream claims are in its forwards).
+pub(crate) async fn hold_invoice_claimed(
+    inner: &Inner,
+    channel: &super::channel::Channel,
+    hash: B256,
+) -> Result<(), ClientError> {
+    let pending = {
+        let rt = channel.rt.lock().await;
+        let them = rt.state.me().other();
+        rt.state
+            .direction(them)
+            .locks
+            .iter()
+            .any(|l| l.secret_hash == hash)
+    };
+    if !pending {
+        return Ok(());
+    }
+    match inner.store.invoice(hash).await? {
+        Some(invoice) if invoice.hold && !invoice.paid => {
+            let paid = Invoice {
+                paid: true,
+                ..invoice
+            };
+            inner.store.put_invoice(hash, &paid).await?;
+        }
+        _ => {}
     }
     Ok(())
 }
