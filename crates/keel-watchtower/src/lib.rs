@@ -12,7 +12,11 @@ pub mod ratelimit;
 pub mod responder;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc, time::SystemTime};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_chain::{monitor::Checkpoints, Chain, ChainConfig, FeePolicy, Monitor};
@@ -48,6 +52,10 @@ pub struct TowerConfig {
     /// The refutations' gas and fee caps and how often a pending one is replaced with higher
     /// fees (keel-chain's [`FeePolicy`]; [`FeePolicy::DEFAULT`] unless configured).
     pub fees: FeePolicy,
+    /// How long an instance's claim on a response lasts unless renewed: how long the others
+    /// wait before taking over from an instance that died while responding
+    /// ([`responder::CLAIM_LEASE`] by default).
+    pub claim_lease: Duration,
 }
 
 /// A running tower: the HTTP API, the chain follower and the responder. Dropping it stops them.
@@ -108,6 +116,7 @@ impl Tower {
                 unix_now,
                 name.to_owned(),
                 config.fees,
+                config.claim_lease,
             ),
             None => Responder::new(
                 store.clone(),
@@ -116,6 +125,7 @@ impl Tower {
                 metrics.clone(),
                 unix_now,
                 config.fees,
+                config.claim_lease,
             ),
         };
         let on_accepted = {

@@ -23,7 +23,8 @@
 //! the same disputes, but before an attempt an instance claims the response
 //! ([`Store::claim`]) and renews the claim while it works, so one instance sends at a time. The
 //! others look again every [`CLAIM_POLL`]: once the response is mined they stop; if the holder
-//! died, its lease runs out after [`CLAIM_LEASE`] and one of them takes over.
+//! died, its lease runs out (after [`CLAIM_LEASE`] unless configured) and one of them takes
+//! over.
 //!
 //! Appointments carrying locks get more once their channel is closed (`responder/locks.rs`):
 //! the secrets registered, the channel settled after the challenge period, the customer's locks
@@ -57,8 +58,8 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Longest pause between two attempts for one channel.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// How long a claim on a response lasts unless renewed: how long a dead instance's response
-/// waits before another takes over. Renewed every third of it while an attempt runs.
+/// How long a claim on a response lasts unless renewed, by default: how long a dead instance's
+/// response waits before another takes over. Renewed every third of it while an attempt runs.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(15);
 
 /// How often an instance waiting on another's claim looks again.
@@ -80,6 +81,8 @@ pub struct Responder<S> {
     clock: fn() -> u64,
     /// This instance's name in claims: unique per process.
     instance: String,
+    /// How long this instance's claims last unless renewed.
+    claim_lease: Duration,
 }
 
 impl<S> std::fmt::Debug for Responder<S> {
@@ -93,7 +96,8 @@ impl<S> std::fmt::Debug for Responder<S> {
 
 impl<S: Store> Responder<S> {
     /// A responder sending from `chain`'s account under `fees`, following with `monitor`,
-    /// named uniquely in claims (one of several instances over one database).
+    /// named uniquely in claims (one of several instances over one database), its claims
+    /// lasting `claim_lease` unless renewed.
     pub fn new(
         store: Arc<S>,
         chain: Chain,
@@ -101,13 +105,24 @@ impl<S: Store> Responder<S> {
         metrics: Arc<Metrics>,
         clock: fn() -> u64,
         fees: FeePolicy,
+        claim_lease: Duration,
     ) -> Arc<Self> {
-        Self::named(store, chain, monitor, metrics, clock, instance_name(), fees)
+        Self::named(
+            store,
+            chain,
+            monitor,
+            metrics,
+            clock,
+            instance_name(),
+            fees,
+            claim_lease,
+        )
     }
 
     /// [`new`](Self::new) named `instance` in claims. The only instance over its database
     /// takes a fixed name: restarted after a crash, it takes back its own claims at once
-    /// instead of waiting [`CLAIM_LEASE`] for them to run out.
+    /// instead of waiting out its lease.
+    #[allow(clippy::too_many_arguments)] // Each is a separate part the host plugs in.
     pub fn named(
         store: Arc<S>,
         chain: Chain,
@@ -116,6 +131,7 @@ impl<S: Store> Responder<S> {
         clock: fn() -> u64,
         instance: String,
         fees: FeePolicy,
+        claim_lease: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -128,6 +144,7 @@ impl<S: Store> Responder<S> {
             metrics,
             clock,
             instance,
+            claim_lease,
         })
     }
 
@@ -289,7 +306,14 @@ impl<S: Store> Responder<S> {
                         continue;
                     }
                 }
-                let claim = match Claim::take(self.store.clone(), a, &self.instance).await {
+                let claim = match Claim::take(
+                    self.store.clone(),
+                    a,
+                    &self.instance,
+                    self.claim_lease,
+                )
+                .await
+                {
                     Ok(Some(claim)) => claim,
                     Ok(None) => {
                         waiting = true;
@@ -467,24 +491,30 @@ struct Claim<S: Store> {
 }
 
 impl<S: Store> Claim<S> {
-    /// Claims `a`'s response for `holder`; `None` while another instance holds it.
+    /// Claims `a`'s response for `holder` for `lease`, renewed every third of it; `None` while
+    /// another instance holds it.
     async fn take(
         store: Arc<S>,
         a: &Appointment,
         holder: &str,
+        lease: Duration,
     ) -> Result<Option<Self>, crate::StoreError> {
-        Self::take_key(store, a.channel_id, a.customer, holder).await
+        Self::take_key(store, a.channel_id, a.customer, holder, lease).await
     }
 
     /// Claims the work under (`channel_id`, `customer`) for `holder` (a response's key, or
-    /// [`lock_claim_id`](crate::store::lock_claim_id)'s); `None` while another instance holds it.
+    /// [`lock_claim_id`](crate::store::lock_claim_id)'s) for `lease`, renewed every third of it;
+    /// `None` while another instance holds it.
     async fn take_key(
         store: Arc<S>,
         channel_id: B256,
         customer: Address,
         holder: &str,
+        lease: Duration,
     ) -> Result<Option<Self>, crate::StoreError> {
-        let lease = millis(CLAIM_LEASE);
+        // At least a millisecond: an interval of zero is refused.
+        let renew_every = (lease / 3).max(Duration::from_millis(1));
+        let lease = millis(lease);
         if !store
             .claim(channel_id, customer, holder, unix_ms(), lease)
             .await?
@@ -494,7 +524,7 @@ impl<S: Store> Claim<S> {
         let renewal = tokio::spawn({
             let (store, holder) = (store.clone(), holder.to_owned());
             async move {
-                let mut every = tokio::time::interval(CLAIM_LEASE / 3);
+                let mut every = tokio::time::interval(renew_every);
                 every.tick().await;
                 loop {
                     every.tick().await;

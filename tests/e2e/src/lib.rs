@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod devnet;
+pub mod http;
+pub mod tower;
 
 pub use devnet::{
     anvil_path, balance_data, succeeded, to_abi, to_vault_abi, Channel, Devnet, Participant,

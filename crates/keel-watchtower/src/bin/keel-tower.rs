@@ -71,6 +71,12 @@ struct Args {
     /// for a block mined without it).
     #[arg(long, default_value_t = FeePolicy::DEFAULT.bump_interval.as_secs())]
     fee_bump_secs: u64,
+    /// Seconds a claim on a response lasts unless renewed (every third of it): with several
+    /// instances over one database, how long the others wait before taking over a response
+    /// from an instance that died while sending it.
+    #[arg(long, default_value_t = keel_watchtower::responder::CLAIM_LEASE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    claim_lease_secs: u64,
 }
 
 fn default_max_fee_gwei() -> u64 {
@@ -128,6 +134,7 @@ async fn main() -> Result<()> {
             gas_limit_cap: args.gas_limit_cap,
             bump_interval: Duration::from_secs(args.fee_bump_secs),
         },
+        claim_lease: Duration::from_secs(args.claim_lease_secs),
     };
     let tower = Tower::start(config, key)
         .await

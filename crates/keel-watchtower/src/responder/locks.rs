@@ -149,6 +149,7 @@ impl<S: Store> Responder<S> {
                 lock_claim_id(a.channel_id),
                 a.customer,
                 &self.instance,
+                self.claim_lease,
             )
             .await
             .map_err(|e| {

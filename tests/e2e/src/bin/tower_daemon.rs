@@ -4,8 +4,10 @@
 //!
 //! Configured by environment: `KEEL_KEY` (hex private key: pays refutations, signs receipts),
 //! `KEEL_RPC` (node URL), `KEEL_DEPLOYMENT` (the deployments file's JSON), `KEEL_TOWER_DB`
-//! (a SQLite path or a `postgres://` URL), `KEEL_LISTEN` (host:port). Reports `listening <addr>` on stdout once the API
-//! is up, then runs until killed.
+//! (a SQLite path or a `postgres://` URL), `KEEL_LISTEN` (host:port), optionally
+//! `KEEL_CLAIM_LEASE_MS` (how long its claims on responses last unless renewed; the daemon's
+//! `--claim-lease-secs`). Reports `listening <addr>` on stdout once the API is up, then runs
+//! until killed.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -14,7 +16,7 @@ use alloy::signers::local::PrivateKeySigner;
 use eyre::{Result, WrapErr};
 use keel_bindings::Deployment;
 use keel_client::chain::{ChainConfig, FeePolicy};
-use keel_watchtower::{Limits, Tower, TowerConfig};
+use keel_watchtower::{responder::CLAIM_LEASE, Limits, Tower, TowerConfig};
 
 fn var(name: &str) -> Result<String> {
     std::env::var(name).wrap_err_with(|| format!("{name} is not set"))
@@ -33,6 +35,10 @@ async fn main() -> Result<()> {
         rebroadcast_interval: Duration::from_secs(1),
         ..ChainConfig::new(var("KEEL_RPC")?, deployment)
     };
+    let claim_lease = match std::env::var("KEEL_CLAIM_LEASE_MS") {
+        Ok(ms) => Duration::from_millis(ms.parse().wrap_err("KEEL_CLAIM_LEASE_MS")?),
+        Err(_) => CLAIM_LEASE,
+    };
     let config = TowerConfig {
         chain,
         database: var("KEEL_TOWER_DB")?.into(),
@@ -44,6 +50,7 @@ async fn main() -> Result<()> {
             bump_interval: Duration::from_millis(500),
             ..FeePolicy::DEFAULT
         },
+        claim_lease,
     };
     let tower = Tower::start(config, key).await?;
     // The test reads this line; stdout carries nothing else.

@@ -1,10 +1,11 @@
 //! A faulty RPC endpoint: a small HTTP proxy in front of Anvil that, when told to, answers
 //! every JSON-RPC request with truncated JSON, names another chain in `eth_chainId`, answers
-//! `null` for every receipt, hangs up without answering, or never answers. The monitor must retry, report it,
-//! and deliver everything once the endpoint is sane again.
+//! `null` for every receipt, hangs up without answering, never answers, or never answers
+//! `eth_sendRawTransaction` (a transaction that never leaves its sender). The monitor must
+//! retry, report it, and deliver everything once the endpoint is sane again.
 
 use std::sync::{
-    atomic::{AtomicU8, Ordering},
+    atomic::{AtomicU8, AtomicUsize, Ordering},
     Arc,
 };
 
@@ -13,9 +14,12 @@ use alloy::providers::Provider;
 use eyre::{ensure, eyre, Result};
 use keel_client::chain::{ChainError, ChainEventKind, Monitor};
 use keel_core::Side;
-use keel_e2e::Devnet;
+use keel_e2e::{
+    http::{body, forward, read_message},
+    Devnet,
+};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
     task::JoinHandle,
 };
@@ -39,6 +43,9 @@ pub(crate) enum Fault {
     /// Reads the request and never answers (a hung node): the client's request timeout must
     /// end the wait.
     Hang = 5,
+    /// Reads `eth_sendRawTransaction` requests and never answers them (nor forwards them);
+    /// forwards the rest.
+    SwallowSends = 6,
 }
 
 /// Forwards HTTP requests to `upstream`, one upstream connection per request, unless a fault
@@ -46,6 +53,8 @@ pub(crate) enum Fault {
 pub(crate) struct Proxy {
     pub(crate) url: String,
     fault: Arc<AtomicU8>,
+    /// `eth_sendRawTransaction` requests received, forwarded or not.
+    sends: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -54,17 +63,28 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let fault = Arc::new(AtomicU8::new(Fault::None as u8));
-        let flag = fault.clone();
+        let sends = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (fault.clone(), sends.clone());
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve(conn, upstream.clone(), flag.clone()));
+                tokio::spawn(serve(conn, upstream.clone(), flag.clone(), count.clone()));
             }
         });
-        Ok(Self { url, fault, task })
+        Ok(Self {
+            url,
+            fault,
+            sends,
+            task,
+        })
     }
 
     pub(crate) fn set(&self, fault: Fault) {
         self.fault.store(fault as u8, Ordering::SeqCst);
+    }
+
+    /// `eth_sendRawTransaction` requests received so far, forwarded or not.
+    pub(crate) fn sends(&self) -> usize {
+        self.sends.load(Ordering::SeqCst)
     }
 
     fn set_garbage(&self, on: bool) {
@@ -89,10 +109,19 @@ fn http_ok(body: &[u8]) -> Vec<u8> {
     r
 }
 
+/// The JSON-RPC call in an HTTP request, if its body is one (not a batch).
+fn call_in(request: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice(body(request)?).ok()
+}
+
+/// Whether `request` calls `method`.
+fn calls(request: &[u8], method: &str) -> bool {
+    call_in(request).is_some_and(|call| call["method"].as_str() == Some(method))
+}
+
 /// The JSON-RPC answer `result` to `request` if it calls `method`.
 fn answer(request: &[u8], method: &str, result: &str) -> Option<Vec<u8>> {
-    let start = request.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let call: serde_json::Value = serde_json::from_slice(&request[start..]).ok()?;
+    let call = call_in(request)?;
     if call.get("method")?.as_str()? != method {
         return None;
     }
@@ -103,11 +132,15 @@ fn answer(request: &[u8], method: &str, result: &str) -> Option<Vec<u8>> {
 }
 
 /// One client connection: request after request until it closes.
-async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>) {
+async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>, sends: Arc<AtomicUsize>) {
     let (read, mut write) = conn.into_split();
     let mut read = BufReader::new(read);
     while let Ok(Some(request)) = read_message(&mut read).await {
         let fault = fault.load(Ordering::SeqCst);
+        let send = calls(&request, "eth_sendRawTransaction");
+        if send {
+            sends.fetch_add(1, Ordering::SeqCst);
+        }
         let faked = match fault {
             f if f == Fault::Garbage as u8 => {
                 Some(http_ok(br#"{"jsonrpc":"2.0","id":1,"result":"#))
@@ -117,7 +150,7 @@ async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>) {
                 answer(&request, "eth_getTransactionReceipt", "null")
             }
             f if f == Fault::Drop as u8 => return,
-            f if f == Fault::Hang as u8 => {
+            f if f == Fault::Hang as u8 || (f == Fault::SwallowSends as u8 && send) => {
                 // Holds the connection until the client gives up on it.
                 let mut rest = [0u8; 1];
                 let _ = read.read(&mut rest).await;
@@ -136,42 +169,6 @@ async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>) {
             return;
         }
     }
-}
-
-async fn forward(upstream: &str, request: &[u8]) -> Result<Vec<u8>> {
-    let conn = TcpStream::connect(upstream.trim_start_matches("http://")).await?;
-    let (read, mut write) = conn.into_split();
-    write.write_all(request).await?;
-    read_message(&mut BufReader::new(read))
-        .await?
-        .ok_or_else(|| eyre!("upstream closed"))
-}
-
-/// One HTTP/1.1 message with a `content-length` body, raw; `None` at end of stream.
-async fn read_message<R: tokio::io::AsyncRead + Unpin>(
-    read: &mut BufReader<R>,
-) -> Result<Option<Vec<u8>>> {
-    let mut message = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if read.read_line(&mut line).await? == 0 {
-            return Ok(None);
-        }
-        message.extend_from_slice(line.as_bytes());
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse()?;
-            }
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    read.read_exact(&mut body).await?;
-    message.extend(body);
-    Ok(Some(message))
 }
 
 #[tokio::test]

@@ -23,5 +23,6 @@ mod multihop_crash;
 mod tower;
 mod tower_chain;
 mod tower_client;
+mod tower_instances;
 mod tower_locks;
 mod typed_data;

@@ -14,13 +14,10 @@ use eyre::{bail, ensure, eyre, Result};
 use keel_bindings::ChannelVault;
 use keel_client::chain::FeePolicy;
 use keel_client::chain::{DisputeState, VaultAbi};
-use keel_core::{BalanceProof, ChannelDomain, TowerAuthorisation, TowerReceipt, TowerRegistration};
+use keel_core::{ChannelDomain, TowerReceipt, TowerRegistration};
 use keel_e2e::{Channel, Devnet, Participant, MIN_PERIOD};
 use keel_watchtower::{
-    api::{
-        AppointmentRequest, ChannelJson, ChannelJsonView, ProofJson, ReceiptJson,
-        RegistrationRequest,
-    },
+    api::{AppointmentRequest, ChannelJsonView, ReceiptJson, RegistrationRequest},
     Limits, Tower, TowerConfig,
 };
 use serde_json::Value;
@@ -39,6 +36,8 @@ pub(crate) struct TowerProcess {
     pub(crate) fees: FeePolicy,
     /// The follower's confirmation depth (in this process only).
     pub(crate) confirmations: u64,
+    /// The child's environment beyond (and over) the defaults `restart_child` sets.
+    child_env: Vec<(&'static str, String)>,
 }
 
 impl TowerProcess {
@@ -55,6 +54,7 @@ impl TowerProcess {
             url: String::new(),
             fees: test_fees(),
             confirmations: 0,
+            child_env: Vec::new(),
         }
     }
 
@@ -90,6 +90,43 @@ impl TowerProcess {
         Ok(this)
     }
 
+    /// One of several instances over the PostgreSQL database at `database_url`, in a child
+    /// process, reaching the chain through `rpc_url`; its claims on responses last
+    /// `claim_lease` unless renewed.
+    pub(crate) async fn start_instance(
+        net: &Devnet,
+        name: &str,
+        database_url: &str,
+        rpc_url: &str,
+        claim_lease: Duration,
+    ) -> Result<Self> {
+        let mut this = Self::unstarted(net, name);
+        this.child_env = vec![
+            ("KEEL_TOWER_DB", database_url.to_owned()),
+            ("KEEL_RPC", rpc_url.to_owned()),
+            ("KEEL_CLAIM_LEASE_MS", claim_lease.as_millis().to_string()),
+        ];
+        this.restart_child(net).await?;
+        Ok(this)
+    }
+
+    /// The child process's id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
+    }
+
+    /// The follower's last processed block, from `GET /v1/health`.
+    pub(crate) async fn checkpoint(&self) -> Result<Option<u64>> {
+        let health: Value = reqwest::Client::new()
+            .get(format!("{}/v1/health", self.url))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(health["checkpoint"].as_u64())
+    }
+
     /// Starts `tower_daemon` over the database; returns once its API listens.
     async fn restart_child(&mut self, net: &Devnet) -> Result<()> {
         use tokio::io::{AsyncBufReadExt, BufReader};
@@ -110,6 +147,7 @@ impl TowerProcess {
             .env("KEEL_DEPLOYMENT", deployment)
             .env("KEEL_TOWER_DB", &self.database)
             .env("KEEL_LISTEN", "127.0.0.1:0")
+            .envs(self.child_env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -129,7 +167,7 @@ impl TowerProcess {
     }
 
     /// Kills the child process with SIGKILL and waits until it is gone.
-    async fn kill(&mut self) -> Result<()> {
+    pub(crate) async fn kill(&mut self) -> Result<()> {
         let mut child = self.child.take().ok_or_else(|| eyre!("no tower process"))?;
         child.start_kill()?;
         tokio::time::timeout(TOWER_TIMEOUT, child.wait()).await??;
@@ -149,6 +187,7 @@ impl TowerProcess {
                 ..Limits::default()
             },
             fees: self.fees,
+            claim_lease: keel_watchtower::responder::CLAIM_LEASE,
         };
         let tower = Tower::start(config, net.carol.signer.clone()).await?;
         self.url = format!("http://{}", tower.local_addr());
@@ -228,62 +267,10 @@ pub(crate) fn test_fees() -> FeePolicy {
     }
 }
 
-pub(crate) fn proof(ch: &Channel, nonce: u64, transferred: U256) -> BalanceProof {
-    BalanceProof {
-        channelId: ch.id,
-        nonce,
-        transferredAmount: transferred,
-        lockedAmount: U256::ZERO,
-        locksRoot: B256::ZERO,
-    }
-}
+pub(crate) use keel_e2e::tower::{appointment, proof};
 
 fn sig(bytes: [u8; 65]) -> Bytes {
     bytes.to_vec().into()
-}
-
-/// The appointment `customer` sends for `proof`, which `sender` signed.
-pub(crate) fn appointment(
-    net: &Devnet,
-    ch: &Channel,
-    sender: &Participant,
-    customer: &Participant,
-    proof: &BalanceProof,
-) -> Result<AppointmentRequest> {
-    let auth = TowerAuthorisation {
-        balanceProof: proof.clone(),
-    };
-    Ok(AppointmentRequest {
-        chain_id: net.chain_id,
-        channel: ChannelJson {
-            participant_a: ch.params.participant_a,
-            participant_b: ch.params.participant_b,
-            token: ch.params.token,
-            challenge_period: ch.params.challenge_period,
-            salt: ch.params.salt,
-        },
-        customer: customer.address(),
-        proof: ProofJson {
-            nonce: proof.nonce,
-            transferred_amount: proof.transferredAmount,
-            locked_amount: proof.lockedAmount,
-            locks_root: proof.locksRoot,
-        },
-        sender_signature: sig(keel_core::sign_message(
-            &sender.signer,
-            proof,
-            net.chain_id,
-            ch.vault,
-        )?),
-        authorisation: sig(keel_core::sign_message(
-            &customer.signer,
-            &auth,
-            net.chain_id,
-            ch.vault,
-        )?),
-        locks: Vec::new(),
-        secrets: Vec::new(),
-    })
 }
 
 /// `who` registers with the tower at `tower`.

@@ -25,7 +25,7 @@ use crate::tower::{
 const NEWEST: u64 = 5;
 
 /// Bob registers and hands the tower Alice's proof of 5 (nonce 5); from here on he is offline.
-async fn appoint(net: &Devnet, tower: &TowerProcess, ch: &Channel) -> Result<()> {
+pub(crate) async fn appoint(net: &Devnet, tower: &TowerProcess, ch: &Channel) -> Result<()> {
     register(net, tower, &net.bob).await?;
     let newest = proof(ch, NEWEST, parse_ether("5")?);
     let receipt = submit(
@@ -40,7 +40,7 @@ async fn appoint(net: &Devnet, tower: &TowerProcess, ch: &Channel) -> Result<()>
 }
 
 /// Bob's old proof (he paid Alice 1, nonce 2) and his signature: what Alice closes with.
-fn bobs_old_proof(net: &Devnet, ch: &Channel) -> Result<(BalanceProof, [u8; 65])> {
+pub(crate) fn bobs_old_proof(net: &Devnet, ch: &Channel) -> Result<(BalanceProof, [u8; 65])> {
     let old = proof(ch, 2, parse_ether("1")?);
     let sig = keel_core::sign_message(&net.bob.signer, &old, net.chain_id, ch.vault)?;
     Ok((old, sig))
@@ -49,7 +49,7 @@ fn bobs_old_proof(net: &Devnet, ch: &Channel) -> Result<(BalanceProof, [u8; 65])
 /// Waits until the tower's refutation with Bob's newest proof is mined in a transaction other
 /// than `not`, against the close that published `closed`; checks it landed by the deadline and
 /// returns the state it published with its receipt.
-async fn refuted(
+pub(crate) async fn refuted(
     net: &Devnet,
     tower: &TowerProcess,
     ch: &Channel,
@@ -101,7 +101,7 @@ async fn refuted(
 
 /// After the challenge period Alice settles `refuted`; Bob (who pays no gas) gets exactly his
 /// newest balance, 2 deposited + 5 from Alice − 1 to her, in the channel's asset.
-async fn settle_and_check(
+pub(crate) async fn settle_and_check(
     net: &Devnet,
     alice: &Chain,
     params: &ChannelParams,
@@ -119,7 +119,7 @@ async fn settle_and_check(
 }
 
 /// An ETH channel: Alice deposits 10, Bob 2.
-async fn eth_channel(net: &Devnet, salt: u64) -> Result<Channel> {
+pub(crate) async fn eth_channel(net: &Devnet, salt: u64) -> Result<Channel> {
     let ch = net.open_eth(salt, parse_ether("10")?).await?;
     net.top_up(&ch, &net.bob, parse_ether("2")?).await?;
     Ok(ch)
