@@ -23,6 +23,7 @@ mod config;
 mod error;
 mod event;
 pub mod fees;
+mod holdings;
 pub mod monitor;
 mod rpc;
 mod tx;
@@ -32,6 +33,7 @@ pub use config::ChainConfig;
 pub use error::{report, ChainError, Result, Revert};
 pub use event::{ChainEvent, ChainEventKind};
 pub use fees::{FeePolicy, Fees};
+pub use holdings::VaultHoldings;
 /// The on-chain states are protocol types (keel-core); re-exported where the chain side uses them.
 pub use keel_core::{BalanceData, DisputeState, LockState};
 pub use monitor::{Batch, Health, Monitor};

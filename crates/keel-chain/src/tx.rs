@@ -22,6 +22,7 @@ use super::{
     config::ChainConfig,
     error::{ChainError, Result},
     fees::FeePolicy,
+    holdings::VaultHoldings,
     rpc,
 };
 
@@ -479,10 +480,10 @@ impl Chain {
         Ok(Some((secret, at)))
     }
 
-    /// What the vault at `vault` holds while its channel is open (its two deposits less its two
-    /// withdrawals), or `None` if no contract is deployed there or its channel is closing or
-    /// settled: how a node checks a channel another node announced before routing over it.
-    pub async fn open_vault_holdings(&self, vault: Address) -> Result<Option<U256>> {
+    /// What the vault at `vault` took in and paid out while its channel is open, or `None` if
+    /// no contract is deployed there or its channel is closing or settled: how a node checks a
+    /// channel another node announced before routing over it.
+    pub async fn open_vault_holdings(&self, vault: Address) -> Result<Option<VaultHoldings>> {
         let code = self
             .provider
             .get_code_at(vault)
@@ -501,29 +502,23 @@ impl Chain {
         if status != 1 {
             return Ok(None);
         }
-        let (mut deposits, mut withdrawals) = (U256::ZERO, U256::ZERO);
+        let mut holdings = VaultHoldings::default();
         for side in 0..2u8 {
-            let deposit = contract
+            holdings.deposits[usize::from(side)] = contract
                 .totalDeposit(side)
                 .call()
                 .await
                 .map_err(|e| ChainError::call("totalDeposit", e))?;
-            let withdrawn = contract
+            holdings.withdrawn[usize::from(side)] = contract
                 .totalWithdrawn(side)
                 .call()
                 .await
                 .map_err(|e| ChainError::call("totalWithdrawn", e))?;
-            deposits = deposits
-                .checked_add(deposit)
-                .ok_or_else(|| ChainError::garbage("deposits beyond 256 bits"))?;
-            withdrawals = withdrawals
-                .checked_add(withdrawn)
-                .ok_or_else(|| ChainError::garbage("withdrawals beyond 256 bits"))?;
         }
-        deposits
-            .checked_sub(withdrawals)
-            .map(Some)
-            .ok_or_else(|| ChainError::garbage("a vault that paid out more than it took in"))
+        holdings
+            .capacity()
+            .ok_or_else(|| ChainError::garbage("a vault that paid out more than it took in"))?;
+        Ok(Some(holdings))
     }
 
     /// The latest block's timestamp: the clock the vault checks lock and withdrawal expiries and

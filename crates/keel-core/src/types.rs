@@ -59,6 +59,14 @@ impl Side {
             Self::B => Self::A,
         }
     }
+
+    /// The index of this side's slot in per-side arrays (A is 0, B is 1).
+    pub const fn index(self) -> usize {
+        match self {
+            Self::A => 0,
+            Self::B => 1,
+        }
+    }
 }
 
 /// A hash-time lock: `amount` moves to the receiver if the secret whose hash is

@@ -197,6 +197,19 @@ impl Gossip {
         Ok(())
     }
 
+    /// Sets the capacity of an announced channel to `capacity`, what its vault now holds (a
+    /// deposit or a withdrawal changed it).
+    pub fn resized(&mut self, id: &B256, capacity: U256) -> Result<(), GossipError> {
+        let mut channel = *self
+            .graph
+            .channel(id)
+            .filter(|_| self.domains.contains_key(id))
+            .ok_or(GossipError::Unannounced(*id))?;
+        channel.capacity = capacity;
+        self.graph.add_channel(channel)?;
+        Ok(())
+    }
+
     /// Drops a channel seen closed on chain.
     pub fn closed(&mut self, id: &B256) -> Result<(), GossipError> {
         self.domains.remove(id);

@@ -135,11 +135,31 @@ fn verified_announcements_and_updates_make_a_routable_graph() {
     )
     .is_err());
 
-    // Closed on chain: gone, and its updates are no longer taken.
-    gossip
-        .closed(&channel_id(DEPLOYMENT.chain_id, DEPLOYMENT.factory, &bc))
-        .unwrap();
+    // Its vault seen to take in more: resized, and the route is back.
+    let bc_id = channel_id(DEPLOYMENT.chain_id, DEPLOYMENT.factory, &bc);
+    gossip.resized(&bc_id, U256::from(500)).unwrap();
+    assert_eq!(
+        gossip.graph().channel(&bc_id).unwrap().capacity,
+        U256::from(500)
+    );
+    assert!(find_route(
+        gossip.graph(),
+        &Scorer::default(),
+        alice.address(),
+        carol.address(),
+        U256::from(100),
+        &RouteParams::default(),
+        NOW
+    )
+    .is_ok());
+
+    // Closed on chain: gone, its updates are no longer taken, nor is a resize.
+    gossip.closed(&bc_id).unwrap();
     assert_eq!(gossip.graph().channel_count(), 1);
+    assert!(matches!(
+        gossip.resized(&bc_id, U256::from(1)),
+        Err(GossipError::Unannounced(_))
+    ));
     assert!(matches!(
         gossip.update(&update(&bc, &bob, NOW + 1), NOW),
         Err(GossipError::Unannounced(_))

@@ -13,8 +13,8 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use keel_chain::{ChainEvent, ChainEventKind};
-use keel_core::{Address, B256};
+use keel_chain::{ChainEvent, ChainEventKind, VaultHoldings};
+use keel_core::{Address, B256, U256};
 use keel_routing::{Deployment, SignedAnnouncement, SignedUpdate};
 
 use super::{Client, Inner};
@@ -34,14 +34,36 @@ pub(crate) struct Foreign {
 
 #[derive(Debug, Default)]
 struct ForeignState {
-    /// Being checked: not in the graph yet; with the channel's two participants.
-    checking: HashMap<B256, ((u64, Address), [Address; 2])>,
+    /// Being checked: not in the graph yet.
+    checking: HashMap<B256, Checking>,
     /// Policy updates that arrived for channels being checked (the announcer sends its update
     /// right behind its announcement), the newest per (channel, node), with who sent each:
     /// applied once the channel is in. At most two per channel being checked.
     held: HashMap<(B256, Address), (Address, SignedUpdate)>,
     /// In the graph, their vaults followed.
-    followed: HashMap<B256, (u64, Address)>,
+    followed: HashMap<B256, Followed>,
+}
+
+/// A foreign channel whose vault is being read.
+#[derive(Debug)]
+struct Checking {
+    /// Its chain and vault.
+    place: (u64, Address),
+    /// Its two participants.
+    nodes: [Address; 2],
+    /// The deposits and withdrawals its vault's events reported meanwhile: the read may have
+    /// come before them.
+    seen: VaultHoldings,
+}
+
+/// A foreign channel in the graph.
+#[derive(Debug)]
+struct Followed {
+    /// Its chain and vault.
+    place: (u64, Address),
+    /// What its vault took in and paid out, kept current from its events: the capacity the
+    /// graph holds for it.
+    holdings: VaultHoldings,
 }
 
 impl Foreign {
@@ -65,7 +87,14 @@ impl Foreign {
         {
             return false;
         }
-        state.checking.insert(id, (place, nodes));
+        state.checking.insert(
+            id,
+            Checking {
+                place,
+                nodes,
+                seen: VaultHoldings::default(),
+            },
+        );
         true
     }
 
@@ -75,10 +104,10 @@ impl Foreign {
         let mut state = self.lock();
         let key = (signed.update.channelId, signed.update.node);
         // Only the participants' updates: a peer cannot fill this with strangers' names.
-        let Some((_, nodes)) = state.checking.get(&key.0) else {
+        let Some(checking) = state.checking.get(&key.0) else {
             return false;
         };
-        if !nodes.contains(&key.1) {
+        if !checking.nodes.contains(&key.1) {
             return false;
         }
         let newer = state
@@ -91,9 +120,11 @@ impl Foreign {
         true
     }
 
-    /// Ends the check of `id`, following it from now on if `follow`, and returns the updates
-    /// held for it; false if its vault closed while it was checked ([`event`] took it out).
-    fn finish(&self, id: B256, follow: bool) -> (bool, Vec<(Address, SignedUpdate)>) {
+    /// Ends the check of `id`, following it from now on if its vault was `read` (and added to
+    /// the graph), and returns the updates held for it and, when followed, its capacity with
+    /// the events seen during the check counted in. Not followed if its vault closed while it
+    /// was checked ([`event`] took it out).
+    fn finish(&self, id: B256, read: Option<VaultHoldings>) -> Finished {
         let mut state = self.lock();
         let nodes: Vec<(B256, Address)> = state
             .held
@@ -105,13 +136,45 @@ impl Foreign {
             .into_iter()
             .filter_map(|key| state.held.remove(&key))
             .collect();
-        let Some((place, _)) = state.checking.remove(&id) else {
-            return (false, held);
+        let Some(checking) = state.checking.remove(&id) else {
+            return Finished {
+                still_open: false,
+                held,
+                capacity: None,
+            };
         };
-        if follow {
-            state.followed.insert(id, place);
+        let capacity = read.map(|mut holdings| {
+            holdings.merge(&checking.seen);
+            state.followed.insert(
+                id,
+                Followed {
+                    place: checking.place,
+                    holdings,
+                },
+            );
+            holdings.capacity()
+        });
+        Finished {
+            still_open: true,
+            held,
+            capacity: capacity.flatten(),
         }
-        (true, held)
+    }
+
+    /// Counts a deposit or withdrawal of `id`'s vault; the channel's new capacity if it is
+    /// followed and the event changed it.
+    fn resize(&self, id: &B256, event: &ChainEventKind) -> Option<U256> {
+        let mut state = self.lock();
+        if let Some(checking) = state.checking.get_mut(id) {
+            checking.seen.apply(event);
+            return None;
+        }
+        let followed = state.followed.get_mut(id)?;
+        let before = followed.holdings;
+        if !followed.holdings.apply(event) || followed.holdings == before {
+            return None;
+        }
+        followed.holdings.capacity()
     }
 
     /// A check of `id` in progress saw its vault close: it must not follow it.
@@ -121,7 +184,7 @@ impl Foreign {
 
     /// Stops following `id`; its chain and vault if it was followed.
     fn drop_followed(&self, id: &B256) -> Option<(u64, Address)> {
-        self.lock().followed.remove(id)
+        self.lock().followed.remove(id).map(|f| f.place)
     }
 
     /// How many foreign vaults are followed.
@@ -182,7 +245,9 @@ pub(crate) fn check(
         };
         let read = tokio::time::timeout(CHECK_TIMEOUT, link.chain.open_vault_holdings(vault)).await;
         let added = match read {
-            Ok(Ok(Some(capacity))) => {
+            Ok(Ok(Some(holdings))) => {
+                // `open_vault_holdings` checked that it is a number.
+                let capacity = holdings.capacity().unwrap_or_default();
                 match super::gossip::client(&inner).learn_announcement(
                     &deployment,
                     &signed,
@@ -195,11 +260,11 @@ pub(crate) fn check(
                             deployment.chain_id,
                             signed,
                         );
-                        true
+                        Some((holdings, capacity))
                     }
                     // Another check of the same channel got there first (it follows the vault),
                     // or the graph filled up meanwhile.
-                    Ok(false) | Err(_) => false,
+                    Ok(false) | Err(_) => None,
                 }
             }
             Ok(Ok(None)) => {
@@ -208,19 +273,31 @@ pub(crate) fn check(
                     .without_vault
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(channel = %id, %vault, "announced channel not open on chain");
-                false
+                None
             }
             Ok(Err(e)) => {
                 tracing::debug!(channel = %id, error = %e, "could not check an announced channel");
-                false
+                None
             }
             Err(_) => {
                 tracing::debug!(channel = %id, "checking an announced channel timed out");
-                false
+                None
             }
         };
-        let (still_open, held) = inner.foreign.finish(id, added);
+        let Finished {
+            still_open,
+            held,
+            capacity,
+        } = inner
+            .foreign
+            .finish(id, added.map(|(holdings, _)| holdings));
+        let read_capacity = added.map(|(_, capacity)| capacity);
+        let added = added.is_some();
         if added && still_open {
+            // A deposit or withdrawal confirmed while the vault was read.
+            if let Some(capacity) = capacity.filter(|c| Some(*c) != read_capacity) {
+                inner.forwarding.routing.resized(&id, capacity);
+            }
             let client = super::gossip::client(&inner);
             for (from, update) in held {
                 if client.apply_update(&update).is_ok() {
@@ -255,9 +332,22 @@ pub(crate) fn event(inner: &Inner, event: &ChainEvent) -> bool {
     if closed && !inner.foreign.closed_while_checking(&id) {
         forget(inner, &id);
     }
-    // Deposits and withdrawals leave the capacity as it was checked: an upper bound the
-    // scorer starts from, as every hop checks its own balance.
+    // A deposit or withdrawal: the graph holds what the vault now holds.
+    if let Some(capacity) = inner.foreign.resize(&id, &event.kind) {
+        inner.forwarding.routing.resized(&id, capacity);
+        tracing::debug!(channel = %id, %capacity, "announced channel resized on chain");
+    }
     true
+}
+
+/// How a check of a foreign channel ended ([`Foreign::finish`]).
+struct Finished {
+    /// Its vault did not close during the check.
+    still_open: bool,
+    /// The policy updates held for it, with who sent each.
+    held: Vec<(Address, SignedUpdate)>,
+    /// Its capacity, events seen during the check counted, if it is followed now.
+    capacity: Option<U256>,
 }
 
 /// Takes a foreign channel out of the graph and stops following its vault.

@@ -81,6 +81,16 @@ impl Routing {
             .map(|_| ())
     }
 
+    /// Sets the capacity of a channel in the graph to what its vault now holds.
+    pub(crate) fn resized(&self, id: &B256, capacity: U256) {
+        // Not in the graph (closed meanwhile): nothing to resize.
+        let _ = self
+            .gossip
+            .lock()
+            .expect("gossip poisoned")
+            .resized(id, capacity);
+    }
+
     /// Takes a channel seen closed on chain out of the graph.
     pub(crate) fn closed(&self, id: &B256) {
         // Not in the graph: nothing to take out.

@@ -144,13 +144,6 @@ pub struct ChannelState {
     closing: Option<u64>,
 }
 
-const fn index(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
-    }
-}
-
 impl ChannelState {
     /// A freshly opened channel as `me` sees it, before any deposit is known.
     pub fn new(
@@ -214,10 +207,10 @@ impl ChannelState {
         state.directions = progress.directions;
         state.closing = progress.closing;
         for side in [Side::A, Side::B] {
-            let own = &state.directions[index(side)];
-            let other = &state.directions[index(side.other())];
-            let credit = state.deposits[index(side)].checked_add(other.transferred);
-            let debit = state.withdrawn[index(side)]
+            let own = &state.directions[side.index()];
+            let other = &state.directions[side.other().index()];
+            let credit = state.deposits[side.index()].checked_add(other.transferred);
+            let debit = state.withdrawn[side.index()]
                 .checked_add(own.transferred)
                 .and_then(|d| d.checked_add(own.locked()));
             if !matches!((credit, debit), (Some(c), Some(d)) if d <= c) {
@@ -230,13 +223,13 @@ impl ChannelState {
         let them = me.other();
         match progress.counterparty_signature {
             Some(signature) => {
-                let proof = state.directions[index(them)].proof(state.id);
+                let proof = state.directions[them.index()].proof(state.id);
                 let digest = state.domain.signing_hash(&proof);
                 let key = state.check_counterparty_signature(&digest, &signature)?;
                 state.counterparty_key = Some(key);
                 state.counterparty_signature = Some(signature);
             }
-            None if state.directions[index(them)].nonce != 0 => {
+            None if state.directions[them.index()].nonce != 0 => {
                 return Err(ChannelError::BadSignature(SignatureFault::Missing));
             }
             None => {}
@@ -291,7 +284,7 @@ impl ChannelState {
 
     /// The withdrawal `side` has pending, if any.
     pub fn pending_withdrawal(&self, side: Side) -> Option<&PendingWithdrawal> {
-        self.pending_withdrawals[index(side)].as_ref()
+        self.pending_withdrawals[side.index()].as_ref()
     }
 
     /// The channel's parameters.
@@ -306,7 +299,7 @@ impl ChannelState {
 
     /// The direction `sender` sends in.
     pub fn direction(&self, sender: Side) -> &Direction {
-        &self.directions[index(sender)]
+        &self.directions[sender.index()]
     }
 
     /// The counterparty's latest proof and signature, if it ever sent one: what a close submits.
@@ -317,10 +310,10 @@ impl ChannelState {
 
     /// `side`'s off-chain balance: deposit − withdrawn − sent − locked + received.
     pub fn balance(&self, side: Side) -> U256 {
-        let own = &self.directions[index(side)];
-        let other = &self.directions[index(side.other())];
-        let credit = self.deposits[index(side)] + other.transferred;
-        let debit = self.withdrawn[index(side)] + own.transferred + own.locked();
+        let own = &self.directions[side.index()];
+        let other = &self.directions[side.other().index()];
+        let credit = self.deposits[side.index()] + other.transferred;
+        let debit = self.withdrawn[side.index()] + own.transferred + own.locked();
         // The checks in send/receive/withdrawals keep debit <= credit; saturate rather than
         // panic if an on-chain report ever broke that.
         credit.saturating_sub(debit)
@@ -328,7 +321,7 @@ impl ChannelState {
 
     /// What `side` can still commit: its balance less any pending withdrawal.
     pub fn capacity(&self, side: Side) -> U256 {
-        let reserved = self.pending_withdrawals[index(side)]
+        let reserved = self.pending_withdrawals[side.index()]
             .as_ref()
             .map_or(U256::ZERO, |p| p.amount);
         self.balance(side).saturating_sub(reserved)
@@ -337,7 +330,7 @@ impl ChannelState {
     /// Applies `change` to this side's outgoing direction and returns the proof to sign.
     pub fn send(&mut self, change: &Change, now: u64) -> Result<BalanceProof, ChannelError> {
         self.ensure_open()?;
-        let me = index(self.me);
+        let me = self.me.index();
         let next = self.directions[me].apply(change, self.capacity(self.me), now, &self.policy)?;
         let proof = next.proof(self.id);
         self.directions[me] = next;
@@ -409,7 +402,7 @@ impl ChannelState {
                 found: proof.channelId,
             });
         }
-        let them = index(self.me.other());
+        let them = self.me.other().index();
         let before = self.directions[them].clone();
         // Each change is checked against the capacity the ones before it left.
         let result = self.apply_received(changes, proof, now).and_then(|()| {
@@ -439,15 +432,15 @@ impl ChannelState {
     ) -> Result<(), ChannelError> {
         let them = self.me.other();
         for change in changes {
-            let next = self.directions[index(them)].apply(
+            let next = self.directions[them.index()].apply(
                 change,
                 self.capacity(them),
                 now,
                 &self.policy,
             )?;
-            self.directions[index(them)] = next;
+            self.directions[them.index()] = next;
         }
-        let direction = &self.directions[index(them)];
+        let direction = &self.directions[them.index()];
         if direction.proof(self.id) != *proof {
             return Err(ChannelError::ProofMismatch {
                 expected_nonce: direction.nonce,
@@ -458,7 +451,7 @@ impl ChannelState {
 
     /// Records a deposit total seen on chain (deposits only grow).
     pub fn deposit_confirmed(&mut self, side: Side, total: U256) -> Result<(), ChannelError> {
-        let slot = &mut self.deposits[index(side)];
+        let slot = &mut self.deposits[side.index()];
         if total < *slot {
             return Err(ChannelError::TotalWentBackwards(
                 self.params.participant(side),
@@ -508,10 +501,10 @@ impl ChannelState {
                 "target is this channel's own vault",
             ));
         }
-        if self.pending_withdrawals[index(side)].is_some() {
+        if self.pending_withdrawals[side.index()].is_some() {
             return Err(ChannelError::WithdrawalPending(withdrawal.participant));
         }
-        let done = self.withdrawn[index(side)];
+        let done = self.withdrawn[side.index()];
         if withdrawal.totalWithdrawn <= done {
             return Err(ChannelError::InvalidWithdrawal("total does not grow"));
         }
@@ -523,7 +516,7 @@ impl ChannelState {
                 available,
             });
         }
-        self.pending_withdrawals[index(side)] = Some(PendingWithdrawal {
+        self.pending_withdrawals[side.index()] = Some(PendingWithdrawal {
             withdrawal: withdrawal.clone(),
             amount,
         });
@@ -532,14 +525,14 @@ impl ChannelState {
 
     /// Records a withdrawal total seen on chain and releases the matching reservation.
     pub fn withdrawal_confirmed(&mut self, side: Side, total: U256) -> Result<(), ChannelError> {
-        let slot = &mut self.withdrawn[index(side)];
+        let slot = &mut self.withdrawn[side.index()];
         if total < *slot {
             return Err(ChannelError::TotalWentBackwards(
                 self.params.participant(side),
             ));
         }
         *slot = total;
-        let pending = &mut self.pending_withdrawals[index(side)];
+        let pending = &mut self.pending_withdrawals[side.index()];
         if pending
             .as_ref()
             .is_some_and(|p| p.withdrawal.totalWithdrawn <= total)
@@ -599,7 +592,7 @@ impl ChannelState {
 
     /// Cumulative deposits and withdrawals of `side` as last seen on chain.
     pub fn ledger(&self, side: Side) -> (U256, U256) {
-        (self.deposits[index(side)], self.withdrawn[index(side)])
+        (self.deposits[side.index()], self.withdrawn[side.index()])
     }
 
     fn final_close(&self, expiry: u64) -> Result<CooperativeClose, ChannelError> {

@@ -1,6 +1,7 @@
 //! The routing graph against the chain (`Config::check_announcements`, on by default): a
 //! channel another node announces enters the graph only once its vault is found open on
-//! Anvil, with what the vault holds, and leaves it when the vault closes; an announcement whose
+//! Anvil, with what the vault holds (kept current as deposits and withdrawals are mined), and
+//! leaves it when the vault closes; an announcement whose
 //! signatures verify but whose vault does not exist (or no longer is open) never enters and is
 //! never relayed.
 
@@ -36,7 +37,7 @@ async fn routes_to(client: &Client, chain_id: u64, to: Address) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gossiped_channel_holds_its_vaults_capacity_and_leaves_the_graph_when_closed(
+async fn a_gossiped_channel_holds_its_vaults_capacity_as_it_changes_and_leaves_the_graph_when_closed(
 ) -> Result<()> {
     let line = Line::start("graph-close", 3).await?;
     let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
@@ -54,6 +55,23 @@ async fn a_gossiped_channel_holds_its_vaults_capacity_and_leaves_the_graph_when_
     );
     ensure!(alice.announced_channels_followed() == 1);
     ensure!(bob.announced_channels_followed() == 0, "Bob's own channel");
+
+    // The vault's deposits and withdrawals reach Alice's graph from the chain: no new
+    // announcement is sent.
+    let top_up = units("0.5");
+    carol.top_up(bc, top_up).await?;
+    let grown = deposit + top_up;
+    eventually("Alice sees Carol's top-up", || {
+        alice.graph_capacity(bc) == Some(grown)
+    })
+    .await?;
+    let withdrawn = units("0.2");
+    bob.withdraw(bc, withdrawn).await?;
+    let shrunk = grown - withdrawn;
+    eventually("Alice sees Bob's withdrawal", || {
+        alice.graph_capacity(bc) == Some(shrunk)
+    })
+    .await?;
 
     bob.force_close(bc).await?;
     eventually("Alice sees B–C closed", || {
