@@ -198,6 +198,10 @@ pub struct ChannelJsonView {
     pub dispute: Option<DisputeJson>,
     /// What the tower did.
     pub responses: Vec<ResponseJson>,
+    /// What it sent for the customers' locks once the channel closed (registered their
+    /// secrets, settled, unlocked): the latest transaction of each step, by customer.
+    #[serde(default)]
+    pub lock_steps: Vec<LockStepJson>,
 }
 
 /// One held appointment.
@@ -248,6 +252,23 @@ pub struct ResponseJson {
     pub tx_hash: Option<B256>,
     /// Details.
     pub detail: String,
+}
+
+/// A transaction the tower sent for a customer's locks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockStepJson {
+    /// The customer.
+    pub customer: Address,
+    /// `registered` (its secrets, on the SecretRegistry), `settled` (the channel) or
+    /// `unlocked` (its incoming locks).
+    pub step: String,
+    /// The mined transaction (the latest of this step).
+    pub tx_hash: B256,
+    /// Details.
+    pub detail: String,
+    /// Unix seconds.
+    pub at: u64,
 }
 
 /// `GET /v1/health`.

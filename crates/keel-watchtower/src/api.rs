@@ -23,7 +23,7 @@ use keel_core::{Address, B256};
 // client), so they live in keel-tower-api; re-exported here, where they always were.
 pub use keel_tower_api::{
     AppointmentRequest, BatchItem, BatchJson, BatchRequest, ChannelJson, ChannelJsonView,
-    DisputeJson, ErrorJson, HealthJson, HeldJson, LockJson, ProofJson, ReceiptJson,
+    DisputeJson, ErrorJson, HealthJson, HeldJson, LockJson, LockStepJson, ProofJson, ReceiptJson,
     RegistrationJson, RegistrationRequest, ResponseJson,
 };
 use serde::de::DeserializeOwned;
@@ -348,6 +348,17 @@ async fn channel<S: Store, L: ChannelLookup>(
                 outcome: r.outcome.as_str().into(),
                 tx_hash: r.tx_hash,
                 detail: r.detail.clone(),
+            })
+            .collect(),
+        lock_steps: record
+            .lock_steps
+            .iter()
+            .map(|s| LockStepJson {
+                customer: s.customer,
+                step: s.kind.as_str().into(),
+                tx_hash: s.tx_hash,
+                detail: s.detail.clone(),
+                at: s.updated_at,
             })
             .collect(),
     }))

@@ -29,7 +29,7 @@ use keel_core::{Lock, LockState, B256};
 use super::{Claim, Responder, MAX_BACKOFF};
 use crate::{
     intake::{ChannelLookup, VaultStatus},
-    store::{lock_claim_id, Appointment, ChannelRecord, Store},
+    store::{lock_claim_id, Appointment, ChannelRecord, LockStep, LockStepKind, Store},
 };
 
 /// How often a channel's lock task looks at the chain's clock while it waits (for the end of
@@ -228,7 +228,14 @@ impl<S: Store> Responder<S> {
                 Ok(receipt) => {
                     tracing::info!(channel = %a.channel_id, customer = %a.customer, secrets = secrets.len(), tx = %receipt.transaction_hash, "registered secrets");
                     registered.extend(secrets.iter().map(|s| keel_core::secret_hash(*s)));
-                    self.metrics.lock_step("registered");
+                    let detail = format!("{} secrets", secrets.len());
+                    self.stepped(
+                        a,
+                        LockStepKind::Registered,
+                        receipt.transaction_hash,
+                        detail,
+                    )
+                    .await;
                 }
                 // Too late for the earliest lock: the next attempt leaves it out (it expired).
                 Err(e @ (ChainError::DeadlinePassed { .. } | ChainError::FeeCapReached { .. })) => {
@@ -274,7 +281,13 @@ impl<S: Store> Responder<S> {
         match self.chain.settle(&a.params, dispute).await {
             Ok(receipt) => {
                 tracing::info!(channel = %a.channel_id, customer = %a.customer, tx = %receipt.transaction_hash, "settled");
-                self.metrics.lock_step("settled");
+                self.stepped(
+                    a,
+                    LockStepKind::Settled,
+                    receipt.transaction_hash,
+                    String::new(),
+                )
+                .await;
                 Ok(Next::Wait)
             }
             // The state changed under us (a refutation not recorded yet, someone settled).
@@ -305,7 +318,9 @@ impl<S: Store> Responder<S> {
         match self.chain.unlock(&a.params, state, sender, &a.locks).await {
             Ok(receipt) => {
                 tracing::info!(channel = %a.channel_id, customer = %a.customer, tx = %receipt.transaction_hash, "unlocked");
-                self.metrics.lock_step("unlocked");
+                let detail = format!("{} locks", a.locks.len());
+                self.stepped(a, LockStepKind::Unlocked, receipt.transaction_hash, detail)
+                    .await;
                 // Its `Unlocked` event records the state left, and prunes when nothing is.
                 Ok(Next::Wait)
             }
@@ -338,6 +353,24 @@ impl<S: Store> Responder<S> {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Counts and records a mined lock step, for the operator and the customer
+    /// (`GET /v1/channels/{id}`). A record that fails to store is logged, not retried: the
+    /// transaction is on chain either way.
+    async fn stepped(&self, a: &Appointment, kind: LockStepKind, tx_hash: B256, detail: String) {
+        self.metrics.lock_step(kind.as_str());
+        let step = LockStep {
+            channel_id: a.channel_id,
+            customer: a.customer,
+            kind,
+            tx_hash,
+            detail,
+            updated_at: (self.clock)(),
+        };
+        if let Err(e) = self.store.record_lock_step(&step).await {
+            tracing::error!(channel = %a.channel_id, error = %e, "recording a lock step");
+        }
     }
 
     fn failed(&self, a: &Appointment, what: &str, e: &ChainError) -> Retry {

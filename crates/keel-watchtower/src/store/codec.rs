@@ -8,7 +8,7 @@ use keel_chain::VaultAbi;
 use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, Lock, LockState, B256, U256};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{Appointment, Outcome, Response, StoreError};
+use super::{Appointment, LockStep, LockStepKind, Outcome, Response, StoreError};
 
 /// The byte layout of the rows this build writes (see the migrations' headers).
 pub(super) const LAYOUT: i64 = 1;
@@ -148,6 +148,19 @@ pub(super) fn response(row: &impl BytesRow) -> Result<Response, StoreError> {
         outcome: Outcome::parse(&outcome)
             .ok_or_else(|| StoreError::Corrupt(format!("outcome {outcome:?}")))?,
         tx_hash: row.opt_bytes("tx_hash")?.map(|h| b256(&h)).transpose()?,
+        detail: row.text("detail")?,
+        updated_at: uint(row.int("updated_at")?)?,
+    })
+}
+
+pub(super) fn lock_step(row: &impl BytesRow) -> Result<LockStep, StoreError> {
+    let kind = row.text("step")?;
+    Ok(LockStep {
+        channel_id: b256(&row.bytes("channel_id")?)?,
+        customer: address(&row.bytes("customer")?)?,
+        kind: LockStepKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("lock step {kind:?}")))?,
+        tx_hash: b256(&row.bytes("tx_hash")?)?,
         detail: row.text("detail")?,
         updated_at: uint(row.int("updated_at")?)?,
     })

@@ -162,6 +162,56 @@ pub struct Response {
     pub updated_at: u64,
 }
 
+/// A transaction the tower sent for a customer's locks once their channel closed: the latest
+/// of each [`LockStepKind`] (kept per channel, customer and kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockStep {
+    /// The channel.
+    pub channel_id: B256,
+    /// The customer.
+    pub customer: Address,
+    /// What the transaction did.
+    pub kind: LockStepKind,
+    /// The mined transaction.
+    pub tx_hash: B256,
+    /// Details for a human (how many secrets).
+    pub detail: String,
+    /// When this was recorded (unix s).
+    pub updated_at: u64,
+}
+
+/// What a [`LockStep`]'s transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LockStepKind {
+    /// Registered secrets on the SecretRegistry.
+    Registered,
+    /// Settled the channel after its challenge period.
+    Settled,
+    /// Unlocked the customer's incoming locks.
+    Unlocked,
+}
+
+impl LockStepKind {
+    /// The stored name (also the API's and the metric's label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::Settled => "settled",
+            Self::Unlocked => "unlocked",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "registered" => Self::Registered,
+            "settled" => Self::Settled,
+            "unlocked" => Self::Unlocked,
+            _ => return None,
+        })
+    }
+}
+
 /// The outcome of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -232,6 +282,8 @@ pub struct ChannelRecord {
     /// The lock state the vault last published (`LocksRetained`, `Unlocked`), once it settled
     /// with funds kept for pending locks.
     pub lock_state: Option<LockState>,
+    /// What the tower sent for the customers' locks, by customer then step.
+    pub lock_steps: Vec<LockStep>,
 }
 
 /// Sizes, for health and metrics.
@@ -316,8 +368,15 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
         response: &Response,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Forgets a settled channel: its appointments, dispute, lock state, responses and claims. Returns how many
-    /// appointments were removed.
+    /// Records a transaction sent for a customer's locks, replacing the previous one of its
+    /// kind for the channel and customer.
+    fn record_lock_step(
+        &self,
+        step: &LockStep,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets a settled channel: its appointments, dispute, lock state and steps, responses
+    /// and claims. Returns how many appointments were removed.
     fn prune(&self, channel_id: B256) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// How much is stored.

@@ -21,9 +21,10 @@ use sqlx::{
 use super::{
     codec::{
         address, appointment, b256, dispute_bytes, dispute_from, int, lock_state_bytes,
-        lock_state_from, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint, LAYOUT,
+        lock_state_from, lock_step, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint,
+        LAYOUT,
     },
-    Appointment, ChannelRecord, Counts, Customer, PutError, Response, Store, StoreError,
+    Appointment, ChannelRecord, Counts, Customer, LockStep, PutError, Response, Store, StoreError,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -202,11 +203,19 @@ impl Store for PostgresStore {
         let lock_state = lock_state
             .map(|bytes| lock_state_from(&bytes))
             .transpose()?;
+        let rows =
+            sqlx::query("SELECT * FROM lock_steps WHERE channel_id = $1 ORDER BY customer, step")
+                .bind(channel_id.as_slice())
+                .fetch_all(&self.pool)
+                .await?;
+        let mut lock_steps: Vec<LockStep> = rows.iter().map(lock_step).collect::<Result<_, _>>()?;
+        lock_steps.sort_by_key(|s| (s.customer, s.kind));
         Ok(ChannelRecord {
             appointments,
             dispute,
             responses,
             lock_state,
+            lock_steps,
         })
     }
 
@@ -302,6 +311,24 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn record_lock_step(&self, step: &LockStep) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO lock_steps (channel_id, customer, step, tx_hash, detail, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (channel_id, customer, step) DO UPDATE \
+             SET tx_hash = excluded.tx_hash, detail = excluded.detail, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(step.channel_id.as_slice())
+        .bind(step.customer.as_slice())
+        .bind(step.kind.as_str())
+        .bind(step.tx_hash.as_slice())
+        .bind(&step.detail)
+        .bind(int(step.updated_at)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn prune(&self, channel_id: B256) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let removed = sqlx::query("DELETE FROM appointments WHERE channel_id = $1")
@@ -309,7 +336,13 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        for table in ["disputes", "lock_states", "responses", "claims"] {
+        for table in [
+            "disputes",
+            "lock_states",
+            "lock_steps",
+            "responses",
+            "claims",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE channel_id = $1"))
                 .bind(channel_id.as_slice())
                 .execute(&mut *tx)

@@ -10,8 +10,13 @@ use axum::{
     http::{header, Method, Request, StatusCode},
     Router,
 };
+use keel_core::B256;
 use keel_watchtower::{
-    api::{self, ApiState, BatchItem, BatchJson, ChannelJsonView, HealthJson, ReceiptJson},
+    api::{
+        self, ApiState, BatchItem, BatchJson, ChannelJsonView, HealthJson, LockStepJson,
+        ReceiptJson,
+    },
+    store::{LockStep, LockStepKind},
     Limits, Rate, Store,
 };
 use serde_json::Value;
@@ -204,6 +209,40 @@ async fn bad_bodies_get_typed_reasons_and_store_nothing() {
     );
     assert_eq!(view.appointments[0].nonce, 2);
     assert_eq!(view.dispute, None);
+    assert!(view.lock_steps.is_empty());
+
+    // What the tower sent for the customer's locks is shown too.
+    let customer = view.appointments[0].customer;
+    f.store
+        .record_lock_step(&LockStep {
+            channel_id: f.channel_id,
+            customer,
+            kind: LockStepKind::Settled,
+            tx_hash: B256::repeat_byte(7),
+            detail: String::new(),
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    let (_, body) = call(
+        &r,
+        Method::GET,
+        &format!("/v1/channels/{}", f.channel_id),
+        None,
+    )
+    .await;
+    assert_eq!(body["lockSteps"][0]["step"], "settled");
+    let view: ChannelJsonView = serde_json::from_value(body).unwrap();
+    assert_eq!(
+        view.lock_steps,
+        vec![LockStepJson {
+            customer,
+            step: "settled".into(),
+            tx_hash: B256::repeat_byte(7),
+            detail: String::new(),
+            at: NOW,
+        }]
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,9 @@ use keel_chain::monitor::Checkpoint;
 use keel_core::{
     Address, BalanceProof, ChannelParams, DisputeState, Lock, LockState, Side, B256, U256,
 };
-use keel_watchtower::store::{lock_claim_id, Appointment, Outcome, PutError, Response};
+use keel_watchtower::store::{
+    lock_claim_id, Appointment, LockStep, LockStepKind, Outcome, PutError, Response,
+};
 
 use crate::backend::{both_backends, TestDb, TestStore};
 
@@ -411,17 +413,42 @@ async fn lock_states_are_kept_until_pruned<S: TestStore>(db: &TestDb) {
         .record_lock_state(with_locks.channel_id, &unlocked)
         .await
         .unwrap();
+    // What the tower sent: the latest of each step, per customer.
+    let step = |kind, tx: u8, at| LockStep {
+        channel_id: with_locks.channel_id,
+        customer: bob,
+        kind,
+        tx_hash: B256::repeat_byte(tx),
+        detail: format!("tx {tx}"),
+        updated_at: at,
+    };
+    for s in [
+        step(LockStepKind::Unlocked, 3, 30),
+        step(LockStepKind::Registered, 1, 10),
+        step(LockStepKind::Settled, 2, 20),
+        step(LockStepKind::Registered, 4, 40),
+    ] {
+        store.record_lock_step(&s).await.unwrap();
+    }
     // Durable, the newest replacing the older.
     store.close().await;
     let store = S::open(db).await;
     let record = store.channel(with_locks.channel_id).await.unwrap();
     assert_eq!(record.lock_state, Some(unlocked));
     assert_eq!(
+        record.lock_steps,
+        vec![
+            step(LockStepKind::Registered, 4, 40),
+            step(LockStepKind::Settled, 2, 20),
+            step(LockStepKind::Unlocked, 3, 30),
+        ]
+    );
+    assert_eq!(
         store.lock_work().await.unwrap(),
         vec![with_locks.channel_id]
     );
 
-    // Pruning forgets the lock state and the lock work's claim with the rest.
+    // Pruning forgets the lock state, its steps and the lock work's claim with the rest.
     let key = lock_claim_id(with_locks.channel_id);
     assert!(store.claim(key, bob, "one", 0, 1_000).await.unwrap());
     store.prune(with_locks.channel_id).await.unwrap();
