@@ -19,9 +19,8 @@ pub struct Metrics {
     accepted: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
-    /// Refutations mined, and the total time from the tower seeing the close to the receipt.
-    mined: AtomicU64,
-    mined_micros: AtomicU64,
+    /// Time from the tower seeing a close to its refutation's receipt, per refutation mined.
+    response_latency: Histogram,
     /// Lock steps mined (`registered`, `settled`, `unlocked`), by step.
     lock_steps: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -46,9 +45,7 @@ impl Metrics {
         *n = n.saturating_add(1);
         drop(outcomes);
         if let Some(latency) = latency {
-            self.mined.fetch_add(1, Ordering::Relaxed);
-            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            self.mined_micros.fetch_add(micros, Ordering::Relaxed);
+            self.response_latency.observe(latency);
         }
     }
 
@@ -100,19 +97,10 @@ impl Metrics {
             "Secrets registered, channels settled and locks unlocked for customers (transactions mined), by step.",
             &labelled(&self.lock_steps, "step"),
         );
-        metric(
-            "keel_tower_response_seconds_count",
-            "counter",
-            "Refutations mined.",
-            &plain(self.mined.load(Ordering::Relaxed)),
-        );
-        let micros = self.mined_micros.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP keel_tower_response_seconds_sum Seconds from seeing a stale close to its refutation mined, summed.\n\
-             # TYPE keel_tower_response_seconds_sum counter\nkeel_tower_response_seconds_sum {}.{:06}",
-            micros / 1_000_000,
-            micros % 1_000_000
+        self.response_latency.render(
+            &mut out,
+            "keel_tower_response_seconds",
+            "Seconds from seeing a stale close to its refutation mined.",
         );
         let mut gauge = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -146,5 +134,78 @@ impl Metrics {
             counts.bytes,
         );
         out
+    }
+}
+
+/// Upper bounds of [`Histogram`]'s buckets, in seconds: from a refutation in the next block of
+/// a fast chain to one that took most of a short challenge period.
+const BUCKETS: [f64; 12] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1_800.0, 3_600.0,
+];
+
+/// A Prometheus histogram of durations: cumulative buckets, a sum and a count, lock-free.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Observations at or under each of [`BUCKETS`] (not cumulative; summed when rendered).
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let seconds = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&le| seconds <= le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0u64;
+        for (le, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative = cumulative.saturating_add(n.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let micros = self.sum_micros.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}.{:06}\n{name}_count {count}",
+            micros / 1_000_000,
+            micros % 1_000_000
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_response_histogram_is_cumulative_with_its_sum_and_count() {
+        let metrics = Metrics::default();
+        for ms in [50, 300, 300, 4_000, 7_200_000] {
+            metrics.response(Outcome::Mined, Some(Duration::from_millis(ms)));
+        }
+        metrics.response(Outcome::Failed, None);
+        let text = metrics.render(&Counts::default());
+        for line in [
+            "# TYPE keel_tower_response_seconds histogram",
+            "keel_tower_response_seconds_bucket{le=\"0.1\"} 1",
+            "keel_tower_response_seconds_bucket{le=\"0.25\"} 1",
+            "keel_tower_response_seconds_bucket{le=\"0.5\"} 3",
+            "keel_tower_response_seconds_bucket{le=\"5\"} 4",
+            "keel_tower_response_seconds_bucket{le=\"3600\"} 4",
+            "keel_tower_response_seconds_bucket{le=\"+Inf\"} 5",
+            "keel_tower_response_seconds_sum 7204.650000",
+            "keel_tower_response_seconds_count 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 }
