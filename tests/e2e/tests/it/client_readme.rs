@@ -87,7 +87,8 @@ async fn api_on_a_page(
     assert_eq!(client.channels().await.len(), 1);
 
     // Closing: cooperatively (one transaction), or alone and settle after the challenge
-    // period: client.force_close(id), then client.settle(id) and client.unlock(id).
+    // period: client.force_close(id), then client.settle(id) and client.unlock(id)
+    // (or Config::settle_automatically, and the client sends those two by itself).
     // The peer co-signs only the ledger it sees too: until its own monitor has confirmed the
     // withdrawal it refuses, and the same close is asked again.
     for attempt in 1.. {
