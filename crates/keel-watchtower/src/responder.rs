@@ -41,7 +41,7 @@ use std::{
 };
 
 use keel_chain::{Batch, Chain, ChainError, ChainEventKind, FeePolicy, Monitor};
-use keel_core::{Address, B256};
+use keel_core::{Address, DisputeState, B256};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::{
@@ -194,12 +194,17 @@ impl<S: Store> Responder<S> {
     async fn apply(&self, batch: &Batch) -> Result<(Vec<B256>, Vec<B256>), crate::StoreError> {
         let mut disputed = Vec::new();
         let mut locked = Vec::new();
+        // Dispute states not stored yet: written together, in one transaction, before any
+        // other event's step (which may read them) and at the end.
+        let mut disputes = Vec::new();
         for event in &batch.events {
+            if let ChainEventKind::Closed(state) | ChainEventKind::Refuted(state) = &event.kind {
+                disputes.push((event.channel_id, *state));
+                disputed.push(event.channel_id);
+                continue;
+            }
+            self.record_disputes(&mut disputes).await?;
             match &event.kind {
-                ChainEventKind::Closed(state) | ChainEventKind::Refuted(state) => {
-                    self.store.record_dispute(event.channel_id, state).await?;
-                    disputed.push(event.channel_id);
-                }
                 ChainEventKind::LocksRetained(state) | ChainEventKind::Unlocked { state, .. } => {
                     self.store
                         .record_lock_state(event.channel_id, state)
@@ -220,6 +225,7 @@ impl<S: Store> Responder<S> {
                 _ => {}
             }
         }
+        self.record_disputes(&mut disputes).await?;
         // Settled, and the locks the tower held are all unlocked now: nothing is left to do.
         let mut done = Vec::new();
         for &channel_id in &locked {
@@ -241,6 +247,18 @@ impl<S: Store> Responder<S> {
             tracing::info!(channel = %channel_id, removed, "locks resolved; pruned");
         }
         Ok((disputed, locked))
+    }
+
+    /// Stores `disputes` (if any) in one transaction and empties it.
+    async fn record_disputes(
+        &self,
+        disputes: &mut Vec<(B256, DisputeState)>,
+    ) -> Result<(), crate::StoreError> {
+        if !disputes.is_empty() {
+            self.store.record_disputes(disputes).await?;
+            disputes.clear();
+        }
+        Ok(())
     }
 
     /// Starts (or asks the running task to repeat) the response for `channel_id`.
@@ -369,7 +387,7 @@ impl<S: Store> Responder<S> {
     async fn attempt(
         &self,
         a: &Appointment,
-        dispute: &keel_core::DisputeState,
+        dispute: &DisputeState,
         seen: Instant,
     ) -> Result<(), Retry> {
         let now = match self.chain.block_timestamp().await {

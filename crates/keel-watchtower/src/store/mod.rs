@@ -344,11 +344,12 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
     fn open_disputes(&self, now: u64)
         -> impl Future<Output = Result<Vec<B256>, StoreError>> + Send;
 
-    /// Records the dispute state the vault published for `channel_id`, replacing the previous.
-    fn record_dispute(
+    /// Records the dispute states the vaults published, each replacing its channel's previous
+    /// one, in order and in one transaction: a block closing thousands of channels costs one
+    /// commit, not one each, before the first refutation can start.
+    fn record_disputes(
         &self,
-        channel_id: B256,
-        state: &DisputeState,
+        disputes: &[(B256, DisputeState)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records the lock state the vault published for `channel_id`, replacing the previous.

@@ -242,22 +242,22 @@ impl Store for PostgresStore {
         ids.iter().map(|id| b256(id)).collect()
     }
 
-    async fn record_dispute(
-        &self,
-        channel_id: B256,
-        state: &DisputeState,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO disputes (channel_id, state, deadline, layout) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (channel_id) DO UPDATE SET state = excluded.state, \
-             deadline = excluded.deadline, layout = excluded.layout",
-        )
-        .bind(channel_id.as_slice())
-        .bind(dispute_bytes(state))
-        .bind(int(state.deadline)?)
-        .bind(LAYOUT)
-        .execute(&self.pool)
-        .await?;
+    async fn record_disputes(&self, disputes: &[(B256, DisputeState)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (channel_id, state) in disputes {
+            sqlx::query(
+                "INSERT INTO disputes (channel_id, state, deadline, layout) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (channel_id) DO UPDATE SET state = excluded.state, \
+                 deadline = excluded.deadline, layout = excluded.layout",
+            )
+            .bind(channel_id.as_slice())
+            .bind(dispute_bytes(state))
+            .bind(int(state.deadline)?)
+            .bind(LAYOUT)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -103,7 +103,10 @@ async fn newer_replaces_older_and_stale_or_over_quota_is_refused<S: TestStore>(d
         from_a: Default::default(),
         from_b: Default::default(),
     };
-    store.record_dispute(a9.channel_id, &dispute).await.unwrap();
+    store
+        .record_disputes(&[(a9.channel_id, dispute)])
+        .await
+        .unwrap();
     let response = Response {
         channel_id: a9.channel_id,
         customer: bob,
@@ -116,6 +119,20 @@ async fn newer_replaces_older_and_stale_or_over_quota_is_refused<S: TestStore>(d
     store.record_response(&response).await.unwrap();
     assert_eq!(store.open_disputes(99).await.unwrap(), vec![a9.channel_id]);
     assert!(store.open_disputes(100).await.unwrap().is_empty());
+    // Within one call the later state of a channel wins (a close and its refutation in one
+    // batch of events).
+    let later = DisputeState {
+        deadline: 120,
+        ..dispute
+    };
+    for (first, last) in [(&dispute, &later), (&later, &dispute)] {
+        store
+            .record_disputes(&[(a9.channel_id, *first), (a9.channel_id, *last)])
+            .await
+            .unwrap();
+        let held = store.channel(a9.channel_id).await.unwrap().dispute;
+        assert_eq!(held.as_ref(), Some(last));
+    }
     let cp = Checkpoint {
         block: 7,
         hash: B256::repeat_byte(7),
@@ -386,9 +403,13 @@ async fn lock_states_are_kept_until_pruned<S: TestStore>(db: &TestDb) {
         from_a: Default::default(),
         from_b: Default::default(),
     };
-    for a in [&with_locks, &without] {
-        store.record_dispute(a.channel_id, &dispute).await.unwrap();
-    }
+    store
+        .record_disputes(&[
+            (with_locks.channel_id, dispute),
+            (without.channel_id, dispute),
+        ])
+        .await
+        .unwrap();
     assert_eq!(
         store.lock_work().await.unwrap(),
         vec![with_locks.channel_id]
