@@ -88,6 +88,23 @@ fn resign(
     SignedUpdate { update, signature }
 }
 
+/// A route for 100 from `from` to `to` over what `gossip` knows.
+fn route_100(
+    gossip: &Gossip,
+    from: &PrivateKeySigner,
+    to: &PrivateKeySigner,
+) -> Result<keel_routing::Route, keel_routing::RouteError> {
+    find_route(
+        gossip.graph(),
+        &Scorer::default(),
+        from.address(),
+        to.address(),
+        U256::from(100),
+        &RouteParams::default(),
+        NOW,
+    )
+}
+
 #[test]
 fn verified_announcements_and_updates_make_a_routable_graph() {
     let (alice, bob, carol) = (key(1), key(2), key(3));
@@ -108,32 +125,14 @@ fn verified_announcements_and_updates_make_a_routable_graph() {
         )
         .unwrap());
     gossip.update(&update(&bc, &bob, NOW), NOW).unwrap();
-    let route = find_route(
-        gossip.graph(),
-        &Scorer::default(),
-        alice.address(),
-        carol.address(),
-        U256::from(100),
-        &RouteParams::default(),
-        NOW,
-    )
-    .unwrap();
+    let route = route_100(&gossip, &alice, &carol).unwrap();
     assert_eq!(route.sent(), U256::from(107));
 
     // Announced again after a deposit: the capacity follows, nothing else changes.
     assert!(!gossip
         .announce(&DEPLOYMENT, &announce(&bc, [&bob, &carol]), U256::from(50))
         .unwrap());
-    assert!(find_route(
-        gossip.graph(),
-        &Scorer::default(),
-        alice.address(),
-        carol.address(),
-        U256::from(100),
-        &RouteParams::default(),
-        NOW
-    )
-    .is_err());
+    assert!(route_100(&gossip, &alice, &carol).is_err());
 
     // Its vault seen to take in more: resized, and the route is back.
     let bc_id = channel_id(DEPLOYMENT.chain_id, DEPLOYMENT.factory, &bc);
@@ -142,16 +141,7 @@ fn verified_announcements_and_updates_make_a_routable_graph() {
         gossip.graph().channel(&bc_id).unwrap().capacity,
         U256::from(500)
     );
-    assert!(find_route(
-        gossip.graph(),
-        &Scorer::default(),
-        alice.address(),
-        carol.address(),
-        U256::from(100),
-        &RouteParams::default(),
-        NOW
-    )
-    .is_ok());
+    assert!(route_100(&gossip, &alice, &carol).is_ok());
 
     // Closed on chain: gone, its updates are no longer taken, nor is a resize.
     gossip.closed(&bc_id).unwrap();
