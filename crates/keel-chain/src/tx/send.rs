@@ -135,8 +135,22 @@ impl Chain {
         price: impl FnOnce(Fees) -> Fees,
     ) -> Result<Sent> {
         let _sending = self.send_lock.lock().await;
-        // Estimating the gas runs the call: a revert surfaces here and nothing is sent.
-        let gas = self.simulate(what, call).await?;
+        // The simulation, the nonce and the fees do not depend on one another: asked at once,
+        // they cost one round trip to the node under the lock instead of three (a tower
+        // answering a block of closes sends one transaction after another).
+        let (gas, nonce, estimate) = tokio::join!(
+            // Estimating the gas runs the call: a revert surfaces here and nothing is sent.
+            self.simulate(what, call),
+            async {
+                self.provider
+                    .get_transaction_count(self.address)
+                    .pending()
+                    .await
+            },
+            self.provider.estimate_eip1559_fees(),
+        );
+        // A revert first: it says why nothing was sent whatever else failed.
+        let gas = gas?;
         if let Some(cap) = gas_cap.filter(|cap| gas > *cap) {
             return Err(ChainError::GasCapExceeded {
                 what,
@@ -144,17 +158,8 @@ impl Chain {
                 cap,
             });
         }
-        let nonce = self
-            .provider
-            .get_transaction_count(self.address)
-            .pending()
-            .await
-            .map_err(ChainError::transport)?;
-        let estimate = self
-            .provider
-            .estimate_eip1559_fees()
-            .await
-            .map_err(ChainError::transport)?;
+        let nonce = nonce.map_err(ChainError::transport)?;
+        let estimate = estimate.map_err(ChainError::transport)?;
         let fees = price(Fees {
             max_fee_per_gas: estimate.max_fee_per_gas,
             max_priority_fee_per_gas: estimate.max_priority_fee_per_gas,
