@@ -624,7 +624,11 @@ async fn a_proof_sent_during_the_challenge_period_is_submitted_too() -> Result<(
     .await?;
     let view = tower
         .wait_for(ch.id, "refute with nonce 7", |v| {
+            // The vault's event can reach the tower before its own receipt does: wait for both.
             v.dispute.as_ref().is_some_and(|d| d.nonce_a == 7)
+                && v.responses
+                    .first()
+                    .is_some_and(|r| r.nonce == 7 && r.outcome == "mined")
         })
         .await?;
     let refuted = dispute_in(

@@ -126,18 +126,24 @@ async fn a_pending_incoming_lock_whose_secret_the_tower_registers() -> Result<()
     .map_err(|_| eyre!("the lock was never unlocked to Bob"))??;
     ensure!(c.net.bob.balance().await? == expected, "to the wei");
     // The restarted tower did both, and did not register the secret again (it read the
-    // registry first).
-    let metrics = reqwest::get(format!("{}/metrics", tower.url()))
-        .await?
-        .text()
-        .await?;
-    for step in ["settled", "unlocked"] {
-        let line = format!("keel_tower_lock_steps_total{{step=\"{step}\"}} 1");
-        ensure!(
-            metrics.lines().any(|l| l == line),
-            "{line} not in {metrics}"
-        );
-    }
+    // registry first). Bob is paid when the unlock is mined; the tower counts it once its
+    // receipt arrives, a moment later.
+    let lines = ["settled", "unlocked"]
+        .map(|step| format!("keel_tower_lock_steps_total{{step=\"{step}\"}} 1"));
+    let metrics = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let metrics = reqwest::get(format!("{}/metrics", tower.url()))
+                .await?
+                .text()
+                .await?;
+            if lines.iter().all(|line| metrics.lines().any(|l| l == line)) {
+                return Ok::<_, eyre::Report>(metrics);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .map_err(|_| eyre!("the tower never counted {lines:?}"))??;
     ensure!(
         !metrics.contains("step=\"registered\""),
         "registered again after the restart: {metrics}"
