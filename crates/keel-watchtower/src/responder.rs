@@ -52,6 +52,10 @@ use crate::{
 /// Disputed channels responded to at once.
 pub const MAX_RESPONDERS: usize = 256;
 
+/// Channels read from the store per query at start: the watch set is filled page by page, so
+/// a tower of millions of channels never holds them all in one list besides the watch set.
+const WATCHED_PAGE: u32 = 10_000;
+
 /// Pause before a batch whose events could not be stored is taken again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
@@ -156,8 +160,16 @@ impl<S: Store> Responder<S> {
     /// Watches every stored channel and resumes the responses to every open dispute, then
     /// handles `batches` until the monitor stops.
     pub async fn run(self: Arc<Self>, mut batches: mpsc::Receiver<Batch>) -> crate::Result<()> {
-        for (vault, channel_id) in self.store.watched().await? {
-            self.monitor.watch(vault, channel_id);
+        let mut after = None;
+        loop {
+            let page = self.store.watched(after, WATCHED_PAGE).await?;
+            for &(channel_id, vault) in &page {
+                self.monitor.watch(vault, channel_id);
+            }
+            match page.last() {
+                Some(&(last, _)) if page.len() == WATCHED_PAGE as usize => after = Some(last),
+                _ => break,
+            }
         }
         for channel_id in self.store.open_disputes((self.clock)()).await? {
             self.clone().respond(channel_id);

@@ -337,8 +337,14 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
         channel_id: B256,
     ) -> impl Future<Output = Result<ChannelRecord, StoreError>> + Send;
 
-    /// Every watched channel's vault and id.
-    fn watched(&self) -> impl Future<Output = Result<Vec<(Address, B256)>, StoreError>> + Send;
+    /// The vault and id of up to `limit` watched channels whose id comes after `after` (all
+    /// of them from the first when `None`), in id order: a tower of millions of channels reads
+    /// them page by page at start instead of into one list.
+    fn watched(
+        &self,
+        after: Option<B256>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(B256, Address)>, StoreError>> + Send;
 
     /// Channels with a recorded dispute whose deadline is at or after `now`.
     fn open_disputes(&self, now: u64)

@@ -206,15 +206,26 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn watched(&self) -> Result<Vec<(Address, B256)>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT vault, channel_id FROM appointments")
-            .fetch_all(&self.pool)
-            .await?;
+    async fn watched(
+        &self,
+        after: Option<B256>,
+        limit: u32,
+    ) -> Result<Vec<(B256, Address)>, StoreError> {
+        // A vault follows from its channel id, so the pairs are one per channel. The empty
+        // string sorts before every id.
+        let rows = sqlx::query(
+            "SELECT DISTINCT channel_id, vault FROM appointments WHERE channel_id > ? \
+             ORDER BY channel_id LIMIT ?",
+        )
+        .bind(after.map_or_else(Vec::new, |id| id.to_vec()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok((
-                    address(&row.try_get::<Vec<u8>, _>("vault")?)?,
                     b256(&row.try_get::<Vec<u8>, _>("channel_id")?)?,
+                    address(&row.try_get::<Vec<u8>, _>("vault")?)?,
                 ))
             })
             .collect()

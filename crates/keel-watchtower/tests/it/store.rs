@@ -148,15 +148,17 @@ async fn newer_replaces_older_and_stale_or_over_quota_is_refused<S: TestStore>(d
     assert_eq!(record.responses, vec![response]);
     assert_eq!(store.load(5).await.unwrap(), Some(cp));
     assert_eq!(store.load(6).await.unwrap(), None);
-    let mut watched = store.watched().await.unwrap();
-    watched.sort();
-    assert_eq!(
-        watched,
-        vec![
-            (Address::repeat_byte(1), B256::repeat_byte(1)),
-            (Address::repeat_byte(2), B256::repeat_byte(2))
-        ]
-    );
+    let both = vec![
+        (B256::repeat_byte(1), Address::repeat_byte(1)),
+        (B256::repeat_byte(2), Address::repeat_byte(2)),
+    ];
+    assert_eq!(store.watched(None, 10).await.unwrap(), both);
+    // Page by page, in id order.
+    assert_eq!(store.watched(None, 1).await.unwrap(), both[..1]);
+    let after = Some(B256::repeat_byte(1));
+    assert_eq!(store.watched(after, 1).await.unwrap(), both[1..]);
+    let after = Some(B256::repeat_byte(2));
+    assert!(store.watched(after, 1).await.unwrap().is_empty());
 
     // Pruning a settled channel frees its storage and the customer's quota.
     assert_eq!(store.prune(a9.channel_id).await.unwrap(), 1);
