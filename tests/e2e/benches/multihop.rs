@@ -28,7 +28,7 @@ use keel_client::{
     Client, Config,
 };
 use keel_core::forwarding::FeePolicy;
-use keel_e2e::{Devnet, Participant, MIN_PERIOD};
+use keel_e2e::{bench::env_or, Devnet, Participant, MIN_PERIOD};
 use keel_routing::SignedAnnouncement;
 
 /// Payments in flight in the closed-loop scenario, unless `KEEL_BENCH_IN_FLIGHT` says otherwise.
@@ -49,14 +49,6 @@ const OFFERED: f64 = 2_500.0;
 const AMOUNT: u64 = 1_000_000;
 const FEE_BASE: u64 = 10;
 const FEE_PPM: u32 = 100;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
 
 /// Processor time (user + system, all threads) this process has used so far, from
 /// `/proc/self/stat` (Linux), in clock ticks of 10 ms. Anvil is another process: not counted.

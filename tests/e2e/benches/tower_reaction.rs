@@ -47,6 +47,7 @@ use keel_bindings::ChannelVault;
 use keel_client::chain::{ChainConfig, FeePolicy, VaultAbi};
 use keel_core::{BalanceData, TowerRegistration};
 use keel_e2e::{
+    bench::env_or,
     http::{body, forward, read_message},
     to_abi, to_vault_abi,
     tower::{appointment, proof},
@@ -81,14 +82,6 @@ const TIP: u128 = 1_000_000_000;
 const POLL: Duration = Duration::from_millis(500);
 /// Longest wait for the tower to act on a scenario.
 const TIMEOUT: Duration = Duration::from_secs(600);
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
 
 /// Whether to print each single close's latencies and the set-up's phases.
 fn trace() -> bool {
