@@ -430,17 +430,10 @@ impl Chain {
     /// holding the secret only if there is one. A secret that does not hash to `secret_hash` is
     /// refused as [`ChainError::Garbage`].
     pub async fn revealed_secret(&self, secret_hash: B256) -> Result<Option<(B256, u64)>> {
-        let registry = self.deployment().secret_registry;
-        let at = SecretRegistry::new(registry, &self.provider)
-            .revealedAt(secret_hash)
-            .call()
-            .await
-            .map_err(|e| ChainError::call("revealedAt", e))?;
-        if at.is_zero() {
+        let Some(at) = self.revealed_at(secret_hash).await? else {
             return Ok(None);
-        }
-        let at = u64::try_from(at)
-            .map_err(|_| ChainError::garbage("a registration time beyond 64 bits"))?;
+        };
+        let registry = self.deployment().secret_registry;
         // Newest blocks first, `max_block_range` at a time (the most a provider is asked for
         // at once, as the monitor does): a registration that matters is a recent one.
         let range = self.config.max_block_range.max(1);

@@ -23,6 +23,19 @@ both_backends!(
     a_batch_is_stored_item_by_item_in_one_transaction,
 );
 
+/// A close by A of a channel holding 10, challengeable until `deadline`.
+fn closed_until(deadline: u64) -> DisputeState {
+    DisputeState {
+        closer: Side::A,
+        deadline,
+        total: U256::from(10),
+        deposit_a: U256::from(10),
+        withdrawn_a: U256::ZERO,
+        from_a: Default::default(),
+        from_b: Default::default(),
+    }
+}
+
 fn appointment(channel: u8, customer: Address, nonce: u64) -> Appointment {
     let channel_id = B256::repeat_byte(channel);
     Appointment {
@@ -94,15 +107,7 @@ async fn newer_replaces_older_and_stale_or_over_quota_is_refused<S: TestStore>(d
         (2, 2, 1)
     );
 
-    let dispute = DisputeState {
-        closer: Side::A,
-        deadline: 99,
-        total: U256::from(10),
-        deposit_a: U256::from(10),
-        withdrawn_a: U256::ZERO,
-        from_a: Default::default(),
-        from_b: Default::default(),
-    };
+    let dispute = closed_until(99);
     store
         .record_disputes(&[(a9.channel_id, dispute)])
         .await
@@ -121,10 +126,7 @@ async fn newer_replaces_older_and_stale_or_over_quota_is_refused<S: TestStore>(d
     assert!(store.open_disputes(100).await.unwrap().is_empty());
     // Within one call the later state of a channel wins (a close and its refutation in one
     // batch of events).
-    let later = DisputeState {
-        deadline: 120,
-        ..dispute
-    };
+    let later = closed_until(120);
     for (first, last) in [(&dispute, &later), (&later, &dispute)] {
         store
             .record_disputes(&[(a9.channel_id, *first), (a9.channel_id, *last)])
@@ -396,15 +398,7 @@ async fn lock_states_are_kept_until_pruned<S: TestStore>(db: &TestDb) {
     store.put(&without).await.unwrap();
     // Nothing to do for either while their channels are open.
     assert!(store.lock_work().await.unwrap().is_empty());
-    let dispute = DisputeState {
-        closer: Side::A,
-        deadline: 99,
-        total: U256::from(10),
-        deposit_a: U256::from(10),
-        withdrawn_a: U256::ZERO,
-        from_a: Default::default(),
-        from_b: Default::default(),
-    };
+    let dispute = closed_until(99);
     store
         .record_disputes(&[
             (with_locks.channel_id, dispute),
