@@ -2,6 +2,7 @@
 // Libraries do not print; the binary owns stdout.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod circulation;
 pub mod demand;
 pub mod error;
 pub mod lp;

@@ -1,13 +1,17 @@
 //! The Revive-style linear program (Khalil and Gervais 2017): every node declares how far each
 //! of its channels is from an even split; one program finds the largest circulation that moves
 //! each channel towards even from its richer side, under flow conservation at every node (no
-//! node gains or loses money). Solved with good_lp's pure-Rust microlp backend.
+//! node gains or loses money). The simulator solves it as a maximum circulation in exact
+//! integers ([`revive`], see [`crate::circulation`]); [`revive_simplex`] states the same program
+//! to good_lp's pure-Rust simplex (microlp), kept as the reference the tests hold it to and for
+//! `keel-sim lp-bench` to compare.
 
 use std::time::{Duration, Instant};
 
 use good_lp::{constraint, variable, Expression, ProblemVariables, Solution, SolverModel};
 use keel_policy::Amount;
 
+use crate::circulation::{self, Arc};
 use crate::error::{Error, Result};
 use crate::network::Network;
 
@@ -22,11 +26,59 @@ pub struct Circulation {
     pub solve_time: Duration,
 }
 
-/// Solves the program on the current balances. Only channels whose richer side holds at least
-/// `threshold_ppm` of capacity more than half take part. Bounds are counted in `grain`s (the
-/// program is a network flow, so its vertex solutions are integral in grains and conservation
-/// holds exactly after rounding).
+/// The channels that take part: those whose richer side holds at least `threshold_ppm` of
+/// capacity more than half, as `(channel, richer side, excess over half)`.
+fn uneven(net: &Network, threshold_ppm: u32) -> Vec<(u32, u8, Amount)> {
+    let mut out = Vec::new();
+    for (i, ch) in net.channels.iter().enumerate() {
+        let cap = ch.capacity();
+        let rich = usize::from(ch.balance[1] > ch.balance[0]);
+        let excess = ch.balance[rich].saturating_sub(cap / 2);
+        if cap == 0
+            || excess == 0
+            || ch.nodes[0] == ch.nodes[1]
+            || excess.saturating_mul(1_000_000) < cap.saturating_mul(u128::from(threshold_ppm))
+        {
+            continue;
+        }
+        out.push((i as u32, rich as u8, excess));
+    }
+    out
+}
+
+/// Solves the program on the current balances, exactly, as a maximum circulation.
 pub fn revive(net: &Network, threshold_ppm: u32) -> Result<Circulation> {
+    let start = Instant::now();
+    let uneven = uneven(net, threshold_ppm);
+    let arcs: Vec<Arc> = uneven
+        .iter()
+        .map(|&(c, rich, excess)| {
+            let ch = &net.channels[c as usize];
+            Arc {
+                from: ch.nodes[rich as usize],
+                to: ch.nodes[1 - rich as usize],
+                bound: excess,
+            }
+        })
+        .collect();
+    let carried = circulation::maximum(net.node_count(), &arcs)?;
+    let moves = uneven
+        .iter()
+        .zip(carried)
+        .filter(|(_, x)| *x > 0)
+        .map(|(&(c, rich, _), x)| (c, rich, x))
+        .collect();
+    Ok(Circulation {
+        moves,
+        variables: arcs.len(),
+        solve_time: start.elapsed(),
+    })
+}
+
+/// The same program handed to the simplex (good_lp + microlp). Bounds are counted in `grain`s
+/// so the solver's floats hold them exactly (the program is a network flow, so its vertex
+/// solutions are integral in grains and conservation holds after rounding).
+pub fn revive_simplex(net: &Network, threshold_ppm: u32) -> Result<Circulation> {
     let start = Instant::now();
     let max_cap = net.channels.iter().map(|c| c.capacity()).max().unwrap_or(0);
     // Keep bounds below 2^40 grains so the solver's floats hold them exactly.
@@ -36,27 +88,21 @@ pub fn revive(net: &Network, threshold_ppm: u32) -> Result<Circulation> {
     let mut balance: Vec<Expression> = vec![Expression::from(0.0); net.node_count()];
     let mut objective = Expression::from(0.0);
     let mut involved = vec![false; net.node_count()];
-    for (i, ch) in net.channels.iter().enumerate() {
-        let cap = ch.capacity();
-        let half = cap / 2;
-        let rich = usize::from(ch.balance[1] > ch.balance[0]);
-        let excess = ch.balance[rich].saturating_sub(half);
-        if cap == 0 || excess.saturating_mul(1_000_000) < cap * u128::from(threshold_ppm) {
-            continue;
-        }
+    for (c, rich, excess) in uneven(net, threshold_ppm) {
         let bound = (excess / grain) as f64;
         if bound < 1.0 {
             continue;
         }
+        let ch = &net.channels[c as usize];
         let f = vars.add(variable().min(0.0).max(bound));
-        let from = ch.nodes[rich] as usize;
-        let to = ch.nodes[1 - rich] as usize;
+        let from = ch.nodes[rich as usize] as usize;
+        let to = ch.nodes[1 - rich as usize] as usize;
         involved[from] = true;
         involved[to] = true;
         balance[from] -= f;
         balance[to] += f;
         objective += f;
-        flows.push((i as u32, rich as u8, f));
+        flows.push((c, rich, f));
     }
     let variables = flows.len();
     if flows.is_empty() {

@@ -2,7 +2,7 @@
 //! can carry the amount plus the fees of the hops after it.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use keel_policy::Amount;
 
@@ -174,6 +174,67 @@ impl Router {
             at = to;
         }
         Some(path)
+    }
+}
+
+/// A search by capacity, as asked: payer, payee, amount, node to avoid.
+type Query = (u32, u32, Amount, Option<u32>);
+
+/// Answers of searches by capacity, remembered. Such a search reads only capacities and fees,
+/// which payments and circular rebalances never change, so the same question gets the same
+/// answer; greedy rebalancing asks the same questions pass after pass for the channels that
+/// did not move (most of a large network between two passes). Two generations, this pass's
+/// answers and the last pass's, bound the memory; [`CapacityRoutes::forget`] drops everything
+/// when a capacity changes.
+#[derive(Debug, Default)]
+pub struct CapacityRoutes {
+    current: HashMap<Query, Option<Path>>,
+    previous: HashMap<Query, Option<Path>>,
+}
+
+impl CapacityRoutes {
+    /// What [`Router::find`] by capacity answers, from memory when it was asked this pass or
+    /// the last.
+    pub fn find(
+        &mut self,
+        router: &mut Router,
+        net: &Network,
+        src: u32,
+        dst: u32,
+        amount: Amount,
+        avoid: Option<u32>,
+    ) -> Option<Path> {
+        let query = (src, dst, amount, avoid);
+        if let Some(answer) = self.current.get(&query) {
+            return answer.clone();
+        }
+        let answer = match self.previous.remove(&query) {
+            Some(answer) => answer,
+            None => router.find(net, src, dst, amount, true, avoid),
+        };
+        self.current.insert(query, answer.clone());
+        answer
+    }
+
+    /// A new pass: what was not asked in the last one is dropped.
+    pub fn next_pass(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+
+    /// A capacity changed: nothing remembered holds any more.
+    pub fn forget(&mut self) {
+        self.current.clear();
+        self.previous.clear();
+    }
+
+    /// How many answers are held.
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::lp;
 use crate::network::Network;
 use crate::report::{Bucket, Report};
-use crate::routing::{self, Router};
+use crate::routing::{self, CapacityRoutes, Router};
 use crate::workload::Payment;
 
 mod keel;
@@ -172,6 +172,8 @@ struct State<'a> {
     cfg: &'a SimConfig,
     gas: GasTable,
     router: Router,
+    /// Greedy's searches by capacity, remembered between passes.
+    capacity_routes: CapacityRoutes,
     wallet: Vec<Amount>,
     landing: VecDeque<(f64, Landing)>,
     in_flight: Vec<[bool; 2]>,
@@ -208,6 +210,7 @@ pub fn run(
         cfg,
         gas: GasTable::ETH,
         router: Router::new(net.node_count()),
+        capacity_routes: CapacityRoutes::default(),
         wallet: caps
             .iter()
             .map(|&c| mul_ppm(c, cfg.wallet_ppm).unwrap_or(0))
@@ -337,6 +340,7 @@ impl State<'_> {
                     amount,
                 } => {
                     self.net.channels[channel as usize].balance[side as usize] += amount;
+                    self.capacity_routes.forget();
                     self.in_flight[channel as usize][side as usize] = false;
                 }
                 Landing::Wallet { node, amount } => self.wallet[node as usize] += amount,
@@ -501,6 +505,7 @@ impl State<'_> {
     }
 
     fn greedy(&mut self, now: u64) -> Result<()> {
+        self.capacity_routes.next_pass();
         for u in 0..self.net.node_count() as u32 {
             let chans = self.net.adj[u as usize].clone();
             let mut depleted = Vec::new();
@@ -533,10 +538,14 @@ impl State<'_> {
                     let d_peer = dch.nodes[1 - ds as usize];
                     let mut hops = vec![(sc, ss)];
                     if s_peer != d_peer {
-                        let Some(path) =
-                            self.router
-                                .find(&self.net, s_peer, d_peer, amount, true, Some(u))
-                        else {
+                        let Some(path) = self.capacity_routes.find(
+                            &mut self.router,
+                            &self.net,
+                            s_peer,
+                            d_peer,
+                            amount,
+                            Some(u),
+                        ) else {
                             continue;
                         };
                         hops.extend(path.hops);

@@ -103,6 +103,40 @@ fn the_lp_conserves_every_nodes_balance() {
     assert_eq!(before, balances(&net));
 }
 
+/// The exact circulation finds the simplex's optimum to the base unit on networks small enough
+/// for the simplex to count in base units (capacities below 2^40), and never moves more than a
+/// channel's excess.
+#[test]
+fn the_circulation_finds_the_simplex_optimum() {
+    for seed in 1..=4 {
+        let mut net = Network::generate(&Generate {
+            nodes: 60,
+            channels: 240,
+            median_capacity: 1_000_000_000,
+            seed,
+        })
+        .unwrap();
+        // Skew every channel by a different share so most are far from even.
+        for (i, ch) in net.channels.iter_mut().enumerate() {
+            let cap = ch.capacity();
+            let share = ((i as u128 * 37 + seed as u128 * 11) % 100) * cap / 100;
+            ch.balance = [share, cap - share];
+        }
+        let exact = lp::revive(&net, 0).unwrap();
+        let simplex = lp::revive_simplex(&net, 0).unwrap();
+        let total = |c: &lp::Circulation| c.moves.iter().map(|m| m.2).sum::<u128>();
+        assert!(total(&exact) > 0, "seed {seed}: nothing to circulate");
+        assert_eq!(total(&exact), total(&simplex), "seed {seed}");
+        for &(c, side, x) in &exact.moves {
+            let ch = &net.channels[c as usize];
+            assert!(x <= ch.balance[side as usize] - ch.capacity() / 2);
+        }
+        let before = balances(&net);
+        lp::apply(&mut net, &exact);
+        assert_eq!(before, balances(&net), "seed {seed}");
+    }
+}
+
 fn balances(net: &Network) -> Vec<u128> {
     let mut b = vec![0u128; net.node_count()];
     for ch in &net.channels {
@@ -245,4 +279,52 @@ fn learning_from_failed_cycles_means_fewer_failed_attempts() {
         learning.failed_rebalances,
         blind.failed_rebalances
     );
+}
+
+/// A remembered search by capacity answers what a fresh search answers, for the pass it was
+/// asked in and the next; after that, or after `forget`, it is searched again.
+#[test]
+fn remembered_routes_answer_as_a_fresh_search() {
+    use keel_sim::routing::{CapacityRoutes, Router};
+    let net = small();
+    let mut router = Router::new(net.node_count());
+    let mut memo = CapacityRoutes::default();
+    // Half the questions ask for a tenth of a median channel (found), half for ten channels'
+    // worth (no channel carries it).
+    let (small_amount, big_amount) = (net.median_capacity() / 10, net.median_capacity() * 10);
+    let amount_for = |s: u32| {
+        if s.is_multiple_of(2) {
+            small_amount
+        } else {
+            big_amount
+        }
+    };
+    let queries: Vec<(u32, u32)> = (0..40).map(|i| (i, (i * 7 + 3) % 150)).collect();
+    let fresh: Vec<_> = queries
+        .iter()
+        .map(|&(s, d)| {
+            router
+                .find(&net, s, d, amount_for(s), true, Some(5))
+                .map(|p| p.hops)
+        })
+        .collect();
+    assert!(fresh.iter().any(Option::is_some) && fresh.iter().any(Option::is_none));
+    for pass in 0..3 {
+        for (&(s, d), want) in queries.iter().zip(&fresh) {
+            let got = memo
+                .find(&mut router, &net, s, d, amount_for(s), Some(5))
+                .map(|p| p.hops);
+            assert_eq!(&got, want, "pass {pass}");
+        }
+        assert_eq!(memo.len(), queries.len());
+        memo.next_pass();
+    }
+    memo.next_pass();
+    assert!(
+        memo.is_empty(),
+        "answers not asked for a whole pass are dropped"
+    );
+    memo.find(&mut router, &net, 0, 3, small_amount, None);
+    memo.forget();
+    assert!(memo.is_empty());
 }
