@@ -6,6 +6,7 @@
 //! keel-chain's [`Checkpoints`], so the same follower as the
 //! client's runs over the tower's storage. [`Database`] picks one from the operator's setting.
 
+mod batch;
 mod codec;
 mod postgres;
 mod sqlite;

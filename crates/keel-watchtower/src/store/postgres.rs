@@ -15,10 +15,11 @@ use keel_core::{Address, DisputeState, LockState, B256};
 use sqlx::{
     migrate::Migrator,
     postgres::{PgPool, PgPoolOptions},
-    Row,
+    QueryBuilder, Row,
 };
 
 use super::{
+    batch,
     codec::{
         address, appointment, b256, dispute_bytes, dispute_from, int, lock_state_bytes,
         lock_state_from, lock_step, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint,
@@ -144,37 +145,23 @@ impl Store for PostgresStore {
     }
 
     async fn put(&self, a: &Appointment) -> Result<(), PutError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        put_in(&mut tx, a).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(())
+        let mut results = self.put_many(std::slice::from_ref(a)).await?;
+        results.pop().unwrap_or(Ok(()))
     }
 
     async fn put_many(
         &self,
         appointments: &[Appointment],
     ) -> Result<Vec<Result<(), PutError>>, StoreError> {
+        if appointments.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.pool.begin().await?;
-        // Every customer's row locked up front, in one order, so two batches never wait on each
-        // other in a cycle.
-        let mut customers: Vec<Address> = appointments.iter().map(|a| a.customer).collect();
-        customers.sort_unstable();
-        customers.dedup();
-        for customer in customers {
-            sqlx::query("SELECT 1 FROM customers WHERE customer = $1 FOR UPDATE")
-                .bind(customer.as_slice())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut results = Vec::with_capacity(appointments.len());
-        for a in appointments {
-            match put_in(&mut tx, a).await {
-                Err(PutError::Store(e)) => return Err(e),
-                result => results.push(result),
-            }
-        }
+        let held = held_in(&mut tx, appointments).await?;
+        let plan = batch::plan(appointments, held)?;
+        write_in(&mut tx, &plan.writes).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(plan.results)
     }
 
     async fn channel(&self, channel_id: B256) -> Result<ChannelRecord, StoreError> {
@@ -436,43 +423,99 @@ impl Store for PostgresStore {
     }
 }
 
-/// [`Store::put`]'s checks and write, inside the caller's transaction.
-async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), PutError> {
-    // The lock serialises this customer's puts across instances (see the module docs).
-    let held_quota: Option<i64> =
-        sqlx::query_scalar("SELECT quota FROM customers WHERE customer = $1 FOR UPDATE")
-            .bind(a.customer.as_slice())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::from)?;
-    let held_quota = held_quota.ok_or(PutError::UnknownCustomer)?;
-    let stored = sqlx::query("SELECT * FROM appointments WHERE channel_id = $1 AND customer = $2")
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-    match stored {
-        Some(row) => a.replaces(&appointment(&row)?).map_err(PutError::Stale)?,
-        None => {
-            let held: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = $1")
-                    .bind(a.customer.as_slice())
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(StoreError::from)?;
-            if held >= held_quota {
-                return Err(PutError::Quota(quota(held_quota)?));
-            }
-        }
+/// What [`batch::plan`] reads for `appointments`, in three queries: the customers' quotas (their
+/// rows locked, in address order, so two batches never wait on each other in a cycle), how many
+/// channels each has, and the rows stored for the batch's channels.
+async fn held_in(
+    conn: &mut sqlx::PgConnection,
+    appointments: &[Appointment],
+) -> Result<batch::Held, StoreError> {
+    let mut held = batch::Held::default();
+    let customers: Vec<Vec<u8>> = batch::customers(appointments)
+        .iter()
+        .map(|c| c.to_vec())
+        .collect();
+    // The lock serialises each customer's puts across instances (see the module docs).
+    let rows = sqlx::query(
+        "SELECT customer, quota FROM customers WHERE customer = ANY($1) \
+         ORDER BY customer FOR UPDATE",
+    )
+    .bind(&customers)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        held.quota
+            .insert(address(&row.try_get::<Vec<u8>, _>(0)?)?, row.try_get(1)?);
     }
-    sqlx::query(
-        "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, \
-             token, challenge_period, salt, vault, nonce, transferred, locked, locks_root, \
-             sender_signature, authorisation, accepted_at, watch_until, receipt_signature, \
-             layout, locks, secrets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20) \
-             ON CONFLICT (channel_id, customer) DO UPDATE SET \
+    let rows = sqlx::query(
+        "SELECT customer, COUNT(*) FROM appointments WHERE customer = ANY($1) GROUP BY customer",
+    )
+    .bind(&customers)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in rows {
+        held.channels
+            .insert(address(&row.try_get::<Vec<u8>, _>(0)?)?, row.try_get(1)?);
+    }
+    let channels: Vec<Vec<u8>> = batch::channels(appointments)
+        .iter()
+        .map(|c| c.to_vec())
+        .collect();
+    let rows = sqlx::query("SELECT * FROM appointments WHERE channel_id = ANY($1)")
+        .bind(&channels)
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        let stored = appointment(&row)?;
+        held.stored
+            .insert((stored.channel_id, stored.customer), stored);
+    }
+    Ok(held)
+}
+
+/// Rows per `INSERT`: 20 parameters each, under PostgreSQL's 65,535 a statement.
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// Writes `rows` (one per channel and customer: a statement may not update a row twice),
+/// replacing what was stored, in multi-row statements.
+async fn write_in(conn: &mut sqlx::PgConnection, rows: &[&Appointment]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let times = chunk
+            .iter()
+            .map(|a| Ok((int(a.accepted_at)?, int(a.watch_until)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut builder = QueryBuilder::new(
+            "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, token, challenge_period, salt, vault, \
+     nonce, transferred, locked, locks_root, sender_signature, authorisation, accepted_at, \
+     watch_until, receipt_signature, layout, locks, secrets) ",
+        );
+        builder.push_values(
+            chunk.iter().zip(times),
+            |mut row, (a, (accepted, until))| {
+                row.push_bind(a.channel_id.as_slice())
+                    .push_bind(a.customer.as_slice())
+                    .push_bind(a.params.participant_a.as_slice())
+                    .push_bind(a.params.participant_b.as_slice())
+                    .push_bind(a.params.token.as_slice())
+                    .push_bind(i64::from(a.params.challenge_period))
+                    .push_bind(a.params.salt.as_slice())
+                    .push_bind(a.vault.as_slice())
+                    .push_bind(nonce_bytes(a.proof.nonce).to_vec())
+                    .push_bind(a.proof.transferredAmount.to_be_bytes::<32>().to_vec())
+                    .push_bind(a.proof.lockedAmount.to_be_bytes::<32>().to_vec())
+                    .push_bind(a.proof.locksRoot.as_slice())
+                    .push_bind(a.sender_signature.as_slice())
+                    .push_bind(a.authorisation.as_slice())
+                    .push_bind(accepted)
+                    .push_bind(until)
+                    .push_bind(a.receipt_signature.as_slice())
+                    .push_bind(LAYOUT)
+                    .push_bind(locks_bytes(&a.locks))
+                    .push_bind(secrets_bytes(&a.secrets));
+            },
+        );
+        builder.push(
+            " ON CONFLICT (channel_id, customer) DO UPDATE SET \
              participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
              token = excluded.token, challenge_period = excluded.challenge_period, \
              salt = excluded.salt, vault = excluded.vault, nonce = excluded.nonce, \
@@ -481,29 +524,8 @@ async fn put_in(conn: &mut sqlx::PgConnection, a: &Appointment) -> Result<(), Pu
              authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
              watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
              layout = excluded.layout, locks = excluded.locks, secrets = excluded.secrets",
-    )
-    .bind(a.channel_id.as_slice())
-    .bind(a.customer.as_slice())
-    .bind(a.params.participant_a.as_slice())
-    .bind(a.params.participant_b.as_slice())
-    .bind(a.params.token.as_slice())
-    .bind(i64::from(a.params.challenge_period))
-    .bind(a.params.salt.as_slice())
-    .bind(a.vault.as_slice())
-    .bind(nonce_bytes(a.proof.nonce).as_slice())
-    .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
-    .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
-    .bind(a.proof.locksRoot.as_slice())
-    .bind(a.sender_signature.as_slice())
-    .bind(a.authorisation.as_slice())
-    .bind(int(a.accepted_at)?)
-    .bind(int(a.watch_until)?)
-    .bind(a.receipt_signature.as_slice())
-    .bind(LAYOUT)
-    .bind(locks_bytes(&a.locks))
-    .bind(secrets_bytes(&a.secrets))
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from)?;
+        );
+        builder.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }

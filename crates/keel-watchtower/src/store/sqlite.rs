@@ -14,10 +14,11 @@ use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
-    Row,
+    QueryBuilder, Row,
 };
 
 use super::{
+    batch,
     codec::{
         address, appointment, b256, dispute_bytes, dispute_from, int, lock_state_bytes,
         lock_state_from, lock_step, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint,
@@ -139,30 +140,23 @@ impl Store for SqliteStore {
     }
 
     async fn put(&self, a: &Appointment) -> Result<(), PutError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from)?;
-        put_in(&mut tx, a).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(())
+        let mut results = self.put_many(std::slice::from_ref(a)).await?;
+        results.pop().unwrap_or(Ok(()))
     }
 
     async fn put_many(
         &self,
         appointments: &[Appointment],
     ) -> Result<Vec<Result<(), PutError>>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results = Vec::with_capacity(appointments.len());
-        for a in appointments {
-            match put_in(&mut tx, a).await {
-                Err(PutError::Store(e)) => return Err(e),
-                result => results.push(result),
-            }
+        if appointments.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let held = held_in(&mut tx, appointments).await?;
+        let plan = batch::plan(appointments, held)?;
+        write_in(&mut tx, &plan.writes).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(plan.results)
     }
 
     async fn channel(&self, channel_id: B256) -> Result<ChannelRecord, StoreError> {
@@ -413,63 +407,100 @@ impl Store for SqliteStore {
     }
 }
 
-/// [`Store::put`]'s checks and write, inside the caller's transaction.
-async fn put_in(conn: &mut sqlx::SqliteConnection, a: &Appointment) -> Result<(), PutError> {
-    let quota: Option<i64> = sqlx::query_scalar("SELECT quota FROM customers WHERE customer = ?")
-        .bind(a.customer.as_slice())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-    let quota = quota.ok_or(PutError::UnknownCustomer)?;
-    let stored = sqlx::query("SELECT * FROM appointments WHERE channel_id = ? AND customer = ?")
-        .bind(a.channel_id.as_slice())
-        .bind(a.customer.as_slice())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-    match stored {
-        Some(row) => a.replaces(&appointment(&row)?).map_err(PutError::Stale)?,
-        None => {
-            let held: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM appointments WHERE customer = ?")
-                    .bind(a.customer.as_slice())
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(StoreError::from)?;
-            if held >= quota {
-                return Err(PutError::Quota(super::codec::quota(quota)?));
-            }
+/// What [`batch::plan`] reads for `appointments`: the customers' quotas and channel counts and
+/// the rows stored for their channels, in three queries per [`IDS_PER_QUERY`] ids.
+async fn held_in(
+    conn: &mut sqlx::SqliteConnection,
+    appointments: &[Appointment],
+) -> Result<batch::Held, StoreError> {
+    let mut held = batch::Held::default();
+    for chunk in batch::customers(appointments).chunks(IDS_PER_QUERY) {
+        let mut query =
+            QueryBuilder::new("SELECT customer, quota FROM customers WHERE customer IN ");
+        push_ids(&mut query, chunk.iter().map(|c| c.to_vec()));
+        for row in query.build().fetch_all(&mut *conn).await? {
+            held.quota
+                .insert(address(&row.try_get::<Vec<u8>, _>(0)?)?, row.try_get(1)?);
+        }
+        let mut query =
+            QueryBuilder::new("SELECT customer, COUNT(*) FROM appointments WHERE customer IN ");
+        push_ids(&mut query, chunk.iter().map(|c| c.to_vec()));
+        query.push(" GROUP BY customer");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            held.channels
+                .insert(address(&row.try_get::<Vec<u8>, _>(0)?)?, row.try_get(1)?);
         }
     }
-    sqlx::query(
-        "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, \
-             participant_b, token, challenge_period, salt, vault, nonce, transferred, locked, \
-             locks_root, sender_signature, authorisation, accepted_at, watch_until, \
-             receipt_signature, layout, locks, secrets) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(a.channel_id.as_slice())
-    .bind(a.customer.as_slice())
-    .bind(a.params.participant_a.as_slice())
-    .bind(a.params.participant_b.as_slice())
-    .bind(a.params.token.as_slice())
-    .bind(i64::from(a.params.challenge_period))
-    .bind(a.params.salt.as_slice())
-    .bind(a.vault.as_slice())
-    .bind(nonce_bytes(a.proof.nonce).as_slice())
-    .bind(a.proof.transferredAmount.to_be_bytes::<32>().as_slice())
-    .bind(a.proof.lockedAmount.to_be_bytes::<32>().as_slice())
-    .bind(a.proof.locksRoot.as_slice())
-    .bind(a.sender_signature.as_slice())
-    .bind(a.authorisation.as_slice())
-    .bind(int(a.accepted_at)?)
-    .bind(int(a.watch_until)?)
-    .bind(a.receipt_signature.as_slice())
-    .bind(LAYOUT)
-    .bind(locks_bytes(&a.locks))
-    .bind(secrets_bytes(&a.secrets))
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from)?;
+    for chunk in batch::channels(appointments).chunks(IDS_PER_QUERY) {
+        let mut query = QueryBuilder::new("SELECT * FROM appointments WHERE channel_id IN ");
+        push_ids(&mut query, chunk.iter().map(|c| c.to_vec()));
+        for row in query.build().fetch_all(&mut *conn).await? {
+            let stored = appointment(&row)?;
+            held.stored
+                .insert((stored.channel_id, stored.customer), stored);
+        }
+    }
+    Ok(held)
+}
+
+/// Ids bound per `IN (…)` list: under SQLite's oldest limit of 999 variables a statement.
+const IDS_PER_QUERY: usize = 500;
+
+/// Rows per `INSERT`: 20 values each, under the 32,766 variables a statement of the SQLite
+/// sqlx bundles.
+const ROWS_PER_INSERT: usize = 1_000;
+
+fn push_ids<'a>(query: &mut QueryBuilder<'a, sqlx::Sqlite>, ids: impl Iterator<Item = Vec<u8>>) {
+    query.push("(");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    query.push(")");
+}
+
+/// Writes `rows` (one per channel and customer), replacing what was stored, in multi-row
+/// statements.
+async fn write_in(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[&Appointment],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let times = chunk
+            .iter()
+            .map(|a| Ok((int(a.accepted_at)?, int(a.watch_until)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut builder = QueryBuilder::new(
+            "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, participant_b, token, challenge_period, salt, vault, \
+     nonce, transferred, locked, locks_root, sender_signature, authorisation, accepted_at, \
+     watch_until, receipt_signature, layout, locks, secrets) ",
+        );
+        builder.push_values(
+            chunk.iter().zip(times),
+            |mut row, (a, (accepted, until))| {
+                row.push_bind(a.channel_id.as_slice())
+                    .push_bind(a.customer.as_slice())
+                    .push_bind(a.params.participant_a.as_slice())
+                    .push_bind(a.params.participant_b.as_slice())
+                    .push_bind(a.params.token.as_slice())
+                    .push_bind(i64::from(a.params.challenge_period))
+                    .push_bind(a.params.salt.as_slice())
+                    .push_bind(a.vault.as_slice())
+                    .push_bind(nonce_bytes(a.proof.nonce).to_vec())
+                    .push_bind(a.proof.transferredAmount.to_be_bytes::<32>().to_vec())
+                    .push_bind(a.proof.lockedAmount.to_be_bytes::<32>().to_vec())
+                    .push_bind(a.proof.locksRoot.as_slice())
+                    .push_bind(a.sender_signature.as_slice())
+                    .push_bind(a.authorisation.as_slice())
+                    .push_bind(accepted)
+                    .push_bind(until)
+                    .push_bind(a.receipt_signature.as_slice())
+                    .push_bind(LAYOUT)
+                    .push_bind(locks_bytes(&a.locks))
+                    .push_bind(secrets_bytes(&a.secrets));
+            },
+        );
+        builder.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }

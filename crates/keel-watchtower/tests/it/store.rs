@@ -21,6 +21,7 @@ both_backends!(
     a_claim_has_one_holder_until_its_lease_runs_out,
     concurrent_claims_grant_exactly_one,
     a_batch_is_stored_item_by_item_in_one_transaction,
+    a_batch_past_one_statement_s_limits_is_read_and_written_whole,
 );
 
 /// A close by A of a channel holding 10, challengeable until `deadline`.
@@ -319,6 +320,45 @@ async fn a_batch_is_stored_item_by_item_in_one_transaction<S: TestStore>(db: &Te
     assert_eq!(held.appointments, vec![appointment(1, bob, 7)]);
     assert_eq!(store.counts().await.unwrap().channels, 2);
     assert!(store.put_many(&[]).await.unwrap().is_empty());
+    store.close().await;
+}
+
+/// A batch of 1,100 channels: more ids than one `IN (…)` list binds and more rows than one
+/// `INSERT` writes, so the store reads and writes it in several statements; every answer is
+/// still as if put one by one (the second round is stale throughout, the third newer).
+async fn a_batch_past_one_statement_s_limits_is_read_and_written_whole<S: TestStore>(db: &TestDb) {
+    let store = S::open(db).await;
+    let bob = Address::repeat_byte(0xb);
+    store.register(bob, 1_050, 1).await.unwrap();
+    let round = |nonce: u64| -> Vec<Appointment> {
+        (0..1_100u32)
+            .map(|i| {
+                let mut a = appointment(0, bob, nonce);
+                a.channel_id = B256::left_padding_from(&i.to_be_bytes());
+                a.proof.channelId = a.channel_id;
+                a
+            })
+            .collect()
+    };
+    let first = store.put_many(&round(1)).await.unwrap();
+    assert!(first[..1_050].iter().all(Result::is_ok));
+    assert!(first[1_050..]
+        .iter()
+        .all(|r| matches!(r, Err(PutError::Quota(1_050)))));
+    assert_eq!(store.counts().await.unwrap().channels, 1_050);
+    let second = store.put_many(&round(1)).await.unwrap();
+    assert!(second[..1_050]
+        .iter()
+        .all(|r| matches!(r, Err(PutError::Stale(1)))));
+    let third = store.put_many(&round(2)).await.unwrap();
+    assert!(third[..1_050].iter().all(Result::is_ok));
+    let last = B256::left_padding_from(&1_049u32.to_be_bytes());
+    assert_eq!(
+        store.channel(last).await.unwrap().appointments[0]
+            .proof
+            .nonce,
+        2
+    );
     store.close().await;
 }
 

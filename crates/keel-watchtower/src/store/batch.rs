@@ -1,0 +1,93 @@
+//! The rules of [`Store::put_many`](super::Store::put_many) apart from any database.
+//!
+//! Given what the store holds for a batch's customers and channels, [`plan`] decides in order,
+//! as if each appointment were put one after the other, which are taken and which are refused
+//! and why, and which rows to write (the last taken per channel and customer). Both backends read
+//! what it needs in three queries (quotas, channels held, stored rows), apply it, and write in
+//! multi-row statements: a handful of statements per batch instead of four per appointment.
+
+use std::collections::HashMap;
+
+use keel_core::{Address, B256};
+
+use super::{codec, Appointment, PutError};
+use crate::error::StoreError;
+
+/// What the store holds that a batch's checks read.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// Each registered customer's quota, as stored.
+    pub quota: HashMap<Address, i64>,
+    /// How many channels each customer has watched (absent: none).
+    pub channels: HashMap<Address, i64>,
+    /// The appointments stored for the batch's channels, by channel and customer.
+    pub stored: HashMap<(B256, Address), Appointment>,
+}
+
+/// What a batch does.
+#[derive(Debug)]
+pub(super) struct Plan<'a> {
+    /// Per appointment, in order: taken, or why not.
+    pub results: Vec<Result<(), PutError>>,
+    /// The rows to write, one per channel and customer, in the batch's order.
+    pub writes: Vec<&'a Appointment>,
+}
+
+/// Applies the put rules to `appointments` in order over `held`. A quota the store holds out
+/// of range is an error for the whole batch, as it would be for a single put.
+pub(super) fn plan(appointments: &[Appointment], mut held: Held) -> Result<Plan<'_>, StoreError> {
+    let mut results = Vec::with_capacity(appointments.len());
+    // The last appointment taken per key, by its index in the batch.
+    let mut taken: HashMap<(B256, Address), usize> = HashMap::new();
+    for (i, a) in appointments.iter().enumerate() {
+        let Some(&quota) = held.quota.get(&a.customer) else {
+            results.push(Err(PutError::UnknownCustomer));
+            continue;
+        };
+        let key = (a.channel_id, a.customer);
+        let current = match taken.get(&key) {
+            Some(&j) => Some(&appointments[j]),
+            None => held.stored.get(&key),
+        };
+        match current {
+            Some(current) => {
+                if let Err(nonce) = a.replaces(current) {
+                    results.push(Err(PutError::Stale(nonce)));
+                    continue;
+                }
+            }
+            None => {
+                let count = held.channels.entry(a.customer).or_insert(0);
+                if *count >= quota {
+                    results.push(Err(PutError::Quota(codec::quota(quota)?)));
+                    continue;
+                }
+                *count += 1;
+            }
+        }
+        taken.insert(key, i);
+        results.push(Ok(()));
+    }
+    let mut last: Vec<usize> = taken.into_values().collect();
+    last.sort_unstable();
+    Ok(Plan {
+        results,
+        writes: last.into_iter().map(|i| &appointments[i]).collect(),
+    })
+}
+
+/// The batch's customers, each once, in order (the order PostgreSQL locks their rows in).
+pub(super) fn customers(appointments: &[Appointment]) -> Vec<Address> {
+    let mut customers: Vec<Address> = appointments.iter().map(|a| a.customer).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    customers
+}
+
+/// The batch's channels, each once.
+pub(super) fn channels(appointments: &[Appointment]) -> Vec<B256> {
+    let mut channels: Vec<B256> = appointments.iter().map(|a| a.channel_id).collect();
+    channels.sort_unstable();
+    channels.dedup();
+    channels
+}
