@@ -17,10 +17,11 @@ use alloy::{
 use k256::{
     elliptic_curve::{
         group::Group,
-        ops::{Invert, LinearCombination, Reduce},
+        ops::{BatchInvert, Invert, LinearCombination, Reduce},
         point::AffineCoordinates,
+        BatchNormalize,
     },
-    ProjectivePoint, Scalar,
+    AffinePoint, ProjectivePoint, Scalar,
 };
 
 mod multiples;
@@ -197,24 +198,86 @@ impl KeyTable {
 
     /// Checks `signature` over `digest` was made by this key, exactly as [`verify_with_key`].
     pub fn verify(&self, digest: &B256, signature: &[u8]) -> Result<()> {
-        let (_, odd) = parse(signature)?;
-        let sig = k256::ecdsa::Signature::from_slice(&signature[..64])
-            .map_err(|_| Error::SignatureRange)?;
-        let (r, s) = sig.split_scalars();
-        let e = <Scalar as Reduce<k256::U256>>::reduce_bytes(&digest.0.into());
-        let s_inv = *s.invert_vartime();
-        // k256's own generator multiplication is constant-time, which verification does not
-        // need; the same variable-time table as for the key is faster.
-        let point = GENERATOR_MULTIPLES.mul(&(e * s_inv)) + self.rows.mul(&(*r * s_inv));
-        let affine = point.to_affine();
+        let parts = Parts::parse(digest, signature)?;
+        let point = self.point(&parts, &parts.s.invert_vartime().unwrap_or(Scalar::ZERO));
+        self.judge(&parts, &point, &point.to_affine())
+    }
+
+    /// `u1·G + u2·Q` for a signature whose `s⁻¹` is given. k256's own generator multiplication
+    /// is constant-time, which verification does not need; the same variable-time table as for
+    /// the key is faster.
+    fn point(&self, parts: &Parts, s_inv: &Scalar) -> ProjectivePoint {
+        GENERATOR_MULTIPLES.mul(&(parts.e * s_inv)) + self.rows.mul(&(parts.r * s_inv))
+    }
+
+    /// Whether `point` (with its affine form) is the `R` the signature names.
+    fn judge(&self, parts: &Parts, point: &ProjectivePoint, affine: &AffinePoint) -> Result<()> {
         let valid = !bool::from(point.is_identity())
-            && affine.x() == sig.r().to_bytes()
-            && bool::from(affine.y_is_odd()) == odd;
+            && affine.x() == parts.r.to_bytes()
+            && bool::from(affine.y_is_odd()) == parts.odd;
         if !valid {
             return Err(Error::NotSignedByKey(Address::from_public_key(&self.key)));
         }
         Ok(())
     }
+}
+
+/// A signature's scalars and the digest's, once its format is checked.
+struct Parts {
+    r: Scalar,
+    s: Scalar,
+    e: Scalar,
+    odd: bool,
+}
+
+impl Parts {
+    fn parse(digest: &B256, signature: &[u8]) -> Result<Self> {
+        let (_, odd) = parse(signature)?;
+        let sig = k256::ecdsa::Signature::from_slice(&signature[..64])
+            .map_err(|_| Error::SignatureRange)?;
+        let (r, s) = sig.split_scalars();
+        Ok(Self {
+            r: *r,
+            s: *s,
+            e: <Scalar as Reduce<k256::U256>>::reduce_bytes(&digest.0.into()),
+            odd,
+        })
+    }
+}
+
+/// Many [`KeyTable::verify`] checks at once, each answered exactly as on its own, in order. Each
+/// check needs two inversions, `s⁻¹` and the result's `Z⁻¹` to compare it with `r`; here each
+/// is done once for the whole batch (Montgomery's trick: one inversion and three
+/// multiplications per element), which saves about a third of a table check's time.
+pub fn verify_many(checks: &[(&KeyTable, B256, &[u8])]) -> Vec<Result<()>> {
+    let mut answers = Vec::with_capacity(checks.len());
+    let mut parsed = Vec::with_capacity(checks.len());
+    for (i, (_, digest, signature)) in checks.iter().enumerate() {
+        match Parts::parse(digest, signature) {
+            Ok(parts) => {
+                parsed.push((i, parts));
+                answers.push(Ok(()));
+            }
+            Err(e) => answers.push(Err(e)),
+        }
+    }
+    let s: Vec<Scalar> = parsed.iter().map(|(_, p)| p.s).collect();
+    // A parsed `s` is never zero (k256 refuses it), so the batch inverts.
+    let Some(s_inv) = Option::<Vec<Scalar>>::from(<Scalar as BatchInvert<[Scalar]>>::batch_invert(
+        s.as_slice(),
+    )) else {
+        return checks.iter().map(|(t, d, sig)| t.verify(d, sig)).collect();
+    };
+    let points: Vec<ProjectivePoint> = parsed
+        .iter()
+        .zip(&s_inv)
+        .map(|((i, parts), s_inv)| checks[*i].0.point(parts, s_inv))
+        .collect();
+    let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&points);
+    for (((i, parts), point), affine) in parsed.iter().zip(&points).zip(&affine) {
+        answers[*i] = checks[*i].0.judge(parts, point, affine);
+    }
+    answers
 }
 
 /// A signature that [`KeyTable::verify_token`] found valid: over `digest`, by `key`. Only that
@@ -335,10 +398,25 @@ mod tests {
             by_address, by_key,
             "verify and verify_with_key disagree on {sig:02x?}"
         );
-        let by_table = KeyTable::new(*key).verify(digest, sig).is_ok();
+        let table = KeyTable::new(*key);
+        let by_table = table.verify(digest, sig).is_ok();
         assert_eq!(
             by_address, by_table,
             "verify and KeyTable::verify disagree on {sig:02x?}"
+        );
+        // In a batch, beside a valid signature and a malformed one, it is judged the same.
+        let (other, other_digest, good) = fixture();
+        let other_table = KeyTable::new(verifying_key(&other));
+        let batch = verify_many(&[
+            (&other_table, other_digest, &good),
+            (&table, *digest, sig),
+            (&other_table, other_digest, &good[..10]),
+        ]);
+        assert!(batch[0].is_ok() && batch[2].is_err());
+        assert_eq!(
+            by_address,
+            batch[1].is_ok(),
+            "verify and verify_many disagree on {sig:02x?}"
         );
         by_key
     }

@@ -1,6 +1,6 @@
 //! Intake throughput with full signature checks: appointments per second through
 //! `POST /v1/appointments` (one per request, one after another) and through
-//! `POST /v1/appointments/batch` (512 per request, two requests at once), over SQLite and, when
+//! `POST /v1/appointments/batch` (512 per request, two kept in flight), over SQLite and, when
 //! a server is named, PostgreSQL; and the bytes stored per channel.
 //!
 //! One sender pays many customers, each with 1,000 channels (the daemon's default quota). In
@@ -50,7 +50,15 @@ const FACTORY: Address = Address::repeat_byte(0xfa);
 const IMPLEMENTATION: Address = Address::repeat_byte(0x1e);
 const NOW: u64 = 1_800_000_000;
 const BATCH: usize = 512;
+/// Batch requests kept in flight (`KEEL_BENCH_CONCURRENT` changes it).
 const CONCURRENT_BATCHES: usize = 2;
+
+fn concurrent_batches() -> usize {
+    std::env::var("KEEL_BENCH_CONCURRENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CONCURRENT_BATCHES)
+}
 const SINGLES: usize = 1_000;
 const CHANNELS_PER_CUSTOMER: u64 = 1_000;
 
@@ -204,25 +212,28 @@ async fn run<S: Store>(
         .chunks(BATCH)
         .map(|chunk| serde_json::to_vec(&serde_json::json!({ "appointments": chunk })).unwrap())
         .collect();
+    // A client that keeps `concurrent` requests in flight: the next goes out as one returns.
+    let concurrent = concurrent_batches();
     let start = Instant::now();
     let mut accepted = 0;
-    for group in bodies.chunks(CONCURRENT_BATCHES) {
-        let tasks: Vec<_> = group
-            .iter()
-            .map(|body| {
-                let (r, body) = (r.clone(), body.clone());
-                tokio::spawn(async move { post(&r, "/v1/appointments/batch", body).await })
-            })
-            .collect();
-        for task in tasks {
-            let (status, body) = task.await.unwrap();
-            assert_eq!(status, StatusCode::OK);
-            let results: BatchJson = serde_json::from_slice(&body).unwrap();
-            for item in results.results {
-                match item {
-                    BatchItem::Receipt(_) => accepted += 1,
-                    BatchItem::Error(e) => panic!("refused: {e:?}"),
-                }
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut pending = bodies.into_iter();
+    loop {
+        while in_flight.len() < concurrent {
+            let Some(body) = pending.next() else { break };
+            let r = r.clone();
+            in_flight.spawn(async move { post(&r, "/v1/appointments/batch", body).await });
+        }
+        let Some(done) = in_flight.join_next().await else {
+            break;
+        };
+        let (status, body) = done.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        let results: BatchJson = serde_json::from_slice(&body).unwrap();
+        for item in results.results {
+            match item {
+                BatchItem::Receipt(_) => accepted += 1,
+                BatchItem::Error(e) => panic!("refused: {e:?}"),
             }
         }
     }
@@ -230,7 +241,7 @@ async fn run<S: Store>(
     assert_eq!(accepted, batched.len());
     let counts = store.counts().await.unwrap();
     println!(
-        "{name:<10} single {single:>8.0} appointments/s ({} requests)   batch {batch:>8.0} appointments/s ({} in batches of {BATCH}, {CONCURRENT_BATCHES} at once)   {} bytes for {} channels: {:.0} bytes/channel",
+        "{name:<10} single {single:>8.0} appointments/s ({} requests)   batch {batch:>8.0} appointments/s ({} in batches of {BATCH}, {concurrent} in flight)   {} bytes for {} channels: {:.0} bytes/channel",
         singles.len(),
         batched.len(),
         counts.bytes,

@@ -182,7 +182,15 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
         req: &AppointmentRequest,
         now: u64,
     ) -> Result<SignedReceipt, Refusal> {
-        let checked = check(&self.config, &self.signer, &self.keys, req, now)?;
+        let checked = check_all(
+            &self.config,
+            &self.signer,
+            &self.keys,
+            std::slice::from_ref(req),
+            now,
+        )
+        .pop()
+        .unwrap_or(Err(Refusal::EmptyProof))?;
         let (appointment, status) = self.admit(checked.appointment, None).await?;
         self.store
             .put(&appointment)
@@ -262,12 +270,7 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
                     self.keys.clone(),
                     chunk.to_vec(),
                 );
-                tokio::task::spawn_blocking(move || {
-                    chunk
-                        .iter()
-                        .map(|req| check(&config, &signer, &keys, req, now))
-                        .collect::<Vec<_>>()
-                })
+                tokio::task::spawn_blocking(move || check_all(&config, &signer, &keys, &chunk, now))
             })
             .collect();
         let mut checked = Vec::with_capacity(reqs.len());
@@ -332,17 +335,68 @@ struct Checked {
     receipt: SignedReceipt,
 }
 
-/// The checks that need nothing but the request: the chain, the customer a participant, the
+/// The checks that need nothing but the requests: the chain, the customer a participant, the
 /// proof not empty and its amounts ones the vault accepts, both signatures under the channel's
-/// domain (by recovery, or against the signer's cached key table); then the receipt, signed. CPU
-/// only.
-fn check(
+/// domain (all of them at once: [`KeyCache::verify_many`]); then each receipt, signed. CPU only.
+/// Answers in order.
+fn check_all(
     c: &IntakeConfig,
     signer: &PrivateKeySigner,
     keys: &KeyCache,
-    req: &AppointmentRequest,
+    reqs: &[AppointmentRequest],
     now: u64,
-) -> Result<Checked, Refusal> {
+) -> Vec<Result<Checked, Refusal>> {
+    let prepared: Vec<Result<Prepared<'_>, Refusal>> =
+        reqs.iter().map(|req| prepare(c, req)).collect();
+    let signatures: Vec<(B256, &[u8], Address)> = prepared
+        .iter()
+        .flatten()
+        .flat_map(|p| {
+            [
+                (p.proof_digest, &p.req.sender_signature[..], p.sender),
+                (
+                    p.authorisation_digest,
+                    &p.req.authorisation[..],
+                    p.req.customer,
+                ),
+            ]
+        })
+        .collect();
+    let mut verdicts = keys.verify_many(&signatures).into_iter();
+    prepared
+        .into_iter()
+        .map(|p| {
+            let p = p?;
+            // Two verdicts per prepared appointment, taken before either can refuse it.
+            let (by_sender, by_customer) = (verdicts.next(), verdicts.next());
+            by_sender
+                .unwrap_or(Err(keel_core::Error::SignatureRange))
+                .map_err(Refusal::BadSenderSignature)?;
+            by_customer
+                .unwrap_or(Err(keel_core::Error::SignatureRange))
+                .map_err(Refusal::BadAuthorisation)?;
+            receipted(c, signer, p, now)
+        })
+        .collect()
+}
+
+/// An appointment whose format checks passed, with the digests its two signatures must sign.
+struct Prepared<'a> {
+    req: &'a AppointmentRequest,
+    params: ChannelParams,
+    channel_id: B256,
+    vault: Address,
+    domain: ChannelDomain,
+    proof: BalanceProof,
+    sender: Address,
+    proof_digest: B256,
+    authorisation_digest: B256,
+    locks: Vec<Lock>,
+    secrets: Vec<B256>,
+}
+
+/// Everything but the signatures.
+fn prepare<'a>(c: &IntakeConfig, req: &'a AppointmentRequest) -> Result<Prepared<'a>, Refusal> {
     if req.chain_id != c.chain_id {
         return Err(Refusal::ForeignChain {
             expected: c.chain_id,
@@ -375,44 +429,59 @@ fn check(
         lockedAmount: req.proof.locked_amount,
         locksRoot: req.proof.locks_root,
     };
-    keys.verify(&domain.signing_hash(&proof), &req.sender_signature, sender)
-        .map_err(Refusal::BadSenderSignature)?;
-    let authorisation = TowerAuthorisation {
+    let proof_digest = domain.signing_hash(&proof);
+    let authorisation_digest = domain.signing_hash(&TowerAuthorisation {
         balanceProof: proof.clone(),
-    };
-    keys.verify(
-        &domain.signing_hash(&authorisation),
-        &req.authorisation,
-        req.customer,
-    )
-    .map_err(Refusal::BadAuthorisation)?;
+    });
+    Ok(Prepared {
+        req,
+        params,
+        channel_id,
+        vault,
+        domain,
+        proof,
+        sender,
+        proof_digest,
+        authorisation_digest,
+        locks,
+        secrets,
+    })
+}
+
+/// The receipt for an appointment whose signatures verified, signed.
+fn receipted(
+    c: &IntakeConfig,
+    signer: &PrivateKeySigner,
+    p: Prepared<'_>,
+    now: u64,
+) -> Result<Checked, Refusal> {
     let watch_until = now
         .checked_add(c.watch_period)
         .ok_or(Refusal::AmountTooLarge("watchUntil"))?;
     let receipt = TowerReceipt {
         tower: signer.address(),
-        customer: req.customer,
-        channelId: channel_id,
-        nonce: proof.nonce,
+        customer: p.req.customer,
+        channelId: p.channel_id,
+        nonce: p.proof.nonce,
         acceptedAt: now,
         watchUntil: watch_until,
     };
     let receipt_signature =
-        signing::sign_hash(signer, &domain.signing_hash(&receipt)).map_err(Refusal::Signing)?;
+        signing::sign_hash(signer, &p.domain.signing_hash(&receipt)).map_err(Refusal::Signing)?;
     Ok(Checked {
         appointment: Appointment {
-            params,
-            channel_id,
-            vault,
-            customer: req.customer,
-            proof,
-            sender_signature: fixed_signature(&req.sender_signature)?,
-            authorisation: fixed_signature(&req.authorisation)?,
+            params: p.params,
+            channel_id: p.channel_id,
+            vault: p.vault,
+            customer: p.req.customer,
+            proof: p.proof,
+            sender_signature: fixed_signature(&p.req.sender_signature)?,
+            authorisation: fixed_signature(&p.req.authorisation)?,
             accepted_at: now,
             watch_until,
             receipt_signature,
-            locks,
-            secrets,
+            locks: p.locks,
+            secrets: p.secrets,
         },
         receipt: SignedReceipt {
             receipt,

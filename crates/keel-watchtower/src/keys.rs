@@ -56,6 +56,37 @@ impl KeyCache {
         Ok(())
     }
 
+    /// Many checks at once, each answered as [`KeyCache::verify`] would, in order: those whose
+    /// signer has a table together ([`signing::verify_many`], which shares their inversions),
+    /// the others one by one (by recovery, which builds their tables).
+    pub fn verify_many(&self, checks: &[(B256, &[u8], Address)]) -> Vec<keel_core::Result<()>> {
+        let known: Vec<Option<Arc<KeyTable>>> = {
+            let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+            checks
+                .iter()
+                .map(|(_, _, signer)| tables.get(signer).cloned())
+                .collect()
+        };
+        let batch: Vec<(&KeyTable, B256, &[u8])> = checks
+            .iter()
+            .zip(&known)
+            .filter_map(|((digest, signature, _), table)| {
+                table.as_deref().map(|t| (t, *digest, *signature))
+            })
+            .collect();
+        let mut batched = signing::verify_many(&batch).into_iter();
+        checks
+            .iter()
+            .zip(&known)
+            .map(|((digest, signature, signer), table)| match table {
+                Some(_) => batched
+                    .next()
+                    .unwrap_or(Err(keel_core::Error::SignatureRange)),
+                None => self.verify(digest, signature, *signer),
+            })
+            .collect()
+    }
+
     /// Tables held.
     pub fn len(&self) -> usize {
         self.tables.read().unwrap_or_else(|e| e.into_inner()).len()
@@ -96,5 +127,28 @@ mod tests {
         );
         let by_bob = signing::sign_hash(&bob, &digest).unwrap();
         assert!(cache.verify(&digest, &by_bob, alice.address()).is_err());
+
+        // Many at once: Alice's from her table, Bob's (no table yet) by recovery, each answered
+        // as alone, in order; Bob's table is built on the way.
+        let checks: Vec<(B256, &[u8], Address)> = vec![
+            (digest, &good[..], alice.address()),
+            (digest, &by_bob[..], bob.address()),
+            (other, &good[..], alice.address()),
+            (digest, &by_bob[..], alice.address()),
+            (digest, &flipped[..], alice.address()),
+            (digest, &good[..3], alice.address()),
+        ];
+        let alone: Vec<bool> = checks
+            .iter()
+            .map(|(d, s, a)| signing::verify(d, s, *a).is_ok())
+            .collect();
+        let together: Vec<bool> = cache
+            .verify_many(&checks)
+            .iter()
+            .map(Result::is_ok)
+            .collect();
+        assert_eq!(together, alone);
+        assert_eq!(together[..2], [true, true]);
+        assert_eq!(cache.len(), 2);
     }
 }
