@@ -14,6 +14,7 @@ use alloy::{
     primitives::{Address, Signature, B256, U256},
     signers::{local::PrivateKeySigner, SignerSync},
 };
+use k256::elliptic_curve::zeroize::Zeroize;
 use k256::{
     elliptic_curve::{
         group::Group,
@@ -43,9 +44,38 @@ const HALF_ORDER: U256 = U256::from_be_slice(&alloy::primitives::hex!(
 
 /// Signs a 32-byte digest; returns `r ‖ s ‖ v` with `v` ∈ {27, 28}.
 pub fn sign_hash(signer: &PrivateKeySigner, digest: &B256) -> Result<[u8; SIGNATURE_LEN]> {
-    // k256 always produces low-s signatures, so the result passes `recover`.
-    Ok(signer.sign_hash_sync(digest)?.as_bytes())
+    // libsecp256k1 signs in about half k256's time and makes the same signature byte for byte
+    // (RFC 6979 nonces, low s: a property test holds the two to it), so the result passes
+    // `recover` as alloy's signer's did.
+    let mut secret_bytes: [u8; 32] = signer.credential().to_bytes().into();
+    let secret = secp256k1::SecretKey::from_byte_array(secret_bytes);
+    secret_bytes.zeroize();
+    let Ok(mut secret) = secret else {
+        // A k256 key is always in range; alloy's signer answers if that ever changes.
+        return Ok(signer.sign_hash_sync(digest)?.as_bytes());
+    };
+    let signature = SIGNING
+        .sign_ecdsa_recoverable(secp256k1::Message::from_digest(digest.0), &secret)
+        .serialize_compact();
+    secret.non_secure_erase();
+    let (id, rs) = signature;
+    let mut out = [0u8; SIGNATURE_LEN];
+    out[..64].copy_from_slice(&rs);
+    out[64] = 27 + u8::from(i32::from(id) == 1);
+    Ok(out)
 }
+
+/// libsecp256k1's signing context, blinded once with fresh randomness (its defence against
+/// side channels; signatures stay deterministic).
+static SIGNING: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::SignOnly>> =
+    std::sync::LazyLock::new(|| {
+        let mut context = secp256k1::Secp256k1::signing_only();
+        // 32 bytes from the OS, by way of the one random source alloy's signer already has.
+        let mut seed: [u8; 32] = PrivateKeySigner::random().credential().to_bytes().into();
+        context.seeded_randomize(&seed);
+        seed.zeroize();
+        context
+    });
 
 /// Signs `msg` under the domain of the channel whose vault is `vault` on `chain_id`.
 pub fn sign_message<T: Message>(
@@ -439,6 +469,8 @@ mod tests {
             let digest = B256::from(digest);
             let key = verifying_key(&signer);
             let sig = sign_hash(&signer, &digest).unwrap();
+            // libsecp256k1's signature is alloy's (k256's), byte for byte.
+            assert_eq!(sig, signer.sign_hash_sync(&digest).unwrap().as_bytes());
 
             assert!(agree(&key, &digest, &sig));
             assert_eq!(recover_key(&digest, &sig).unwrap(), key);
