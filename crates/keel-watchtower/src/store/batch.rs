@@ -20,7 +20,8 @@ pub(super) struct Held {
     pub quota: HashMap<Address, i64>,
     /// How many channels each customer has watched (absent: none).
     pub channels: HashMap<Address, i64>,
-    /// The appointments stored for the batch's channels, by channel and customer.
+    /// The appointments stored under the batch's channels and customers, by channel and
+    /// customer (a backend may read more, such as every row of the batch's channels).
     pub stored: HashMap<(B256, Address), Appointment>,
 }
 
@@ -29,7 +30,8 @@ pub(super) struct Held {
 pub(super) struct Plan<'a> {
     /// Per appointment, in order: taken, or why not.
     pub results: Vec<Result<(), PutError>>,
-    /// The rows to write, one per channel and customer, in the batch's order.
+    /// The rows to write, one per channel and customer, in key order (channel, then customer):
+    /// the index pages they land on are then visited in order, not at random.
     pub writes: Vec<&'a Appointment>,
 }
 
@@ -68,12 +70,9 @@ pub(super) fn plan(appointments: &[Appointment], mut held: Held) -> Result<Plan<
         taken.insert(key, i);
         results.push(Ok(()));
     }
-    let mut last: Vec<usize> = taken.into_values().collect();
-    last.sort_unstable();
-    Ok(Plan {
-        results,
-        writes: last.into_iter().map(|i| &appointments[i]).collect(),
-    })
+    let mut writes: Vec<&Appointment> = taken.into_values().map(|i| &appointments[i]).collect();
+    writes.sort_unstable_by_key(|a| (a.channel_id, a.customer));
+    Ok(Plan { results, writes })
 }
 
 /// The batch's customers, each once, in order (the order PostgreSQL locks their rows in).

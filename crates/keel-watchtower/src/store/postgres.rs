@@ -15,7 +15,7 @@ use keel_core::{Address, DisputeState, LockState, B256};
 use sqlx::{
     migrate::Migrator,
     postgres::{PgPool, PgPoolOptions},
-    QueryBuilder, Row,
+    Row,
 };
 
 use super::{
@@ -50,6 +50,18 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // sqlx prepares each statement once per connection, and PostgreSQL may then keep a
+            // generic plan made while the tables were small: a batch's `channel_id = ANY($1)`
+            // stayed a sequential scan comparing every stored row with every id of the batch
+            // (most of the server's time at 150,000 appointments). A plan for each execution
+            // sees the table's real size and the array's, and looks the ids up in the index.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, "SET plan_cache_mode = force_custom_plan")
+                        .await
+                        .map(|_| ())
+                })
+            })
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -457,14 +469,27 @@ async fn held_in(
         held.channels
             .insert(address(&row.try_get::<Vec<u8>, _>(0)?)?, row.try_get(1)?);
     }
-    let channels: Vec<Vec<u8>> = batch::channels(appointments)
+    // By the whole key, joined from the batch's arrays: the planner then knows each id matches
+    // at most one row (the primary key) and looks each up in the index; `channel_id = ANY($1)`
+    // was planned as a scan of the whole table until statistics were gathered.
+    let mut keys: Vec<(B256, Address)> = appointments
         .iter()
-        .map(|c| c.to_vec())
+        .map(|a| (a.channel_id, a.customer))
         .collect();
-    let rows = sqlx::query("SELECT * FROM appointments WHERE channel_id = ANY($1)")
-        .bind(&channels)
-        .fetch_all(&mut *conn)
-        .await?;
+    keys.sort_unstable();
+    keys.dedup();
+    let (channels, owners): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keys
+        .iter()
+        .map(|(channel, customer)| (channel.to_vec(), customer.to_vec()))
+        .unzip();
+    let rows = sqlx::query(
+        "SELECT a.* FROM UNNEST($1::bytea[], $2::bytea[]) AS k(channel_id, customer) \
+         JOIN appointments a ON a.channel_id = k.channel_id AND a.customer = k.customer",
+    )
+    .bind(&channels)
+    .bind(&owners)
+    .fetch_all(&mut *conn)
+    .await?;
     for row in rows {
         let stored = appointment(&row)?;
         held.stored
@@ -473,59 +498,70 @@ async fn held_in(
     Ok(held)
 }
 
-/// Rows per `INSERT`: 20 parameters each, under PostgreSQL's 65,535 a statement.
-const ROWS_PER_INSERT: usize = 1_000;
-
 /// Writes `rows` (one per channel and customer: a statement may not update a row twice),
-/// replacing what was stored, in multi-row statements.
+/// replacing what was stored, in one statement whatever their number: each column is bound as
+/// one array and `UNNEST` turns them back into rows, so the statement's text never changes and
+/// is prepared once per connection.
 async fn write_in(conn: &mut sqlx::PgConnection, rows: &[&Appointment]) -> Result<(), StoreError> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let times = chunk
-            .iter()
-            .map(|a| Ok((int(a.accepted_at)?, int(a.watch_until)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut builder = QueryBuilder::new(
-            "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, token, challenge_period, salt, vault, \
-     nonce, transferred, locked, locks_root, sender_signature, authorisation, accepted_at, \
-     watch_until, receipt_signature, layout, locks, secrets) ",
-        );
-        builder.push_values(
-            chunk.iter().zip(times),
-            |mut row, (a, (accepted, until))| {
-                row.push_bind(a.channel_id.as_slice())
-                    .push_bind(a.customer.as_slice())
-                    .push_bind(a.params.participant_a.as_slice())
-                    .push_bind(a.params.participant_b.as_slice())
-                    .push_bind(a.params.token.as_slice())
-                    .push_bind(i64::from(a.params.challenge_period))
-                    .push_bind(a.params.salt.as_slice())
-                    .push_bind(a.vault.as_slice())
-                    .push_bind(nonce_bytes(a.proof.nonce).to_vec())
-                    .push_bind(a.proof.transferredAmount.to_be_bytes::<32>().to_vec())
-                    .push_bind(a.proof.lockedAmount.to_be_bytes::<32>().to_vec())
-                    .push_bind(a.proof.locksRoot.as_slice())
-                    .push_bind(a.sender_signature.as_slice())
-                    .push_bind(a.authorisation.as_slice())
-                    .push_bind(accepted)
-                    .push_bind(until)
-                    .push_bind(a.receipt_signature.as_slice())
-                    .push_bind(LAYOUT)
-                    .push_bind(locks_bytes(&a.locks))
-                    .push_bind(secrets_bytes(&a.secrets));
-            },
-        );
-        builder.push(
-            " ON CONFLICT (channel_id, customer) DO UPDATE SET \
-             participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
-             token = excluded.token, challenge_period = excluded.challenge_period, \
-             salt = excluded.salt, vault = excluded.vault, nonce = excluded.nonce, \
-             transferred = excluded.transferred, locked = excluded.locked, \
-             locks_root = excluded.locks_root, sender_signature = excluded.sender_signature, \
-             authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
-             watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
-             layout = excluded.layout, locks = excluded.locks, secrets = excluded.secrets",
-        );
-        builder.build().execute(&mut *conn).await?;
-    }
+    let bytes = |f: &dyn Fn(&Appointment) -> Vec<u8>| -> Vec<Vec<u8>> {
+        rows.iter().map(|a| f(a)).collect()
+    };
+    let accepted_at = rows
+        .iter()
+        .map(|a| int(a.accepted_at))
+        .collect::<Result<Vec<_>, _>>()?;
+    let watch_until = rows
+        .iter()
+        .map(|a| int(a.watch_until))
+        .collect::<Result<Vec<_>, _>>()?;
+    sqlx::query(
+        "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, token, \
+         challenge_period, salt, vault, nonce, transferred, locked, locks_root, \
+         sender_signature, authorisation, accepted_at, watch_until, receipt_signature, layout, \
+         locks, secrets) \
+         SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], \
+         $6::int8[], $7::bytea[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], \
+         $12::bytea[], $13::bytea[], $14::bytea[], $15::int8[], $16::int8[], $17::bytea[], \
+         $18::int8[], $19::bytea[], $20::bytea[]) \
+         ON CONFLICT (channel_id, customer) DO UPDATE SET \
+         participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
+         token = excluded.token, challenge_period = excluded.challenge_period, \
+         salt = excluded.salt, vault = excluded.vault, nonce = excluded.nonce, \
+         transferred = excluded.transferred, locked = excluded.locked, \
+         locks_root = excluded.locks_root, sender_signature = excluded.sender_signature, \
+         authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
+         watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
+         layout = excluded.layout, locks = excluded.locks, secrets = excluded.secrets",
+    )
+    .bind(bytes(&|a| a.channel_id.to_vec()))
+    .bind(bytes(&|a| a.customer.to_vec()))
+    .bind(bytes(&|a| a.params.participant_a.to_vec()))
+    .bind(bytes(&|a| a.params.participant_b.to_vec()))
+    .bind(bytes(&|a| a.params.token.to_vec()))
+    .bind(
+        rows.iter()
+            .map(|a| i64::from(a.params.challenge_period))
+            .collect::<Vec<_>>(),
+    )
+    .bind(bytes(&|a| a.params.salt.to_vec()))
+    .bind(bytes(&|a| a.vault.to_vec()))
+    .bind(bytes(&|a| nonce_bytes(a.proof.nonce).to_vec()))
+    .bind(bytes(&|a| {
+        a.proof.transferredAmount.to_be_bytes::<32>().to_vec()
+    }))
+    .bind(bytes(&|a| {
+        a.proof.lockedAmount.to_be_bytes::<32>().to_vec()
+    }))
+    .bind(bytes(&|a| a.proof.locksRoot.to_vec()))
+    .bind(bytes(&|a| a.sender_signature.to_vec()))
+    .bind(bytes(&|a| a.authorisation.to_vec()))
+    .bind(accepted_at)
+    .bind(watch_until)
+    .bind(bytes(&|a| a.receipt_signature.to_vec()))
+    .bind(vec![LAYOUT; rows.len()])
+    .bind(bytes(&|a| locks_bytes(&a.locks)))
+    .bind(bytes(&|a| secrets_bytes(&a.secrets)))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

@@ -42,7 +42,8 @@ impl SqliteStore {
             .filename(path.as_ref())
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            .pragma("wal_autocheckpoint", "10000");
         // One connection: every check-then-write is serialised (see the module docs).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
