@@ -1,7 +1,8 @@
 //! The watchtower's reaction latency: from the block holding a stale close reaching the tower to
 //! the tower sending its refutation, on a real Anvil with Keel's real contracts (keel-e2e's
 //! [`Devnet`]) and a real tower (`keel_watchtower::Tower`, in this process, over a SQLite file,
-//! with the daemon's defaults but polling every 500 ms and acting at once: no confirmation
+//! or over PostgreSQL when `KEEL_TEST_POSTGRES_URL` names a fresh database, as
+//! `script/postgres.sh` does; with the daemon's defaults but polling every 500 ms and acting at once: no confirmation
 //! depth).
 //!
 //! The tower reaches Anvil through a recording proxy (in this process) that notes, on one
@@ -464,6 +465,14 @@ fn main() -> Result<()> {
             started.elapsed()
         );
 
+        println!(
+            "store: {}",
+            if std::env::var("KEEL_TEST_POSTGRES_URL").is_ok() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        );
         let recorder = Recorder::start(net.rpc_url()).await?;
         let database = std::env::temp_dir().join(format!(
             "keel-bench-tower-{}-{}.db",
@@ -480,7 +489,10 @@ fn main() -> Result<()> {
         let tower = Tower::start(
             TowerConfig {
                 chain,
-                database: database.clone().into(),
+                database: match std::env::var("KEEL_TEST_POSTGRES_URL") {
+                    Ok(url) => keel_watchtower::Database::Postgres(url),
+                    Err(_) => database.clone().into(),
+                },
                 listen: "127.0.0.1:0".parse()?,
                 quota: u32::try_from(channels.len())?,
                 watch_period: 30 * 86_400,
