@@ -61,7 +61,9 @@ pub fn sign_hash(signer: &PrivateKeySigner, digest: &B256) -> Result<[u8; SIGNAT
     let (id, rs) = signature;
     let mut out = [0u8; SIGNATURE_LEN];
     out[..64].copy_from_slice(&rs);
-    out[64] = 27 + u8::from(i32::from(id) == 1);
+    // The recovery id's low bit is `R`'s y parity (its high bit, `R.x` above the order, is
+    // never set in practice and not expressible in `v`).
+    out[64] = 27 + u8::from(i32::from(id) & 1 == 1);
     Ok(out)
 }
 
@@ -434,18 +436,19 @@ mod tests {
             by_address, by_table,
             "verify and KeyTable::verify disagree on {sig:02x?}"
         );
-        // In a batch, beside a valid signature and a malformed one, it is judged the same.
+        // In a batch, after a malformed signature (which takes no part in the shared
+        // inversions) and a valid one, it is judged the same.
         let (other, other_digest, good) = fixture();
         let other_table = KeyTable::new(verifying_key(&other));
         let batch = verify_many(&[
+            (&other_table, other_digest, &good[..10]),
             (&other_table, other_digest, &good),
             (&table, *digest, sig),
-            (&other_table, other_digest, &good[..10]),
         ]);
-        assert!(batch[0].is_ok() && batch[2].is_err());
+        assert!(batch[0].is_err() && batch[1].is_ok());
         assert_eq!(
             by_address,
-            batch[1].is_ok(),
+            batch[2].is_ok(),
             "verify and verify_many disagree on {sig:02x?}"
         );
         by_key
