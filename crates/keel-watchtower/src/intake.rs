@@ -182,15 +182,7 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
         req: &AppointmentRequest,
         now: u64,
     ) -> Result<SignedReceipt, Refusal> {
-        let checked = check_all(
-            &self.config,
-            &self.signer,
-            &self.keys,
-            std::slice::from_ref(req),
-            now,
-        )
-        .pop()
-        .unwrap_or(Err(Refusal::EmptyProof))?;
+        let checked = check(&self.config, &self.signer, &self.keys, req, now)?;
         let (appointment, status) = self.admit(checked.appointment, None).await?;
         self.store
             .put(&appointment)
@@ -335,10 +327,27 @@ struct Checked {
     receipt: SignedReceipt,
 }
 
-/// The checks that need nothing but the requests: the chain, the customer a participant, the
-/// proof not empty and its amounts ones the vault accepts, both signatures under the channel's
-/// domain (all of them at once: [`KeyCache::verify_many`]); then each receipt, signed. CPU only.
-/// Answers in order.
+/// The checks that need nothing but the request: the chain, the customer a participant, the
+/// proof not empty and its amounts ones the vault accepts, the sender's signature, then the
+/// customer's, both under the channel's domain; then the receipt, signed. CPU only.
+fn check(
+    c: &IntakeConfig,
+    signer: &PrivateKeySigner,
+    keys: &KeyCache,
+    req: &AppointmentRequest,
+    now: u64,
+) -> Result<Checked, Refusal> {
+    let p = prepare(c, req)?;
+    keys.verify(&p.proof_digest, &req.sender_signature, p.sender)
+        .map_err(Refusal::BadSenderSignature)?;
+    keys.verify(&p.authorisation_digest, &req.authorisation, req.customer)
+        .map_err(Refusal::BadAuthorisation)?;
+    receipted(c, signer, p, now)
+}
+
+/// [`check`] for many requests, answered in order and each as on its own, but with the
+/// signatures of each round checked together ([`KeyCache::verify_many`]): the senders' first,
+/// then the customers' of the appointments whose sender's held.
 fn check_all(
     c: &IntakeConfig,
     signer: &PrivateKeySigner,
@@ -346,38 +355,39 @@ fn check_all(
     reqs: &[AppointmentRequest],
     now: u64,
 ) -> Vec<Result<Checked, Refusal>> {
-    let prepared: Vec<Result<Prepared<'_>, Refusal>> =
+    let mut prepared: Vec<Result<Prepared<'_>, Refusal>> =
         reqs.iter().map(|req| prepare(c, req)).collect();
-    let signatures: Vec<(B256, &[u8], Address)> = prepared
-        .iter()
-        .flatten()
-        .flat_map(|p| {
-            [
-                (p.proof_digest, &p.req.sender_signature[..], p.sender),
-                (
-                    p.authorisation_digest,
-                    &p.req.authorisation[..],
-                    p.req.customer,
-                ),
-            ]
-        })
-        .collect();
-    let mut verdicts = keys.verify_many(&signatures).into_iter();
+    verify_round(keys, &mut prepared, Refusal::BadSenderSignature, |p| {
+        (p.proof_digest, &p.req.sender_signature[..], p.sender)
+    });
+    verify_round(keys, &mut prepared, Refusal::BadAuthorisation, |p| {
+        (
+            p.authorisation_digest,
+            &p.req.authorisation[..],
+            p.req.customer,
+        )
+    });
     prepared
         .into_iter()
-        .map(|p| {
-            let p = p?;
-            // Two verdicts per prepared appointment, taken before either can refuse it.
-            let (by_sender, by_customer) = (verdicts.next(), verdicts.next());
-            by_sender
-                .unwrap_or(Err(keel_core::Error::SignatureRange))
-                .map_err(Refusal::BadSenderSignature)?;
-            by_customer
-                .unwrap_or(Err(keel_core::Error::SignatureRange))
-                .map_err(Refusal::BadAuthorisation)?;
-            receipted(c, signer, p, now)
-        })
+        .map(|p| receipted(c, signer, p?, now))
         .collect()
+}
+
+/// Checks one signature of each appointment still standing, all at once, and refuses with
+/// `refuse` those whose signature does not verify.
+fn verify_round<'a>(
+    keys: &KeyCache,
+    prepared: &mut [Result<Prepared<'a>, Refusal>],
+    refuse: fn(keel_core::Error) -> Refusal,
+    signature: impl Fn(&Prepared<'a>) -> (B256, &'a [u8], Address),
+) {
+    let checks: Vec<(B256, &[u8], Address)> = prepared.iter().flatten().map(signature).collect();
+    let verdicts = keys.verify_many(&checks);
+    for (slot, verdict) in prepared.iter_mut().filter(|p| p.is_ok()).zip(verdicts) {
+        if let Err(e) = verdict {
+            *slot = Err(refuse(e));
+        }
+    }
 }
 
 /// An appointment whose format checks passed, with the digests its two signatures must sign.

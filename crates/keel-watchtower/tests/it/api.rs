@@ -281,6 +281,27 @@ async fn a_batch_answers_each_item_and_is_bounded() {
         4
     );
 
+    // The signatures of a batch are checked together, but each item is judged as alone: a bad
+    // sender's signature refuses it before the customer's is looked at (also when both are
+    // bad), and a good item beside them is taken.
+    let mut bad_sender = f.appointment(6);
+    bad_sender.sender_signature = bad_sender.authorisation.clone();
+    let mut both_bad = f.appointment(7);
+    std::mem::swap(&mut both_bad.sender_signature, &mut both_bad.authorisation);
+    let batch = serde_json::json!({
+        "appointments": [bad_sender, both_bad, f.appointment(5)]
+    });
+    let (status, body) = post(&r, "/v1/appointments/batch", &batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results: BatchJson = serde_json::from_value(body).unwrap();
+    assert!(
+        matches!(&results.results[0], BatchItem::Error(e) if e.error == "bad_sender_signature")
+    );
+    assert!(
+        matches!(&results.results[1], BatchItem::Error(e) if e.error == "bad_sender_signature")
+    );
+    assert!(matches!(&results.results[2], BatchItem::Receipt(r) if r.nonce == 5));
+
     let (status, body) = call(&r, Method::GET, "/v1/health", None).await;
     assert_eq!(status, StatusCode::OK);
     let health: HealthJson = serde_json::from_value(body).unwrap();
@@ -308,8 +329,9 @@ async fn a_batch_answers_each_item_and_is_bounded() {
     )
     .unwrap();
     for line in [
-        "keel_tower_appointments_accepted_total 1",
+        "keel_tower_appointments_accepted_total 2",
         "keel_tower_refusals_total{reason=\"bad_authorisation\"} 1",
+        "keel_tower_refusals_total{reason=\"bad_sender_signature\"} 2",
         "keel_tower_refusals_total{reason=\"stale_nonce\"} 1",
         "keel_tower_refusals_total{reason=\"batch_too_large\"} 1",
         "keel_tower_appointments 1",
