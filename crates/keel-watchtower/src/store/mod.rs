@@ -321,8 +321,19 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
     /// Stores `appointment`, replacing the same customer's older one for the channel; refuses a
     /// nonce no higher than the stored one (unless [`Appointment::replaces`] allows the same
     /// nonce: it only adds locks or secrets), an unregistered customer, and a new channel beyond
-    /// the customer's quota.
-    fn put(&self, appointment: &Appointment) -> impl Future<Output = Result<(), PutError>> + Send;
+    /// the customer's quota. A batch of one ([`put_many`](Self::put_many)).
+    fn put(&self, appointment: &Appointment) -> impl Future<Output = Result<(), PutError>> + Send {
+        async move {
+            let mut answers = self.put_many(std::slice::from_ref(appointment)).await?;
+            // `put_many` answers each appointment; a missing answer is the store's fault, not
+            // a success.
+            answers.pop().unwrap_or_else(|| {
+                Err(PutError::Store(StoreError::Batch(
+                    "no answer for the appointment".into(),
+                )))
+            })
+        }
+    }
 
     /// [`put`](Self::put) for each of `appointments` in one transaction (one commit, so one
     /// disk flush): each is refused or stored on its own, the answers in order. `Err` if the

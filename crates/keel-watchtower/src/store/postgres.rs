@@ -156,11 +156,6 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn put(&self, a: &Appointment) -> Result<(), PutError> {
-        let mut results = self.put_many(std::slice::from_ref(a)).await?;
-        results.pop().unwrap_or(Ok(()))
-    }
-
     async fn put_many(
         &self,
         appointments: &[Appointment],
@@ -437,7 +432,7 @@ impl Store for PostgresStore {
 
 /// What [`batch::plan`] reads for `appointments`, in three queries: the customers' quotas (their
 /// rows locked, in address order, so two batches never wait on each other in a cycle), how many
-/// channels each has, and the rows stored for the batch's channels.
+/// channels each has, and the rows stored under the batch's channels and customers.
 async fn held_in(
     conn: &mut sqlx::PgConnection,
     appointments: &[Appointment],
@@ -506,14 +501,12 @@ async fn write_in(conn: &mut sqlx::PgConnection, rows: &[&Appointment]) -> Resul
     let bytes = |f: &dyn Fn(&Appointment) -> Vec<u8>| -> Vec<Vec<u8>> {
         rows.iter().map(|a| f(a)).collect()
     };
-    let accepted_at = rows
+    let (accepted_at, watch_until): (Vec<i64>, Vec<i64>) = rows
         .iter()
-        .map(|a| int(a.accepted_at))
-        .collect::<Result<Vec<_>, _>>()?;
-    let watch_until = rows
-        .iter()
-        .map(|a| int(a.watch_until))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|a| Ok((int(a.accepted_at)?, int(a.watch_until)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?
+        .into_iter()
+        .unzip();
     sqlx::query(
         "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, token, \
          challenge_period, salt, vault, nonce, transferred, locked, locks_root, \

@@ -140,11 +140,6 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn put(&self, a: &Appointment) -> Result<(), PutError> {
-        let mut results = self.put_many(std::slice::from_ref(a)).await?;
-        results.pop().unwrap_or(Ok(()))
-    }
-
     async fn put_many(
         &self,
         appointments: &[Appointment],
