@@ -176,6 +176,12 @@ fn spawn_anvil(port: u16, chain_id: u64, state: &Path) -> Result<AnvilInstance> 
         .arg("osaka")
         .arg("--state")
         .arg(state)
+        // Anvil keeps old states on disk, by default under ~/.foundry/anvil/tmp, and removes
+        // them only on a clean exit; a killed node left gigabytes behind (36 GB in a day of
+        // tests and benches filled the disk CI ran on). Beside the state file, they go when the
+        // devnet does.
+        .arg("--cache-path")
+        .arg(state.with_file_name("anvil-cache"))
         .try_spawn()
         .wrap_err("starting anvil")
 }
