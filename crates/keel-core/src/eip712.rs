@@ -98,6 +98,17 @@ mod messages {
             uint64 watchUntil;
         }
 
+        /// A watchtower's signature over many receipts at once, signed under the domain whose
+        /// verifying contract is the tower's address. `receiptsRoot` is the root of the
+        /// Merkle tree ([`crate::receipts`]) whose leaves are the receipts' EIP-712 digests,
+        /// each under its own channel's domain; a receipt with its path to the root and this
+        /// signature proves the same promise as a receipt signed on its own.
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        struct TowerReceiptBatch {
+            address tower;
+            bytes32 receiptsRoot;
+        }
+
         /// A customer's request to be served by `tower`, signed by `customer` under the domain
         /// whose verifying contract is the tower's address: proves the customer holds the key
         /// of the address it registers. Replaying it only registers the same address again.
@@ -111,7 +122,7 @@ mod messages {
 
 pub use messages::{
     BalanceProof, CooperativeClose, PeerHandshake, TowerAuthorisation, TowerReceipt,
-    TowerRegistration, Withdrawal,
+    TowerReceiptBatch, TowerRegistration, Withdrawal,
 };
 
 /// EIP-712 domain `name`.
@@ -210,7 +221,7 @@ impl ChannelDomain {
     }
 }
 
-/// A message Keel signs: one of the six above, whose EIP-712 type hash is computed
+/// A message Keel signs: one of the types above, whose EIP-712 type hash is computed
 /// once per process instead of once per message (alloy rebuilds the type string and hashes it
 /// each time).
 pub trait Message: SolStruct {
@@ -244,6 +255,7 @@ cached_type_hash!(
     Withdrawal,
     CooperativeClose,
     TowerReceipt,
+    TowerReceiptBatch,
     TowerRegistration
 );
 
@@ -327,6 +339,14 @@ mod tests {
             domain.signing_hash(&registration),
             registration.eip712_signing_hash(&alloy_domain),
         );
+        let batch = TowerReceiptBatch {
+            tower: Address::repeat_byte(0xc),
+            receiptsRoot: B256::repeat_byte(9),
+        };
+        check(
+            domain.signing_hash(&batch),
+            batch.eip712_signing_hash(&alloy_domain),
+        );
     }
 
     #[test]
@@ -348,6 +368,10 @@ mod tests {
         assert_eq!(
             TowerReceipt::eip712_encode_type(),
             "TowerReceipt(address tower,address customer,bytes32 channelId,uint64 nonce,uint64 acceptedAt,uint64 watchUntil)"
+        );
+        assert_eq!(
+            TowerReceiptBatch::eip712_encode_type(),
+            "TowerReceiptBatch(address tower,bytes32 receiptsRoot)"
         );
         assert_eq!(
             TowerRegistration::eip712_encode_type(),

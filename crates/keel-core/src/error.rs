@@ -42,6 +42,10 @@ pub enum Error {
     /// holds that address.
     #[error("signature is not valid for the key of {0}")]
     NotSignedByKey(Address),
+    /// A batched receipt's Merkle path is longer than [`crate::receipts::MAX_PATH`]; holds
+    /// its length.
+    #[error("a receipt path of {0} steps (at most 32)")]
+    ReceiptPathTooLong(usize),
 }
 
 /// Result with this crate's [`Error`].

@@ -10,6 +10,7 @@ pub mod eip712;
 pub mod error;
 pub mod forwarding;
 pub mod locks;
+pub mod receipts;
 pub mod settlement;
 pub mod signing;
 pub mod types;
@@ -20,7 +21,8 @@ pub use channel_id::{channel_id, clone_init_code, vault_address};
 pub use dispute::{BalanceData, DisputeState, LockState};
 pub use eip712::{
     domain, signing_hash, transport_domain, BalanceProof, ChannelDomain, CooperativeClose,
-    PeerHandshake, TowerAuthorisation, TowerReceipt, TowerRegistration, Withdrawal,
+    PeerHandshake, TowerAuthorisation, TowerReceipt, TowerReceiptBatch, TowerRegistration,
+    Withdrawal,
 };
 pub use error::{Error, Result};
 pub use locks::{locks_root, secret_hash};

@@ -156,8 +156,14 @@ pub struct ReceiptJson {
     pub accepted_at: u64,
     /// Unix seconds.
     pub watch_until: u64,
-    /// The tower's signature under the channel's domain.
+    /// The tower's signature: without `batch_path`, over this receipt under the channel's
+    /// domain; with it, over the `TowerReceiptBatch` whose root the path leads to from this
+    /// receipt, under the tower's domain (`keel_core::receipts`).
     pub signature: Bytes,
+    /// The receipt's Merkle path in its batch: the batch endpoint signs one root for all the
+    /// receipts it gives. Absent for a receipt signed on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_path: Option<Vec<B256>>,
 }
 
 /// One batch item's outcome.

@@ -292,6 +292,7 @@ struct Sent {
     /// How many secrets it carried.
     secrets: usize,
     domain: ChannelDomain,
+    chain_id: u64,
 }
 
 /// What a tower acknowledged holding for a channel: the proof's nonce and how many of its
@@ -546,6 +547,7 @@ impl Session<'_> {
                 nonce: proof.nonce,
                 secrets: secrets.len(),
                 domain: channel.domain,
+                chain_id,
             };
             let request = AppointmentRequest {
                 chain_id,
@@ -767,9 +769,9 @@ async fn answer<T: DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| TowerError::Malformed(e.to_string()))
 }
 
-/// A receipt the tower signed for `sent`, if it promises what was asked: signed by `tower` under
-/// the channel's domain, for us, this channel and this nonce, watching until a time not yet
-/// past (`now`, unix seconds).
+/// A receipt the tower signed for `sent`, if it promises what was asked: signed by `tower` (under
+/// the channel's domain, or as a leaf of a batch whose root it signed), for us, this channel
+/// and this nonce, watching until a time not yet past (`now`, unix seconds).
 fn check_receipt(
     json: &ReceiptJson,
     sent: &Sent,
@@ -805,9 +807,23 @@ fn check_receipt(
         .as_ref()
         .try_into()
         .map_err(|_| bad(format!("a {}-byte signature", json.signature.len())))?;
-    keel_core::verify(&sent.domain.signing_hash(&receipt), &signature, tower)
-        .map_err(|e| bad(format!("signature: {e}")))?;
-    Ok(SignedTowerReceipt { receipt, signature })
+    match &json.batch_path {
+        None => keel_core::verify(&sent.domain.signing_hash(&receipt), &signature, tower).map(drop),
+        Some(path) => keel_core::receipts::verify_batched(
+            &receipt,
+            &sent.domain,
+            sent.chain_id,
+            path,
+            &signature,
+        )
+        .map(drop),
+    }
+    .map_err(|e| bad(format!("signature: {e}")))?;
+    Ok(SignedTowerReceipt {
+        receipt,
+        signature,
+        batch_path: json.batch_path.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -823,6 +839,7 @@ mod tests {
             nonce: 9,
             secrets: 0,
             domain: ChannelDomain::new(31_337, Address::repeat_byte(0x5a)),
+            chain_id: 31_337,
         };
         let receipt = TowerReceipt {
             tower: tower.address(),
@@ -841,6 +858,7 @@ mod tests {
             accepted_at: receipt.acceptedAt,
             watch_until: receipt.watchUntil,
             signature: signature.to_vec().into(),
+            batch_path: None,
         };
         (tower, sent, json)
     }
@@ -938,5 +956,61 @@ mod tests {
             check(&good, Address::repeat_byte(1), 1_500),
             Err(TowerError::BadReceipt { .. })
         ));
+    }
+
+    /// A receipt from the batch endpoint: the tower signed the root of a tree whose leaves are
+    /// the receipts' digests. It is taken with its path, stored with it, and refused if the
+    /// path, the receipt or the chain do not lead to the signed root.
+    #[test]
+    fn a_batched_receipt_is_taken_with_a_path_to_the_signed_root() {
+        let (tower, sent, single) = fixture();
+        let customer = Address::repeat_byte(0xb);
+        let leaf = sent.domain.signing_hash(&single.receipt());
+        let others = [B256::repeat_byte(1), B256::repeat_byte(2)];
+        let (root, paths) = keel_core::receipts::tree(&[others[0], leaf, others[1]]).unwrap();
+        let digest = ChannelDomain::new(sent.chain_id, tower.address())
+            .signing_hash(&keel_core::receipts::batch(tower.address(), root));
+        let batched = ReceiptJson {
+            signature: keel_core::sign_hash(&tower, &digest)
+                .unwrap()
+                .to_vec()
+                .into(),
+            batch_path: Some(paths[1].clone()),
+            ..single.clone()
+        };
+        let signed = check_receipt(&batched, &sent, tower.address(), customer, 1_500).unwrap();
+        assert_eq!(signed.batch_path.as_deref(), Some(&paths[1][..]));
+
+        let mut wrong_path = batched.clone();
+        wrong_path.batch_path = Some(paths[0].clone());
+        let mut no_path = batched.clone();
+        no_path.batch_path = None;
+        let mut single_with_path = single.clone();
+        single_with_path.batch_path = Some(Vec::new());
+        let mut too_long = batched.clone();
+        too_long.batch_path = Some(vec![B256::ZERO; keel_core::receipts::MAX_PATH + 1]);
+        let mut other_nonce = batched.clone();
+        other_nonce.nonce = 8;
+        for bad in [
+            &wrong_path,
+            &no_path,
+            &single_with_path,
+            &too_long,
+            &other_nonce,
+        ] {
+            assert!(
+                matches!(
+                    check_receipt(bad, &sent, tower.address(), customer, 1_500),
+                    Err(TowerError::BadReceipt { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let other_chain = Sent {
+            chain_id: 1,
+            domain: ChannelDomain::new(31_337, Address::repeat_byte(0x5a)),
+            ..sent
+        };
+        assert!(check_receipt(&batched, &other_chain, tower.address(), customer, 1_500).is_err());
     }
 }

@@ -9,20 +9,34 @@ use keel_core::{wire::Signature, Address, TowerReceipt, B256};
 
 use super::{Result, Store, StoreError};
 
-/// A tower's receipt and its signature over it (under the channel's EIP-712 domain): what the
-/// customer shows to prove what the tower promised.
+/// A tower's receipt and its signature (over the receipt under the channel's EIP-712 domain,
+/// or over the root of the batch it came in): what the customer shows to prove what the tower
+/// promised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedTowerReceipt {
     /// The promise.
     pub receipt: TowerReceipt,
     /// The tower's signature.
     pub signature: Signature,
+    /// The receipt's Merkle path to the root the tower signed (`keel_core::receipts`), if it
+    /// was signed in a batch.
+    pub batch_path: Option<Vec<B256>>,
 }
 
 /// One `tower_receipts` row as read.
-type Row = (Vec<u8>, Vec<u8>, Vec<u8>, i64, i64, i64, Vec<u8>);
+type Row = (
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    i64,
+    Vec<u8>,
+    Option<Vec<u8>>,
+);
 
-const COLUMNS: &str = "tower, channel_id, customer, nonce, accepted_at, watch_until, signature";
+const COLUMNS: &str =
+    "tower, channel_id, customer, nonce, accepted_at, watch_until, signature, batch_path";
 
 impl Store {
     /// Stores `signed` unless a receipt of the same tower for the same channel with an equal or
@@ -30,10 +44,11 @@ impl Store {
     pub async fn save_tower_receipt(&self, signed: &SignedTowerReceipt) -> Result<bool> {
         let r = &signed.receipt;
         let done = sqlx::query(&format!(
-            "INSERT INTO tower_receipts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO tower_receipts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tower, channel_id) DO UPDATE SET customer = excluded.customer, \
              nonce = excluded.nonce, accepted_at = excluded.accepted_at, \
-             watch_until = excluded.watch_until, signature = excluded.signature \
+             watch_until = excluded.watch_until, signature = excluded.signature, \
+             batch_path = excluded.batch_path \
              WHERE excluded.nonce > tower_receipts.nonce"
         ))
         .bind(r.tower.as_slice())
@@ -43,6 +58,7 @@ impl Store {
         .bind(to_sql(r.acceptedAt)?)
         .bind(to_sql(r.watchUntil)?)
         .bind(signed.signature.as_slice())
+        .bind(signed.batch_path.as_ref().map(|path| path.concat()))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -77,7 +93,7 @@ impl Store {
 }
 
 fn decode(row: Row) -> Result<SignedTowerReceipt> {
-    let (tower, channel_id, customer, nonce, accepted_at, watch_until, signature) = row;
+    let (tower, channel_id, customer, nonce, accepted_at, watch_until, signature, batch_path) = row;
     let corrupt = |what: &str| {
         StoreError::Database(sqlx::Error::Decode(
             format!("tower receipt: invalid {what}").into(),
@@ -97,6 +113,14 @@ fn decode(row: Row) -> Result<SignedTowerReceipt> {
             .as_slice()
             .try_into()
             .map_err(|_| corrupt("signature"))?,
+        batch_path: batch_path
+            .map(|bytes| {
+                if bytes.len() % 32 != 0 || bytes.len() / 32 > keel_core::receipts::MAX_PATH {
+                    return Err(corrupt("batch path"));
+                }
+                Ok(bytes.chunks_exact(32).map(B256::from_slice).collect())
+            })
+            .transpose()?,
     })
 }
 
@@ -124,6 +148,10 @@ mod tests {
                 watchUntil: 1_000,
             },
             signature: [nonce.to_le_bytes()[0]; 65],
+            // Every other receipt came in a batch, with a path of `nonce % 4` steps.
+            batch_path: channel
+                .is_multiple_of(2)
+                .then(|| vec![B256::repeat_byte(nonce as u8); nonce as usize % 4]),
         }
     }
 

@@ -164,6 +164,7 @@ async fn batch(State(t): State<Arc<FakeTower>>, Json(req): Json<BatchRequest>) -
             accepted_at: receipt.acceptedAt,
             watch_until: receipt.watchUntil,
             signature: signature.to_vec().into(),
+            batch_path: None,
         }));
     }
     Json(BatchJson { results })

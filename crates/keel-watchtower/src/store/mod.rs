@@ -94,7 +94,8 @@ pub struct Appointment {
     pub accepted_at: u64,
     /// The receipt's `watchUntil` (unix s).
     pub watch_until: u64,
-    /// The tower's signature over its `TowerReceipt`.
+    /// The tower's signature over its `TowerReceipt`, or, if it came in a batch, over the
+    /// batch's root (`TowerReceiptBatch`; the receipt's path to it went to the customer).
     pub receipt_signature: [u8; 65],
     /// The locks behind the proof's `locksRoot`, in order, if the customer sent them: the
     /// customer's pending incoming locks, which the tower unlocks after settlement.

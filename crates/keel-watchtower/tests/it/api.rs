@@ -10,7 +10,7 @@ use axum::{
     http::{header, Method, Request, StatusCode},
     Router,
 };
-use keel_core::B256;
+use keel_core::{receipts, signing, ChannelDomain, B256};
 use keel_watchtower::{
     api::{
         self, ApiState, BatchItem, BatchJson, ChannelJsonView, HealthJson, LockStepJson,
@@ -22,7 +22,7 @@ use keel_watchtower::{
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::fixture::{Fixture, NOW};
+use crate::fixture::{Fixture, CHAIN_ID, NOW};
 
 const MAX_BODY: usize = 8 * 1024;
 
@@ -261,12 +261,35 @@ async fn a_batch_answers_each_item_and_is_bounded() {
     assert!(matches!(&results.results[0], BatchItem::Receipt(r) if r.nonce == 4));
     assert!(matches!(&results.results[1], BatchItem::Error(e) if e.error == "bad_authorisation"));
     assert!(matches!(&results.results[2], BatchItem::Error(e) if e.error == "stale_nonce"));
-    assert_eq!(
-        f.store.channel(f.channel_id).await.unwrap().appointments[0]
-            .proof
-            .nonce,
-        4
-    );
+    let stored = f.store.channel(f.channel_id).await.unwrap().appointments[0].clone();
+    assert_eq!(stored.proof.nonce, 4);
+    // The batch's receipts share one signature over their tree's root (the stale item was a
+    // leaf too: it is refused only as it is stored); the receipt proves itself with its path,
+    // and is no signature over the receipt alone.
+    let BatchItem::Receipt(receipt) = &results.results[0] else {
+        unreachable!("matched above")
+    };
+    let path = receipt
+        .batch_path
+        .as_ref()
+        .expect("a batch receipt has a path");
+    assert_eq!(path.len(), 1);
+    let domain = ChannelDomain::new(CHAIN_ID, f.vault);
+    receipts::verify_batched(
+        &receipt.receipt(),
+        &domain,
+        CHAIN_ID,
+        path,
+        &receipt.signature,
+    )
+    .unwrap();
+    assert!(signing::verify(
+        &domain.signing_hash(&receipt.receipt()),
+        &receipt.signature,
+        f.tower.address()
+    )
+    .is_err());
+    assert_eq!(stored.receipt_signature.as_slice(), &receipt.signature[..]);
 
     let four = serde_json::json!({ "appointments": vec![f.appointment(5); 4] });
     let (status, body) = post(&r, "/v1/appointments/batch", &four).await;
@@ -301,6 +324,19 @@ async fn a_batch_answers_each_item_and_is_bounded() {
         matches!(&results.results[1], BatchItem::Error(e) if e.error == "bad_sender_signature")
     );
     assert!(matches!(&results.results[2], BatchItem::Receipt(r) if r.nonce == 5));
+    // Alone in its tree, the receipt is its own root: an empty path.
+    let BatchItem::Receipt(receipt) = &results.results[2] else {
+        unreachable!("matched above")
+    };
+    assert_eq!(receipt.batch_path.as_deref(), Some(&[][..]));
+    receipts::verify_batched(
+        &receipt.receipt(),
+        &domain,
+        CHAIN_ID,
+        &[],
+        &receipt.signature,
+    )
+    .unwrap();
 
     let (status, body) = call(&r, Method::GET, "/v1/health", None).await;
     assert_eq!(status, StatusCode::OK);

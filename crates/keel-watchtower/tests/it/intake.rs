@@ -29,6 +29,8 @@ async fn an_accepted_appointment_is_stored_watched_and_receipted() {
     assert_eq!(signed.receipt, expected);
     let digest = ChannelDomain::new(CHAIN_ID, f.vault).signing_hash(&expected);
     signing::verify(&digest, &signed.signature, f.tower.address()).unwrap();
+    // One at a time, a receipt is signed on its own, with no batch path.
+    assert_eq!(signed.batch_path, None);
     assert_eq!(held(&f).await, Some(3));
     assert_eq!(
         f.watched.lock().unwrap().as_slice(),

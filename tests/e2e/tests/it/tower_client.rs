@@ -256,11 +256,22 @@ async fn an_offline_client_is_protected_by_the_tower_its_client_kept_informed() 
     ensure!(newest.nonce == PAYMENTS && newest.transferredAmount == units("4"));
     let signed = c.receipt_for(PAYMENTS).await?;
 
-    // The stored receipt proves the tower's promise: its key signed it under the channel's
-    // domain, for Bob, this channel and the newest nonce, watching long after today.
+    // The stored receipt proves the tower's promise: its key signed the root of the batch the
+    // receipt came in, which the stored path leads to from the receipt under the channel's
+    // domain; for Bob, this channel and the newest nonce, watching long after today.
     let vault = c.alice.channel(c.id).await?.vault;
-    let digest = ChannelDomain::new(c.net.chain_id, vault).signing_hash(&signed.receipt);
-    keel_core::verify(&digest, &signed.signature, c.net.carol.address())?;
+    let path = signed
+        .batch_path
+        .as_ref()
+        .ok_or_else(|| eyre!("a receipt from the batch endpoint has no path"))?;
+    ensure!(signed.receipt.tower == c.net.carol.address());
+    keel_core::receipts::verify_batched(
+        &signed.receipt,
+        &ChannelDomain::new(c.net.chain_id, vault),
+        c.net.chain_id,
+        path,
+        &signed.signature,
+    )?;
     ensure!(signed.receipt.customer == c.net.bob.address() && signed.receipt.channelId == c.id);
     ensure!(signed.receipt.nonce == PAYMENTS);
     ensure!(signed.receipt.watchUntil > chain_time(&c.net).await? + u64::from(MIN_PERIOD));
