@@ -32,7 +32,8 @@ enum Step {
     Unlock,
 }
 
-/// When each channel's step was last attempted.
+/// When each channel's step was last attempted, for the attempts of the last [`RETRY_AFTER`]:
+/// older ones are dropped, so the map holds only the channels being swept now.
 #[derive(Debug, Default)]
 pub(crate) struct Sweeps(Mutex<HashMap<(B256, Step), Instant>>);
 
@@ -50,6 +51,21 @@ impl Sweeps {
             }
         }
     }
+
+    /// Drops the attempts made [`RETRY_AFTER`] ago or longer: they no longer hold anything
+    /// back, and the channels they were for may be long settled.
+    fn forget_expired(&self) {
+        let now = Instant::now();
+        self.0
+            .lock()
+            .expect("sweeps poisoned")
+            .retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().expect("sweeps poisoned").len()
+    }
 }
 
 /// Settles and unlocks what is due in every channel (see the module docs).
@@ -57,6 +73,7 @@ pub(crate) async fn sweep(inner: &Arc<Inner>) {
     if !inner.config.settle_automatically {
         return;
     }
+    inner.sweeps.forget_expired();
     let now = inner.config.clock.now();
     for channel in inner.channel_list() {
         let status = channel.rt.lock().await.chain;
@@ -86,5 +103,30 @@ pub(crate) async fn sweep(inner: &Arc<Inner>) {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An attempt holds the same step back for [`RETRY_AFTER`] and is then forgotten, so a
+    /// client that swept many channels over its life keeps none of them.
+    #[tokio::test(start_paused = true)]
+    async fn attempts_hold_back_a_retry_and_are_then_forgotten() {
+        let sweeps = Sweeps::default();
+        for n in 0..100u8 {
+            assert!(sweeps.attempt(B256::repeat_byte(n), Step::Settle));
+        }
+        assert!(!sweeps.attempt(B256::repeat_byte(7), Step::Settle));
+        assert!(sweeps.attempt(B256::repeat_byte(7), Step::Unlock));
+        tokio::time::advance(RETRY_AFTER - Duration::from_millis(1)).await;
+        sweeps.forget_expired();
+        assert_eq!(sweeps.len(), 101);
+        assert!(!sweeps.attempt(B256::repeat_byte(7), Step::Settle));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        sweeps.forget_expired();
+        assert_eq!(sweeps.len(), 0);
+        assert!(sweeps.attempt(B256::repeat_byte(7), Step::Settle));
     }
 }
