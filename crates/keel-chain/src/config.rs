@@ -35,12 +35,19 @@ pub struct ChainConfig {
     /// How often a sent transaction without a receipt is sent to the node again (the same
     /// signed transaction: it cannot execute twice).
     pub rebroadcast_interval: Duration,
+    /// Most vaults whose logs the monitor asks for by address. Past this, a scan asks for the
+    /// vault events by topic from any address, one query per block range instead of one per
+    /// 256 vaults, and keeps only the watched vaults' (a tower following millions of channels
+    /// would otherwise send thousands of queries per range). The node then returns every Keel
+    /// vault's events, and any contract's that copies their signatures, which the monitor
+    /// drops; below the threshold it downloads nothing it does not watch.
+    pub max_filter_addresses: usize,
 }
 
 impl ChainConfig {
     /// A configuration with defaults suited to a public chain: 12 confirmations, a 2-second
     /// poll, 1,000-block log queries, 30-second requests, receipts waited for 10 minutes with
-    /// a re-broadcast every minute.
+    /// a re-broadcast every minute, vaults filtered by address up to 1,024.
     pub fn new(rpc_url: impl Into<String>, deployment: Deployment) -> Self {
         Self {
             rpc_url: rpc_url.into(),
@@ -52,6 +59,7 @@ impl ChainConfig {
             request_timeout: Duration::from_secs(30),
             receipt_timeout: Duration::from_secs(600),
             rebroadcast_interval: Duration::from_secs(60),
+            max_filter_addresses: 1_024,
         }
     }
 

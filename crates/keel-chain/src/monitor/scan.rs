@@ -12,6 +12,7 @@ use alloy::{
     providers::{DynProvider, Provider},
     rpc::types::{Filter, Log},
 };
+use keel_bindings::ChannelVault::ChannelVaultEvents;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Batch, Shared};
@@ -374,9 +375,22 @@ impl Scanner {
         let before = self.hash_at(to).await?;
         let range = Filter::new().from_block(from).to_block(to);
         let mut logs = Vec::new();
-        let addresses: Vec<Address> = vaults.keys().copied().collect();
-        for group in addresses.chunks(ADDRESSES_PER_QUERY) {
-            logs.extend(self.logs(&range.clone().address(group.to_vec())).await?);
+        if vaults.len() > self.config.max_filter_addresses {
+            // By topic: every vault's events, of which only the watched vaults' are kept.
+            let topics: Vec<B256> = ChannelVaultEvents::SELECTORS
+                .iter()
+                .map(|topic| B256::from(*topic))
+                .collect();
+            let all = self.logs(&range.clone().event_signature(topics)).await?;
+            logs.extend(
+                all.into_iter()
+                    .filter(|log| vaults.contains_key(&log.address())),
+            );
+        } else {
+            let addresses: Vec<Address> = vaults.keys().copied().collect();
+            for group in addresses.chunks(ADDRESSES_PER_QUERY) {
+                logs.extend(self.logs(&range.clone().address(group.to_vec())).await?);
+            }
         }
         let factory = self.config.deployment.channel_factory;
         if !opened_by.is_empty() {

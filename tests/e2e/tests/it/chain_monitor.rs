@@ -10,7 +10,7 @@ use alloy::{
     providers::Provider,
 };
 use eyre::{ensure, eyre, Result};
-use keel_client::chain::{ChainEvent, ChainEventKind, Monitor};
+use keel_client::chain::{ChainConfig, ChainEvent, ChainEventKind, Monitor};
 use keel_core::Side;
 use keel_e2e::{Channel, Devnet};
 
@@ -153,6 +153,53 @@ async fn events_are_delivered_only_at_the_confirmation_depth() -> Result<()> {
     assert!(!batch.reorg);
     batch.ack();
     wait_for_checkpoint(&monitor, b).await?;
+    Ok(())
+}
+
+/// Past `max_filter_addresses` watched vaults the monitor asks for the vault events by topic,
+/// from any address, and keeps the watched vaults' only: their deposits arrive as by address,
+/// and the deposit into a vault it does not watch is dropped, not delivered and not an error.
+#[tokio::test]
+async fn past_the_address_limit_vault_events_are_read_by_topic_and_only_watched_ones_kept(
+) -> Result<()> {
+    let net = Devnet::start().await?;
+    let proxy = crate::chain_proxy::Proxy::start(net.rpc_url()).await?;
+    let store = TempStore::new(&net, "by-topic").await?;
+    let (first, _) = open(&net, 1).await?;
+    let (second, _) = open(&net, 2).await?;
+    let (stranger, _) = open(&net, 3).await?;
+    let config = ChainConfig {
+        rpc_url: proxy.url.clone(),
+        max_filter_addresses: 1,
+        ..net.chain_config(0)
+    };
+    let (monitor, rx) = Monitor::spawn(config, store.store.clone())?;
+    let mut consumer = Consumer::new(rx);
+    let from = net.block_number().await? + 1;
+    monitor.watch_from(first.vault, first.id, from);
+    monitor.watch_from(second.vault, second.id, from);
+    deposit(&net, &first, "2").await?;
+    deposit(&net, &second, "3").await?;
+    let events = consumer.events(2).await?;
+    assert_eq!(kinds_of(&events, &first), [deposited("2")]);
+    assert_eq!(kinds_of(&events, &second), [deposited("3")]);
+
+    // Both vaults are in the regular scan now: the stranger's deposit, between two of the
+    // first's, is read and dropped.
+    deposit(&net, &first, "1").await?;
+    deposit(&net, &stranger, "5").await?;
+    deposit(&net, &first, "1").await?;
+    let events = consumer.events(2).await?;
+    assert_eq!(kinds_of(&events, &first), [deposited("3"), deposited("4")]);
+    wait_for_checkpoint(&monitor, net.block_number().await?).await?;
+    ensure!(
+        consumer.is_empty(),
+        "the unwatched vault's deposit was delivered"
+    );
+    ensure!(
+        proxy.unaddressed_log_queries() > 0,
+        "the scan never asked by topic"
+    );
     Ok(())
 }
 

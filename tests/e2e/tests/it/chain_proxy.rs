@@ -55,6 +55,8 @@ pub(crate) struct Proxy {
     fault: Arc<AtomicU8>,
     /// `eth_sendRawTransaction` requests received, forwarded or not.
     sends: Arc<AtomicUsize>,
+    /// `eth_getLogs` requests whose filter names no address.
+    unaddressed_log_queries: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -64,16 +66,28 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr()?);
         let fault = Arc::new(AtomicU8::new(Fault::None as u8));
         let sends = Arc::new(AtomicUsize::new(0));
-        let (flag, count) = (fault.clone(), sends.clone());
+        let unaddressed_log_queries = Arc::new(AtomicUsize::new(0));
+        let (flag, count, unaddressed) = (
+            fault.clone(),
+            sends.clone(),
+            unaddressed_log_queries.clone(),
+        );
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve(conn, upstream.clone(), flag.clone(), count.clone()));
+                tokio::spawn(serve(
+                    conn,
+                    upstream.clone(),
+                    flag.clone(),
+                    count.clone(),
+                    unaddressed.clone(),
+                ));
             }
         });
         Ok(Self {
             url,
             fault,
             sends,
+            unaddressed_log_queries,
             task,
         })
     }
@@ -85,6 +99,11 @@ impl Proxy {
     /// `eth_sendRawTransaction` requests received so far, forwarded or not.
     pub(crate) fn sends(&self) -> usize {
         self.sends.load(Ordering::SeqCst)
+    }
+
+    /// `eth_getLogs` requests so far whose filter names no address (a scan by topic).
+    pub(crate) fn unaddressed_log_queries(&self) -> usize {
+        self.unaddressed_log_queries.load(Ordering::SeqCst)
     }
 
     fn set_garbage(&self, on: bool) {
@@ -132,7 +151,13 @@ fn answer(request: &[u8], method: &str, result: &str) -> Option<Vec<u8>> {
 }
 
 /// One client connection: request after request until it closes.
-async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>, sends: Arc<AtomicUsize>) {
+async fn serve(
+    conn: TcpStream,
+    upstream: String,
+    fault: Arc<AtomicU8>,
+    sends: Arc<AtomicUsize>,
+    unaddressed_log_queries: Arc<AtomicUsize>,
+) {
     let (read, mut write) = conn.into_split();
     let mut read = BufReader::new(read);
     while let Ok(Some(request)) = read_message(&mut read).await {
@@ -140,6 +165,12 @@ async fn serve(conn: TcpStream, upstream: String, fault: Arc<AtomicU8>, sends: A
         let send = calls(&request, "eth_sendRawTransaction");
         if send {
             sends.fetch_add(1, Ordering::SeqCst);
+        }
+        let unaddressed = call_in(&request).is_some_and(|call| {
+            call["method"] == "eth_getLogs" && call["params"][0].get("address").is_none()
+        });
+        if unaddressed {
+            unaddressed_log_queries.fetch_add(1, Ordering::SeqCst);
         }
         let faked = match fault {
             f if f == Fault::Garbage as u8 => {
