@@ -1,7 +1,10 @@
 //! What a dApp does with Keel, start to finish: two parties open a channel, pay each other
 //! off-chain, move liquidity into a second channel in one transaction (a hub's rebalancing step),
 //! pay a third party through the hub (a multi-hop payment), and close cooperatively — through
-//! `keel_client::Client` against a real chain.
+//! `keel_client::Client` against a real chain. With a watchtower (`KEEL_TOWER_URL` and
+//! `KEEL_TOWER_ADDRESS`, which `script/demo.sh` starts and sets), the third party's client keeps
+//! the tower holding her newest proof, goes offline, the hub closes alone, and the tower answers
+//! for her; that step moves the chain's clock past the challenge period, so it needs Anvil.
 //!
 //! Run against the demo chain: `script/demo.sh` (starts Anvil, deploys Keel with
 //! `script/deploy.sh`, then runs this). Against another node where Keel is deployed:
@@ -27,7 +30,7 @@ use eyre::{bail, Result, WrapErr};
 use keel_bindings::Deployment;
 use keel_client::{
     chain::ChainConfig, client::ForwardPolicy, Client, ClientError, ClientEvent, Config,
-    Destination,
+    Destination, TowerConfig,
 };
 use keel_core::{forwarding::FeePolicy, secret_hash, Address, B256, U256};
 use keel_routing::SignedAnnouncement;
@@ -64,14 +67,28 @@ async fn main() -> Result<()> {
     let store_dir = std::env::temp_dir().join(format!("keel-example-{}", std::process::id()));
     std::fs::create_dir_all(&store_dir)?;
 
-    // 2. One client per party: its key, its SQLite store, the chains it follows.
-    let start = |signer: PrivateKeySigner, name: &str| {
+    // The watchtower guarding Carol's channels, if one runs (script/demo.sh starts one).
+    let tower = match (
+        std::env::var("KEEL_TOWER_URL"),
+        std::env::var("KEEL_TOWER_ADDRESS"),
+    ) {
+        (Ok(url), Ok(address)) => Some(TowerConfig::new(
+            url,
+            address.parse().wrap_err("KEEL_TOWER_ADDRESS")?,
+        )),
+        _ => None,
+    };
+
+    // 2. One client per party: its key, its SQLite store, the chains it follows, the towers it
+    //    keeps informed.
+    let start = |signer: PrivateKeySigner, name: &str, towers: Vec<TowerConfig>| {
         let mut config = Config::new(signer, store_dir.join(format!("{name}.db")));
         config.chains = vec![chain.clone()];
+        config.towers = towers;
         Client::start(config)
     };
-    let alice = start(key("KEEL_ALICE_KEY", ANVIL_KEYS[0])?, "alice").await?;
-    let bob = start(key("KEEL_BOB_KEY", ANVIL_KEYS[1])?, "bob").await?;
+    let alice = start(key("KEEL_ALICE_KEY", ANVIL_KEYS[0])?, "alice", Vec::new()).await?;
+    let bob = start(key("KEEL_BOB_KEY", ANVIL_KEYS[1])?, "bob", Vec::new()).await?;
     println!(
         "chain {chain_id}: alice {}, bob {}",
         alice.address(),
@@ -189,7 +206,12 @@ async fn main() -> Result<()> {
     //    opens a channel to Carol, sets his fee for forwarding into it, and announces it with
     //    Carol (both sign); Alice routes over what she was told and pays Carol's invoice. The
     //    payment completes on both hops or on neither.
-    let carol = start(key("KEEL_CAROL_KEY", ANVIL_KEYS[2])?, "carol").await?;
+    let carol = start(
+        key("KEEL_CAROL_KEY", ANVIL_KEYS[2])?,
+        "carol",
+        tower.iter().cloned().collect(),
+    )
+    .await?;
     let carol_at = carol.listen("127.0.0.1:0").await?;
     bob.connect(carol_at, carol.address()).await?;
     let mut carol_events = carol.subscribe();
@@ -287,10 +309,104 @@ async fn main() -> Result<()> {
         bail!("payouts differ from the off-chain balances");
     }
     alice.shutdown().await;
+
+    // 10. The watchtower answers for Carol while she is offline.
+    match tower {
+        Some(tower) => guarded(&rpc, &bob, carol, bob_carol, tower.address).await?,
+        None => carol.shutdown().await,
+    }
     bob.shutdown().await;
-    carol.shutdown().await;
     let _ = std::fs::remove_dir_all(store_dir);
     Ok(())
+}
+
+/// Bob pays Carol in `channel`; Carol's client keeps the tower holding the newest proof by
+/// itself; Carol goes offline; Bob closes alone with none of his payments on record. The tower
+/// submits his newest proof before the challenge period ends, and after it Carol is paid all
+/// she was owed without being online. Moves Anvil's clock past the challenge period.
+async fn guarded(
+    rpc: &str,
+    bob: &Client,
+    carol: Client,
+    channel: B256,
+    tower: Address,
+) -> Result<()> {
+    use alloy::providers::{Provider, ProviderBuilder};
+    for _ in 0..10 {
+        bob.pay(channel, parse_ether("0.001")?).await?;
+    }
+    let newest = carol
+        .latest_peer_proof(channel)
+        .await?
+        .map_or(0, |(proof, _)| proof.nonce);
+    // The tower's signed receipt for that proof, which Carol's client checked and stored.
+    let receipt = loop_until(|| async {
+        Ok(carol
+            .tower_receipt(tower, channel)
+            .await?
+            .filter(|r| r.receipt.nonce >= newest))
+    })
+    .await
+    .wrap_err("the tower never acknowledged Carol's newest proof")?;
+    let owed = carol.channel(channel).await?.balance;
+    let carol_address = carol.address();
+    println!(
+        "carol's tower {tower} holds bob's proof #{} (its receipt signed, watching until {}); carol goes offline",
+        receipt.receipt.nonce, receipt.receipt.watchUntil
+    );
+    carol.shutdown().await;
+
+    let provider = ProviderBuilder::new().connect_http(rpc.parse()?);
+    let before = provider.get_balance(carol_address).await?;
+    let mut bob_events = bob.subscribe();
+    bob.force_close(channel).await?;
+    let ClientEvent::DisputeAnswered { closer_nonce, .. } = wait(
+        &mut bob_events,
+        |e| matches!(e, ClientEvent::DisputeAnswered { channel_id, .. } if *channel_id == channel),
+    )
+    .await?
+    else {
+        bail!("not an answer");
+    };
+    println!(
+        "bob closed alone, as if he had never paid; the tower answered with his proof #{closer_nonce}"
+    );
+
+    // Only a development chain lets the clock jump the challenge period (3,600 s, step 8).
+    let _: serde_json::Value = provider
+        .raw_request("evm_increaseTime".into(), (3_601u64,))
+        .await?;
+    let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await?;
+    bob.settle(channel).await?;
+    wait(
+        &mut bob_events,
+        |e| matches!(e, ClientEvent::Settled { channel_id, .. } if *channel_id == channel),
+    )
+    .await?;
+    let paid = provider.get_balance(carol_address).await? - before;
+    println!(
+        "after the challenge period bob settled: offline carol was paid {} ETH, all she was owed",
+        format_ether(paid)
+    );
+    if paid != owed {
+        bail!("carol was paid {paid} wei, owed {owed}");
+    }
+    Ok(())
+}
+
+/// Polls `check` every 100 ms for up to a minute until it gives a value.
+async fn loop_until<T, F, Fut>(check: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    for _ in 0..600 {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("timed out")
 }
 
 /// Waits until `client` has seen the opener's `deposit` in `channel` confirmed.
