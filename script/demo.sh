@@ -3,7 +3,8 @@
 # script/deploy.sh, starts a watchtower (the keel-tower daemon), and runs the client example
 # (crates/keel-client/examples/open_pay_close.rs): clients open channels, pay each other
 # off-chain, move liquidity on chain, pay a third party through a hub, and close; then the third
-# party goes offline, the hub closes alone, and the tower answers for her. (Until `keel demo`
+# party goes offline, the hub closes alone, and the tower answers for her. Last, the rebalancing
+# simulator (keel-sim) compares five strategies on a small generated network. (Until `keel demo`
 # exists.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ source script/env.sh
 # Built first, so Anvil does not wait on the compiler.
 cargo build --quiet --locked -p keel-client --example open_pay_close
 cargo build --quiet --locked -p keel-watchtower --bin keel-tower
+cargo build --quiet --locked -p keel-sim --bin keel-sim
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 rpc="http://127.0.0.1:$port"
 anvil --port "$port" --hardfork osaka --silent &
@@ -48,3 +50,8 @@ python3 -c "import urllib.request; urllib.request.urlopen('$KEEL_TOWER_URL/v1/he
   || { cat "$deployments/tower.log" >&2; echo "the tower did not answer in 60 s" >&2; exit 1; }
 echo "watchtower $KEEL_TOWER_ADDRESS at $KEEL_TOWER_URL"
 cargo run --quiet --locked -p keel-client --example open_pay_close -- "$rpc" "$deployments"
+
+echo
+echo "Rebalancing, simulated (keel-sim, docs/rebalancing.md): 300 nodes, 1,500 channels, 20,000"
+echo "payments drawn towards a tenth of the nodes; no rebalancing against four strategies"
+"${CARGO_TARGET_DIR:-target}/debug/keel-sim" run --nodes 300 --channels 1500 --payments 20000
