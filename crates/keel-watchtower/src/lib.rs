@@ -56,6 +56,12 @@ pub struct TowerConfig {
     /// wait before taking over from an instance that died while responding
     /// ([`responder::CLAIM_LEASE`] by default).
     pub claim_lease: Duration,
+    /// Further accounts that send refutations besides the tower's key, each channel's from one
+    /// account chosen by its id: one account's transactions take its nonces one at a time (about
+    /// 90 refutations a second from one account on a local node, fewer over a remote one), so
+    /// a tower guarding many channels gives itself several. Each must hold ETH for gas. Empty
+    /// by default.
+    pub refuters: Vec<PrivateKeySigner>,
 }
 
 /// A running tower: the HTTP API, the chain follower and the responder. Dropping it stops them.
@@ -103,6 +109,11 @@ impl Tower {
         let store = Arc::new(store);
         let address = key.address();
         let chain = Chain::new(config.chain.clone(), key.clone())?;
+        let refuters = config
+            .refuters
+            .iter()
+            .map(|key| Chain::new(config.chain.clone(), key.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         let checkpoints: Arc<dyn Checkpoints> = store.clone();
         let (monitor, batches) = Monitor::spawn(config.chain.clone(), checkpoints)?;
         let monitor = Arc::new(monitor);
@@ -111,6 +122,7 @@ impl Tower {
             Some(name) => Responder::named(
                 store.clone(),
                 chain.clone(),
+                refuters,
                 monitor.clone(),
                 metrics.clone(),
                 unix_now,
@@ -121,6 +133,7 @@ impl Tower {
             None => Responder::new(
                 store.clone(),
                 chain.clone(),
+                refuters,
                 monitor.clone(),
                 metrics.clone(),
                 unix_now,

@@ -72,7 +72,12 @@ pub const CLAIM_POLL: Duration = Duration::from_secs(2);
 /// Follows the chain and responds to stale closes.
 pub struct Responder<S> {
     store: Arc<S>,
+    /// The tower's own account: reads the chain, registers secrets, settles and unlocks, and
+    /// sends refutations with `refuters`.
     chain: Chain,
+    /// Further accounts sending refutations: each account's transactions take its nonces one
+    /// at a time, so a mass close is answered as many times as fast as there are accounts.
+    refuters: Vec<Chain>,
     monitor: Arc<Monitor>,
     /// Caps and pace of the refutations' fees.
     fees: FeePolicy,
@@ -99,12 +104,15 @@ impl<S> std::fmt::Debug for Responder<S> {
 }
 
 impl<S: Store> Responder<S> {
-    /// A responder sending from `chain`'s account under `fees`, following with `monitor`,
+    /// A responder sending from `chain`'s account (and refutations from `refuters` too, each
+    /// channel's from one account chosen by its id) under `fees`, following with `monitor`,
     /// named uniquely in claims (one of several instances over one database), its claims
     /// lasting `claim_lease` unless renewed.
+    #[allow(clippy::too_many_arguments)] // Each is a separate part the host plugs in.
     pub fn new(
         store: Arc<S>,
         chain: Chain,
+        refuters: Vec<Chain>,
         monitor: Arc<Monitor>,
         metrics: Arc<Metrics>,
         clock: fn() -> u64,
@@ -114,6 +122,7 @@ impl<S: Store> Responder<S> {
         Self::named(
             store,
             chain,
+            refuters,
             monitor,
             metrics,
             clock,
@@ -130,6 +139,7 @@ impl<S: Store> Responder<S> {
     pub fn named(
         store: Arc<S>,
         chain: Chain,
+        refuters: Vec<Chain>,
         monitor: Arc<Monitor>,
         metrics: Arc<Metrics>,
         clock: fn() -> u64,
@@ -140,6 +150,7 @@ impl<S: Store> Responder<S> {
         Arc::new(Self {
             store,
             chain,
+            refuters,
             monitor,
             fees,
             running: Mutex::default(),
@@ -417,7 +428,7 @@ impl<S: Store> Responder<S> {
         }
         self.record(a, Outcome::Sending, None, "").await;
         let sent = self
-            .chain
+            .refuter(a.channel_id)
             .refute_with_authorisation_by_deadline(
                 &a.params,
                 dispute,
@@ -464,6 +475,17 @@ impl<S: Store> Responder<S> {
                     .await;
                 Err(Retry)
             }
+        }
+    }
+
+    /// The account that refutes closes of `channel_id`: always the same one for a channel, so
+    /// its replacements (and a retry after a restart) take the same nonce.
+    fn refuter(&self, channel_id: B256) -> &Chain {
+        let accounts = self.refuters.len() as u64 + 1;
+        let pick = u64::from_be_bytes(channel_id[24..].try_into().expect("8 bytes")) % accounts;
+        match pick {
+            0 => &self.chain,
+            n => &self.refuters[n as usize - 1],
         }
     }
 

@@ -22,7 +22,9 @@
 //! (automine off, the closes queued, the block gas limit raised, one block mined; then a block
 //! every second holding the refutations that arrived). Each channel: Alice deposited 1,000 wei, Bob
 //! holds Alice's proof of 1 wei (nonce 1) at the tower, Alice closes with nothing of Bob's.
-//! Every refutation is checked mined at the end. `KEEL_BENCH_TRACE=1` prints each single
+//! Every refutation is checked mined at the end. `KEEL_BENCH_REFUTERS=n` gives the tower `n`
+//! accounts that refute besides its own (fresh keys, funded by Dave). `KEEL_BENCH_TRACE=1`
+//! prints each single
 //! close's figures and the set-up's phases. Run:
 //! `cargo bench -p keel-e2e --bench tower_reaction`; results go to docs/benchmarks.md by hand.
 #![forbid(unsafe_code)]
@@ -486,6 +488,7 @@ fn main() -> Result<()> {
             poll_interval: POLL,
             ..ChainConfig::new(recorder.url.clone(), net.deployment.clone())
         };
+        let refuters = funded_refuters(&net, env_or("KEEL_BENCH_REFUTERS", 0)).await?;
         let tower = Tower::start(
             TowerConfig {
                 chain,
@@ -503,6 +506,7 @@ fn main() -> Result<()> {
                 },
                 fees: FeePolicy::DEFAULT,
                 claim_lease: CLAIM_LEASE,
+                refuters,
             },
             net.carol.signer.clone(),
         )
@@ -596,4 +600,28 @@ fn main() -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `n` fresh accounts, each given 100 ETH by Dave, for the tower to refute from.
+async fn funded_refuters(
+    net: &Devnet,
+    n: usize,
+) -> Result<Vec<alloy::signers::local::PrivateKeySigner>> {
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = alloy::signers::local::PrivateKeySigner::random();
+        let funding = TransactionRequest::default()
+            .to(key.address())
+            .value(U256::from(100u128 * 10u128.pow(18)));
+        let receipt = net
+            .dave
+            .provider
+            .send_transaction(funding)
+            .await?
+            .get_receipt()
+            .await?;
+        ensure!(receipt.status(), "funding a refuter failed");
+        keys.push(key);
+    }
+    Ok(keys)
 }

@@ -107,6 +107,22 @@ async fn main() -> Result<()> {
         .wrap_err("KEEL_TOWER_KEY (the tower's private key, 0x-hex) is not set")?
         .parse()
         .wrap_err("KEEL_TOWER_KEY is not a private key")?;
+    // Further accounts for refutations, also kept out of `ps`: comma-separated keys.
+    let refuters = std::env::var("KEEL_TOWER_REFUTER_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .enumerate()
+        .map(|(i, k)| {
+            k.parse::<PrivateKeySigner>().wrap_err_with(|| {
+                format!(
+                    "KEEL_TOWER_REFUTER_KEYS: key {} is not a private key",
+                    i + 1
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let deployment = Deployment::load(&args.deployments, args.chain_id)
         .wrap_err_with(|| format!("loading the deployment of chain {}", args.chain_id))?;
     let chain = ChainConfig {
@@ -135,6 +151,7 @@ async fn main() -> Result<()> {
             bump_interval: Duration::from_secs(args.fee_bump_secs),
         },
         claim_lease: Duration::from_secs(args.claim_lease_secs),
+        refuters,
     };
     let tower = Tower::start(config, key)
         .await

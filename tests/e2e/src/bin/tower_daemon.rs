@@ -51,6 +51,7 @@ async fn main() -> Result<()> {
             ..FeePolicy::DEFAULT
         },
         claim_lease,
+        refuters: Vec::new(),
     };
     let tower = Tower::start(config, key).await?;
     // The test reads this line; stdout carries nothing else.

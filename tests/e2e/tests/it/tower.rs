@@ -36,6 +36,8 @@ pub(crate) struct TowerProcess {
     pub(crate) fees: FeePolicy,
     /// The follower's confirmation depth (in this process only).
     pub(crate) confirmations: u64,
+    /// Accounts refuting besides Carol's (in this process only).
+    pub(crate) refuters: Vec<alloy::signers::local::PrivateKeySigner>,
     /// The child's environment beyond (and over) the defaults `restart_child` sets.
     child_env: Vec<(&'static str, String)>,
 }
@@ -54,6 +56,7 @@ impl TowerProcess {
             url: String::new(),
             fees: test_fees(),
             confirmations: 0,
+            refuters: Vec::new(),
             child_env: Vec::new(),
         }
     }
@@ -79,6 +82,18 @@ impl TowerProcess {
     ) -> Result<Self> {
         let mut this = Self::unstarted(net, name);
         this.confirmations = confirmations;
+        this.restart(net, "127.0.0.1:0".parse()?).await?;
+        Ok(this)
+    }
+
+    /// As [`TowerProcess::start`], refuting from `refuters`' accounts as well as Carol's.
+    pub(crate) async fn start_refuting_from(
+        net: &Devnet,
+        name: &str,
+        refuters: Vec<alloy::signers::local::PrivateKeySigner>,
+    ) -> Result<Self> {
+        let mut this = Self::unstarted(net, name);
+        this.refuters = refuters;
         this.restart(net, "127.0.0.1:0".parse()?).await?;
         Ok(this)
     }
@@ -188,6 +203,7 @@ impl TowerProcess {
             },
             fees: self.fees,
             claim_lease: keel_watchtower::responder::CLAIM_LEASE,
+            refuters: self.refuters.clone(),
         };
         let tower = Tower::start(config, net.carol.signer.clone()).await?;
         self.url = format!("http://{}", tower.local_addr());

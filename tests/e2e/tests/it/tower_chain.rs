@@ -419,6 +419,51 @@ async fn a_refutation_dropped_by_a_reorg_before_it_is_confirmed_is_sent_again() 
     settle_and_check(&net, &alice, &ch.params, &state).await
 }
 
+/// A tower given a second account refutes from both: each channel's close is answered from
+/// the account its id picks (Carol's or Dave's), so a mass close is not queued behind one
+/// account's nonces; each refutation lands before its deadline and the offline party is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tower_with_two_accounts_refutes_from_each() -> Result<()> {
+    let net = Devnet::start().await?;
+    // Two channels whose ids pick different accounts (the id's last 8 bytes, modulo 2).
+    let pick = |salt: u64| {
+        let id = net.channel(net.params(Address::ZERO, salt)).id;
+        u64::from_be_bytes(id[24..].try_into().expect("8 bytes")) % 2
+    };
+    let first = 20;
+    let second = (21..60)
+        .find(|&salt| pick(salt) != pick(first))
+        .ok_or_else(|| eyre!("no salt picks the other account"))?;
+    let tower =
+        TowerProcess::start_refuting_from(&net, "two-accounts", vec![net.dave.signer.clone()])
+            .await?;
+    register(&net, &tower, &net.bob).await?;
+    let alice = net.chain(&net.alice).await?;
+    let mut senders = Vec::new();
+    for salt in [first, second] {
+        let ch = eth_channel(&net, salt).await?;
+        let newest = proof(&ch, NEWEST, parse_ether("5")?);
+        submit(
+            &net,
+            &tower,
+            &ch,
+            &appointment(&net, &ch, &net.alice, &net.bob, &newest)?,
+        )
+        .await?;
+        let (old, sig) = bobs_old_proof(&net, &ch)?;
+        let close = alice.close(&ch.params, Some((&old, &sig))).await?;
+        let closed = dispute_in(&net, close.transaction_hash).await?;
+        let (state, receipt) = refuted(&net, &tower, &ch, &closed, None).await?;
+        senders.push(receipt.from);
+        settle_and_check(&net, &alice, &ch.params, &state).await?;
+    }
+    senders.sort();
+    let mut expected = vec![net.carol.address(), net.dave.address()];
+    expected.sort();
+    ensure!(senders == expected, "refuted from {senders:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn tower_refutes_a_stale_close_in_an_erc20_channel() -> Result<()> {
     let net = Devnet::start().await?;
