@@ -23,7 +23,9 @@
 //! every second holding the refutations that arrived). Each channel: Alice deposited 1,000 wei, Bob
 //! holds Alice's proof of 1 wei (nonce 1) at the tower, Alice closes with nothing of Bob's.
 //! Every refutation is checked mined at the end. `KEEL_BENCH_REFUTERS=n` gives the tower `n`
-//! accounts that refute besides its own (fresh keys, funded by Dave). `KEEL_BENCH_TRACE=1`
+//! accounts that refute besides its own (fresh keys, funded by Dave);
+//! `KEEL_BENCH_RPC_DELAY_MS=d` holds every request of the tower's `d` ms before it reaches
+//! Anvil, as a remote node's round trip would. `KEEL_BENCH_TRACE=1`
 //! prints each single
 //! close's figures and the set-up's phases. Run:
 //! `cargo bench -p keel-e2e --bench tower_reaction`; results go to docs/benchmarks.md by hand.
@@ -174,6 +176,11 @@ async fn serve(conn: TcpStream, upstream: String, seen: Arc<Mutex<Seen>>) {
             if let Some(vault) = raw_transaction_to(&call) {
                 seen.lock().unwrap().sent.entry(vault).or_insert(arrived);
             }
+        }
+        // A remote node, if asked for: every request waits before it goes on.
+        let delay = Duration::from_millis(env_or("KEEL_BENCH_RPC_DELAY_MS", 0) as u64);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         // A new upstream connection per request, as the test proxy does: its cost (loopback,
         // well under a millisecond) is in every RPC the tower makes.
@@ -602,26 +609,27 @@ fn main() -> Result<()> {
     })
 }
 
-/// `n` fresh accounts, each given 100 ETH by Dave, for the tower to refute from.
+/// `n` fresh accounts, each given 100 ETH by Dave, for the tower to refute from. The bench
+/// mines by hand by now: the transfers are sent, then one block mined.
 async fn funded_refuters(
     net: &Devnet,
     n: usize,
 ) -> Result<Vec<alloy::signers::local::PrivateKeySigner>> {
     let mut keys = Vec::with_capacity(n);
+    let mut pending = Vec::with_capacity(n);
     for _ in 0..n {
         let key = alloy::signers::local::PrivateKeySigner::random();
         let funding = TransactionRequest::default()
             .to(key.address())
             .value(U256::from(100u128 * 10u128.pow(18)));
-        let receipt = net
-            .dave
-            .provider
-            .send_transaction(funding)
-            .await?
-            .get_receipt()
-            .await?;
-        ensure!(receipt.status(), "funding a refuter failed");
+        pending.push(net.dave.provider.send_transaction(funding).await?);
         keys.push(key);
+    }
+    if n > 0 {
+        net.mine(1).await?;
+    }
+    for tx in pending {
+        ensure!(tx.get_receipt().await?.status(), "funding a refuter failed");
     }
     Ok(keys)
 }
