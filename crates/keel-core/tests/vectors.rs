@@ -202,6 +202,37 @@ fn compute_tower() -> Map<String, Value> {
         hex(keel_core::sign_message(&tower_key, &receipt, CHAIN_ID, vault).unwrap()),
     );
     put("towerDomainSeparator", tower_domain.separator().to_string());
+    // The receipt as the second of three in a batch: its path to the root, and the tower's
+    // one signature over the root (`TowerReceiptBatch`, under the tower's domain).
+    let leaf = receipt.eip712_signing_hash(&domain(CHAIN_ID, vault));
+    let others = [keccak256("another receipt"), keccak256("a third receipt")];
+    let (root, paths) = keel_core::receipts::tree(&[others[0], leaf, others[1]]).unwrap();
+    let batch = keel_core::receipts::batch(tower_key.address(), root);
+    put(
+        "towerReceiptBatchPath",
+        paths[1]
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    put("towerReceiptsRoot", root.to_string());
+    put(
+        "towerReceiptBatchDigest",
+        batch.eip712_signing_hash(&tower_domain).to_string(),
+    );
+    let batch_signature =
+        keel_core::sign_message(&tower_key, &batch, CHAIN_ID, tower_key.address()).unwrap();
+    // What a customer checks: the receipt, its path and the root's signature.
+    keel_core::receipts::verify_batched(
+        &receipt,
+        &keel_core::ChannelDomain::new(CHAIN_ID, vault),
+        CHAIN_ID,
+        &paths[1],
+        &batch_signature,
+    )
+    .unwrap();
+    put("towerReceiptBatchSignature", hex(batch_signature));
     put(
         "towerRegistrationDigest",
         registration.eip712_signing_hash(&tower_domain).to_string(),
