@@ -103,7 +103,7 @@ pub enum Refusal {
     Store(#[from] StoreError),
     /// The tower could not sign the receipt.
     #[error("signing the receipt: {0}")]
-    Signing(#[source] keel_core::Error),
+    Signing(String),
 }
 
 impl Refusal {

@@ -257,7 +257,7 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
 
     /// Signs the receipts of the appointments still standing in `checked` (those of `admitted`,
     /// in the same order) as one batch: the root of their digests' tree, each receipt given its
-    /// path. Should the one signature fail, each is signed on its own, failing on its own.
+    /// path. If the signature cannot be made, they are all refused and nothing is stored.
     fn sign_batch(
         &self,
         checked: &mut [Result<Checked, Refusal>],
@@ -270,32 +270,22 @@ impl<S: Store, L: ChannelLookup> Intake<S, L> {
         let tower = self.tower();
         let digest = ChannelDomain::new(self.config.chain_id, tower)
             .signing_hash(&receipts::batch(tower, root));
-        let signature = signing::sign_hash(&self.signer, &digest);
-        let standing = checked.iter_mut().filter(|slot| slot.is_ok());
-        let mut unsigned = Vec::new();
-        for (i, ((slot, path), (appointment, ..))) in
-            standing.zip(paths).zip(admitted.iter_mut()).enumerate()
-        {
-            let Ok(c) = slot else { continue };
-            match &signature {
-                Ok(signature) => {
-                    c.receipt.signature = *signature;
+        match signing::sign_hash(&self.signer, &digest) {
+            Ok(signature) => {
+                let standing = checked.iter_mut().flatten();
+                for ((c, path), (appointment, ..)) in standing.zip(paths).zip(admitted.iter_mut()) {
+                    c.receipt.signature = signature;
                     c.receipt.batch_path = Some(path);
+                    appointment.receipt_signature = signature;
                 }
-                Err(_) => match signing::sign_hash(&self.signer, &c.digest) {
-                    Ok(signature) => c.receipt.signature = signature,
-                    Err(e) => {
-                        *slot = Err(Refusal::Signing(e));
-                        unsigned.push(i);
-                        continue;
-                    }
-                },
             }
-            appointment.receipt_signature = c.receipt.signature;
-        }
-        // Nothing unsigned is stored: `admitted` stays in step with the slots still standing.
-        for i in unsigned.into_iter().rev() {
-            admitted.remove(i);
+            Err(e) => {
+                let reason = e.to_string();
+                for slot in checked.iter_mut().filter(|slot| slot.is_ok()) {
+                    *slot = Err(Refusal::Signing(reason.clone()));
+                }
+                admitted.clear();
+            }
         }
     }
 
@@ -404,7 +394,8 @@ fn check(
 
 /// `checked` with its receipt signed on its own.
 fn signed(mut checked: Checked, signer: &PrivateKeySigner) -> Result<Checked, Refusal> {
-    let signature = signing::sign_hash(signer, &checked.digest).map_err(Refusal::Signing)?;
+    let signature =
+        signing::sign_hash(signer, &checked.digest).map_err(|e| Refusal::Signing(e.to_string()))?;
     checked.receipt.signature = signature;
     checked.appointment.receipt_signature = signature;
     Ok(checked)
