@@ -411,13 +411,11 @@ where
 
 /// Waits until `client` has seen the opener's `deposit` in `channel` confirmed.
 async fn deposit_seen(client: &Client, channel: B256, deposit: U256) -> Result<()> {
-    for _ in 0..600 {
-        if client.channel(channel).await?.deposits[0] == deposit {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{} never saw the deposit in {channel}", client.address())
+    loop_until(|| async {
+        Ok((client.channel(channel).await?.deposits[0] == deposit).then_some(()))
+    })
+    .await
+    .wrap_err_with(|| format!("{} never saw the deposit in {channel}", client.address()))
 }
 
 /// The node's chain id.

@@ -437,19 +437,11 @@ async fn a_tower_with_two_accounts_refutes_from_each() -> Result<()> {
     let tower =
         TowerProcess::start_refuting_from(&net, "two-accounts", vec![net.dave.signer.clone()])
             .await?;
-    register(&net, &tower, &net.bob).await?;
     let alice = net.chain(&net.alice).await?;
     let mut senders = Vec::new();
     for salt in [first, second] {
         let ch = eth_channel(&net, salt).await?;
-        let newest = proof(&ch, NEWEST, parse_ether("5")?);
-        submit(
-            &net,
-            &tower,
-            &ch,
-            &appointment(&net, &ch, &net.alice, &net.bob, &newest)?,
-        )
-        .await?;
+        appoint(&net, &tower, &ch).await?;
         let (old, sig) = bobs_old_proof(&net, &ch)?;
         let close = alice.close(&ch.params, Some((&old, &sig))).await?;
         let closed = dispute_in(&net, close.transaction_hash).await?;
