@@ -8,7 +8,8 @@ import {SignedMessages} from "./libraries/SignedMessages.sol";
 import {StateWord} from "./libraries/StateWord.sol";
 
 /// @title ChannelAdjudicator
-/// @notice Unilateral close, challenge period, refutation by a newer state, settlement, unlocking.
+/// @notice Unilateral close, challenge period, refutation by a newer state, settlement, lock
+/// releases, unlocking.
 /// @dev Part of every vault (no cross-contract call): the vault's state word commits to the
 /// DisputeState, which callers pass back in calldata; events publish it so that a watchtower or a
 /// restarted client can always rebuild it from the chain.
@@ -103,10 +104,47 @@ abstract contract ChannelAdjudicator is VaultBase {
         _payOrDefer(asset, p.participantB, o.payoutB);
     }
 
-    /// @notice Resolves the pending locks sent by `senderSide` against the secret registry.
-    /// @dev Each lock goes to the receiver if its secret was registered by its expiration, back to
-    /// the sender otherwise; a lock whose secret is unregistered and which has not yet expired
-    /// cannot be decided, so the call reverts until it expires. Anyone may call.
+    /// @notice Records that the receiver gave up these pending locks sent by `senderSide`, so
+    /// that unlock returns each to its sender even if its secret was registered in time.
+    /// @dev The answer to a close with an old proof that still holds a lock the receiver released
+    /// off-chain. Allowed once the channel is closed: during the challenge period, after it, and
+    /// after settlement until `senderSide`'s locks are unlocked (later it changes nothing).
+    /// Anyone may call: each `signatures[i]` must be the receiver's (the participant opposite
+    /// `senderSide`) LockRelease over `locks[i]`. Recording a release again changes nothing. A
+    /// release covers every lock of that direction with the same expiration, amount and secret hash.
+    /// @param senderSide The side (0 = A, 1 = B) that sent the locks.
+    /// @param locks The released locks; they need not be all of the sender's, nor in order.
+    /// @param signatures The receiver's LockRelease signature for each lock, in the same order.
+    function releaseLocks(
+        ChannelParams calldata p,
+        uint8 senderSide,
+        Lock[] calldata locks,
+        bytes[] calldata signatures
+    ) external nonReentrant {
+        bytes32 id = _channelId(p);
+        uint8 status = _word.status();
+        if (status != StateWord.CLOSED && status != StateWord.SETTLED) revert ChannelNotClosed();
+        if (senderSide > 1) revert InvalidSide(senderSide);
+        if (locks.length != signatures.length) revert LengthMismatch(locks.length, signatures.length);
+        address receiver = senderSide == 0 ? p.participantB : p.participantA;
+
+        bytes32[] memory secretHashes = new bytes32[](locks.length);
+        for (uint256 i = 0; i < locks.length; ++i) {
+            Lock calldata lock = locks[i];
+            _checkSigner(SignedMessages.lockReleaseHash(id, lock), signatures[i], receiver);
+            _released[_releaseKey(senderSide, lock)] = true;
+            secretHashes[i] = lock.secretHash;
+        }
+        emit LocksReleased(senderSide, secretHashes);
+    }
+
+    /// @notice Resolves the pending locks sent by `senderSide` against the secret registry and the
+    /// recorded releases.
+    /// @dev A lock whose receiver released it (releaseLocks) goes back to the sender, expired or
+    /// not, whatever the registry says. Any other lock goes to the receiver if its secret was
+    /// registered by its expiration, back to the sender otherwise; a lock that is neither
+    /// released nor revealed and has not yet expired cannot be decided, so the call reverts until
+    /// it expires. Anyone may call.
     /// @param s The lock state last emitted (Settled or Unlocked).
     /// @param locks Every lock committed to by the sender's locks root, in order.
     function unlock(ChannelParams calldata p, LockState calldata s, uint8 senderSide, Lock[] calldata locks)
@@ -123,7 +161,7 @@ abstract contract ChannelAdjudicator is VaultBase {
         if (retained == 0) revert NothingToUnlock();
         if (Settlement.locksRoot(locks) != root) revert LocksMismatch();
 
-        uint256 toReceiver = _revealedAmount(locks, retained);
+        uint256 toReceiver = _revealedAmount(locks, retained, senderSide);
         uint256 toSender = retained - toReceiver;
 
         LockState memory next = s;
@@ -148,15 +186,26 @@ abstract contract ChannelAdjudicator is VaultBase {
     }
 
     /// @dev Sum of the locks decided for the receiver, capped at `cap` without ever overflowing.
-    function _revealedAmount(Lock[] calldata locks, uint256 cap) private view returns (uint256 total) {
+    /// A lock sent by `senderSide` is looked up among the releases only when the release decides
+    /// it (revealed in time, or not expired yet); an expired, unrevealed lock goes back anyway.
+    function _revealedAmount(Lock[] calldata locks, uint256 cap, uint8 senderSide)
+        private
+        view
+        returns (uint256 total)
+    {
         for (uint256 i = 0; i < locks.length; ++i) {
             Lock calldata lock = locks[i];
             uint256 revealedAt = _REGISTRY.revealedAt(lock.secretHash);
-            if (revealedAt != 0 && revealedAt <= lock.expiration) {
-                total = lock.amount >= cap - total ? cap : total + lock.amount;
-            } else if (block.timestamp <= lock.expiration) {
-                revert LockNotExpired(lock.secretHash, lock.expiration);
-            }
+            bool revealedInTime = revealedAt != 0 && revealedAt <= lock.expiration;
+            if (!revealedInTime && block.timestamp > lock.expiration) continue;
+            if (_released[_releaseKey(senderSide, lock)]) continue;
+            if (!revealedInTime) revert LockNotExpired(lock.secretHash, lock.expiration);
+            total = lock.amount >= cap - total ? cap : total + lock.amount;
         }
+    }
+
+    /// @dev Where a release of `lock`, sent by `senderSide`, is recorded in `_released`.
+    function _releaseKey(uint8 senderSide, Lock calldata lock) private pure returns (bytes32) {
+        return keccak256(abi.encode(senderSide, lock.expiration, lock.amount, lock.secretHash));
     }
 }

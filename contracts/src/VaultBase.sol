@@ -14,7 +14,8 @@ import {TokenTransfers} from "./libraries/TokenTransfers.sol";
 /// @title VaultBase
 /// @notice State and checks shared by the vault's multisig operations and its adjudicator.
 /// @dev Runs behind one clone per channel. The clone stores only: the state word (see StateWord),
-/// the cumulative withdrawals, and payouts owed to payees that rejected them.
+/// the cumulative withdrawals, payouts owed to payees that rejected them, and the lock releases
+/// recorded in a dispute.
 abstract contract VaultBase is IChannelVault, ReentrancyGuardTransient {
     address internal immutable _FACTORY;
     /// @dev This implementation's own address, from which clone addresses are predicted.
@@ -25,6 +26,13 @@ abstract contract VaultBase is IChannelVault, ReentrancyGuardTransient {
     /// @dev withdrawnA << 128 | withdrawnB; each is bounded by the deposits (< 2^121).
     uint256 internal _withdrawn;
     mapping(address payee => uint256 amount) internal _owed;
+    /// @dev Pending locks their receiver gave up (LockRelease), keyed by
+    /// keccak256(abi.encode(senderSide, expiration, amount, secretHash)); unlock returns them to
+    /// their sender. Only disputes write it (releaseLocks, once the channel is closed): an open
+    /// channel drops a released lock from the sender's next balance proof instead. Declared
+    /// last, so the slots before it (0: state word, 1: withdrawals), which the tests read with
+    /// vm.load, keep their numbers.
+    mapping(bytes32 releaseKey => bool released) internal _released;
 
     constructor(address factory, SecretRegistry registry) {
         _FACTORY = factory;

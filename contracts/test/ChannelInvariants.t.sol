@@ -29,7 +29,7 @@ abstract contract ChannelInvariantsBase is StdInvariant, KeelTest {
         other = handler.other();
         if (asset != address(0)) BlocklistToken(asset).setBlocked(bob, true);
 
-        bytes4[] memory selectors = new bytes4[](16);
+        bytes4[] memory selectors = new bytes4[](17);
         selectors[0] = ChannelHandler.deposit.selector;
         selectors[1] = ChannelHandler.withdraw.selector;
         selectors[2] = ChannelHandler.moveToOther.selector;
@@ -46,6 +46,7 @@ abstract contract ChannelInvariantsBase is StdInvariant, KeelTest {
         selectors[13] = ChannelHandler.claim.selector;
         selectors[14] = ChannelHandler.toggleBobAccepts.selector;
         selectors[15] = ChannelHandler.pay.selector; // payments twice as often: they drive the rest
+        selectors[16] = ChannelHandler.releaseLock.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
         targetContract(address(handler));
     }

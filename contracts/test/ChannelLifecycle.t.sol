@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {KeelTest} from "./utils/KeelTest.sol";
 import {ChannelVault} from "../src/ChannelVault.sol";
+import {IChannelVault} from "../src/interfaces/IChannelVault.sol";
 import {
     BalanceData,
     ChannelParams,
@@ -197,5 +198,171 @@ contract ChannelLifecycleTest is KeelTest {
         assertEq(alice.balance, a0 + 3 ether);
         assertEq(address(v).balance, 0);
         assertEq(v.stateWord(), 3);
+    }
+
+    // ---------------------------------------------------------------- lock releases
+
+    /// @dev Alice sent bob lock L (1 ether, nonce 2); the payment failed further on, bob released L
+    /// and alice's next proof (nonce 3) dropped it. Bob closes with the OLD proof, which still
+    /// holds L, and L's secret is registered in time. Returns the dispute and [L].
+    function closeWithOldProofHoldingReleasedLock()
+        internal
+        returns (ChannelParams memory p, ChannelVault v, DisputeState memory s, Lock[] memory locks)
+    {
+        (p, v) = openEth(5 ether, 5 ether);
+        bytes32 secret = keccak256("leaked secret");
+        locks = new Lock[](1);
+        locks[0] = Lock(uint64(block.timestamp + 2 days), 1 ether, secretHashOf(secret));
+        BalanceData memory old = BalanceData(2, 1 ether, 1 ether, lockHash(locks));
+        s = closeWith(p, v, false, old);
+        registry.registerSecret(secret);
+    }
+
+    /// @dev The release decides the outcome: the same close without it pays bob (next test).
+    function test_ReleasedLockInOldProofGoesToSenderThoughSecretRevealed() public {
+        (ChannelParams memory p, ChannelVault v, DisputeState memory s, Lock[] memory locks) =
+            closeWithOldProofHoldingReleasedLock();
+        // During the challenge period anyone (here a stranger) records bob's release.
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        vm.prank(makeAddr("stranger"));
+        v.releaseLocks(p, 0, locks, sigs);
+
+        vm.warp(s.deadline + 1);
+        uint256 a0 = alice.balance;
+        uint256 b0 = bob.balance;
+        v.settle(p, s);
+        assertEq(alice.balance, a0 + 3 ether); // 5 - 1 sent - 1 locked
+        assertEq(bob.balance, b0 + 6 ether);
+        v.unlock(p, LockState(1 ether, lockHash(locks), 0, bytes32(0)), 0, locks);
+        assertEq(alice.balance, a0 + 4 ether);
+        assertEq(bob.balance, b0 + 6 ether);
+        assertEq(address(v).balance, 0);
+    }
+
+    function test_WithoutReleaseOldProofPaysRevealedLockToReceiver() public {
+        (ChannelParams memory p, ChannelVault v, DisputeState memory s, Lock[] memory locks) =
+            closeWithOldProofHoldingReleasedLock();
+        vm.warp(s.deadline + 1);
+        uint256 a0 = alice.balance;
+        uint256 b0 = bob.balance;
+        v.settle(p, s);
+        v.unlock(p, LockState(1 ether, lockHash(locks), 0, bytes32(0)), 0, locks);
+        assertEq(alice.balance, a0 + 3 ether);
+        assertEq(bob.balance, b0 + 7 ether);
+    }
+
+    function test_ReleaseLocksEmitsLocksReleasedAndIsIdempotent() public {
+        (ChannelParams memory p, ChannelVault v, DisputeState memory s, Lock[] memory locks) =
+            closeWithOldProofHoldingReleasedLock();
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        bytes32[] memory hashes = new bytes32[](1);
+        hashes[0] = locks[0].secretHash;
+        vm.expectEmit(address(v));
+        emit IChannelVault.LocksReleased(0, hashes);
+        v.releaseLocks(p, 0, locks, sigs);
+        // Recording it again (after settlement, too) changes nothing.
+        v.releaseLocks(p, 0, locks, sigs);
+        vm.warp(s.deadline + 1);
+        v.settle(p, s);
+        v.releaseLocks(p, 0, locks, sigs);
+        uint256 a0 = alice.balance;
+        v.unlock(p, LockState(1 ether, lockHash(locks), 0, bytes32(0)), 0, locks);
+        assertEq(alice.balance, a0 + 1 ether);
+        // And once the direction is unlocked it is harmless.
+        v.releaseLocks(p, 0, locks, sigs);
+        assertEq(v.stateWord(), 3);
+    }
+
+    function test_ReleaseAfterSettlementStillReturnsLockToSender() public {
+        (ChannelParams memory p, ChannelVault v, DisputeState memory s, Lock[] memory locks) =
+            closeWithOldProofHoldingReleasedLock();
+        vm.warp(s.deadline + 1);
+        v.settle(p, s);
+        v.releaseLocks(p, 0, locks, signReleases(bobPk, p, address(v), locks));
+        uint256 a0 = alice.balance;
+        uint256 b0 = bob.balance;
+        v.unlock(p, LockState(1 ether, lockHash(locks), 0, bytes32(0)), 0, locks);
+        assertEq(alice.balance, a0 + 1 ether);
+        assertEq(bob.balance, b0);
+    }
+
+    /// @dev Without the release, an unexpired lock with no secret makes unlock revert LockNotExpired.
+    function test_ReleasedLockNotExpiredDoesNotBlockUnlock() public {
+        (ChannelParams memory p, ChannelVault v) = openEth(5 ether, 5 ether);
+        Lock[] memory locks = new Lock[](2);
+        locks[0] = Lock(uint64(block.timestamp + 30 days), 1 ether, secretHashOf("never revealed"));
+        locks[1] = Lock(uint64(block.timestamp + 2 hours), 0.5 ether, secretHashOf("revealed"));
+        DisputeState memory s = closeWith(p, v, false, BalanceData(2, 0, 1.5 ether, lockHash(locks)));
+        registry.registerSecret("revealed");
+        vm.warp(s.deadline + 1);
+        v.settle(p, s);
+        LockState memory ls = LockState(1.5 ether, lockHash(locks), 0, bytes32(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IChannelVault.LockNotExpired.selector, locks[0].secretHash, locks[0].expiration
+            )
+        );
+        v.unlock(p, ls, 0, locks);
+
+        Lock[] memory released = new Lock[](1);
+        released[0] = locks[0];
+        v.releaseLocks(p, 0, released, signReleases(bobPk, p, address(v), released));
+        assertLt(block.timestamp, locks[0].expiration);
+        uint256 a0 = alice.balance;
+        uint256 b0 = bob.balance;
+        vm.expectEmit(address(v));
+        emit IChannelVault.Unlocked(0, 0.5 ether, 1 ether, LockState(0, bytes32(0), 0, bytes32(0)));
+        v.unlock(p, ls, 0, locks);
+        assertEq(alice.balance, a0 + 1 ether);
+        assertEq(bob.balance, b0 + 0.5 ether);
+    }
+
+    /// @dev Bob's release of alice's lock leaves bob's own lock with the same fields to alice.
+    function test_ReleaseOfOneSideLeavesTheOtherSidesIdenticalLock() public {
+        (ChannelParams memory p, ChannelVault v) = openEth(5 ether, 5 ether);
+        Lock[] memory locks = new Lock[](1);
+        locks[0] = Lock(uint64(block.timestamp + 2 days), 1 ether, secretHashOf("shared"));
+        // Both directions hold the same lock: bob closes with alice's proof, alice refutes with bob's.
+        BalanceData memory fromAlice = BalanceData(2, 0, 1 ether, lockHash(locks));
+        DisputeState memory s = closeWith(p, v, false, fromAlice);
+        BalanceData memory fromBob = BalanceData(4, 0, 1 ether, lockHash(locks));
+        vm.prank(alice);
+        v.refute(p, s, fromBob, signBalance(bobPk, p, address(v), fromBob), "");
+        s.fromB = fromBob;
+        registry.registerSecret("shared");
+
+        bytes[] memory bobsRelease = signReleases(bobPk, p, address(v), locks);
+        v.releaseLocks(p, 0, locks, bobsRelease);
+        // Bob's signature cannot release his own lock to alice: that needs alice's.
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, alice, bob));
+        v.releaseLocks(p, 1, locks, bobsRelease);
+
+        vm.warp(s.deadline + 1);
+        v.settle(p, s);
+        uint256 a0 = alice.balance;
+        uint256 b0 = bob.balance;
+        LockState memory ls = LockState(1 ether, lockHash(locks), 1 ether, lockHash(locks));
+        v.unlock(p, ls, 0, locks);
+        assertEq(alice.balance, a0 + 1 ether); // released: back to alice, its sender
+        v.unlock(p, LockState(0, bytes32(0), 1 ether, lockHash(locks)), 1, locks);
+        assertEq(alice.balance, a0 + 2 ether); // not released: to alice, its receiver
+        assertEq(bob.balance, b0);
+    }
+
+    function test_ReleaseLocksRecordsSeveralLocksInOneCall() public {
+        (ChannelParams memory p, ChannelVault v) = openEth(5 ether, 5 ether);
+        Lock[] memory locks = new Lock[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            bytes32 secret = keccak256(abi.encode("lock", i));
+            locks[i] = Lock(uint64(block.timestamp + 2 days), (i + 1) * 0.25 ether, secretHashOf(secret));
+            registry.registerSecret(secret);
+        }
+        DisputeState memory s = closeWith(p, v, false, BalanceData(2, 0, 1.5 ether, lockHash(locks)));
+        v.releaseLocks(p, 0, locks, signReleases(bobPk, p, address(v), locks));
+        vm.warp(s.deadline + 1);
+        v.settle(p, s);
+        uint256 a0 = alice.balance;
+        v.unlock(p, LockState(1.5 ether, lockHash(locks), 0, bytes32(0)), 0, locks);
+        assertEq(alice.balance, a0 + 1.5 ether);
     }
 }

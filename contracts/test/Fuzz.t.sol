@@ -4,7 +4,14 @@ pragma solidity 0.8.37;
 import {KeelTest} from "./utils/KeelTest.sol";
 import {ChannelVault} from "../src/ChannelVault.sol";
 import {IChannelVault} from "../src/interfaces/IChannelVault.sol";
-import {BalanceData, ChannelParams, DisputeState, Withdrawal} from "../src/libraries/ChannelTypes.sol";
+import {
+    BalanceData,
+    ChannelParams,
+    DisputeState,
+    Lock,
+    LockState,
+    Withdrawal
+} from "../src/libraries/ChannelTypes.sol";
 import {Settlement} from "../src/libraries/Settlement.sol";
 import {DepositTooLarge, WrongValue} from "../src/libraries/Errors.sol";
 
@@ -375,5 +382,58 @@ contract FuzzTest is KeelTest {
             vm.expectRevert(abi.encodeWithSelector(IChannelVault.ChallengePeriodNotOver.selector, s.deadline));
             v.settle(p, s);
         }
+    }
+
+    // ---------------------------------------------------------------- lock releases
+
+    /// @dev Whatever the lock's amount and expiration, whether and when its secret was registered
+    /// and when unlock runs (before or after expiry), a released lock goes back to its sender whole,
+    /// and no release signed over other fields is accepted for it.
+    function testFuzz_ReleasedLockGoesToSenderWhateverTheRegistry(
+        uint256 amount,
+        uint64 expiration,
+        uint256 revealAfter,
+        bool reveal,
+        uint256 unlockAfter,
+        bool aliceSends
+    ) public {
+        (ChannelParams memory p, ChannelVault v) = openFunded(10 ether, 10 ether);
+        Lock[] memory locks = new Lock[](1);
+        locks[0] = Lock(
+            uint64(bound(expiration, block.timestamp + 1, block.timestamp + 60 days)),
+            bound(amount, 1, 10 ether),
+            secretHashOf("fuzzed secret")
+        );
+        uint8 sender = aliceSends ? 0 : 1;
+        // The receiver closes with the sender's proof holding the lock.
+        DisputeState memory s =
+            closeWith(p, v, !aliceSends, BalanceData(1, 0, locks[0].amount, lockHash(locks)));
+        if (reveal) {
+            vm.warp(block.timestamp + bound(revealAfter, 0, 90 days));
+            registry.registerSecret("fuzzed secret");
+        }
+
+        // A release signed over any other amount or expiration does not verify for this lock.
+        Lock[] memory other = new Lock[](1);
+        other[0] = revealAfter % 2 == 0
+            ? Lock(locks[0].expiration, locks[0].amount + 1, locks[0].secretHash)
+            : Lock(locks[0].expiration ^ 1, locks[0].amount, locks[0].secretHash);
+        bytes[] memory wrong = signReleases(aliceSends ? bobPk : alicePk, p, address(v), other);
+        vm.expectPartialRevert(IChannelVault.WrongSigner.selector);
+        v.releaseLocks(p, sender, locks, wrong);
+
+        v.releaseLocks(p, sender, locks, signReleases(aliceSends ? bobPk : alicePk, p, address(v), locks));
+        vm.warp(uint256(s.deadline) + 1 + bound(unlockAfter, 0, 90 days));
+        v.settle(p, s);
+        (address senderAddr, address receiverAddr) = aliceSends ? (alice, bob) : (bob, alice);
+        uint256 s0 = senderAddr.balance;
+        uint256 r0 = receiverAddr.balance;
+        LockState memory ls = aliceSends
+            ? LockState(locks[0].amount, lockHash(locks), 0, bytes32(0))
+            : LockState(0, bytes32(0), locks[0].amount, lockHash(locks));
+        v.unlock(p, ls, sender, locks);
+        assertEq(senderAddr.balance, s0 + locks[0].amount);
+        assertEq(receiverAddr.balance, r0);
+        assertEq(address(v).balance, 0);
     }
 }

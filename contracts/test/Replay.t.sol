@@ -10,6 +10,7 @@ import {
     ChannelParams,
     CooperativeClose,
     DisputeState,
+    Lock,
     Withdrawal
 } from "../src/libraries/ChannelTypes.sol";
 import {SignedMessages} from "../src/libraries/SignedMessages.sol";
@@ -547,5 +548,69 @@ contract ReplayTest is KeelSigTest {
         vm.warp(expiry);
         v.cooperativeClose(p, c, cA, cB);
         assertEq(v.status(), 3);
+    }
+
+    // ---------------------------------------------------------------- lock releases
+
+    /// @dev One lock alice sent bob, and bob closing `v2` with alice's proof that holds it.
+    function closedWithLock(ChannelParams memory p2, ChannelVault v2) internal returns (Lock[] memory locks) {
+        locks = new Lock[](1);
+        locks[0] = Lock(uint64(block.timestamp + 2 days), 1 ether, secretHashOf("s"));
+        closeWith(p2, v2, false, BalanceData(2, 0, 1 ether, lockHash(locks)));
+    }
+
+    function test_RevertWhen_LockReleaseReplayedOnChannelWithOtherSalt() public {
+        (ChannelParams memory p2, ChannelVault v2) = openEthSalt(bytes32(uint256(2)), 5 ether, 5 ether);
+        Lock[] memory locks = closedWithLock(p2, v2);
+        closedWithLock(p, v);
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        address recovered = recoverAs(address(v2), lockReleaseStructHash(p2, locks[0]), sigs[0]);
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, recovered));
+        v2.releaseLocks(p2, 0, locks, sigs);
+        // Good where it was made.
+        v.releaseLocks(p, 0, locks, sigs);
+    }
+
+    /// @dev Same parameters, another factory: another channel id and another vault (domain).
+    function test_RevertWhen_LockReleaseReplayedOnAnotherFactory() public {
+        Lock[] memory locks = closedWithLock(p, v);
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        ChannelFactory first = factory;
+        factory = new ChannelFactory(MIN_PERIOD, MAX_PERIOD);
+        (, ChannelVault v2) = openEth(5 ether, 5 ether);
+        closedWithLock(p, v2);
+        address recovered = recoverAs(address(v2), lockReleaseStructHash(p, locks[0]), sigs[0]);
+        factory = first;
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, recovered));
+        v2.releaseLocks(p, 0, locks, sigs);
+    }
+
+    function test_RevertWhen_LockReleaseSignedForAnotherChain() public {
+        Lock[] memory locks = closedWithLock(p, v);
+        bytes32 structHash = lockReleaseStructHash(p, locks[0]);
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = signOnChain(bobPk, homeChain + 1, address(v), structHash);
+        address recovered = recoverAs(address(v), structHash, sigs[0]);
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, recovered));
+        v.releaseLocks(p, 0, locks, sigs);
+    }
+
+    /// @dev A balance proof bob signed is no release, even one whose words line up with the lock's.
+    function test_RevertWhen_BalanceProofSignaturePresentedAsLockRelease() public {
+        Lock[] memory locks = closedWithLock(p, v);
+        BalanceData memory b = BalanceData(1, uint256(locks[0].secretHash), locks[0].amount, bytes32(0));
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = signBalance(bobPk, p, address(v), b);
+        address recovered = recoverAs(address(v), lockReleaseStructHash(p, locks[0]), sigs[0]);
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, recovered));
+        v.releaseLocks(p, 0, locks, sigs);
+    }
+
+    function test_RevertWhen_LockReleaseSignatureHighS() public {
+        Lock[] memory locks = closedWithLock(p, v);
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        sigs[0] = toHighS(sigs[0]);
+        vm.expectRevert(SignedMessages.InvalidSignature.selector);
+        v.releaseLocks(p, 0, locks, sigs);
     }
 }

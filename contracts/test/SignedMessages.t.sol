@@ -61,6 +61,18 @@ contract SignedMessagesHarness {
         return SignedMessages.digest(vault, SignedMessages.cooperativeCloseHash(id, c, withdrawn));
     }
 
+    function lockReleaseHash(bytes32 id, Lock calldata lock) external pure returns (bytes32) {
+        return SignedMessages.lockReleaseHash(id, lock);
+    }
+
+    function lockReleaseDigest(address vault, bytes32 id, Lock calldata lock)
+        external
+        view
+        returns (bytes32)
+    {
+        return SignedMessages.digest(vault, SignedMessages.lockReleaseHash(id, lock));
+    }
+
     function recover(bytes32 hash, bytes calldata sig) external pure returns (address) {
         return SignedMessages.recover(hash, sig);
     }
@@ -95,6 +107,36 @@ contract SignedMessagesTest is Test {
     function test_NameAndVersionHashesAreTheirStrings() public pure {
         assertEq(SignedMessages.NAME_HASH, keccak256(bytes(SignedMessages.NAME)));
         assertEq(SignedMessages.VERSION_HASH, keccak256(bytes(SignedMessages.VERSION)));
+    }
+
+    /// @dev The type hashes are written from literals too: each must be its type string's hash,
+    /// as written in docs/protocol.md and keel-core's `sol!` (whose digests the tests below pin).
+    function test_TypeHashesAreTheirTypeStrings() public pure {
+        string memory balanceProof =
+            "BalanceProof(bytes32 channelId,uint64 nonce,uint256 transferredAmount,uint256 lockedAmount,bytes32 locksRoot)";
+        assertEq(SignedMessages.BALANCE_PROOF_TYPEHASH, keccak256(bytes(balanceProof)));
+        assertEq(
+            SignedMessages.TOWER_AUTHORISATION_TYPEHASH,
+            keccak256(abi.encodePacked("TowerAuthorisation(BalanceProof balanceProof)", balanceProof))
+        );
+        assertEq(
+            SignedMessages.WITHDRAWAL_TYPEHASH,
+            keccak256(
+                "Withdrawal(bytes32 channelId,address participant,uint256 totalWithdrawn,uint64 expiry,address target,uint8 targetSide)"
+            )
+        );
+        assertEq(
+            SignedMessages.COOPERATIVE_CLOSE_TYPEHASH,
+            keccak256(
+                "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 depositA,uint256 depositB,uint256 totalWithdrawn,uint64 expiry)"
+            )
+        );
+        assertEq(
+            SignedMessages.LOCK_RELEASE_TYPEHASH,
+            keccak256(
+                bytes("LockRelease(bytes32 channelId,bytes32 secretHash,uint256 amount,uint64 expiration)")
+            )
+        );
     }
 
     function test_LocksRootMatchesRust() public view {
@@ -139,6 +181,16 @@ contract SignedMessagesTest is Test {
             ),
             _b32(".cooperativeCloseDigest")
         );
+    }
+
+    function test_LockReleaseHashAndDigestMatchRust() public view {
+        Lock memory lock = Lock(
+            uint64(_uint(".lockReleaseExpiration")),
+            _uint(".lockReleaseAmount"),
+            _b32(".lockReleaseSecretHash")
+        );
+        assertEq(h.lockReleaseHash(_b32(".channelId"), lock), _b32(".lockReleaseStructHash"));
+        assertEq(h.lockReleaseDigest(_addr(".vault"), _b32(".channelId"), lock), _b32(".lockReleaseDigest"));
     }
 
     function test_RecoverAcceptsLowSSignature() public {

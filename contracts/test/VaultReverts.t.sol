@@ -1291,6 +1291,108 @@ contract VaultRevertsTest is KeelSigTest {
         assertEq(v.stateWord(), 3);
         assertEq(address(v).balance, 0);
     }
+
+    // ---------------------------------------------------------------- releaseLocks
+
+    /// @dev Bob closes with alice's proof holding one lock to bob; returns that lock.
+    function bobClosesWithLockFromAlice() internal returns (Lock[] memory locks) {
+        locks = locksOf(uint64(block.timestamp + 2 days), 1 ether, "s");
+        closeWith(p, v, false, BalanceData(2, 1 ether, 1 ether, lockHash(locks)));
+    }
+
+    function test_RevertWhen_ReleaseLocksWhileOpen() public {
+        Lock[] memory locks = locksOf(uint64(block.timestamp + 2 days), 1 ether, "s");
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        vm.expectRevert(IChannelVault.ChannelNotClosed.selector);
+        v.releaseLocks(p, 0, locks, sigs);
+    }
+
+    function test_RevertWhen_ReleaseLocksParamsAltered() public {
+        Lock[] memory locks = bobClosesWithLockFromAlice();
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        for (uint256 i = 0; i < 6; ++i) {
+            ChannelParams memory q = alteredParams(i);
+            vm.expectRevert(IChannelVault.WrongChannel.selector);
+            v.releaseLocks(q, 0, locks, sigs);
+        }
+    }
+
+    function test_RevertWhen_ReleaseLocksSideInvalid() public {
+        Lock[] memory locks = bobClosesWithLockFromAlice();
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.InvalidSide.selector, 2));
+        v.releaseLocks(p, 2, locks, sigs);
+    }
+
+    function test_RevertWhen_ReleaseLocksLengthMismatch() public {
+        Lock[] memory locks = bobClosesWithLockFromAlice();
+        bytes[] memory none;
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.LengthMismatch.selector, 1, 0));
+        v.releaseLocks(p, 0, locks, none);
+        bytes[] memory two = new bytes[](2);
+        two[0] = signReleases(bobPk, p, address(v), locks)[0];
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.LengthMismatch.selector, 1, 2));
+        v.releaseLocks(p, 0, locks, two);
+    }
+
+    /// @dev The sender cannot release its own lock: only its receiver can give it up.
+    function test_RevertWhen_ReleaseLocksSignedBySender() public {
+        Lock[] memory locks = bobClosesWithLockFromAlice();
+        bytes[] memory sigs = signReleases(alicePk, p, address(v), locks);
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, alice));
+        v.releaseLocks(p, 0, locks, sigs);
+    }
+
+    function test_RevertWhen_ReleaseLocksSignedByStranger() public {
+        Lock[] memory locks = bobClosesWithLockFromAlice();
+        bytes[] memory sigs = signReleases(towerPk, p, address(v), locks);
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, tower));
+        v.releaseLocks(p, 0, locks, sigs);
+    }
+
+    /// @dev Each field of the lock is signed: amount, expiration and secret hash.
+    function test_RevertWhen_ReleaseLocksFieldsDifferFromSigned() public {
+        Lock[] memory locks = bobClosesWithLockFromAlice();
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        for (uint256 field = 0; field < 3; ++field) {
+            Lock[] memory altered = locksOf(locks[0].expiration, locks[0].amount, "s");
+            if (field == 0) altered[0].amount += 1;
+            else if (field == 1) altered[0].expiration += 1;
+            else altered[0].secretHash = secretHashOf("other");
+            address recovered = recoverAs(address(v), lockReleaseStructHash(p, altered[0]), sigs[0]);
+            vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, recovered));
+            v.releaseLocks(p, 0, altered, sigs);
+        }
+    }
+
+    /// @dev One bad signature fails the whole call: none of the batch is recorded.
+    function test_RevertWhen_ReleaseLocksOneOfSeveralSignaturesBad() public {
+        uint64 expiration = T0 + 2 days;
+        Lock[] memory locks = new Lock[](2);
+        locks[0] = Lock(expiration, 0.5 ether, secretHashOf("a"));
+        locks[1] = Lock(expiration, 0.5 ether, secretHashOf("b"));
+        DisputeState memory s = closeWith(p, v, false, BalanceData(2, 0, 1 ether, lockHash(locks)));
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        sigs[1] = signReleases(alicePk, p, address(v), locks)[1];
+        vm.expectRevert(abi.encodeWithSelector(IChannelVault.WrongSigner.selector, bob, alice));
+        v.releaseLocks(p, 0, locks, sigs);
+        // Nothing was recorded: both secrets, registered in time, still pay bob.
+        registry.registerSecret("a");
+        registry.registerSecret("b");
+        vm.warp(uint256(s.deadline) + 1);
+        v.settle(p, s);
+        uint256 b0 = bob.balance;
+        v.unlock(p, LockState(1 ether, lockHash(locks), 0, bytes32(0)), 0, locks);
+        assertEq(bob.balance, b0 + 1 ether);
+    }
+
+    function test_RevertWhen_ReleaseLocksSignatureIs64Bytes() public {
+        Lock[] memory locks = bobClosesWithLockFromAlice();
+        bytes[] memory sigs = signReleases(bobPk, p, address(v), locks);
+        sigs[0] = toCompact(sigs[0]);
+        vm.expectRevert(abi.encodeWithSelector(SignedMessages.InvalidSignatureLength.selector, 64));
+        v.releaseLocks(p, 0, locks, sigs);
+    }
 }
 
 /// @dev A contract that answers like a vault but is not one: withdrawInto must not pay it.

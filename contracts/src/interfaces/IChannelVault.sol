@@ -27,6 +27,9 @@ interface IChannelVault {
     event LocksRetained(LockState locks);
     /// @notice The pending locks of one direction were resolved.
     event Unlocked(uint8 indexed senderSide, uint256 toReceiver, uint256 toSender, LockState locks);
+    /// @notice The receiver released these pending locks sent by `senderSide` (LockRelease
+    /// signatures): unlock returns each to its sender, whatever the secret registry says.
+    event LocksReleased(uint8 indexed senderSide, bytes32[] secretHashes);
     /// @notice A payout failed (a rejecting recipient or token); `to` can pull it with claim().
     event PayoutDeferred(address indexed to, uint256 amount);
     /// @notice A deferred payout was pulled.
@@ -40,7 +43,7 @@ interface IChannelVault {
     error WrongChannel();
     /// @notice The operation needs an open channel.
     error ChannelNotOpen();
-    /// @notice The operation needs a closed (disputed) channel.
+    /// @notice The operation needs a closed (disputed) channel; releaseLocks also takes a settled one.
     error ChannelNotClosed();
     /// @notice The operation needs a settled channel with pending locks.
     error NothingToUnlock();
@@ -68,7 +71,8 @@ interface IChannelVault {
     error ChallengePeriodNotOver(uint64 deadline);
     /// @notice The locks passed in do not hash to the committed locks root.
     error LocksMismatch();
-    /// @notice A lock whose secret is not registered has not expired yet, so it cannot be decided.
+    /// @notice A lock neither released nor with its secret registered has not expired yet, so it
+    /// cannot be decided.
     error LockNotExpired(bytes32 secretHash, uint64 expiration);
     /// @notice claim() found nothing owed to the caller, or nothing left in the vault to pay it with.
     error NothingOwed();
@@ -79,4 +83,6 @@ interface IChannelVault {
     error NotAVault(address target);
     /// @notice A cooperative close signed a deposit above what the vault records.
     error LedgerMismatch();
+    /// @notice releaseLocks got a different number of locks and signatures.
+    error LengthMismatch(uint256 locks, uint256 signatures);
 }

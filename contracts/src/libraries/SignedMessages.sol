@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {BalanceData, CooperativeClose, Withdrawal} from "./ChannelTypes.sol";
+import {BalanceData, CooperativeClose, Lock, Withdrawal} from "./ChannelTypes.sol";
 
 /// @title SignedMessages
 /// @notice The one definition of every message Keel signs, as EIP-712 typed data.
@@ -37,6 +37,8 @@ library SignedMessages {
     bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH = keccak256(
         "CooperativeClose(bytes32 channelId,uint256 payoutA,uint256 payoutB,uint256 depositA,uint256 depositB,uint256 totalWithdrawn,uint64 expiry)"
     );
+    bytes32 internal constant LOCK_RELEASE_TYPEHASH =
+        keccak256("LockRelease(bytes32 channelId,bytes32 secretHash,uint256 amount,uint64 expiration)");
 
     /// @notice The EIP-712 domain separator of the vault at `vault` on this chain.
     function domainSeparator(address vault) internal view returns (bytes32) {
@@ -92,6 +94,14 @@ library SignedMessages {
                 totalWithdrawn,
                 c.expiry
             )
+        );
+    }
+
+    /// @notice The struct hash of a receiver's release of the pending lock `lock` of `channelId`.
+    /// @dev The sending side is not in the message: the signer (the lock's receiver) names it.
+    function lockReleaseHash(bytes32 channelId, Lock calldata lock) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(LOCK_RELEASE_TYPEHASH, channelId, lock.secretHash, lock.amount, lock.expiration)
         );
     }
 

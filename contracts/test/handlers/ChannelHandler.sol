@@ -22,7 +22,8 @@ import {RejectingRecipient} from "../mocks/RejectingRecipient.sol";
 /// vaults. Actors are the two participants and a stranger (who deposits for either side, submits
 /// withdrawals, moves, closes and settlements, refutes as a watchtower and receives claims).
 /// Payments may carry a hash-time lock, whose secret may be registered before or after it expires;
-/// settlement retains locked funds and `unlock` resolves them. A cooperative close may be signed
+/// once the channel is closed its receiver may release it (`releaseLocks`); settlement retains
+/// locked funds and `unlock` resolves them. A cooperative close may be signed
 /// and submitted later, with deposits in between. Bob's payouts can be refused (his address rejects
 /// ETH, or the token blocks him), so payouts are deferred and claimed.
 /// The handler keeps the off-chain model (every balance proof each side signed, with its lock),
@@ -57,6 +58,8 @@ contract ChannelHandler is KeelTest {
     DisputeState internal _dispute;
     Lock[2] internal _disputeLock;
     bool public closed;
+    /// @dev Locks whose release the vault recorded, keyed as the vault keys them.
+    mapping(bytes32 releaseKey => bool released) internal _released;
     /// @dev The lock state the vault committed to after a settlement that retained funds.
     LockState internal _lockState;
     bool public locksPending;
@@ -287,6 +290,25 @@ contract ChannelHandler is KeelTest {
         }
     }
 
+    /// @dev The receiver of the lock on record in one direction releases it, and anyone submits
+    /// the release: accepted whenever the channel is closed or settled; unlock then returns that
+    /// lock to its sender.
+    function releaseLock(uint256 directionSeed, uint256 callerSeed) external step {
+        if (!closed) return;
+        uint8 d = _side(directionSeed);
+        Lock[] memory locks = new Lock[](1);
+        locks[0] = _disputeLock[d];
+        if (locks[0].amount == 0) return;
+        bytes[] memory sigs = signReleases(d == 0 ? bobPk : alicePk, _p, address(vault), locks);
+        vm.prank(actors[callerSeed % actors.length]);
+        try vault.releaseLocks(_p, d, locks, sigs) {
+            _released[_releaseKey(d, locks[0])] = true;
+            _effective();
+        } catch {
+            ghost_violations++;
+        }
+    }
+
     function warp(uint256 secondsAhead) external step {
         ghost_now += bound(secondsAhead, 0, 1 days);
         vm.warp(ghost_now);
@@ -315,8 +337,9 @@ contract ChannelHandler is KeelTest {
         }
     }
 
-    /// @dev Anyone resolves the retained lock of one direction: to the receiver if its secret was
-    /// registered by its expiration, back to the sender once it expired unrevealed.
+    /// @dev Anyone resolves the retained lock of one direction: back to the sender if its receiver
+    /// released it, else to the receiver if its secret was registered by its expiration, back to
+    /// the sender once it expired unrevealed.
     function unlock(uint256 senderSeed, uint256 callerSeed) external step {
         if (!locksPending) return;
         uint8 sender = _side(senderSeed);
@@ -326,11 +349,11 @@ contract ChannelHandler is KeelTest {
         Lock[] memory locks = new Lock[](1);
         locks[0] = _disputeLock[sender];
         uint256 revealedAt = registry.revealedAt(locks[0].secretHash);
-        bool decided =
-            (revealedAt != 0 && revealedAt <= locks[0].expiration) || block.timestamp > locks[0].expiration;
-        uint256 toReceiver = revealedAt != 0 && revealedAt <= locks[0].expiration
-            ? (locks[0].amount < retained ? locks[0].amount : retained)
-            : 0;
+        bool released = _released[_releaseKey(sender, locks[0])];
+        bool revealedInTime = revealedAt != 0 && revealedAt <= locks[0].expiration;
+        bool decided = released || revealedInTime || block.timestamp > locks[0].expiration;
+        uint256 toReceiver =
+            !released && revealedInTime ? (locks[0].amount < retained ? locks[0].amount : retained) : 0;
         address receiver = sender == 0 ? bob : alice;
         uint256[3] memory before = _balances();
         uint256 owedBefore = vault.owed(receiver) + vault.owed(sender == 0 ? alice : bob);
@@ -500,6 +523,10 @@ contract ChannelHandler is KeelTest {
         } catch {
             if (open) ghost_violations++;
         }
+    }
+
+    function _releaseKey(uint8 sender, Lock memory lock) internal pure returns (bytes32) {
+        return keccak256(abi.encode(sender, lock.expiration, lock.amount, lock.secretHash));
     }
 
     function _side(uint256 seed) internal pure returns (uint8) {

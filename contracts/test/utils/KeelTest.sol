@@ -252,6 +252,32 @@ abstract contract KeelTest is Test {
         );
     }
 
+    function lockReleaseStructHash(ChannelParams memory p, Lock memory lock) internal view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                keccak256(
+                    "LockRelease(bytes32 channelId,bytes32 secretHash,uint256 amount,uint64 expiration)"
+                ),
+                channelIdOf(p),
+                lock.secretHash,
+                lock.amount,
+                lock.expiration
+            )
+        );
+    }
+
+    /// @dev `pk`'s LockRelease over each of `locks`, in order (a lock's receiver signs these).
+    function signReleases(uint256 pk, ChannelParams memory p, address vault, Lock[] memory locks)
+        internal
+        view
+        returns (bytes[] memory sigs)
+    {
+        sigs = new bytes[](locks.length);
+        for (uint256 i = 0; i < locks.length; ++i) {
+            sigs[i] = sign(pk, vault, lockReleaseStructHash(p, locks[i]));
+        }
+    }
+
     // ---------------------------------------------------------------- flows
 
     function balance(uint64 nonce, uint256 transferred) internal pure returns (BalanceData memory b) {

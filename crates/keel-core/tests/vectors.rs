@@ -15,7 +15,8 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolStruct;
 use keel_core::{
     channel_id, domain, locks_root, secret_hash, vault_address, BalanceProof, ChannelParams,
-    CooperativeClose, Lock, TowerAuthorisation, TowerReceipt, TowerRegistration, Withdrawal,
+    CooperativeClose, Lock, LockRelease, TowerAuthorisation, TowerReceipt, TowerRegistration,
+    Withdrawal,
 };
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -86,6 +87,13 @@ fn compute() -> Map<String, Value> {
         totalWithdrawn: ether(2_345),
         expiry: 1_767_229_200,
     };
+    // The receiver's release of the first lock (the vault's `releaseLocks`).
+    let release = LockRelease {
+        channelId: id,
+        secretHash: locks[0].secret_hash,
+        amount: locks[0].amount,
+        expiration: locks[0].expiration,
+    };
 
     let mut m = Map::new();
     let mut put = |k: &str, v: String| {
@@ -137,6 +145,17 @@ fn compute() -> Map<String, Value> {
     put(
         "cooperativeCloseDigest",
         close.eip712_signing_hash(&dom).to_string(),
+    );
+    put("lockReleaseSecretHash", release.secretHash.to_string());
+    put("lockReleaseAmount", release.amount.to_string());
+    put("lockReleaseExpiration", release.expiration.to_string());
+    put(
+        "lockReleaseStructHash",
+        release.eip712_hash_struct().to_string(),
+    );
+    put(
+        "lockReleaseDigest",
+        release.eip712_signing_hash(&dom).to_string(),
     );
     m
 }
