@@ -93,6 +93,14 @@ pub enum ChainEventKind {
         /// The lock state left; `unlock` takes it back for the other direction.
         state: LockState,
     },
+    /// The receiver's releases of locks `sender` sent were recorded (`releaseLocks`):
+    /// `unlock` returns those locks to `sender`.
+    LocksReleased {
+        /// Who sent the locks.
+        sender: Side,
+        /// The released locks' secret hashes.
+        secret_hashes: Vec<B256>,
+    },
     /// A payout was refused by its recipient (or token) and waits for `claim`.
     PayoutDeferred {
         /// Who is owed.
@@ -219,6 +227,10 @@ fn vault_event(log: &Log) -> Result<ChainEventKind> {
             to_receiver: e.toReceiver,
             to_sender: e.toSender,
             state: LockState::from_abi(&e.locks)?,
+        },
+        ChannelVaultEvents::LocksReleased(e) => K::LocksReleased {
+            sender: abi::side_from_index(e.senderSide)?,
+            secret_hashes: e.secretHashes,
         },
         ChannelVaultEvents::PayoutDeferred(e) => K::PayoutDeferred {
             to: e.to,

@@ -378,6 +378,37 @@ impl Chain {
         self.submit("unlock", call).await
     }
 
+    /// Records in the vault, during a dispute, that the receiver of locks `sender_side` sent
+    /// gave them up (`releaseLocks`): `unlock` then returns each to its sender whatever proof is
+    /// on record and whether or not its secret was registered. `releases` pairs each
+    /// [`LockRelease`](keel_core::LockRelease) with its receiver's signature.
+    pub async fn release_locks(
+        &self,
+        params: &ChannelParams,
+        sender_side: Side,
+        releases: &[(keel_core::LockRelease, [u8; 65])],
+    ) -> Result<TxReceipt> {
+        let vault = self.vault(params);
+        let (locks, signatures) = releases
+            .iter()
+            .map(|(release, signature)| {
+                let lock = Lock {
+                    expiration: release.expiration,
+                    amount: release.amount,
+                    secret_hash: release.secretHash,
+                };
+                (abi::lock(&lock), bytes(signature))
+            })
+            .unzip();
+        let call = vault.releaseLocks(
+            abi::vault_params(params),
+            abi::side_index(sender_side),
+            locks,
+            signatures,
+        );
+        self.submit("releaseLocks", call).await
+    }
+
     /// Pulls a payout the vault deferred because we (or the token) rejected it, sending it to
     /// `to` (`PayoutDeferred` names what is owed).
     pub async fn claim(&self, params: &ChannelParams, to: Address) -> Result<TxReceipt> {

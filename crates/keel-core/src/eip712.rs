@@ -32,6 +32,22 @@ mod messages {
             bytes32 locksRoot;
         }
 
+        /// Signed by a lock's RECEIVER under the channel's domain: it gives up the pending lock
+        /// of `amount` with `secretHash`, expiring at `expiration` (unix s), that the other
+        /// participant sent it in `channelId`, before it expires (the payment failed further
+        /// on). The sender may then drop the lock from its next proof at once
+        /// ([`Change::RemoveReleasedLock`](crate::Change::RemoveReleasedLock)); in a dispute the
+        /// vault's `releaseLocks` records it, and `unlock` returns the lock to its sender even
+        /// if the secret was registered in time, so an older proof still holding the lock can
+        /// no longer pay the receiver for it.
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        struct LockRelease {
+            bytes32 channelId;
+            bytes32 secretHash;
+            uint256 amount;
+            uint64 expiration;
+        }
+
         /// Signed by the NON-closing participant over the balance proof it received, so a
         /// third party (a watchtower) may submit that proof in a refutation on its behalf.
         #[derive(Debug, PartialEq, Eq, Hash)]
@@ -121,7 +137,7 @@ mod messages {
 }
 
 pub use messages::{
-    BalanceProof, CooperativeClose, PeerHandshake, TowerAuthorisation, TowerReceipt,
+    BalanceProof, CooperativeClose, LockRelease, PeerHandshake, TowerAuthorisation, TowerReceipt,
     TowerReceiptBatch, TowerRegistration, Withdrawal,
 };
 
@@ -251,6 +267,7 @@ macro_rules! cached_type_hash {
 
 cached_type_hash!(
     BalanceProof,
+    LockRelease,
     TowerAuthorisation,
     Withdrawal,
     CooperativeClose,

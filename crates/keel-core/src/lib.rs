@@ -21,8 +21,8 @@ pub use channel_id::{channel_id, clone_init_code, vault_address};
 pub use dispute::{BalanceData, DisputeState, LockState};
 pub use eip712::{
     domain, signing_hash, transport_domain, BalanceProof, ChannelDomain, CooperativeClose,
-    PeerHandshake, TowerAuthorisation, TowerReceipt, TowerReceiptBatch, TowerRegistration,
-    Withdrawal,
+    LockRelease, PeerHandshake, TowerAuthorisation, TowerReceipt, TowerReceiptBatch,
+    TowerRegistration, Withdrawal,
 };
 pub use error::{Error, Result};
 pub use locks::{locks_root, secret_hash};

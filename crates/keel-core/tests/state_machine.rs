@@ -544,6 +544,69 @@ fn locks_expire_only_after_their_expiration_and_cannot_be_claimed_without_the_se
     assert_eq!(w.views[1].balance(Side::A), U256::from(1_000));
 }
 
+/// A lock goes back before it expires only with its receiver's signature over exactly that
+/// lock: the sender cannot make the removal with a release it signed itself or one over another
+/// amount, and a receiver handed such a removal refuses it too.
+#[test]
+fn a_lock_is_released_early_only_by_its_receivers_signature() {
+    let mut w = World::new(1_000, 1_000);
+    let lock = Lock {
+        expiration: START + 3_600,
+        amount: U256::from(300),
+        secret_hash: secret_hash(B256::repeat_byte(9)),
+    };
+    w.update(Side::A, Change::AddLock(lock)).unwrap();
+    let vault = w.views[0].vault();
+    let release = w.views[1].lock_release(Side::A, lock.secret_hash).unwrap();
+    assert_eq!(
+        (release.amount, release.expiration, release.channelId),
+        (lock.amount, lock.expiration, w.views[0].id())
+    );
+    let removal = |signature| Change::RemoveReleasedLock {
+        secret_hash: lock.secret_hash,
+        release: signature,
+    };
+    let by_sender = sign_message(&w.keys[0], &release, CHAIN_ID, vault).unwrap();
+    let mut other_amount = release.clone();
+    other_amount.amount = U256::from(299);
+    let other = sign_message(&w.keys[1], &other_amount, CHAIN_ID, vault).unwrap();
+    for forged in [by_sender, other] {
+        assert!(matches!(
+            w.update(Side::A, removal(forged)),
+            Err(ChannelError::BadSignature(_))
+        ));
+        // Made by hand and signed, the receiver still refuses it.
+        let before = w.views[1].clone();
+        let next = w.views[1]
+            .direction(Side::A)
+            .apply(&removal(forged), U256::ZERO, w.now, &Policy::default())
+            .unwrap();
+        let proof = next.proof(w.views[1].id());
+        let sig = sign_message(&w.keys[0], &proof, CHAIN_ID, vault).unwrap();
+        assert!(matches!(
+            w.views[1].receive(&[removal(forged)], &proof, &sig, w.now),
+            Err(ChannelError::BadSignature(_))
+        ));
+        assert_eq!(w.views[1], before);
+    }
+    let signed = sign_message(&w.keys[1], &release, CHAIN_ID, vault).unwrap();
+    assert_eq!(
+        w.views[0]
+            .check_release(Side::A, lock.secret_hash, &signed)
+            .unwrap(),
+        release
+    );
+    w.update(Side::A, removal(signed)).unwrap();
+    assert_eq!(w.views[1].balance(Side::A), U256::from(1_000));
+    assert_eq!(w.views[0].balance(Side::A), U256::from(1_000));
+    assert!(w.views[0].direction(Side::A).locks.is_empty());
+    // Gone, so there is nothing left to release or remove.
+    assert!(matches!(
+        w.views[1].lock_release(Side::A, lock.secret_hash),
+        Err(ChannelError::UnknownLock(_))
+    ));
+}
+
 #[test]
 fn a_signed_cooperative_close_freezes_the_channel_until_it_expires() {
     let mut w = World::new(100, 50);

@@ -86,6 +86,14 @@ fn samples() -> Vec<Message> {
             signature: sig,
         },
         Message::Update {
+            changes: vec![Change::RemoveReleasedLock {
+                secret_hash: B256::repeat_byte(4),
+                release: [0x4e; 65],
+            }],
+            proof: proof(5),
+            signature: sig,
+        },
+        Message::Update {
             changes: vec![
                 Change::AddLock(lock),
                 Change::Pay {
@@ -147,6 +155,11 @@ fn samples() -> Vec<Message> {
                 channel: B256::repeat_byte(0xc2),
                 reason: FailureReason::ExpiryTooSoon,
             },
+        },
+        Message::LockReleased {
+            channel_id: id,
+            secret_hash: B256::repeat_byte(0x5e),
+            signature: sig,
         },
         Message::AnnouncementSignature {
             channel_id: id,

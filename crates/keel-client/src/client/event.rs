@@ -54,6 +54,14 @@ pub enum ClientEvent {
         /// The lock's secret hash.
         secret_hash: B256,
     },
+    /// The peer took back a lock it had sent us, which we released before it expired (the
+    /// payment failed further on).
+    LockReleased {
+        /// The channel.
+        channel_id: B256,
+        /// The lock's secret hash.
+        secret_hash: B256,
+    },
     /// We co-signed a withdrawal the peer asked for.
     WithdrawalApproved {
         /// The channel.
@@ -175,6 +183,16 @@ pub enum ClientEvent {
         channel_id: B256,
         /// Nonce of the proof submitted.
         nonce: u64,
+        /// The transaction.
+        tx_hash: B256,
+    },
+    /// In a dispute, we recorded in the vault the releases the peer signed for our locks
+    /// (`releaseLocks`): `unlock` returns those locks to us whatever proof is on record.
+    LocksReleasedOnChain {
+        /// The channel.
+        channel_id: B256,
+        /// How many releases the transaction recorded.
+        count: u64,
         /// The transaction.
         tx_hash: B256,
     },

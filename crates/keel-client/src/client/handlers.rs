@@ -68,6 +68,17 @@ pub(crate) async fn handle(
             secret_hash,
             failure,
         } => lock_failed(inner, from, channel_id, secret_hash, failure).await,
+        Message::LockReleased {
+            channel_id,
+            secret_hash,
+            signature,
+        } => match channel_of(inner, from, channel_id) {
+            Ok(channel) => {
+                super::forward::release::lock_released(inner, &channel, secret_hash, signature)
+                    .await
+            }
+            Err(refusal) => Err(refusal),
+        },
         Message::AnnouncementSignature {
             channel_id,
             signature,
@@ -266,6 +277,13 @@ fn received_event(
         Change::RemoveExpiredLock { secret_hash } => {
             take(*secret_hash);
             ClientEvent::LockExpired {
+                channel_id,
+                secret_hash: *secret_hash,
+            }
+        }
+        Change::RemoveReleasedLock { secret_hash, .. } => {
+            take(*secret_hash);
+            ClientEvent::LockReleased {
                 channel_id,
                 secret_hash: *secret_hash,
             }
@@ -540,7 +558,13 @@ async fn lock_failed(
             .iter()
             .any(|l| l.secret_hash == secret_hash)
     };
-    if ours {
+    // A lock the peer released may already be gone from our proof: its failure still counts.
+    let released = || {
+        inner
+            .store
+            .is_released(crate::store::Released::Outgoing, channel_id, secret_hash)
+    };
+    if ours || released().await.unwrap_or(false) {
         super::forward::lock_failed(inner, channel_id, secret_hash, failure).await;
     }
     // A failure for a lock we do not hold (claimed, or never sent) changes nothing and needs

@@ -32,6 +32,8 @@ const PAYMENT_FORWARDED: u8 = 15;
 const FORWARD_FAILED: u8 = 16;
 const INVOICE_PAID: u8 = 17;
 const PAYMENT_SENT: u8 = 18;
+const LOCK_RELEASED: u8 = 19;
+const LOCKS_RELEASED_ON_CHAIN: u8 = 20;
 
 /// The stored form of `event`, or `None` for the live-only events (connections, chain health,
 /// refusals, failures), which describe the running process rather than a channel's history.
@@ -75,6 +77,14 @@ pub(crate) fn encode(event: &ClientEvent) -> Option<Vec<u8>> {
             secret_hash,
         } => {
             w.u8(LOCK_EXPIRED);
+            id(&mut w, channel_id);
+            w.bytes(secret_hash.as_slice());
+        }
+        ClientEvent::LockReleased {
+            channel_id,
+            secret_hash,
+        } => {
+            w.u8(LOCK_RELEASED);
             id(&mut w, channel_id);
             w.bytes(secret_hash.as_slice());
         }
@@ -189,6 +199,16 @@ pub(crate) fn encode(event: &ClientEvent) -> Option<Vec<u8>> {
             w.u64(*nonce);
             w.bytes(tx_hash.as_slice());
         }
+        ClientEvent::LocksReleasedOnChain {
+            channel_id,
+            count,
+            tx_hash,
+        } => {
+            w.u8(LOCKS_RELEASED_ON_CHAIN);
+            id(&mut w, channel_id);
+            w.u64(*count);
+            w.bytes(tx_hash.as_slice());
+        }
         ClientEvent::DisputeAnswered {
             channel_id,
             closer_nonce,
@@ -253,6 +273,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ClientEvent, DecodeError> {
             channel_id,
             secret_hash: r.b256()?,
         },
+        LOCK_RELEASED => ClientEvent::LockReleased {
+            channel_id,
+            secret_hash: r.b256()?,
+        },
         WITHDRAWAL_APPROVED => ClientEvent::WithdrawalApproved {
             channel_id,
             total_withdrawn: r.u256()?,
@@ -314,6 +338,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ClientEvent, DecodeError> {
             nonce: r.u64()?,
             tx_hash: r.b256()?,
         },
+        LOCKS_RELEASED_ON_CHAIN => ClientEvent::LocksReleasedOnChain {
+            channel_id,
+            count: r.u64()?,
+            tx_hash: r.b256()?,
+        },
         DISPUTE_ANSWERED => ClientEvent::DisputeAnswered {
             channel_id,
             closer_nonce: r.u64()?,
@@ -362,6 +391,15 @@ mod tests {
             ClientEvent::LockExpired {
                 channel_id: id,
                 secret_hash: B256::repeat_byte(6),
+            },
+            ClientEvent::LockReleased {
+                channel_id: id,
+                secret_hash: B256::repeat_byte(7),
+            },
+            ClientEvent::LocksReleasedOnChain {
+                channel_id: id,
+                count: 3,
+                tx_hash: B256::repeat_byte(8),
             },
             ClientEvent::WithdrawalApproved {
                 channel_id: id,

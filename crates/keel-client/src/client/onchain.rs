@@ -232,6 +232,11 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
             });
             record(inner, id, Event::ChainClosed(*dispute), note).await?;
             answer_dispute(inner, event.chain_id, id, dispute).await;
+            // Whoever closed, with whatever proof: the locks the peer released stay ours.
+            let (inner, chain_id) = (Arc::clone(inner), event.chain_id);
+            tokio::spawn(async move {
+                super::forward::release::submit_releases(&inner, chain_id, id).await;
+            });
             Ok(())
         }
         ChainEventKind::Refuted(dispute) => {
@@ -250,7 +255,10 @@ async fn apply(inner: &Arc<Inner>, event: &ChainEvent) -> Result<()> {
             record(inner, id, Event::LocksRetained(*state), None).await
         }
         // Deferred payouts and claims concern the payee's wallet, not the channel.
-        ChainEventKind::PayoutDeferred { .. } | ChainEventKind::Claimed { .. } => Ok(()),
+        // Releases matter to the vault's `unlock`, which reads them itself.
+        ChainEventKind::PayoutDeferred { .. }
+        | ChainEventKind::Claimed { .. }
+        | ChainEventKind::LocksReleased { .. } => Ok(()),
         ChainEventKind::SecretRevealed {
             secret_hash,
             secret,
@@ -504,11 +512,13 @@ impl Client {
     }
 
     /// After settlement kept funds for pending locks, resolves every direction whose final
-    /// locks we hold (those of the latest proofs we have): each lock goes to its receiver if
-    /// its secret was registered in time, else back to its sender. Returns the transactions.
+    /// locks we hold (those of the latest proofs we have, or for our own side, of whichever
+    /// proof of ours the peer closed with): each lock goes to its receiver if its secret was
+    /// registered in time and the receiver did not release it, else back to its sender.
+    /// Returns the transactions.
     pub async fn unlock(&self, channel_id: B256) -> Result<Vec<TxReceipt>> {
         let channel = self.inner.channel(channel_id)?;
-        let (params, status, chain_id, directions) = {
+        let (params, status, chain_id, directions, me) = {
             let rt = channel.rt.lock().await;
             let dir = |side| {
                 let d = rt.state.direction(side);
@@ -519,6 +529,7 @@ impl Client {
                 rt.chain,
                 rt.state.chain_id(),
                 [dir(Side::A), dir(Side::B)],
+                rt.state.me(),
             )
         };
         let ChainStatus::Settled {
@@ -530,12 +541,29 @@ impl Client {
         };
         let link = self.inner.link(chain_id)?;
         let mut receipts = Vec::new();
-        for (side, locks, root) in directions {
+        for (side, mut locks, root) in directions {
             let (retained, on_chain) = match side {
                 Side::A => (state.retained_a, state.locks_root_a),
                 Side::B => (state.retained_b, state.locks_root_b),
             };
-            if retained.is_zero() || locks.is_empty() || root != on_chain {
+            if retained.is_zero() {
+                continue;
+            }
+            if root != on_chain && side == me {
+                // The peer closed with an older proof of ours: its locks are in our log.
+                match self
+                    .inner
+                    .store
+                    .own_locks_with_root(channel_id, on_chain)
+                    .await?
+                {
+                    Some(older) => locks = older,
+                    None => continue,
+                }
+            } else if root != on_chain {
+                continue;
+            }
+            if locks.is_empty() {
                 continue;
             }
             let receipt = link.chain.unlock(&params, &state, side, &locks).await?;
@@ -579,6 +607,14 @@ impl Client {
             .link(chain_id)?
             .refutations
             .load(Ordering::Relaxed))
+    }
+}
+
+impl Client {
+    /// The parameters a channel was opened with: what its vault's functions take, for an
+    /// application that calls them itself.
+    pub async fn channel_params(&self, channel_id: B256) -> Result<keel_core::ChannelParams> {
+        Ok(self.inner.params_of(channel_id).await?.0)
     }
 }
 

@@ -130,8 +130,8 @@ impl Client {
     /// Pays along `route` (from keel-routing: its first channel is ours) under
     /// `payment_hash`: the onion goes to the first hop with our lock, and this returns when
     /// the payee's secret comes back, or fails with [`ClientError::PaymentFailed`] saying which
-    /// hop stopped it and why (our lock then comes back after it expires:
-    /// [`Client::remove_expired_locks`]).
+    /// hop stopped it and why (our lock then comes back at once if the first hop released it,
+    /// otherwise after it expires: [`Client::remove_expired_locks`]).
     pub async fn pay_route(&self, route: &Route, payment_hash: B256) -> Result<PaymentOutcome> {
         let secret = self.attempt(route, payment_hash).await?;
         let outcome = outcome(route.clone(), 1, secret);
@@ -143,7 +143,9 @@ impl Client {
     /// teaching the scorer and the next route avoiding the hop that failed, at most
     /// `max_attempts` routes. Every attempt uses the request's payment hash, so the payee is
     /// paid at most once. Fails with the last attempt's [`ClientError::PaymentFailed`] once no
-    /// attempt or route is left.
+    /// attempt or route is left, or as soon as an attempt fails without its first hop
+    /// releasing our lock (see docs/protocol.md, "Releasing a failed lock"): retrying while that
+    /// lock is pending could pay the payee twice.
     pub async fn send_payment(
         &self,
         signed: &SignedRequest,
@@ -193,6 +195,20 @@ impl Client {
                     return Ok(outcome);
                 }
                 Err(ClientError::PaymentFailed { failure, hop }) => {
+                    // Another attempt under the same hash is safe only once the failed one's
+                    // lock is back: a hop that learns the secret from the retry could still
+                    // claim it.
+                    let first = route.hops.first().map(|h| h.channel).unwrap_or_default();
+                    if !super::forward::release::retry_is_safe(
+                        &self.inner,
+                        first,
+                        request.paymentHash,
+                    )
+                    .await?
+                    {
+                        tracing::info!(?failure, ?hop, "route failed, its lock not released");
+                        return Err(ClientError::PaymentFailed { failure, hop });
+                    }
                     tracing::info!(?failure, ?hop, "route failed, trying another");
                     let hop = hop.unwrap_or(0);
                     let lesson = if failure.reason.is_liquidity() {

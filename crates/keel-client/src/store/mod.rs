@@ -32,6 +32,7 @@ mod event;
 mod forward;
 mod forward_policy;
 mod pacing;
+mod release;
 mod tower;
 mod writer;
 
@@ -42,6 +43,7 @@ pub use forward::{Forward, ForwardState, Invoice};
 pub use forward_policy::ForwardPolicy;
 #[cfg(feature = "test-utils")]
 pub use pacing::ManualPacing;
+pub use release::Released;
 pub use tower::SignedTowerReceipt;
 pub use writer::MIN_COMMIT_INTERVAL;
 
@@ -437,6 +439,39 @@ impl Store {
         }
         sent.reverse();
         Ok(sent)
+    }
+
+    /// The locks of the proof we sent in `channel_id` whose locks root is `root`, newest such
+    /// proof first, rebuilt from the log: what `unlock` needs when the peer closed with an
+    /// older proof of ours than our latest (one still holding locks since released, claimed
+    /// or expired). `None` if no proof of ours has that root.
+    pub async fn own_locks_with_root(
+        &self,
+        channel_id: B256,
+        root: B256,
+    ) -> Result<Option<Vec<keel_core::Lock>>> {
+        use keel_core::Change;
+        let mut locks: Vec<keel_core::Lock> = Vec::new();
+        let mut found = None;
+        for (change, proof) in self.sent_since(channel_id, 0).await? {
+            let gone = match change {
+                Change::AddLock(lock) => {
+                    locks.push(lock);
+                    None
+                }
+                Change::ClaimLock { secret } => Some(keel_core::secret_hash(secret)),
+                Change::RemoveExpiredLock { secret_hash }
+                | Change::RemoveReleasedLock { secret_hash, .. } => Some(secret_hash),
+                Change::Pay { .. } => None,
+            };
+            if let Some(hash) = gone {
+                locks.retain(|l| l.secret_hash != hash);
+            }
+            if proof.locksRoot == root {
+                found = Some(locks.clone());
+            }
+        }
+        Ok(found)
     }
 
     /// Our latest withdrawal (`withdrawal`) and close (`close`) requests in `channel_id`, where

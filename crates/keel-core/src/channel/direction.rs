@@ -26,6 +26,16 @@ pub enum Change {
         /// Which lock.
         secret_hash: B256,
     },
+    /// The sender takes back a lock its receiver gave up before it expired. `release` is the
+    /// receiver's signature over the lock's [`LockRelease`](crate::LockRelease);
+    /// [`ChannelState`](crate::ChannelState) checks it on both sides, so a receiver only ever
+    /// loses a lock it released.
+    RemoveReleasedLock {
+        /// Which lock.
+        secret_hash: B256,
+        /// The receiver's `LockRelease` signature.
+        release: crate::wire::Signature,
+    },
 }
 
 /// The latest state of one direction, as both sides hold it.
@@ -119,6 +129,10 @@ impl Direction {
                 let hash = secret_hash(*secret);
                 let lock = next.take_lock(hash)?;
                 next.transferred += lock.amount;
+            }
+            // The release's signature is checked by the channel, which knows who received.
+            Change::RemoveReleasedLock { secret_hash, .. } => {
+                next.take_lock(*secret_hash)?;
             }
             Change::RemoveExpiredLock { secret_hash } => {
                 let lock = next.take_lock(*secret_hash)?;

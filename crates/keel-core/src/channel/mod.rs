@@ -26,7 +26,8 @@ use crate::{
     settlement::Direction as SettledDirection,
     signing::{self, KeyTable, Verified, VerifyingKey},
     types::Side,
-    vault_address, BalanceProof, ChannelDomain, ChannelParams, CooperativeClose, Withdrawal,
+    vault_address, BalanceProof, ChannelDomain, ChannelParams, CooperativeClose, LockRelease,
+    Withdrawal,
 };
 
 /// Limits both sides enforce on locks and withdrawals.
@@ -330,6 +331,7 @@ impl ChannelState {
     /// Applies `change` to this side's outgoing direction and returns the proof to sign.
     pub fn send(&mut self, change: &Change, now: u64) -> Result<BalanceProof, ChannelError> {
         self.ensure_open()?;
+        self.check_change(self.me, change)?;
         let me = self.me.index();
         let next = self.directions[me].apply(change, self.capacity(self.me), now, &self.policy)?;
         let proof = next.proof(self.id);
@@ -432,6 +434,7 @@ impl ChannelState {
     ) -> Result<(), ChannelError> {
         let them = self.me.other();
         for change in changes {
+            self.check_change(them, change)?;
             let next = self.directions[them.index()].apply(
                 change,
                 self.capacity(them),
@@ -445,6 +448,61 @@ impl ChannelState {
             return Err(ChannelError::ProofMismatch {
                 expected_nonce: direction.nonce,
             });
+        }
+        Ok(())
+    }
+
+    /// The [`LockRelease`] that gives up the pending lock with `secret_hash` which `sender`
+    /// sent: what the lock's receiver signs ([`Message::LockReleased`](crate::wire::Message)).
+    pub fn lock_release(
+        &self,
+        sender: Side,
+        secret_hash: B256,
+    ) -> Result<LockRelease, ChannelError> {
+        let lock = self.directions[sender.index()]
+            .locks
+            .iter()
+            .find(|l| l.secret_hash == secret_hash)
+            .ok_or(ChannelError::UnknownLock(secret_hash))?;
+        Ok(LockRelease {
+            channelId: self.id,
+            secretHash: secret_hash,
+            amount: lock.amount,
+            expiration: lock.expiration,
+        })
+    }
+
+    /// Checks that `signature` is the receiver's release of the pending lock with
+    /// `secret_hash` which `sender` sent, and returns what it signed.
+    pub fn check_release(
+        &self,
+        sender: Side,
+        secret_hash: B256,
+        signature: &[u8],
+    ) -> Result<LockRelease, ChannelError> {
+        let release = self.lock_release(sender, secret_hash)?;
+        let digest = self.domain.signing_hash(&release);
+        let bad = |e: crate::Error| ChannelError::BadSignature(e.into());
+        let recovered = signing::recover(&digest, signature).map_err(bad)?;
+        let expected = self.params.participant(sender.other());
+        if recovered != expected {
+            return Err(bad(crate::Error::WrongSigner {
+                expected,
+                recovered,
+            }));
+        }
+        Ok(release)
+    }
+
+    /// The checks a change needs beyond its direction's: a released lock's removal carries
+    /// the receiver's signature.
+    fn check_change(&self, sender: Side, change: &Change) -> Result<(), ChannelError> {
+        if let Change::RemoveReleasedLock {
+            secret_hash,
+            release,
+        } = change
+        {
+            self.check_release(sender, *secret_hash, release)?;
         }
         Ok(())
     }

@@ -62,6 +62,7 @@ const LOCK_FAILED: u8 = 12;
 const ANNOUNCEMENT_SIGNATURE: u8 = 13;
 const CHANNEL_ANNOUNCEMENT: u8 = 14;
 const CHANNEL_UPDATE: u8 = 15;
+const LOCK_RELEASED: u8 = 16;
 
 /// Appends the frame for `msg` (length prefix included) to `out`.
 pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
@@ -162,6 +163,16 @@ pub fn encode_frame(msg: &Message, out: &mut Vec<u8>) {
             w.bytes(failure.node.as_slice());
             w.bytes(failure.channel.as_slice());
             w.bytes(&failure.reason.to_u16().to_be_bytes());
+        }
+        Message::LockReleased {
+            channel_id,
+            secret_hash,
+            signature,
+        } => {
+            w.u8(LOCK_RELEASED);
+            w.bytes(channel_id.as_slice());
+            w.bytes(secret_hash.as_slice());
+            w.bytes(signature);
         }
         Message::AnnouncementSignature {
             channel_id,
@@ -322,6 +333,11 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
                 reason: FailureReason::from_u16(u16::from_be_bytes(r.take::<2>()?)),
             },
         },
+        LOCK_RELEASED => Message::LockReleased {
+            channel_id: r.b256()?,
+            secret_hash: r.b256()?,
+            signature: r.signature()?,
+        },
         ANNOUNCEMENT_SIGNATURE => Message::AnnouncementSignature {
             channel_id: r.b256()?,
             signature: r.signature()?,
@@ -431,6 +447,7 @@ const PAY: u8 = 0;
 const ADD_LOCK: u8 = 1;
 const CLAIM_LOCK: u8 = 2;
 const REMOVE_EXPIRED_LOCK: u8 = 3;
+const REMOVE_RELEASED_LOCK: u8 = 4;
 
 struct Writer<'a>(&'a mut Vec<u8>);
 
@@ -466,6 +483,14 @@ impl Writer<'_> {
             Change::RemoveExpiredLock { secret_hash } => {
                 self.u8(REMOVE_EXPIRED_LOCK);
                 self.bytes(secret_hash.as_slice());
+            }
+            Change::RemoveReleasedLock {
+                secret_hash,
+                release,
+            } => {
+                self.u8(REMOVE_RELEASED_LOCK);
+                self.bytes(secret_hash.as_slice());
+                self.bytes(release);
             }
         }
     }
@@ -522,6 +547,10 @@ impl Reader<'_> {
             },
             REMOVE_EXPIRED_LOCK => Change::RemoveExpiredLock {
                 secret_hash: self.b256()?,
+            },
+            REMOVE_RELEASED_LOCK => Change::RemoveReleasedLock {
+                secret_hash: self.b256()?,
+                release: self.signature()?,
             },
             other => return Err(WireError::UnknownChange(other)),
         })

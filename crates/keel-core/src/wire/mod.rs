@@ -20,15 +20,16 @@ use crate::{
     BalanceProof, CooperativeClose, Withdrawal,
 };
 
-/// The wire version this build speaks (6: channel graph gossip, `ChannelAnnouncement`,
+/// The wire version this build speaks (7: early lock release, `LockReleased` and the
+/// `RemoveReleasedLock` change; 6: channel graph gossip, `ChannelAnnouncement`,
 /// `ChannelUpdate` and `AnnouncementSignature`; 5: multi-hop payments, `LockOnion` and `LockFailed`;
 /// 4: `Hello` lost its chain id, which no receiver could check; 3: withdrawals carry their destination and closes each side's deposit, as the signed
 /// types do; 2 added batched updates).
-pub const VERSION: u8 = 6;
+pub const VERSION: u8 = 7;
 /// Largest accepted frame body (after the length prefix), in bytes.
 pub const MAX_FRAME_LEN: usize = 4096;
 /// Most changes one [`Message::Update`] carries: even if every one is a lock (the largest
-/// change, 73 bytes), the frame stays well under [`MAX_FRAME_LEN`].
+/// change, a released lock's removal of 98 bytes), the frame stays under [`MAX_FRAME_LEN`].
 pub const MAX_UPDATE_CHANGES: usize = 32;
 /// Most exchange rates one [`Message::ChannelUpdate`] carries (keel-routing refuses more
 /// too): 16 rates of 116 bytes keep the frame under [`MAX_FRAME_LEN`].
@@ -131,6 +132,19 @@ pub enum Message {
         secret_hash: B256,
         /// Where and why the payment stopped.
         failure: HopFailure,
+    },
+    /// The receiver of a lock gives it up before it expires: `signature` is its
+    /// [`LockRelease`](crate::LockRelease) over the lock with `secret_hash` in `channel_id`.
+    /// The lock's sender checks it, keeps it (a dispute records it on chain) and removes the
+    /// lock from its next proof ([`Change::RemoveReleasedLock`]). Sent before the
+    /// [`Message::LockFailed`] it goes with, so a payer hears of the release first.
+    LockReleased {
+        /// The channel holding the lock.
+        channel_id: B256,
+        /// The lock's secret hash.
+        secret_hash: B256,
+        /// The receiver's signature over the lock's `LockRelease`.
+        signature: Signature,
     },
     /// One participant's signature over the announcement of a channel it shares with the
     /// receiver: the channel becomes public once both have signed (each side then holds the

@@ -20,6 +20,7 @@ mod hostile;
 mod lifecycle;
 mod multihop;
 mod multihop_crash;
+mod release;
 mod tower;
 mod tower_chain;
 mod tower_client;

@@ -234,7 +234,7 @@ fn who(net: &Devnet) -> [(&Participant, &'static str); 4] {
 /// Alice, Bob and Carol in a line with ETH channels of `deposit` each way along it, Bob
 /// forwarding into his channel to Carol under `hub` (if given), announced to Alice. Returns the
 /// line and the channels Alice–Bob and Bob–Carol.
-async fn three(
+pub(crate) async fn three(
     name: &str,
     deposit: U256,
     hub: Option<ForwardPolicy>,
@@ -250,16 +250,17 @@ async fn three(
 }
 
 /// A payment from Alice to Carol's hold invoice, under way: both locks out and pending.
-struct Held {
-    paying: tokio::task::JoinHandle<Result<keel_client::client::PaymentOutcome, ClientError>>,
-    secret: B256,
+pub(crate) struct Held {
+    pub(crate) paying:
+        tokio::task::JoinHandle<Result<keel_client::client::PaymentOutcome, ClientError>>,
+    pub(crate) secret: B256,
     /// Carol's incoming lock.
-    lock: keel_core::Lock,
+    pub(crate) lock: keel_core::Lock,
 }
 
 /// Alice starts paying a hold invoice of Carol's for `amount` through Bob; returns once Carol
 /// holds the lock.
-async fn pay_held(line: &Line, bc: B256, amount: U256) -> Result<Held> {
+pub(crate) async fn pay_held(line: &Line, bc: B256, amount: U256) -> Result<Held> {
     let (alice, carol) = (&line.nodes[0], &line.nodes[2]);
     let (request, secret) = carol
         .create_hold_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "held")

@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 mod maintain;
 mod policy;
 mod registry;
+pub(crate) mod release;
 
 pub(crate) use maintain::maintain;
 pub(crate) use policy::chain_timing;
@@ -42,7 +43,7 @@ use super::{
     peer::{self, Outgoing},
     Client, ClientError, ClientEvent, Inner,
 };
-use crate::store::{Forward, ForwardPolicy, ForwardState, Invoice};
+use crate::store::{Forward, ForwardPolicy, ForwardState, Invoice, Released};
 
 /// Most onions held for locks that have not arrived yet (a peer sending onions and no locks
 /// pushes out its own oldest).
@@ -248,15 +249,29 @@ async fn lock_arrived(inner: Arc<Inner>, channel_id: B256, lock: Lock, packet: P
             reason,
         };
         tracing::info!(%channel_id, ?failure, "refused a multi-hop lock");
-        fail_upstream(&inner, channel_id, lock.secret_hash, failure);
+        // Refused here, so no lock of ours stands on it: it is given up at once.
+        fail_upstream(&inner, channel_id, lock.secret_hash, failure, true).await;
     }
 }
 
-/// Tells the sender of our incoming lock that it will not be claimed.
-fn fail_upstream(inner: &Inner, channel_id: B256, secret_hash: B256, failure: HopFailure) {
+/// Tells the sender of our incoming lock that it will not be claimed, releasing the lock first
+/// if `release` (nothing downstream can cost us any more).
+async fn fail_upstream(
+    inner: &Inner,
+    channel_id: B256,
+    secret_hash: B256,
+    failure: HopFailure,
+    release: bool,
+) {
     let Ok(channel) = inner.channel(channel_id) else {
         return;
     };
+    if release {
+        if let Err(e) = release::release_incoming(inner, channel_id, secret_hash).await {
+            // The sender takes the lock back at expiry instead.
+            tracing::warn!(%channel_id, error = %e, "failed lock not released");
+        }
+    }
     let msg = Message::LockFailed {
         channel_id,
         secret_hash,
@@ -564,7 +579,13 @@ async fn fail_forward(inner: &Inner, mut forward: Forward, failure: HopFailure) 
     }
     inner.forwarding.set_forward(forward);
     let hash = forward.incoming.secret_hash;
-    fail_upstream(inner, forward.incoming_channel, hash, failure);
+    // Our downstream lock can still be claimed unless its receiver released it.
+    let released = inner
+        .store
+        .is_released(Released::Outgoing, forward.outgoing_channel, hash)
+        .await
+        .unwrap_or(false);
+    fail_upstream(inner, forward.incoming_channel, hash, failure, released).await;
     inner
         .note(ClientEvent::ForwardFailed {
             incoming_channel: forward.incoming_channel,
