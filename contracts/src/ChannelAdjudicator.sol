@@ -63,7 +63,7 @@ abstract contract ChannelAdjudicator is VaultBase {
         bytes calldata authorisation
     ) external nonReentrant {
         bytes32 id = _channelId(p);
-        _checkDispute(s);
+        uint256 word = _checkDispute(s);
         if (block.timestamp > s.deadline) revert ChallengePeriodOver(s.deadline);
         (address closer, address nonCloser) =
             s.closer == 0 ? (p.participantA, p.participantB) : (p.participantB, p.participantA);
@@ -78,7 +78,7 @@ abstract contract ChannelAdjudicator is VaultBase {
         DisputeState memory next = s;
         if (s.closer == 0) next.fromA = closerProof;
         else next.fromB = closerProof;
-        _word = StateWord.commit(keccak256(abi.encode(next)), StateWord.CLOSED);
+        _word = StateWord.commit(keccak256(abi.encode(next)), StateWord.CLOSED).keepReleases(word);
         emit Refuted(next);
     }
 
@@ -86,16 +86,16 @@ abstract contract ChannelAdjudicator is VaultBase {
     /// @dev Anyone may call. A payee that rejects its payout is recorded for claim() instead.
     function settle(ChannelParams calldata p, DisputeState calldata s) external nonReentrant {
         _channelId(p);
-        _checkDispute(s);
+        uint256 word = _checkDispute(s);
         if (block.timestamp <= s.deadline) revert ChallengePeriodNotOver(s.deadline);
 
         Settlement.Outcome memory o = Settlement.outcome(s);
         if (o.retainedA != 0 || o.retainedB != 0) {
             LockState memory locks = LockState(o.retainedA, s.fromA.locksRoot, o.retainedB, s.fromB.locksRoot);
-            _word = StateWord.commit(keccak256(abi.encode(locks)), StateWord.SETTLED);
+            _word = StateWord.commit(keccak256(abi.encode(locks)), StateWord.SETTLED).keepReleases(word);
             emit LocksRetained(locks);
         } else {
-            _word = StateWord.SETTLED;
+            _word = StateWord.keepReleases(StateWord.SETTLED, word);
         }
         emit Settled(o.payoutA, o.payoutB);
 
@@ -112,6 +112,8 @@ abstract contract ChannelAdjudicator is VaultBase {
     /// Anyone may call: each `signatures[i]` must be the receiver's (the participant opposite
     /// `senderSide`) LockRelease over `locks[i]`. Recording a release again changes nothing. A
     /// release covers every lock of that direction with the same expiration, amount and secret hash.
+    /// Besides each release, the state word records that `senderSide` has one (StateWord.withRelease),
+    /// so that unlock looks releases up only for a side that has some.
     /// @param senderSide The side (0 = A, 1 = B) that sent the locks.
     /// @param locks The released locks; they need not be all of the sender's, nor in order.
     /// @param signatures The receiver's LockRelease signature for each lock, in the same order.
@@ -122,7 +124,8 @@ abstract contract ChannelAdjudicator is VaultBase {
         bytes[] calldata signatures
     ) external nonReentrant {
         bytes32 id = _channelId(p);
-        uint8 status = _word.status();
+        uint256 word = _word;
+        uint8 status = word.status();
         if (status != StateWord.CLOSED && status != StateWord.SETTLED) revert ChannelNotClosed();
         if (senderSide > 1) revert InvalidSide(senderSide);
         if (locks.length != signatures.length) revert LengthMismatch(locks.length, signatures.length);
@@ -135,6 +138,7 @@ abstract contract ChannelAdjudicator is VaultBase {
             _released[_releaseKey(senderSide, lock)] = true;
             secretHashes[i] = lock.secretHash;
         }
+        if (locks.length != 0 && !word.hasRelease(senderSide)) _word = word.withRelease(senderSide);
         emit LocksReleased(senderSide, secretHashes);
     }
 
@@ -161,15 +165,16 @@ abstract contract ChannelAdjudicator is VaultBase {
         if (retained == 0) revert NothingToUnlock();
         if (Settlement.locksRoot(locks) != root) revert LocksMismatch();
 
-        uint256 toReceiver = _revealedAmount(locks, retained, senderSide);
+        uint256 toReceiver = _revealedAmount(locks, retained, senderSide, word.hasRelease(senderSide));
         uint256 toSender = retained - toReceiver;
 
         LockState memory next = s;
         if (senderSide == 0) (next.retainedA, next.locksRootA) = (0, 0);
         else (next.retainedB, next.locksRootB) = (0, 0);
-        _word = next.retainedA == 0 && next.retainedB == 0
+        uint256 nextWord = next.retainedA == 0 && next.retainedB == 0
             ? StateWord.SETTLED
             : StateWord.commit(keccak256(abi.encode(next)), StateWord.SETTLED);
+        _word = nextWord.keepReleases(word);
         emit Unlocked(senderSide, toReceiver, toSender, next);
 
         (address sender, address receiver) =
@@ -179,16 +184,18 @@ abstract contract ChannelAdjudicator is VaultBase {
         _payOrDefer(asset, sender, toSender);
     }
 
-    function _checkDispute(DisputeState calldata s) private view {
-        uint256 word = _word;
+    /// @dev Returns the state word, whose release flags the caller's next write carries over.
+    function _checkDispute(DisputeState calldata s) private view returns (uint256 word) {
+        word = _word;
         if (word.status() != StateWord.CLOSED) revert ChannelNotClosed();
         if (!word.commits(keccak256(abi.encode(s)))) revert StateMismatch();
     }
 
     /// @dev Sum of the locks decided for the receiver, capped at `cap` without ever overflowing.
-    /// A lock sent by `senderSide` is looked up among the releases only when the release decides
-    /// it (revealed in time, or not expired yet); an expired, unrevealed lock goes back anyway.
-    function _revealedAmount(Lock[] calldata locks, uint256 cap, uint8 senderSide)
+    /// A lock sent by `senderSide` is looked up among the releases only if that side has any
+    /// (`anyReleased`, the state word's flag) and the release decides it (revealed in time, or not
+    /// expired yet); an expired, unrevealed lock goes back anyway.
+    function _revealedAmount(Lock[] calldata locks, uint256 cap, uint8 senderSide, bool anyReleased)
         private
         view
         returns (uint256 total)
@@ -198,7 +205,7 @@ abstract contract ChannelAdjudicator is VaultBase {
             uint256 revealedAt = _REGISTRY.revealedAt(lock.secretHash);
             bool revealedInTime = revealedAt != 0 && revealedAt <= lock.expiration;
             if (!revealedInTime && block.timestamp > lock.expiration) continue;
-            if (_released[_releaseKey(senderSide, lock)]) continue;
+            if (anyReleased && _released[_releaseKey(senderSide, lock)]) continue;
             if (!revealedInTime) revert LockNotExpired(lock.secretHash, lock.expiration);
             total = lock.amount >= cap - total ? cap : total + lock.amount;
         }

@@ -157,9 +157,12 @@ contract ChannelVault is ChannelAdjudicator {
         return _word.status();
     }
 
-    /// @notice The raw state word; its high 248 bits commit to the dispute or lock state once closed.
+    /// @notice The state word: the status in the low byte; the high 248 bits commit to the dispute or
+    /// lock state once closed.
+    /// @dev Leaves out the release flags stored beside the status (StateWord.withRelease), which
+    /// only spare unlock a lookup.
     function stateWord() external view returns (uint256) {
-        return _word;
+        return _word.withoutReleases();
     }
 
     /// @notice `side`'s cumulative deposit; only defined while the channel is open.

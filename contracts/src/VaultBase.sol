@@ -13,23 +13,27 @@ import {TokenTransfers} from "./libraries/TokenTransfers.sol";
 
 /// @title VaultBase
 /// @notice State and checks shared by the vault's multisig operations and its adjudicator.
-/// @dev Runs behind one clone per channel. The clone stores only: the state word (see StateWord),
-/// the cumulative withdrawals, payouts owed to payees that rejected them, and the lock releases
-/// recorded in a dispute.
+/// @dev Runs behind one clone per channel. The clone stores only: the state word (see StateWord;
+/// beside the status it flags each side that has a lock release recorded), the cumulative
+/// withdrawals, payouts owed to payees that rejected them, and the lock releases recorded in a
+/// dispute.
 abstract contract VaultBase is IChannelVault, ReentrancyGuardTransient {
     address internal immutable _FACTORY;
     /// @dev This implementation's own address, from which clone addresses are predicted.
     address internal immutable _IMPLEMENTATION;
     SecretRegistry internal immutable _REGISTRY;
 
+    /// @dev Slot 0. The status, the deposits or commitment, and the release flags (StateWord).
     uint256 internal _word;
-    /// @dev withdrawnA << 128 | withdrawnB; each is bounded by the deposits (< 2^121).
+    /// @dev Slot 1: withdrawnA << 128 | withdrawnB; each is bounded by the deposits (< 2^121).
     uint256 internal _withdrawn;
     mapping(address payee => uint256 amount) internal _owed;
     /// @dev Pending locks their receiver gave up (LockRelease), keyed by
     /// keccak256(abi.encode(senderSide, expiration, amount, secretHash)); unlock returns them to
     /// their sender. Only disputes write it (releaseLocks, once the channel is closed): an open
-    /// channel drops a released lock from the sender's next balance proof instead. Declared
+    /// channel drops a released lock from the sender's next balance proof instead. releaseLocks
+    /// also sets the sender side's flag in the state word, and unlock reads this mapping only for
+    /// a side whose flag is set, so a channel without releases pays nothing for it. Declared
     /// last, so the slots before it (0: state word, 1: withdrawals), which the tests read with
     /// vm.load, keep their numbers.
     mapping(bytes32 releaseKey => bool released) internal _released;

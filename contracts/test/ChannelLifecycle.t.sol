@@ -365,4 +365,57 @@ contract ChannelLifecycleTest is KeelTest {
         v.unlock(p, LockState(1.5 ether, lockHash(locks), 0, bytes32(0)), 0, locks);
         assertEq(alice.balance, a0 + 1.5 ether);
     }
+
+    /// @dev The state word flags releases per side: with a release recorded only for alice's
+    /// locks (side 0), unlocking bob's (side 1) pays his revealed locks to alice without reading
+    /// the release mapping, and the flag outlives a refutation, the settlement and that unlock, so
+    /// alice's released lock still goes back to her.
+    function test_ReleaseFlagIsPerSide() public {
+        (ChannelParams memory p, ChannelVault v) = openEth(5 ether, 5 ether);
+        Lock[] memory aliceLocks = new Lock[](1);
+        aliceLocks[0] = Lock(uint64(block.timestamp + 2 days), 1 ether, secretHashOf("alice's"));
+        Lock[] memory bobLocks = new Lock[](2);
+        bobLocks[0] = Lock(uint64(block.timestamp + 2 days), 0.25 ether, secretHashOf("bob's 0"));
+        bobLocks[1] = Lock(uint64(block.timestamp + 3 days), 0.5 ether, secretHashOf("bob's 1"));
+        registry.registerSecret("alice's");
+        registry.registerSecret("bob's 0");
+        registry.registerSecret("bob's 1");
+
+        DisputeState memory s = closeWith(p, v, false, BalanceData(2, 0, 1 ether, lockHash(aliceLocks)));
+        v.releaseLocks(p, 0, aliceLocks, signReleases(bobPk, p, address(v), aliceLocks));
+        assertEq(uint256(vm.load(address(v), bytes32(0))) & 0xff, 2 | 4); // CLOSED, side 0 flagged
+        assertEq(v.status(), 2);
+        assertEq(v.stateWord() & 0xff, 2);
+
+        BalanceData memory fromBob = BalanceData(3, 0, 0.75 ether, lockHash(bobLocks));
+        vm.prank(alice);
+        v.refute(p, s, fromBob, signBalance(bobPk, p, address(v), fromBob), "");
+        s.fromB = fromBob;
+        assertEq(uint256(vm.load(address(v), bytes32(0))) & 0xff, 2 | 4);
+
+        vm.warp(s.deadline + 1);
+        v.settle(p, s);
+        assertEq(uint256(vm.load(address(v), bytes32(0))) & 0xff, 3 | 4);
+        LockState memory ls = LockState(1 ether, lockHash(aliceLocks), 0.75 ether, lockHash(bobLocks));
+        assertEq(v.stateWord() >> 8, uint256(keccak256(abi.encode(ls))) >> 8);
+
+        uint256 a0 = alice.balance;
+        uint256 b0 = bob.balance;
+        vm.record();
+        v.unlock(p, ls, 1, bobLocks);
+        (bytes32[] memory reads,) = vm.accesses(address(v));
+        for (uint256 i = 0; i < reads.length; ++i) {
+            assertEq(reads[i], bytes32(0)); // the state word only: no release looked up
+        }
+        assertEq(alice.balance, a0 + 0.75 ether); // revealed: to alice, their receiver
+        assertEq(bob.balance, b0);
+
+        ls = LockState(1 ether, lockHash(aliceLocks), 0, bytes32(0));
+        assertEq(uint256(vm.load(address(v), bytes32(0))) & 0xff, 3 | 4);
+        v.unlock(p, ls, 0, aliceLocks);
+        assertEq(alice.balance, a0 + 1.75 ether); // released: back to alice, its sender
+        assertEq(bob.balance, b0);
+        assertEq(address(v).balance, 0);
+        assertEq(v.stateWord(), 3);
+    }
 }

@@ -62,4 +62,34 @@ contract SettlementSymbolicTest is Test {
         assert(StateWord.commits(word, hash));
         if (uint256(other) >> 8 != uint256(hash) >> 8) assert(!StateWord.commits(word, other));
     }
+
+    /// @dev A release flag is per side, changes neither the status nor the commitment, and every
+    /// later commitment that carries the flags over keeps it.
+    function check_StateWordReleaseFlags(
+        bytes32 hash,
+        bytes32 next,
+        uint8 status,
+        uint8 nextStatus,
+        uint8 side
+    ) public pure {
+        vm.assume(status == StateWord.CLOSED || status == StateWord.SETTLED);
+        vm.assume(nextStatus == StateWord.CLOSED || nextStatus == StateWord.SETTLED);
+        vm.assume(side <= 1);
+        uint256 word = StateWord.commit(hash, status);
+        assert(!StateWord.hasRelease(word, 0) && !StateWord.hasRelease(word, 1));
+        uint256 flagged = StateWord.withRelease(word, side);
+        assert(StateWord.hasRelease(flagged, side) && !StateWord.hasRelease(flagged, 1 - side));
+        assert(StateWord.status(flagged) == status);
+        assert(
+            StateWord.commits(flagged, hash)
+                && StateWord.hasCommitment(flagged) == StateWord.hasCommitment(word)
+        );
+        assert(StateWord.withoutReleases(flagged) == word);
+        uint256 later = StateWord.keepReleases(StateWord.commit(next, nextStatus), flagged);
+        assert(StateWord.status(later) == nextStatus && StateWord.commits(later, next));
+        assert(StateWord.hasRelease(later, side) && !StateWord.hasRelease(later, 1 - side));
+        uint256 done = StateWord.keepReleases(StateWord.SETTLED, flagged);
+        assert(StateWord.status(done) == StateWord.SETTLED && !StateWord.hasCommitment(done));
+        assert(StateWord.hasRelease(done, side));
+    }
 }
