@@ -203,11 +203,13 @@ abstract contract ChannelAdjudicator is VaultBase {
         for (uint256 i = 0; i < locks.length; ++i) {
             Lock calldata lock = locks[i];
             uint256 revealedAt = _REGISTRY.revealedAt(lock.secretHash);
-            bool revealedInTime = revealedAt != 0 && revealedAt <= lock.expiration;
-            if (!revealedInTime && block.timestamp > lock.expiration) continue;
-            if (anyReleased && _released[_releaseKey(senderSide, lock)]) continue;
-            if (!revealedInTime) revert LockNotExpired(lock.secretHash, lock.expiration);
-            total = lock.amount >= cap - total ? cap : total + lock.amount;
+            if (revealedAt != 0 && revealedAt <= lock.expiration) {
+                if (anyReleased && _released[_releaseKey(senderSide, lock)]) continue;
+                total = lock.amount >= cap - total ? cap : total + lock.amount;
+            } else if (block.timestamp <= lock.expiration) {
+                if (anyReleased && _released[_releaseKey(senderSide, lock)]) continue;
+                revert LockNotExpired(lock.secretHash, lock.expiration);
+            }
         }
     }
 
