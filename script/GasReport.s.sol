@@ -29,8 +29,10 @@ contract GasReportToken is ERC20 {
 /// @notice Runs every channel operation as a real transaction on a local Anvil so that
 /// script/gas-report.sh can read each receipt's gasUsed. Three phases, because refutations need
 /// the deadline the chain actually gave the close, and settlement needs the clock moved past it:
-/// `run()` (open, deposit, withdraw, cooperative close, unilateral close), `refutations()`, then
-/// — after evm_increaseTime — `afterChallenge()` (settle, unlock).
+/// `run()` (open, deposit, withdraw, cooperative close, unilateral close), `refutations()` (and
+/// lock releases, during the same challenge period), then — after evm_increaseTime —
+/// `afterChallenge()` (settle, unlock). The release scenario's transactions come last in each
+/// phase, after every other row's.
 /// @dev Uses Anvil's well-known development keys; never point this at a real network. Each
 /// measured transaction is labelled, in broadcast order, in deployments/gas-labels-<phase>.txt.
 contract GasReport is Script {
@@ -38,6 +40,9 @@ contract GasReport is Script {
     uint256 internal constant BOB_PK = 0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d;
     uint256 internal constant TOWER_PK = 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a;
     uint32 internal constant PERIOD = 1 hours;
+    /// @dev Salts of the channels whose locks bob releases (7 and 8 are the withdrawInto targets).
+    uint256 internal constant RELEASE_1 = 9;
+    uint256 internal constant RELEASE_6 = 10;
 
     ChannelFactory internal factory;
     address internal alice;
@@ -182,6 +187,12 @@ contract GasReport is Script {
         _lockChannel(5, 1, "register a secret");
         _lockChannel(6, 6, "register 6 secrets");
 
+        // Channels where bob closes with an older proof of alice's that still holds 1 and 6 locks
+        // he has since released off-chain; alice answers with his LockReleases in refutations().
+        // The 1-lock channel's secret is registered in time, so only the release returns it.
+        _lockChannel(RELEASE_1, 1, "setup: register a secret");
+        _lockChannel(RELEASE_6, 6, "setup: register 6 secrets");
+
         vm.writeFile(_path("gas-labels-1.txt"), labels);
     }
 
@@ -217,6 +228,10 @@ contract GasReport is Script {
             ),
             "refutation by a watchtower (ETH)"
         );
+
+        // During the challenge period, alice submits bob's LockRelease for each of her locks.
+        _release(RELEASE_1, 1, "release 1 lock (releaseLocks)");
+        _release(RELEASE_6, 6, "release 6 locks (releaseLocks)");
         vm.writeFile(_path("gas-labels-2.txt"), labels);
     }
 
@@ -239,6 +254,29 @@ contract GasReport is Script {
         );
         _settleAndUnlock(5, 1);
         _settleAndUnlock(6, 6);
+
+        // The released lock goes back to alice although its secret was registered in time.
+        ChannelParams memory r = _params(address(0), RELEASE_1);
+        address vr = factory.vaultOf(r);
+        DisputeState memory rs = _lastDispute(vr);
+        _send(
+            BOB_PK,
+            vr,
+            0,
+            abi.encodeCall(ChannelAdjudicator.settle, (r, rs)),
+            "setup: settle with pending locks"
+        );
+        (Lock[] memory released,) = _locks(RELEASE_1, 1);
+        _send(
+            ALICE_PK,
+            vr,
+            0,
+            abi.encodeCall(
+                ChannelAdjudicator.unlock,
+                (r, LockState(rs.fromA.lockedAmount, rs.fromA.locksRoot, 0, 0), 0, released)
+            ),
+            "unlock 1 released lock (secret registered, returned to its sender)"
+        );
         vm.writeFile(_path("gas-labels-3.txt"), labels);
     }
 
@@ -411,6 +449,40 @@ contract GasReport is Script {
         LockState memory ls = LockState(s.fromA.lockedAmount, s.fromA.locksRoot, 0, 0);
         string memory label = n == 1 ? "unlock 1 lock" : "unlock 6 locks";
         _send(BOB_PK, v, 0, abi.encodeCall(ChannelAdjudicator.unlock, (p, ls, 0, locks)), label);
+    }
+
+    /// @dev Alice submits bob's (the receiver's) EIP-712 LockRelease for each of the `n` locks she
+    /// sent in channel `salt`, which is closed and in its challenge period.
+    function _release(uint256 salt, uint256 n, string memory label) internal {
+        ChannelParams memory p = _params(address(0), salt);
+        ChannelVault v = ChannelVault(factory.vaultOf(p));
+        (Lock[] memory locks,) = _locks(salt, n);
+        bytes[] memory signatures = new bytes[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            signatures[i] = _sign(BOB_PK, v, _lockReleaseHash(p, locks[i]));
+        }
+        _send(
+            ALICE_PK,
+            address(v),
+            0,
+            abi.encodeCall(ChannelAdjudicator.releaseLocks, (p, 0, locks, signatures)),
+            label
+        );
+    }
+
+    /// @dev The EIP-712 struct hash of a LockRelease of `lock` in channel `p` (its receiver signs it).
+    function _lockReleaseHash(ChannelParams memory p, Lock memory lock) internal view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                keccak256(
+                    "LockRelease(bytes32 channelId,bytes32 secretHash,uint256 amount,uint64 expiration)"
+                ),
+                factory.channelId(p),
+                lock.secretHash,
+                lock.amount,
+                lock.expiration
+            )
+        );
     }
 
     // ------------------------------------------------------------------ plumbing

@@ -46,6 +46,11 @@ TARGETS = {
     "refutation by a watchtower (ETH)": (None, "Raiden 90,538 (a third party with the non-closer's signature)"),
     "unlock 1 lock": (None, "Raiden 59,034"),
     "unlock 6 locks": (None, "Raiden 83,834"),
+    # Raiden has no on-chain release of a pending lock: its unlock follows the secret registry alone.
+    "release 1 lock (releaseLocks)": (None, "Raiden: none (no early release)"),
+    "release 6 locks (releaseLocks)": (None, "Raiden: none (no early release)"),
+    "unlock 1 released lock (secret registered, returned to its sender)": (
+        None, "Raiden: none (no early release)"),
     "register a secret": (None, "Raiden 46,205"),
 }
 
@@ -76,6 +81,14 @@ SCENARIOS = {
     "settle (ETH)": "alice settles after the challenge period; both payees exist and are paid",
     "unlock 1 lock": "bob resolves alice's 1 pending lock (secret registered)",
     "unlock 6 locks": "bob resolves alice's 6 pending locks (secrets registered)",
+    "release 1 lock (releaseLocks)": "bob closed with alice's proof holding 1 lock he had released "
+                                     "off-chain; alice submits his LockRelease signature during the "
+                                     "challenge period",
+    "release 6 locks (releaseLocks)": "the same with 6 locks: alice submits bob's 6 LockRelease "
+                                      "signatures in one transaction",
+    "unlock 1 released lock (secret registered, returned to its sender)":
+        "alice resolves her 1 pending lock after settlement; its secret was registered in time, "
+        "but bob released it, so it goes back to her",
 }
 
 
@@ -186,6 +199,11 @@ def main():
                "deposit (115,037 + 75,838).")
     out.append("- A refutation by a watchtower verifies one more signature (the non-closer's "
                "TowerAuthorisation) than the non-closer's own refutation.")
+    out.append("- releaseLocks verifies the receiver's LockRelease signature for each lock and writes "
+               "one new slot per lock (its release), and sets the sending side's release flag in the "
+               "channel's state word. unlock reads the releases only for a side whose flag is set, "
+               "so the unlock rows without a release pay nothing for them; the released lock's unlock "
+               "reads its release (one cold slot).")
     print("\n".join(out))
     missed = [l for l, (t, _) in TARGETS.items() if t and l in measured and measured[l] > t]
     absent = [l for l, (t, _) in TARGETS.items() if t and l not in measured]
