@@ -11,6 +11,13 @@ use serde::{Deserialize, Serialize};
 /// `max_pending_locks`, so a peer's wider policy fits, while a stored appointment stays small.
 pub const MAX_LOCKS: usize = 64;
 
+/// Most lock releases one appointment may carry, and a tower holds for one channel and
+/// customer: a channel gathers releases over its life (one per failed payment whose lock its
+/// receiver gave up), more than it has locks pending at once. A stored release takes 137 bytes;
+/// each more recorded costs about 30,000 gas (docs/gas.md: `releaseLocks` of one lock 64,969, of
+/// six 214,471), so one `releaseLocks` of this many stays under 4M gas.
+pub const MAX_RELEASES: usize = 128;
+
 /// A channel's fixed parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -77,6 +84,23 @@ pub struct AppointmentRequest {
     /// once the channel is closed. Each must hash (sha256) to one of `locks`' secret hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<B256>,
+    /// Releases of the customer's outgoing locks (those of the proofs the counterparty holds),
+    /// each signed by the counterparty (the proof's sender), at most [`MAX_RELEASES`]: once the
+    /// channel is closed the tower records them in the vault (`releaseLocks`), so a close with
+    /// an old proof that still holds a released lock returns it to the customer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseJson>,
+}
+
+/// A lock's receiver gave it up: its `LockRelease` signature (keel-core's EIP-712 type, under
+/// the channel's domain) over the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseJson {
+    /// The released lock.
+    pub lock: LockJson,
+    /// The receiver's `LockRelease` signature over it (65 bytes, 0x-hex).
+    pub signature: Bytes,
 }
 
 /// One pending lock, as the locks root commits to it.
@@ -204,8 +228,8 @@ pub struct ChannelJsonView {
     pub dispute: Option<DisputeJson>,
     /// What the tower did.
     pub responses: Vec<ResponseJson>,
-    /// What it sent for the customers' locks once the channel closed (registered their
-    /// secrets, settled, unlocked): the latest transaction of each step, by customer.
+    /// What it sent for the customers' locks once the channel closed (recorded their releases,
+    /// registered their secrets, settled, unlocked): the latest transaction of each step, by customer.
     #[serde(default)]
     pub lock_steps: Vec<LockStepJson>,
 }
@@ -224,6 +248,10 @@ pub struct HeldJson {
     /// How many of their secrets it holds (to register once the channel closes).
     #[serde(default)]
     pub secrets: usize,
+    /// How many releases of the customer's outgoing locks it holds (to record once the channel
+    /// closes).
+    #[serde(default)]
+    pub releases: usize,
     /// Unix seconds.
     pub accepted_at: u64,
     /// Unix seconds.
@@ -266,8 +294,8 @@ pub struct ResponseJson {
 pub struct LockStepJson {
     /// The customer.
     pub customer: Address,
-    /// `registered` (its secrets, on the SecretRegistry), `settled` (the channel) or
-    /// `unlocked` (its incoming locks).
+    /// `released` (its outgoing locks' releases, in the vault), `registered` (its secrets, on
+    /// the SecretRegistry), `settled` (the channel) or `unlocked` (its incoming locks).
     pub step: String,
     /// The mined transaction (the latest of this step).
     pub tx_hash: B256,

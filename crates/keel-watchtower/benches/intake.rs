@@ -123,6 +123,7 @@ fn appointment(k: &Keys, salt: u64) -> AppointmentRequest {
         authorisation: authorisation.to_vec().into(),
         locks: Vec::new(),
         secrets: Vec::new(),
+        releases: Vec::new(),
     }
 }
 

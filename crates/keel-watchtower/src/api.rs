@@ -24,7 +24,7 @@ use keel_core::{Address, B256};
 pub use keel_tower_api::{
     AppointmentRequest, BatchItem, BatchJson, BatchRequest, ChannelJson, ChannelJsonView,
     DisputeJson, ErrorJson, HealthJson, HeldJson, LockJson, LockStepJson, ProofJson, ReceiptJson,
-    RegistrationJson, RegistrationRequest, ResponseJson,
+    RegistrationJson, RegistrationRequest, ReleaseJson, ResponseJson,
 };
 use serde::de::DeserializeOwned;
 
@@ -334,6 +334,7 @@ async fn channel<S: Store, L: ChannelLookup>(
                 nonce: a.proof.nonce,
                 locks: a.locks.len(),
                 secrets: a.secrets.len(),
+                releases: a.releases.len(),
                 accepted_at: a.accepted_at,
                 watch_until: a.watch_until,
             })

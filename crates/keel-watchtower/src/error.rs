@@ -79,6 +79,27 @@ pub enum Refusal {
     /// The same secret was sent twice.
     #[error("secret with hash {0} sent twice")]
     DuplicateSecret(B256),
+    /// The appointment carries more lock releases than the tower holds per appointment.
+    #[error("an appointment carries at most {max} lock releases, got {got}")]
+    TooManyReleases {
+        /// The limit.
+        max: usize,
+        /// The number sent.
+        got: usize,
+    },
+    /// The same lock's release was sent twice.
+    #[error("the lock with secret hash {0} is released twice")]
+    DuplicateRelease(B256),
+    /// A release is not the counterparty's `LockRelease` signature over its lock in this
+    /// channel (signed by someone else, over another lock, or for another channel).
+    #[error("the release of the lock with secret hash {secret_hash} is invalid: {source}")]
+    BadRelease {
+        /// The released lock's secret hash.
+        secret_hash: B256,
+        /// Why its signature does not verify.
+        #[source]
+        source: keel_core::Error,
+    },
     /// A batch held more appointments than one request may.
     #[error("a batch holds at most {max} appointments, got {got}")]
     BatchTooLarge {
@@ -126,6 +147,9 @@ impl Refusal {
             Self::LocksMismatch(_) => "locks_mismatch",
             Self::SecretWithoutLock(_) => "secret_without_lock",
             Self::DuplicateSecret(_) => "duplicate_secret",
+            Self::TooManyReleases { .. } => "too_many_releases",
+            Self::DuplicateRelease(_) => "duplicate_release",
+            Self::BadRelease { .. } => "bad_release",
             Self::BatchTooLarge { .. } => "batch_too_large",
             Self::CustomerRateLimited { .. } => "rate_limited_customer",
             Self::ChainUnavailable(_) => "chain_unavailable",

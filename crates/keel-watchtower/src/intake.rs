@@ -14,8 +14,14 @@
 //! (checked again atomically as it is stored). Locks and secrets sent with the proof are
 //! checked before any signature: at most [`MAX_LOCKS`], hashing to the proof's `locksRoot` and
 //! summing to its `lockedAmount`, each secret opening one of them, none twice. The same nonce
-//! as the one held is taken only to add secrets to the same proof and locks (see
+//! as the one held is taken only to add secrets to the same proof and locks, or releases (see
 //! [`Store::put`]).
+//!
+//! Releases of the customer's outgoing locks ([`Release`]) are checked the same way: at most
+//! [`MAX_RELEASES`], none twice, each a 65-byte signature (before any signature is checked),
+//! then, after the customer's authorisation, each the counterparty's `LockRelease` (keel-core's
+//! EIP-712 type) over its lock under the channel's domain: a release the customer signed, over
+//! another lock, or for another channel is refused ([`Refusal::BadRelease`]).
 
 use std::{collections::HashMap, future::Future, sync::Arc};
 
@@ -23,7 +29,7 @@ use alloy::signers::local::PrivateKeySigner;
 use keel_bindings::ChannelVault;
 use keel_chain::Chain;
 use keel_core::{
-    receipts, signing, Address, BalanceProof, ChannelDomain, ChannelParams, Lock,
+    receipts, signing, Address, BalanceProof, ChannelDomain, ChannelParams, Lock, LockRelease,
     TowerAuthorisation, TowerReceipt, TowerRegistration, B256, U256,
 };
 
@@ -32,7 +38,7 @@ use crate::{
     error::{Refusal, StoreError},
     keys::KeyCache,
     ratelimit::{Rate, RateLimiter},
-    store::{Appointment, Customer, PutError, Store},
+    store::{Appointment, Customer, PutError, Release, Store},
 };
 
 /// What the chain says about a channel's vault.
@@ -125,6 +131,10 @@ impl<S, L> std::fmt::Debug for Intake<S, L> {
 
 /// Most locks (and secrets) one appointment may carry; a stored lock takes 72 bytes, a secret 32.
 pub use keel_tower_api::MAX_LOCKS;
+
+/// Most releases one appointment may carry (and the tower holds per channel and customer); a
+/// stored release takes 137 bytes.
+pub use keel_tower_api::MAX_RELEASES;
 
 /// Amounts above this are refused by the vault at submission.
 const MAX_AMOUNT: U256 = U256::from_limbs([u64::MAX, u64::MAX, 0, 0]);
@@ -389,6 +399,7 @@ fn check(
         .map_err(Refusal::BadSenderSignature)?;
     keys.verify(&p.authorisation_digest, &req.authorisation, req.customer)
         .map_err(Refusal::BadAuthorisation)?;
+    verify_releases(keys, &p)?;
     receipted(c, signer.address(), p, now)
 }
 
@@ -425,8 +436,32 @@ fn check_all(
     });
     prepared
         .into_iter()
-        .map(|p| receipted(c, tower, p?, now))
+        .map(|p| {
+            let p = p?;
+            verify_releases(keys, &p)?;
+            receipted(c, tower, p, now)
+        })
         .collect()
+}
+
+/// Checks that the counterparty (the proof's sender) signed each release of `p`, all at once.
+fn verify_releases(keys: &KeyCache, p: &Prepared<'_>) -> Result<(), Refusal> {
+    if p.releases.is_empty() {
+        return Ok(());
+    }
+    let checks: Vec<(B256, &[u8], Address)> = p
+        .release_digests
+        .iter()
+        .zip(&p.releases)
+        .map(|(digest, r)| (*digest, &r.signature[..], p.sender))
+        .collect();
+    for (verdict, r) in keys.verify_many(&checks).into_iter().zip(&p.releases) {
+        verdict.map_err(|source| Refusal::BadRelease {
+            secret_hash: r.lock.secret_hash,
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Checks one signature of each appointment still standing, all at once, and refuses with
@@ -459,6 +494,9 @@ struct Prepared<'a> {
     authorisation_digest: B256,
     locks: Vec<Lock>,
     secrets: Vec<B256>,
+    releases: Vec<Release>,
+    /// Each release's `LockRelease` digest under the channel's domain, in order.
+    release_digests: Vec<B256>,
 }
 
 /// Everything but the signatures.
@@ -484,6 +522,7 @@ fn prepare<'a>(c: &IntakeConfig, req: &'a AppointmentRequest) -> Result<Prepared
         return Err(Refusal::AmountTooLarge("lockedAmount"));
     }
     let (locks, secrets) = check_locks(req)?;
+    let releases = check_releases(req)?;
     let channel_id = keel_core::channel_id(c.chain_id, c.factory, &params);
     let vault =
         keel_core::vault_address(c.factory, c.vault_implementation, channel_id, params.token);
@@ -499,6 +538,17 @@ fn prepare<'a>(c: &IntakeConfig, req: &'a AppointmentRequest) -> Result<Prepared
     let authorisation_digest = domain.signing_hash(&TowerAuthorisation {
         balanceProof: proof.clone(),
     });
+    let release_digests = releases
+        .iter()
+        .map(|r| {
+            domain.signing_hash(&LockRelease {
+                channelId: channel_id,
+                secretHash: r.lock.secret_hash,
+                amount: r.lock.amount,
+                expiration: r.lock.expiration,
+            })
+        })
+        .collect();
     Ok(Prepared {
         req,
         params,
@@ -511,6 +561,8 @@ fn prepare<'a>(c: &IntakeConfig, req: &'a AppointmentRequest) -> Result<Prepared
         authorisation_digest,
         locks,
         secrets,
+        releases,
+        release_digests,
     })
 }
 
@@ -549,6 +601,7 @@ fn receipted(
             receipt_signature,
             locks: p.locks,
             secrets: p.secrets,
+            releases: p.releases,
         },
         receipt: SignedReceipt {
             receipt,
@@ -594,6 +647,35 @@ fn check_locks(req: &AppointmentRequest) -> Result<(Vec<Lock>, Vec<B256>), Refus
         seen.push(hash);
     }
     Ok((locks, req.secrets.clone()))
+}
+
+/// The releases of `req`, if their form is one the tower takes: at most [`MAX_RELEASES`], no
+/// lock released twice, each signature 65 bytes. Their signatures are checked later
+/// ([`verify_releases`]).
+fn check_releases(req: &AppointmentRequest) -> Result<Vec<Release>, Refusal> {
+    if req.releases.len() > MAX_RELEASES {
+        return Err(Refusal::TooManyReleases {
+            max: MAX_RELEASES,
+            got: req.releases.len(),
+        });
+    }
+    let mut releases: Vec<Release> = Vec::with_capacity(req.releases.len());
+    for r in &req.releases {
+        let lock = Lock::from(r.lock);
+        if releases.iter().any(|held| held.lock == lock) {
+            return Err(Refusal::DuplicateRelease(lock.secret_hash));
+        }
+        let signature: [u8; 65] =
+            r.signature
+                .as_ref()
+                .try_into()
+                .map_err(|_| Refusal::BadRelease {
+                    secret_hash: lock.secret_hash,
+                    source: keel_core::Error::SignatureLength(r.signature.len()),
+                })?;
+        releases.push(Release { lock, signature });
+    }
+    Ok(releases)
 }
 
 fn put_refusal(e: PutError, req: &AppointmentRequest) -> Refusal {

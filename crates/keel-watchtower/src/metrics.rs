@@ -21,7 +21,7 @@ pub struct Metrics {
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
     /// Time from the tower seeing a close to its refutation's receipt, per refutation mined.
     response_latency: Histogram,
-    /// Lock steps mined (`registered`, `settled`, `unlocked`), by step.
+    /// Lock steps mined (`released`, `registered`, `settled`, `unlocked`), by step.
     lock_steps: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -49,7 +49,7 @@ impl Metrics {
         }
     }
 
-    /// A lock step's transaction (`registered`, `settled`, `unlocked`) was mined.
+    /// A lock step's transaction (`released`, `registered`, `settled`, `unlocked`) was mined.
     pub fn lock_step(&self, step: &'static str) {
         let mut steps = self.lock_steps.lock().unwrap_or_else(|e| e.into_inner());
         let n = steps.entry(step).or_default();
@@ -94,7 +94,7 @@ impl Metrics {
         metric(
             "keel_tower_lock_steps_total",
             "counter",
-            "Secrets registered, channels settled and locks unlocked for customers (transactions mined), by step.",
+            "Lock releases recorded, secrets registered, channels settled and locks unlocked for customers (transactions mined), by step.",
             &labelled(&self.lock_steps, "step"),
         );
         self.response_latency.render(

@@ -64,5 +64,6 @@ pub fn appointment(
         )?),
         locks: Vec::new(),
         secrets: Vec::new(),
+        releases: Vec::new(),
     })
 }

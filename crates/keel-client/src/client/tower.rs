@@ -13,6 +13,11 @@
 //! as an update does; the tower takes the same nonce again when it only adds secrets, so the
 //! secret goes without waiting for a newer proof.
 //!
+//! It also carries the releases of our outgoing locks the peer signed (the newest
+//! [`MAX_RELEASES`]), so a tower records them in the vault if the peer closes with an old proof
+//! of ours still holding a released lock while we are away. A release received marks the
+//! channel too, and the tower takes the same nonce again when it adds releases.
+//!
 //! At start the task checks the tower is the one configured (its `/v1/health` names the
 //! expected address), registers us with a signed `TowerRegistration`, and queues every channel
 //! whose newest peer proof is above the nonce of the receipt stored for it. Every receipt is
@@ -31,7 +36,7 @@ use std::{
 use keel_core::{Address, ChannelDomain, TowerAuthorisation, TowerRegistration, B256};
 use keel_tower_api::{
     AppointmentRequest, BatchItem, BatchJson, BatchRequest, ErrorJson, HealthJson, LockJson,
-    ReceiptJson, RegistrationJson, RegistrationRequest, MAX_LOCKS,
+    ReceiptJson, RegistrationJson, RegistrationRequest, ReleaseJson, MAX_LOCKS, MAX_RELEASES,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Notify;
@@ -291,22 +296,45 @@ struct Sent {
     nonce: u64,
     /// How many secrets it carried.
     secrets: usize,
+    /// How many releases it carried.
+    releases: usize,
     domain: ChannelDomain,
     chain_id: u64,
 }
 
-/// What a tower acknowledged holding for a channel: the proof's nonce and how many of its
-/// locks' secrets (0 when only a stored receipt says so: sent again if we hold any).
+/// What a tower acknowledged holding for a channel: the proof's nonce, how many of its locks'
+/// secrets and how many releases of our locks (0 when only a stored receipt says so: sent again
+/// if we hold any).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Held {
     nonce: u64,
     secrets: usize,
+    releases: usize,
 }
 
 impl Held {
-    /// Whether the tower holds all of an appointment with `nonce` and `secrets` secrets.
-    fn covers(self, nonce: u64, secrets: usize) -> bool {
-        self.nonce > nonce || (self.nonce == nonce && self.secrets >= secrets)
+    /// Whether the tower holds all of an appointment with `nonce`, `secrets` secrets and
+    /// `releases` releases (the tower keeps the releases of every appointment it took, and we
+    /// never drop one, so a count says which).
+    fn covers(self, nonce: u64, secrets: usize, releases: usize) -> bool {
+        (self.nonce > nonce || (self.nonce == nonce && self.secrets >= secrets))
+            && self.releases >= releases
+    }
+
+    /// What the tower holds once it took `sent` too.
+    fn with(self, sent: &Sent) -> Self {
+        if self.covers(sent.nonce, sent.secrets, 0) {
+            Self {
+                releases: self.releases.max(sent.releases),
+                ..self
+            }
+        } else {
+            Self {
+                nonce: sent.nonce,
+                secrets: sent.secrets,
+                releases: self.releases.max(sent.releases),
+            }
+        }
     }
 }
 
@@ -482,6 +510,7 @@ impl Session<'_> {
                 let held = Held {
                     nonce: r.receipt.nonce,
                     secrets: 0,
+                    releases: 0,
                 };
                 (r.receipt.channelId, held)
             })
@@ -491,7 +520,8 @@ impl Session<'_> {
     /// The appointment for each marked channel whose newest peer proof, or a secret we know of
     /// its locks, the tower does not hold yet (channels on other chains, settled, or without a
     /// proof have none). It carries the proof's locks (our pending incoming locks; none if more
-    /// than the tower takes) and the secrets we know for them.
+    /// than the tower takes), the secrets we know for them and the releases of our outgoing
+    /// locks the peer signed (the newest [`MAX_RELEASES`]).
     async fn appointments(
         &self,
         inner: &Inner,
@@ -527,10 +557,17 @@ impl Session<'_> {
                 .iter()
                 .filter_map(|l| known.get(&l.secret_hash).copied())
                 .collect();
+            let mut releases = inner
+                .store
+                .outgoing_releases(channel_id)
+                .await
+                .map_err(|e| TowerError::Store(e.to_string()))?;
+            // Oldest first: past the tower's limit, the oldest are left out.
+            releases.drain(..releases.len().saturating_sub(MAX_RELEASES));
             if self
                 .held
                 .get(&channel_id)
-                .is_some_and(|h| h.covers(proof.nonce, secrets.len()))
+                .is_some_and(|h| h.covers(proof.nonce, secrets.len(), releases.len()))
             {
                 continue;
             }
@@ -546,6 +583,7 @@ impl Session<'_> {
                 channel_id,
                 nonce: proof.nonce,
                 secrets: secrets.len(),
+                releases: releases.len(),
                 domain: channel.domain,
                 chain_id,
             };
@@ -558,6 +596,17 @@ impl Session<'_> {
                 authorisation: authorisation.to_vec().into(),
                 locks: locks.iter().map(LockJson::from).collect(),
                 secrets,
+                releases: releases
+                    .iter()
+                    .map(|(release, signature)| ReleaseJson {
+                        lock: LockJson {
+                            expiration: release.expiration,
+                            amount: release.amount,
+                            secret_hash: release.secretHash,
+                        },
+                        signature: signature.to_vec().into(),
+                    })
+                    .collect(),
             };
             out.push((sent, request));
         }
@@ -646,12 +695,7 @@ impl Session<'_> {
 
     fn acknowledged(&mut self, sent: &Sent) {
         let held = self.held.entry(sent.channel_id).or_default();
-        if !held.covers(sent.nonce, sent.secrets) {
-            *held = Held {
-                nonce: sent.nonce,
-                secrets: sent.secrets,
-            };
-        }
+        *held = held.with(sent);
     }
 
     fn failed(&self, inner: &Inner, e: &TowerError) {
@@ -707,10 +751,10 @@ impl Session<'_> {
 /// a full batch of appointments carrying locks would exceed.
 const MAX_REQUEST_BYTES: usize = 512 * 1024;
 
-/// About how many bytes an appointment takes in JSON: 1.3 KB, and ~190 bytes a lock and ~70 a
-/// secret (generous, so the estimate stays above the real size).
+/// About how many bytes an appointment takes in JSON: 1.3 KB, and ~190 bytes a lock, ~70 a
+/// secret and ~340 a release (generous, so the estimate stays above the real size).
 fn json_size(a: &AppointmentRequest) -> usize {
-    1_300 + 200 * a.locks.len() + 70 * a.secrets.len()
+    1_300 + 200 * a.locks.len() + 70 * a.secrets.len() + 350 * a.releases.len()
 }
 
 /// `appointments` split into requests of at most `max_items` and about [`MAX_REQUEST_BYTES`].
@@ -838,6 +882,7 @@ mod tests {
             channel_id: B256::repeat_byte(7),
             nonce: 9,
             secrets: 0,
+            releases: 0,
             domain: ChannelDomain::new(31_337, Address::repeat_byte(0x5a)),
             chain_id: 31_337,
         };
@@ -888,6 +933,7 @@ mod tests {
             authorisation: vec![0xff; 65].into(),
             locks: Vec::new(),
             secrets: Vec::new(),
+            releases: Vec::new(),
         };
         let lock = LockJson {
             expiration: u64::MAX,
@@ -897,9 +943,16 @@ mod tests {
         let full = AppointmentRequest {
             locks: vec![lock; MAX_LOCKS],
             secrets: vec![B256::repeat_byte(0xff); MAX_LOCKS],
+            releases: vec![
+                ReleaseJson {
+                    lock,
+                    signature: vec![0xff; 65].into(),
+                };
+                MAX_RELEASES
+            ],
             ..bare.clone()
         };
-        // The estimate is above the real size, with or without locks.
+        // The estimate is above the real size, with or without locks and releases.
         for a in [&bare, &full] {
             assert!(serde_json::to_vec(a).unwrap().len() <= json_size(a));
         }
@@ -913,6 +966,24 @@ mod tests {
             let body = serde_json::to_vec(&b.iter().map(|(_, a)| a).collect::<Vec<_>>()).unwrap();
             assert!(body.len() <= MAX_REQUEST_BYTES, "{} bytes", body.len());
         }
+    }
+
+    #[test]
+    fn a_tower_is_sent_an_appointment_again_for_a_new_release() {
+        let (_, mut sent, _) = fixture();
+        let held = Held::default().with(&sent);
+        assert!(held.covers(9, 0, 0));
+        // A release received since: the same proof goes again, with it.
+        assert!(!held.covers(9, 0, 1));
+        sent.releases = 1;
+        let held = held.with(&sent);
+        assert!(held.covers(9, 0, 1));
+        // A newer proof acknowledged keeps the count: the tower keeps the releases it took.
+        sent.nonce = 10;
+        sent.releases = 0;
+        let held = held.with(&sent);
+        assert_eq!((held.nonce, held.releases), (10, 1));
+        assert!(held.covers(10, 0, 1) && !held.covers(11, 0, 1));
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! Locks: what the tower does for an appointment's locks once the channel is closed.
 //!
 //! An appointment may carry the locks behind its proof's locks root (the customer's pending
-//! incoming locks) and secrets the customer knows for some of them. Once the channel is closed
-//! (by anyone), one task per channel, for each such appointment:
+//! incoming locks), secrets the customer knows for some of them, and releases of the customer's
+//! outgoing locks signed by the counterparty. Once the channel is closed (by anyone), one task
+//! per channel, for each such appointment:
 //!
+//! 0. records its releases in the vault (`releaseLocks`, the customer's side as the locks'
+//!    sender, all in one transaction), once: again only for an appointment accepted after the
+//!    last `released` step, which may carry more. A close with an old proof of the customer's
+//!    still holding a released lock then returns it to the customer at `unlock`, even if its
+//!    secret is registered;
 //! 1. registers the held secrets not yet registered whose locks have not expired, in
 //!    `registerSecrets` transactions of at most [`SECRETS_PER_TX`], the earliest-expiring
 //!    first, each mined by the earliest of its locks' expirations (with the fee raises a
@@ -128,7 +134,7 @@ impl<S: Store> Responder<S> {
         let work: Vec<&Appointment> = record
             .appointments
             .iter()
-            .filter(|a| !a.locks.is_empty() || !a.secrets.is_empty())
+            .filter(|a| !a.locks.is_empty() || !a.secrets.is_empty() || !a.releases.is_empty())
             .collect();
         if work.is_empty() {
             return Ok(Next::Done);
@@ -140,7 +146,7 @@ impl<S: Store> Responder<S> {
         let mut next = Next::Done;
         for a in work {
             // Only the challenge period to wait out: no claim taken, no other call made.
-            if waiting_for_deadline(a, record, now, registered) {
+            if !releases_due(a, record) && waiting_for_deadline(a, record, now, registered) {
                 next = Next::Wait;
                 continue;
             }
@@ -178,10 +184,51 @@ impl<S: Store> Responder<S> {
         now: u64,
         registered: &mut HashSet<B256>,
     ) -> Result<Next, Retry> {
+        self.record_releases(a, record).await?;
         self.register_secrets(a, now, registered).await?;
         match &record.lock_state {
             None => self.settle(a, record, now).await,
             Some(state) => self.unlock(a, state, now, registered).await,
+        }
+    }
+
+    /// Records `a`'s releases in the vault, unless a `released` step already did (for this
+    /// appointment or a newer one). A refusal is logged and left: the vault refuses only a
+    /// channel not closed, or one whose releases no longer matter, and a release it rejects as
+    /// badly signed was checked at intake.
+    async fn record_releases(&self, a: &Appointment, record: &ChannelRecord) -> Result<(), Retry> {
+        if !releases_due(a, record) {
+            return Ok(());
+        }
+        let Some(side) = a.customer_side() else {
+            return Ok(());
+        };
+        let releases: Vec<(keel_core::LockRelease, [u8; 65])> = a
+            .releases
+            .iter()
+            .map(|r| {
+                let release = keel_core::LockRelease {
+                    channelId: a.channel_id,
+                    secretHash: r.lock.secret_hash,
+                    amount: r.lock.amount,
+                    expiration: r.lock.expiration,
+                };
+                (release, r.signature)
+            })
+            .collect();
+        match self.chain.release_locks(&a.params, side, &releases).await {
+            Ok(receipt) => {
+                tracing::info!(channel = %a.channel_id, customer = %a.customer, releases = releases.len(), tx = %receipt.transaction_hash, "recorded lock releases");
+                let detail = format!("{} releases", releases.len());
+                self.stepped(a, LockStepKind::Released, receipt.transaction_hash, detail)
+                    .await;
+                Ok(())
+            }
+            Err(e @ ChainError::Rejected { .. }) => {
+                tracing::error!(channel = %a.channel_id, error = %keel_chain::report(&e), "recording lock releases refused");
+                Ok(())
+            }
+            Err(e) => Err(self.failed(a, "recording lock releases", &e)),
         }
     }
 
@@ -377,6 +424,18 @@ impl<S: Store> Responder<S> {
         tracing::warn!(channel = %a.channel_id, customer = %a.customer, error = %keel_chain::report(e), "{what} failed; retrying");
         Retry
     }
+}
+
+/// Whether `a`'s releases are still to be recorded: it holds some, and no `released` step for
+/// its customer was mined after the tower accepted it (a newer appointment may add releases;
+/// recording one again changes nothing on chain).
+fn releases_due(a: &Appointment, record: &ChannelRecord) -> bool {
+    !a.releases.is_empty()
+        && !record.lock_steps.iter().any(|s| {
+            s.customer == a.customer
+                && s.kind == LockStepKind::Released
+                && s.updated_at > a.accepted_at
+        })
 }
 
 /// Whether all that is left for `a` before the challenge period ends is to wait for it: the

@@ -27,36 +27,36 @@ pub(super) struct Held {
 
 /// What a batch does.
 #[derive(Debug)]
-pub(super) struct Plan<'a> {
+pub(super) struct Plan {
     /// Per appointment, in order: taken, or why not.
     pub results: Vec<Result<(), PutError>>,
     /// The rows to write, one per channel and customer, in key order (channel, then customer):
-    /// the index pages they land on are then visited in order, not at random.
-    pub writes: Vec<&'a Appointment>,
+    /// the index pages they land on are then visited in order, not at random. Each is the
+    /// last appointment taken, with the releases of the one it replaced
+    /// ([`Appointment::keeping_releases_of`]).
+    pub writes: Vec<Appointment>,
 }
 
 /// Applies the put rules to `appointments` in order over `held`. A quota the store holds out
 /// of range is an error for the whole batch, as it would be for a single put.
-pub(super) fn plan(appointments: &[Appointment], mut held: Held) -> Result<Plan<'_>, StoreError> {
+pub(super) fn plan(appointments: &[Appointment], mut held: Held) -> Result<Plan, StoreError> {
     let mut results = Vec::with_capacity(appointments.len());
-    // The last appointment taken per key, by its index in the batch.
-    let mut taken: HashMap<(B256, Address), usize> = HashMap::new();
-    for (i, a) in appointments.iter().enumerate() {
+    // The last appointment taken per key, with the releases of those it replaced.
+    let mut taken: HashMap<(B256, Address), Appointment> = HashMap::new();
+    for a in appointments {
         let Some(&quota) = held.quota.get(&a.customer) else {
             results.push(Err(PutError::UnknownCustomer));
             continue;
         };
         let key = (a.channel_id, a.customer);
-        let current = match taken.get(&key) {
-            Some(&j) => Some(&appointments[j]),
-            None => held.stored.get(&key),
-        };
-        match current {
+        let current = taken.get(&key).or_else(|| held.stored.get(&key));
+        let next = match current {
             Some(current) => {
                 if let Err(nonce) = a.replaces(current) {
                     results.push(Err(PutError::Stale(nonce)));
                     continue;
                 }
+                a.clone().keeping_releases_of(current)
             }
             None => {
                 let count = held.channels.entry(a.customer).or_insert(0);
@@ -65,12 +65,13 @@ pub(super) fn plan(appointments: &[Appointment], mut held: Held) -> Result<Plan<
                     continue;
                 }
                 *count += 1;
+                a.clone()
             }
-        }
-        taken.insert(key, i);
+        };
+        taken.insert(key, next);
         results.push(Ok(()));
     }
-    let mut writes: Vec<&Appointment> = taken.into_values().map(|i| &appointments[i]).collect();
+    let mut writes: Vec<Appointment> = taken.into_values().collect();
     writes.sort_unstable_by_key(|a| (a.channel_id, a.customer));
     Ok(Plan { results, writes })
 }

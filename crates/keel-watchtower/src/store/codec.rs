@@ -8,7 +8,7 @@ use keel_chain::VaultAbi;
 use keel_core::{Address, BalanceProof, ChannelParams, DisputeState, Lock, LockState, B256, U256};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{Appointment, LockStep, LockStepKind, Outcome, Response, StoreError};
+use super::{Appointment, LockStep, LockStepKind, Outcome, Release, Response, StoreError};
 
 /// The byte layout of the rows this build writes (see the migrations' headers).
 pub(super) const LAYOUT: i64 = 1;
@@ -77,6 +77,7 @@ pub(super) fn appointment(row: &impl BytesRow) -> Result<Appointment, StoreError
         receipt_signature: signature(&row.bytes("receipt_signature")?)?,
         locks: locks_from(&row.bytes("locks")?)?,
         secrets: secrets_from(&row.bytes("secrets")?)?,
+        releases: releases_from(&row.bytes("releases")?)?,
     })
 }
 
@@ -101,13 +102,44 @@ fn locks_from(bytes: &[u8]) -> Result<Vec<Lock>, StoreError> {
             bytes.len()
         )));
     }
+    bytes.chunks_exact(LOCK_LEN).map(lock_from).collect()
+}
+
+fn lock_from(l: &[u8]) -> Result<Lock, StoreError> {
+    Ok(Lock {
+        expiration: u64::from_be_bytes(fixed(&l[..8], "expiration")?),
+        amount: u256(&l[8..40])?,
+        secret_hash: b256(&l[40..LOCK_LEN])?,
+    })
+}
+
+/// Bytes per stored release: its lock as [`locks_bytes`] writes one (72), then the receiver's
+/// signature (65).
+const RELEASE_LEN: usize = LOCK_LEN + 65;
+
+/// An appointment's releases as one byte string (empty for none).
+pub(super) fn releases_bytes(releases: &[Release]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(releases.len() * RELEASE_LEN);
+    for release in releases {
+        out.append(&mut locks_bytes(std::slice::from_ref(&release.lock)));
+        out.extend_from_slice(&release.signature);
+    }
+    out
+}
+
+fn releases_from(bytes: &[u8]) -> Result<Vec<Release>, StoreError> {
+    if !bytes.len().is_multiple_of(RELEASE_LEN) {
+        return Err(StoreError::Corrupt(format!(
+            "releases of {} bytes",
+            bytes.len()
+        )));
+    }
     bytes
-        .chunks_exact(LOCK_LEN)
-        .map(|l| {
-            Ok(Lock {
-                expiration: u64::from_be_bytes(fixed(&l[..8], "expiration")?),
-                amount: u256(&l[8..40])?,
-                secret_hash: b256(&l[40..])?,
+        .chunks_exact(RELEASE_LEN)
+        .map(|r| {
+            Ok(Release {
+                lock: lock_from(&r[..LOCK_LEN])?,
+                signature: signature(&r[LOCK_LEN..])?,
             })
         })
         .collect()

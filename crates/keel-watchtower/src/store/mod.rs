@@ -102,14 +102,30 @@ pub struct Appointment {
     pub locks: Vec<Lock>,
     /// Secrets the customer knows for some of `locks`: registered once the channel is closed.
     pub secrets: Vec<B256>,
+    /// Releases of the customer's outgoing locks, signed by the counterparty, oldest first:
+    /// recorded in the vault once the channel is closed. Unlike `locks` and `secrets`, which
+    /// belong to the proof, they outlive it: a newer appointment keeps those held
+    /// ([`Appointment::keeping_releases_of`]).
+    pub releases: Vec<Release>,
+}
+
+/// A lock the customer sent that its receiver (the counterparty) gave up: the receiver's
+/// `LockRelease` signature over it, checked at intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// The released lock.
+    pub lock: Lock,
+    /// The receiver's signature under the channel's domain.
+    pub signature: [u8; 65],
 }
 
 impl Appointment {
     /// Whether this appointment may replace `stored`, the one held for the same channel and
     /// customer: a higher nonce does; the same nonce only if it is the same proof and adds to
-    /// what is held without dropping any of it (the locks, where none were held, or secrets the
-    /// customer learnt after it sent the proof), so a customer re-sends its appointment to hand
-    /// over a secret. `Err` holds the stored nonce.
+    /// what is held without dropping any of it (the locks, where none were held, secrets the
+    /// customer learnt after it sent the proof, or releases it was given since), so a customer
+    /// re-sends its appointment to hand over a secret or a release. `Err` holds the stored
+    /// nonce.
     pub fn replaces(&self, stored: &Self) -> Result<(), u64> {
         let held = stored.proof.nonce;
         if self.proof.nonce > held {
@@ -119,12 +135,43 @@ impl Appointment {
             && self.proof == stored.proof
             && (stored.locks.is_empty() || stored.locks == self.locks)
             && stored.secrets.iter().all(|s| self.secrets.contains(s))
-            && (self.locks.len() > stored.locks.len() || self.secrets.len() > stored.secrets.len());
+            && (self.locks.len() > stored.locks.len()
+                || self.secrets.len() > stored.secrets.len()
+                || self
+                    .releases
+                    .iter()
+                    .any(|r| !stored.releases.iter().any(|s| s.lock == r.lock)));
         if adds {
             Ok(())
         } else {
             Err(held)
         }
+    }
+
+    /// This appointment, replacing `stored`, with the releases `stored` holds that it lacks: a
+    /// release stays useful as long as the counterparty holds any proof of the customer's with
+    /// the released lock, which a newer appointment cannot tell, so none is dropped while
+    /// there is room. The held ones come first (oldest first), then this appointment's; past
+    /// [`MAX_RELEASES`](keel_tower_api::MAX_RELEASES) the oldest held are dropped (a customer
+    /// sends its newest releases, so the tower keeps what the customer last gave).
+    #[must_use]
+    pub fn keeping_releases_of(mut self, stored: &Self) -> Self {
+        let mut releases: Vec<Release> = stored
+            .releases
+            .iter()
+            .filter(|s| !self.releases.iter().any(|r| r.lock == s.lock))
+            .copied()
+            .collect();
+        releases.append(&mut self.releases);
+        let excess = releases.len().saturating_sub(keel_tower_api::MAX_RELEASES);
+        releases.drain(..excess);
+        self.releases = releases;
+        self
+    }
+
+    /// The customer's side: the side whose outgoing locks [`releases`](Self::releases) free.
+    pub fn customer_side(&self) -> Option<keel_core::Side> {
+        self.params.side_of(self.customer)
     }
 
     /// The side whose locks these are (the sender of the proof): the customer's counterparty.
@@ -185,6 +232,8 @@ pub struct LockStep {
 /// What a [`LockStep`]'s transaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LockStepKind {
+    /// Recorded releases of the customer's outgoing locks in the vault (`releaseLocks`).
+    Released,
     /// Registered secrets on the SecretRegistry.
     Registered,
     /// Settled the channel after its challenge period.
@@ -197,6 +246,7 @@ impl LockStepKind {
     /// The stored name (also the API's and the metric's label).
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::Released => "released",
             Self::Registered => "registered",
             Self::Settled => "settled",
             Self::Unlocked => "unlocked",
@@ -206,6 +256,7 @@ impl LockStepKind {
     /// From the stored name.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
+            "released" => Self::Released,
             "registered" => Self::Registered,
             "settled" => Self::Settled,
             "unlocked" => Self::Unlocked,
@@ -321,8 +372,9 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
 
     /// Stores `appointment`, replacing the same customer's older one for the channel; refuses a
     /// nonce no higher than the stored one (unless [`Appointment::replaces`] allows the same
-    /// nonce: it only adds locks or secrets), an unregistered customer, and a new channel beyond
-    /// the customer's quota. A batch of one ([`put_many`](Self::put_many)).
+    /// nonce: it only adds locks, secrets or releases), an unregistered customer, and a new channel beyond
+    /// the customer's quota. The releases held are kept ([`Appointment::keeping_releases_of`]).
+    /// A batch of one ([`put_many`](Self::put_many)).
     fn put(&self, appointment: &Appointment) -> impl Future<Output = Result<(), PutError>> + Send {
         async move {
             let mut answers = self.put_many(std::slice::from_ref(appointment)).await?;
@@ -378,8 +430,9 @@ pub trait Store: Checkpoints + Send + Sync + 'static {
         state: &LockState,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Channels with locks or secrets held and a recorded dispute or lock state: where the
-    /// tower may still register secrets, settle or unlock (resumed at start).
+    /// Channels with locks, secrets or releases held and a recorded dispute or lock state:
+    /// where the tower may still record releases, register secrets, settle or unlock (resumed
+    /// at start).
     fn lock_work(&self) -> impl Future<Output = Result<Vec<B256>, StoreError>> + Send;
 
     /// Records what the tower did, replacing the previous record for the channel and customer.

@@ -22,8 +22,8 @@ use super::{
     batch,
     codec::{
         address, appointment, b256, dispute_bytes, dispute_from, int, lock_state_bytes,
-        lock_state_from, lock_step, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint,
-        LAYOUT,
+        lock_state_from, lock_step, locks_bytes, nonce_bytes, quota, releases_bytes, response,
+        secrets_bytes, uint, LAYOUT,
     },
     Appointment, ChannelRecord, Counts, Customer, LockStep, PutError, Response, Store, StoreError,
 };
@@ -287,7 +287,7 @@ impl Store for PostgresStore {
     async fn lock_work(&self) -> Result<Vec<B256>, StoreError> {
         let ids: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT DISTINCT a.channel_id FROM appointments a \
-             WHERE (length(a.locks) > 0 OR length(a.secrets) > 0) \
+             WHERE (length(a.locks) > 0 OR length(a.secrets) > 0 OR length(a.releases) > 0) \
              AND (EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = a.channel_id) \
              OR EXISTS (SELECT 1 FROM lock_states l WHERE l.channel_id = a.channel_id))",
         )
@@ -497,10 +497,9 @@ async fn held_in(
 /// replacing what was stored, in one statement whatever their number: each column is bound as
 /// one array and `UNNEST` turns them back into rows, so the statement's text never changes and
 /// is prepared once per connection.
-async fn write_in(conn: &mut sqlx::PgConnection, rows: &[&Appointment]) -> Result<(), StoreError> {
-    let bytes = |f: &dyn Fn(&Appointment) -> Vec<u8>| -> Vec<Vec<u8>> {
-        rows.iter().map(|a| f(a)).collect()
-    };
+async fn write_in(conn: &mut sqlx::PgConnection, rows: &[Appointment]) -> Result<(), StoreError> {
+    let bytes =
+        |f: &dyn Fn(&Appointment) -> Vec<u8>| -> Vec<Vec<u8>> { rows.iter().map(f).collect() };
     let (accepted_at, watch_until): (Vec<i64>, Vec<i64>) = rows
         .iter()
         .map(|a| Ok((int(a.accepted_at)?, int(a.watch_until)?)))
@@ -511,11 +510,11 @@ async fn write_in(conn: &mut sqlx::PgConnection, rows: &[&Appointment]) -> Resul
         "INSERT INTO appointments (channel_id, customer, participant_a, participant_b, token, \
          challenge_period, salt, vault, nonce, transferred, locked, locks_root, \
          sender_signature, authorisation, accepted_at, watch_until, receipt_signature, layout, \
-         locks, secrets) \
+         locks, secrets, releases) \
          SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], \
          $6::int8[], $7::bytea[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], \
          $12::bytea[], $13::bytea[], $14::bytea[], $15::int8[], $16::int8[], $17::bytea[], \
-         $18::int8[], $19::bytea[], $20::bytea[]) \
+         $18::int8[], $19::bytea[], $20::bytea[], $21::bytea[]) \
          ON CONFLICT (channel_id, customer) DO UPDATE SET \
          participant_a = excluded.participant_a, participant_b = excluded.participant_b, \
          token = excluded.token, challenge_period = excluded.challenge_period, \
@@ -524,7 +523,8 @@ async fn write_in(conn: &mut sqlx::PgConnection, rows: &[&Appointment]) -> Resul
          locks_root = excluded.locks_root, sender_signature = excluded.sender_signature, \
          authorisation = excluded.authorisation, accepted_at = excluded.accepted_at, \
          watch_until = excluded.watch_until, receipt_signature = excluded.receipt_signature, \
-         layout = excluded.layout, locks = excluded.locks, secrets = excluded.secrets",
+         layout = excluded.layout, locks = excluded.locks, secrets = excluded.secrets, \
+         releases = excluded.releases",
     )
     .bind(bytes(&|a| a.channel_id.to_vec()))
     .bind(bytes(&|a| a.customer.to_vec()))
@@ -554,6 +554,7 @@ async fn write_in(conn: &mut sqlx::PgConnection, rows: &[&Appointment]) -> Resul
     .bind(vec![LAYOUT; rows.len()])
     .bind(bytes(&|a| locks_bytes(&a.locks)))
     .bind(bytes(&|a| secrets_bytes(&a.secrets)))
+    .bind(bytes(&|a| releases_bytes(&a.releases)))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -21,8 +21,8 @@ use super::{
     batch,
     codec::{
         address, appointment, b256, dispute_bytes, dispute_from, int, lock_state_bytes,
-        lock_state_from, lock_step, locks_bytes, nonce_bytes, quota, response, secrets_bytes, uint,
-        LAYOUT,
+        lock_state_from, lock_step, locks_bytes, nonce_bytes, quota, releases_bytes, response,
+        secrets_bytes, uint, LAYOUT,
     },
     Appointment, ChannelRecord, Counts, Customer, LockStep, PutError, Response, Store, StoreError,
 };
@@ -270,7 +270,7 @@ impl Store for SqliteStore {
     async fn lock_work(&self) -> Result<Vec<B256>, StoreError> {
         let ids: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT DISTINCT a.channel_id FROM appointments a \
-             WHERE (length(a.locks) > 0 OR length(a.secrets) > 0) \
+             WHERE (length(a.locks) > 0 OR length(a.secrets) > 0 OR length(a.releases) > 0) \
              AND (EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = a.channel_id) \
              OR EXISTS (SELECT 1 FROM lock_states l WHERE l.channel_id = a.channel_id))",
         )
@@ -442,7 +442,7 @@ async fn held_in(
 /// Ids bound per `IN (…)` list: under SQLite's oldest limit of 999 variables a statement.
 const IDS_PER_QUERY: usize = 500;
 
-/// Rows per `INSERT`: 20 values each, under the 32,766 variables a statement of the SQLite
+/// Rows per `INSERT`: 21 values each, under the 32,766 variables a statement of the SQLite
 /// sqlx bundles.
 const ROWS_PER_INSERT: usize = 1_000;
 
@@ -459,7 +459,7 @@ fn push_ids<'a>(query: &mut QueryBuilder<'a, sqlx::Sqlite>, ids: impl Iterator<I
 /// statements.
 async fn write_in(
     conn: &mut sqlx::SqliteConnection,
-    rows: &[&Appointment],
+    rows: &[Appointment],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let times = chunk
@@ -469,7 +469,7 @@ async fn write_in(
         let mut builder = QueryBuilder::new(
             "INSERT OR REPLACE INTO appointments (channel_id, customer, participant_a, participant_b, token, challenge_period, salt, vault, \
      nonce, transferred, locked, locks_root, sender_signature, authorisation, accepted_at, \
-     watch_until, receipt_signature, layout, locks, secrets) ",
+     watch_until, receipt_signature, layout, locks, secrets, releases) ",
         );
         builder.push_values(
             chunk.iter().zip(times),
@@ -493,7 +493,8 @@ async fn write_in(
                     .push_bind(a.receipt_signature.as_slice())
                     .push_bind(LAYOUT)
                     .push_bind(locks_bytes(&a.locks))
-                    .push_bind(secrets_bytes(&a.secrets));
+                    .push_bind(secrets_bytes(&a.secrets))
+                    .push_bind(releases_bytes(&a.releases));
             },
         );
         builder.build().execute(&mut *conn).await?;

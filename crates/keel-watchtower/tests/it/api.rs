@@ -457,3 +457,54 @@ async fn floods_from_one_source_or_for_one_customer_get_429_and_store_nothing() 
     );
     assert_eq!(held(&f).await, Some(4));
 }
+
+/// Releases over HTTP: camelCase `releases: [{lock, signature}]`, an unknown field inside one
+/// refused as a shape error, one signed by the customer refused as `bad_release` (400), a good
+/// one stored and counted by `GET /v1/channels/{id}`.
+#[tokio::test]
+async fn releases_travel_as_json_and_a_bad_one_is_refused_with_its_reason() {
+    let f = Fixture::new(10).await;
+    let r = router(&f);
+    let (status, body) = post(&r, "/v1/customers", &f.registration(&f.bob)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, lock) = crate::fixture::secret_lock(9, 500, NOW + 900);
+    let mut good = f.appointment(2);
+    good.releases = vec![f.release(&lock)];
+    let json = serde_json::to_value(&good).unwrap();
+    assert_eq!(
+        json["releases"][0]["lock"]["secretHash"],
+        Value::from(lock.secret_hash.to_string())
+    );
+    assert!(serde_json::to_value(f.appointment(2))
+        .unwrap()
+        .get("releases")
+        .is_none());
+
+    let mut unknown = json.clone();
+    unknown["releases"][0]["extra"] = Value::from(1);
+    let (status, body) = post(&r, "/v1/appointments", &unknown).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields")
+    );
+    let mut by_customer = good.clone();
+    by_customer.releases = vec![Fixture::release_by(&f.bob, f.channel_id, f.vault, &lock)];
+    let (status, body) = post(&r, "/v1/appointments", &by_customer).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (StatusCode::BAD_REQUEST, "bad_release")
+    );
+    assert_eq!(stored(&f).await, 0);
+
+    let (status, body) = post(&r, "/v1/appointments", &json).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        &r,
+        Method::GET,
+        &format!("/v1/channels/{}", f.channel_id),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["appointments"][0]["releases"], Value::from(1));
+}

@@ -15,7 +15,7 @@ use keel_core::{
     TowerRegistration, B256, U256,
 };
 use keel_watchtower::{
-    api::{AppointmentRequest, ChannelJson, LockJson, ProofJson, RegistrationRequest},
+    api::{AppointmentRequest, ChannelJson, LockJson, ProofJson, RegistrationRequest, ReleaseJson},
     ChannelLookup, Intake, IntakeConfig, SqliteStore, VaultStatus,
 };
 
@@ -192,7 +192,34 @@ impl Fixture {
             authorisation: sig(&authorisation),
             locks: locks.iter().map(LockJson::from).collect(),
             secrets: secrets.to_vec(),
+            releases: Vec::new(),
         }
+    }
+
+    /// `signer`'s `LockRelease` of `lock` in channel `channel_id` under the domain of `vault`
+    /// (Alice's in this channel: the release of one of Bob's outgoing locks).
+    pub(crate) fn release_by(
+        signer: &PrivateKeySigner,
+        channel_id: B256,
+        vault: Address,
+        lock: &Lock,
+    ) -> ReleaseJson {
+        let release = keel_core::LockRelease {
+            channelId: channel_id,
+            secretHash: lock.secret_hash,
+            amount: lock.amount,
+            expiration: lock.expiration,
+        };
+        let digest = ChannelDomain::new(CHAIN_ID, vault).signing_hash(&release);
+        ReleaseJson {
+            lock: lock.into(),
+            signature: sig(&keel_core::sign_hash(signer, &digest).unwrap()),
+        }
+    }
+
+    /// Alice's release of Bob's `lock` in this channel.
+    pub(crate) fn release(&self, lock: &Lock) -> ReleaseJson {
+        Self::release_by(&self.alice, self.channel_id, self.vault, lock)
     }
 }
 

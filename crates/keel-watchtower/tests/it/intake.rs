@@ -293,3 +293,96 @@ async fn locks_and_secrets_are_checked_against_the_proof_and_nothing_bad_stored(
     let stored = f.store.channel(f.channel_id).await.unwrap().appointments[0].clone();
     assert_eq!((stored.proof.nonce, stored.locks.len()), (7, 0));
 }
+
+/// Releases of Bob's outgoing locks: Alice's (the counterparty's) `LockRelease` over the lock in
+/// this channel is taken and stored; one Bob signed himself, one over another amount, one for
+/// another channel, one sent twice, or too many, are refused and nothing is stored. A release
+/// received later is added under the same nonce.
+#[tokio::test]
+async fn releases_are_the_counterparty_s_over_the_lock_in_this_channel() {
+    let f = Fixture::new(10).await;
+    f.register_bob().await;
+    let (_, lock) = secret_lock(1, 300, NOW + 900);
+    let (_, other) = secret_lock(2, 400, NOW + 900);
+    let mut good = f.appointment(5);
+    good.releases = vec![f.release(&lock)];
+
+    let mut by_customer = good.clone();
+    by_customer.releases = vec![Fixture::release_by(&f.bob, f.channel_id, f.vault, &lock)];
+    let mut other_amount = good.clone();
+    other_amount.releases[0].lock.amount = U256::from(301);
+    let mut other_channel = good.clone();
+    other_channel.releases = vec![Fixture::release_by(
+        &f.alice,
+        keel_core::B256::repeat_byte(0x77),
+        f.vault,
+        &lock,
+    )];
+    let mut other_domain = good.clone();
+    other_domain.releases = vec![Fixture::release_by(
+        &f.alice,
+        f.channel_id,
+        Address::repeat_byte(0x77),
+        &lock,
+    )];
+    let mut short = good.clone();
+    short.releases[0].signature = sig(&[0; 65])[..64].to_vec().into();
+    let mut twice = good.clone();
+    twice.releases.push(f.release(&lock));
+    let mut too_many = good.clone();
+    too_many.releases = (0..=keel_watchtower::intake::MAX_RELEASES)
+        .map(|n| f.release(&secret_lock(n as u8, 1, NOW).1))
+        .collect();
+
+    type Expect = fn(&Refusal) -> bool;
+    let bad_release: Expect = |r| matches!(r, Refusal::BadRelease { .. });
+    let cases: Vec<(AppointmentRequest, Expect, &str)> = vec![
+        (by_customer, bad_release, "bad_release"),
+        (other_amount, bad_release, "bad_release"),
+        (other_channel, bad_release, "bad_release"),
+        (other_domain, bad_release, "bad_release"),
+        (short, bad_release, "bad_release"),
+        (
+            twice,
+            |r| matches!(r, Refusal::DuplicateRelease(_)),
+            "duplicate_release",
+        ),
+        (
+            too_many,
+            |r| matches!(r, Refusal::TooManyReleases { max: 128, got: 129 }),
+            "too_many_releases",
+        ),
+    ];
+    for (request, expected, code) in cases {
+        let refused = f.intake.submit(&request, NOW).await.unwrap_err();
+        assert!(expected(&refused), "unexpected refusal {refused:?}");
+        assert_eq!(refused.code(), code);
+        assert!(!refused.is_server_side());
+        // A batch refuses it the same way.
+        let batched = f.intake.submit_batch(&[request], NOW).await;
+        assert!(
+            matches!(&batched[..], [Err(r)] if r.code() == code),
+            "{batched:?}"
+        );
+        assert_eq!(held(&f).await, None);
+    }
+
+    f.intake.submit(&good, NOW).await.unwrap();
+    let stored = f.store.channel(f.channel_id).await.unwrap().appointments[0].clone();
+    assert_eq!(stored.releases.len(), 1);
+    assert_eq!(stored.releases[0].lock, lock);
+    assert_eq!(
+        stored.releases[0].signature[..],
+        good.releases[0].signature[..]
+    );
+    // Released later: the same proof comes again with both, and is taken.
+    let mut more = good.clone();
+    more.releases.push(f.release(&other));
+    let results = f.intake.submit_batch(&[more], NOW + 1).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    let stored = f.store.channel(f.channel_id).await.unwrap().appointments[0].clone();
+    assert_eq!(
+        stored.releases.iter().map(|r| r.lock).collect::<Vec<_>>(),
+        vec![lock, other]
+    );
+}

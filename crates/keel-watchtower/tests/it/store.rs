@@ -8,7 +8,7 @@ use keel_core::{
     Address, BalanceProof, ChannelParams, DisputeState, Lock, LockState, Side, B256, U256,
 };
 use keel_watchtower::store::{
-    lock_claim_id, Appointment, LockStep, LockStepKind, Outcome, PutError, Response,
+    lock_claim_id, Appointment, LockStep, LockStepKind, Outcome, PutError, Release, Response,
 };
 
 use crate::backend::{both_backends, TestDb, TestStore};
@@ -16,6 +16,7 @@ use crate::backend::{both_backends, TestDb, TestStore};
 both_backends!(
     newer_replaces_older_and_stale_or_over_quota_is_refused,
     the_same_nonce_is_taken_only_to_add_secrets,
+    releases_are_kept_across_appointments_up_to_the_limit,
     lock_states_are_kept_until_pruned,
     concurrent_puts_keep_the_newest_and_the_quota,
     a_claim_has_one_holder_until_its_lease_runs_out,
@@ -64,6 +65,7 @@ fn appointment(channel: u8, customer: Address, nonce: u64) -> Appointment {
         receipt_signature: [3; 65],
         locks: Vec::new(),
         secrets: Vec::new(),
+        releases: Vec::new(),
     }
 }
 
@@ -379,6 +381,74 @@ fn locked(channel: u8, customer: Address, nonce: u64, known: &[usize]) -> Appoin
         secrets: known.iter().map(|&i| secrets[i]).collect(),
         ..appointment(channel, customer, nonce)
     }
+}
+
+/// The `n`th release: a lock of the customer's, and a signature the store keeps as given.
+fn release(n: u8) -> Release {
+    Release {
+        lock: Lock {
+            expiration: u64::from(n) << 40,
+            amount: U256::MAX - U256::from(n),
+            secret_hash: B256::repeat_byte(n),
+        },
+        signature: [n; 65],
+    }
+}
+
+fn released(channel: u8, customer: Address, nonce: u64, releases: &[u8]) -> Appointment {
+    Appointment {
+        releases: releases.iter().map(|&n| release(n)).collect(),
+        ..appointment(channel, customer, nonce)
+    }
+}
+
+/// Releases outlive the proof they came with: the same nonce is taken to add one, a newer proof
+/// keeps those held (in a batch too), and past the limit the oldest go. A channel holding only
+/// releases is lock work once closed.
+async fn releases_are_kept_across_appointments_up_to_the_limit<S: TestStore>(db: &TestDb) {
+    let store = S::open(db).await;
+    let bob = Address::repeat_byte(0xb);
+    store.register(bob, 2, 1).await.unwrap();
+    let held = |a: Appointment| {
+        let store = store.clone();
+        async move {
+            let record = store.channel(a.channel_id).await.unwrap();
+            assert_eq!(record.appointments, vec![a], "held, every byte");
+        }
+    };
+    store.put(&released(1, bob, 5, &[1])).await.unwrap();
+    held(released(1, bob, 5, &[1])).await;
+    // A release received since: the same proof is taken again, and both are kept.
+    store.put(&released(1, bob, 5, &[2])).await.unwrap();
+    held(released(1, bob, 5, &[1, 2])).await;
+    // Nothing new: stale.
+    for same in [released(1, bob, 5, &[2, 1]), appointment(1, bob, 5)] {
+        assert!(matches!(store.put(&same).await, Err(PutError::Stale(5))));
+    }
+    // A newer proof without releases keeps them; one with a new release adds it.
+    store.put(&appointment(1, bob, 6)).await.unwrap();
+    held(released(1, bob, 6, &[1, 2])).await;
+    let answers = store
+        .put_many(&[released(1, bob, 7, &[3]), released(1, bob, 8, &[2, 4])])
+        .await
+        .unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    held(released(1, bob, 8, &[1, 3, 2, 4])).await;
+    // Past the limit the oldest held are dropped, never the appointment's own.
+    let max = keel_tower_api::MAX_RELEASES;
+    let many: Vec<u8> = (10..).take(max - 1).collect();
+    store.put(&released(1, bob, 9, &many)).await.unwrap();
+    let mut kept = vec![4];
+    kept.extend(&many);
+    held(released(1, bob, 9, &kept)).await;
+
+    assert!(store.lock_work().await.unwrap().is_empty());
+    store
+        .record_disputes(&[(B256::repeat_byte(1), closed_until(100))])
+        .await
+        .unwrap();
+    assert_eq!(store.lock_work().await.unwrap(), vec![B256::repeat_byte(1)]);
+    store.close().await;
 }
 
 async fn the_same_nonce_is_taken_only_to_add_secrets<S: TestStore>(db: &TestDb) {

@@ -4,16 +4,27 @@
 //! payments left out. The tower refutes, registers the secret, settles after the challenge
 //! period and unlocks (killed and restarted in between, it resumes from its database): Bob, who
 //! sends nothing and pays no gas, ends with his payments and the lock, to the wei.
+//!
+//! A released outgoing lock the tower records: Bob's client hands the tower Alice's release of
+//! a lock he sent her and she refused; Bob goes offline; Alice closes with Bob's older proof
+//! that still holds the lock and registers its secret. The tower records the release in the
+//! vault, so the lock goes back to Bob at `unlock`.
 
 use std::time::Duration;
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use eyre::{ensure, eyre, Result};
-use keel_client::{client::ClientEvent, Client};
+use keel_client::{
+    chain::{ChainEvent, ChainEventKind},
+    client::ClientEvent,
+    store::ChainStatus,
+    Client, ClientError,
+};
+use keel_core::{forwarding::FailureReason, locks_root, sign_message, BalanceProof, Side};
 use keel_e2e::{Devnet, MIN_PERIOD};
 
 use crate::{
-    client_flow::{chain_time, config, units, wait_for},
+    client_flow::{chain_time, config, units, wait_for, wait_until},
     tower_client::{Customers, TowerDaemon, PATIENCE},
 };
 
@@ -153,5 +164,140 @@ async fn a_pending_incoming_lock_whose_secret_the_tower_registers() -> Result<()
         .wait_for(c.id, "prune the channel", |v| v.appointments.is_empty())
         .await?;
     ensure!(c.net.bob.balance().await? == expected);
+    Ok(())
+}
+
+/// Bob sends Alice a lock she refuses (she knows no such payment) and releases; Bob takes it
+/// back, and his client hands her release to the tower under the proof it already holds. Bob
+/// goes offline. Alice closes with Bob's proof from before the removal, which still holds the
+/// lock, and registers its secret in time. The tower records the release in the vault
+/// (`releaseLocks`, Bob's side), so after settlement `unlock` with that proof's locks gives the
+/// lock back to Bob, not to Alice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_outgoing_lock_the_tower_records_goes_back_to_its_offline_sender() -> Result<()>
+{
+    let net = Devnet::start().await?;
+    let tower = TowerDaemon::start(&net, "releases").await?;
+    let c = Customers::start(net, "tower-releases", &tower, units("10")).await?;
+
+    // Alice pays Bob, so the tower holds a proof of hers for him (Bob's appointment).
+    c.pay(3, units("0.1")).await?;
+    tower
+        .wait_for(c.id, "hold Bob's proof", |v| {
+            v.appointments.first().is_some_and(|a| a.nonce == 3)
+        })
+        .await?;
+
+    // Bob pays Alice behind a secret she has no invoice for: she refuses and releases it.
+    let secret = B256::repeat_byte(0x7e);
+    let amount = units("0.1");
+    c.bob.add_node_key(&c.alice.node_key());
+    let route = c
+        .bob
+        .find_route(c.net.chain_id, c.net.alice.address(), Address::ZERO, amount)
+        .await?;
+    let mut alice_events = c.alice.subscribe();
+    match c
+        .bob
+        .pay_route(&route, keel_core::secret_hash(secret))
+        .await
+    {
+        Err(ClientError::PaymentFailed { failure, .. })
+            if failure.reason == FailureReason::UnknownPayment => {}
+        other => return Err(eyre!("expected UnknownPayment, got {other:?}")),
+    }
+    let ClientEvent::LockReceived { lock, .. } = wait_for(
+        &mut alice_events,
+        |e| matches!(e, ClientEvent::LockReceived { channel_id, .. } if *channel_id == c.id),
+    )
+    .await?
+    else {
+        unreachable!()
+    };
+    let info = wait_until(&c.bob, c.id, |i| i.outgoing_locks.is_empty()).await?;
+    tower
+        .wait_for(c.id, "hold Alice's release", |v| {
+            v.appointments.first().is_some_and(|a| a.releases == 1)
+        })
+        .await?;
+
+    // Bob goes offline for good.
+    c.bob.clone().shutdown().await;
+
+    // The proof Bob signed when he added the lock: the one before its removal.
+    let latest = c
+        .alice
+        .latest_peer_proof(c.id)
+        .await?
+        .ok_or_else(|| eyre!("no proof of Bob's"))?
+        .0;
+    let stale = BalanceProof {
+        nonce: latest.nonce - 1,
+        lockedAmount: lock.amount,
+        locksRoot: locks_root(&[lock]),
+        ..latest
+    };
+    let signature = sign_message(&c.net.bob.signer, &stale, c.net.chain_id, info.vault)?;
+    let params = c.alice.channel_params(c.id).await?;
+    let alices_chain = c.net.chain(&c.net.alice).await?;
+    alices_chain
+        .close(&params, Some((&stale, &signature)))
+        .await?;
+    ensure!(alices_chain.register_secret(secret).await?.status());
+
+    // The tower records Bob's release while the channel is in its challenge period.
+    let view = tower
+        .wait_for(c.id, "record the release", |v| {
+            v.lock_steps.iter().any(|s| s.step == "released")
+        })
+        .await?;
+    ensure!(
+        view.lock_steps
+            .iter()
+            .any(|s| s.step == "released" && s.customer == c.net.bob.address()),
+        "{view:?}"
+    );
+
+    // The tower also refutes with Alice's payments to Bob; Alice settles once her client has
+    // that refutation (settle passes the dispute state on record).
+    tower
+        .wait_for(c.id, "refute", |v| {
+            v.responses.iter().any(|r| r.outcome == "mined")
+        })
+        .await?;
+    let alice_side = info.me.other();
+    wait_until(&c.alice, c.id, |i| {
+        matches!(i.chain, ChainStatus::Disputed(d)
+            if (if alice_side == Side::A { d.from_a } else { d.from_b }).nonce == 3)
+    })
+    .await?;
+    c.advance(u64::from(MIN_PERIOD) + 1).await?;
+    let settled = c.alice.settle(c.id).await?;
+    let kinds = |receipt| -> Result<Vec<ChainEventKind>> {
+        Ok(
+            ChainEvent::from_receipt(c.net.chain_id, info.vault, c.id, receipt)?
+                .into_iter()
+                .map(|e| e.kind)
+                .collect(),
+        )
+    };
+    let state = kinds(&settled)?
+        .into_iter()
+        .find_map(|k| match k {
+            ChainEventKind::LocksRetained(state) => Some(state),
+            _ => None,
+        })
+        .ok_or_else(|| eyre!("settled without keeping Bob's lock"))?;
+    let unlocked = alices_chain
+        .unlock(&params, &state, info.me, &[lock])
+        .await?;
+    let kinds = kinds(&unlocked)?;
+    ensure!(
+        kinds.iter().any(
+            |k| matches!(k, ChainEventKind::Unlocked { sender, to_receiver, to_sender, .. }
+            if *sender == info.me && to_receiver.is_zero() && *to_sender == lock.amount)
+        ),
+        "{kinds:?}"
+    );
     Ok(())
 }

@@ -9,7 +9,8 @@
 //!
 //! In a dispute the stored releases of our locks go to the vault's `releaseLocks`
 //! ([`submit_releases`]), so a close with an older proof still holding a released lock cannot
-//! pay the receiver for it.
+//! pay the receiver for it. Each release received also goes to our watchtowers with the
+//! channel's next appointment (`client::tower`), which record them if we are away.
 
 use std::{sync::Arc, time::Duration};
 
@@ -84,6 +85,8 @@ pub(crate) async fn lock_released(
     {
         return Err((id, RejectCode::Storage));
     }
+    // Our towers carry it too, for a dispute while we are away.
+    inner.towers.updated(id);
     let inner = Arc::clone(inner);
     tokio::spawn(async move {
         let removal = Change::RemoveReleasedLock {
