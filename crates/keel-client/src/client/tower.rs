@@ -296,7 +296,8 @@ struct Sent {
     nonce: u64,
     /// How many secrets it carried.
     secrets: usize,
-    /// How many releases it carried.
+    /// How many releases we held for the channel when it was made (it carried the newest
+    /// [`MAX_RELEASES`] of them).
     releases: usize,
     domain: ChannelDomain,
     chain_id: u64,
@@ -562,12 +563,15 @@ impl Session<'_> {
                 .outgoing_releases(channel_id)
                 .await
                 .map_err(|e| TowerError::Store(e.to_string()))?;
+            // Counted before the cut below: the store only gains releases, so a new one past
+            // the tower's limit still makes the appointment go again.
+            let released = releases.len();
             // Oldest first: past the tower's limit, the oldest are left out.
-            releases.drain(..releases.len().saturating_sub(MAX_RELEASES));
+            releases.drain(..released.saturating_sub(MAX_RELEASES));
             if self
                 .held
                 .get(&channel_id)
-                .is_some_and(|h| h.covers(proof.nonce, secrets.len(), releases.len()))
+                .is_some_and(|h| h.covers(proof.nonce, secrets.len(), released))
             {
                 continue;
             }
@@ -583,7 +587,7 @@ impl Session<'_> {
                 channel_id,
                 nonce: proof.nonce,
                 secrets: secrets.len(),
-                releases: releases.len(),
+                releases: released,
                 domain: channel.domain,
                 chain_id,
             };
