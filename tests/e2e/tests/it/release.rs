@@ -114,24 +114,15 @@ async fn a_stale_close_cannot_claim_a_released_lock() -> Result<()> {
     wait_until(bob, ab, |i| i.incoming_locks.is_empty()).await?;
     ensure!(carol.channel(bc).await?.incoming_locks.is_empty());
 
-    // The proof Alice signed when she added the lock: the one before its removal.
-    let latest = bob
-        .latest_peer_proof(ab)
-        .await?
-        .ok_or_else(|| eyre!("no proof of Alice's"))?
-        .0;
-    let stale = BalanceProof {
-        nonce: latest.nonce - 1,
-        lockedAmount: lock.amount,
-        locksRoot: locks_root(&[lock]),
-        ..latest
-    };
-    let signature = sign_message(
+    let (stale, signature) = stale_proof(
+        bob,
+        ab,
+        lock,
         &line.net.alice.signer,
-        &stale,
         line.net.chain_id,
         info.vault,
-    )?;
+    )
+    .await?;
     let params = bob.channel_params(ab).await?;
     let mut alice_events = alice.subscribe();
     let bobs_chain = line.net.chain(&line.net.bob).await?;
@@ -174,4 +165,30 @@ async fn a_stale_close_cannot_claim_a_released_lock() -> Result<()> {
         "{kinds:?}"
     );
     Ok(())
+}
+
+/// The proof the sender of `lock` in `channel` signed when it added the lock, the one before its
+/// removal, as the lock's `receiver` once held it: signed again with the sender's key (the
+/// signature is deterministic, so it is the very one the sender sent).
+pub(crate) async fn stale_proof(
+    receiver: &keel_client::Client,
+    channel: B256,
+    lock: keel_core::Lock,
+    sender: &alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+    vault: Address,
+) -> Result<(BalanceProof, [u8; 65])> {
+    let latest = receiver
+        .latest_peer_proof(channel)
+        .await?
+        .ok_or_else(|| eyre!("no proof of the sender's"))?
+        .0;
+    let stale = BalanceProof {
+        nonce: latest.nonce - 1,
+        lockedAmount: lock.amount,
+        locksRoot: locks_root(&[lock]),
+        ..latest
+    };
+    let signature = sign_message(sender, &stale, chain_id, vault)?;
+    Ok((stale, signature))
 }

@@ -20,7 +20,7 @@ use keel_client::{
     store::ChainStatus,
     Client, ClientError,
 };
-use keel_core::{forwarding::FailureReason, locks_root, sign_message, BalanceProof, Side};
+use keel_core::{forwarding::FailureReason, Side};
 use keel_e2e::{Devnet, MIN_PERIOD};
 
 use crate::{
@@ -224,20 +224,15 @@ async fn a_released_outgoing_lock_the_tower_records_goes_back_to_its_offline_sen
     // Bob goes offline for good.
     c.bob.clone().shutdown().await;
 
-    // The proof Bob signed when he added the lock: the one before its removal.
-    let latest = c
-        .alice
-        .latest_peer_proof(c.id)
-        .await?
-        .ok_or_else(|| eyre!("no proof of Bob's"))?
-        .0;
-    let stale = BalanceProof {
-        nonce: latest.nonce - 1,
-        lockedAmount: lock.amount,
-        locksRoot: locks_root(&[lock]),
-        ..latest
-    };
-    let signature = sign_message(&c.net.bob.signer, &stale, c.net.chain_id, info.vault)?;
+    let (stale, signature) = crate::release::stale_proof(
+        &c.alice,
+        c.id,
+        lock,
+        &c.net.bob.signer,
+        c.net.chain_id,
+        info.vault,
+    )
+    .await?;
     let params = c.alice.channel_params(c.id).await?;
     let alices_chain = c.net.chain(&c.net.alice).await?;
     alices_chain
