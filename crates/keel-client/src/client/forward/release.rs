@@ -158,23 +158,27 @@ pub(crate) async fn submit_releases(inner: &Arc<Inner>, chain_id: u64, channel_i
     let Ok(link) = inner.link(chain_id) else {
         return;
     };
-    let count = releases.len() as u64;
-    match link.chain.release_locks(&params, me, &releases).await {
-        Ok(receipt) => {
-            inner
-                .note(ClientEvent::LocksReleasedOnChain {
-                    channel_id,
-                    count,
-                    tx_hash: receipt.transaction_hash,
-                })
-                .await;
+    // A channel's releases accumulate over its life; one transaction of them all could outgrow
+    // a block, so they go in chunks of the size a tower takes (about 4M gas each).
+    for chunk in releases.chunks(keel_tower_api::MAX_RELEASES) {
+        let count = chunk.len() as u64;
+        match link.chain.release_locks(&params, me, chunk).await {
+            Ok(receipt) => {
+                inner
+                    .note(ClientEvent::LocksReleasedOnChain {
+                        channel_id,
+                        count,
+                        tx_hash: receipt.transaction_hash,
+                    })
+                    .await;
+            }
+            Err(e) => inner.emit(ClientEvent::ChainTrouble {
+                chain_id,
+                reason: format!(
+                    "recording {count} lock releases of {channel_id}: {}",
+                    crate::chain::report(&e)
+                ),
+            }),
         }
-        Err(e) => inner.emit(ClientEvent::ChainTrouble {
-            chain_id,
-            reason: format!(
-                "recording {count} lock releases of {channel_id}: {}",
-                crate::chain::report(&e)
-            ),
-        }),
     }
 }
