@@ -504,6 +504,14 @@ impl Client {
         let channel = self.inner.channel(channel_id)?;
         let hash = keel_core::secret_hash(secret);
         forward::hold_invoice_claimed(&self.inner, &channel, hash).await?;
+        self.reveal_secret(channel_id, secret).await
+    }
+
+    /// [`Client::claim_lock`] for a claim whose record is already stored (a paid invoice, a
+    /// settled forward): reveals the secret and waits for the payout.
+    pub(crate) async fn reveal_secret(&self, channel_id: B256, secret: B256) -> Result<()> {
+        let channel = self.inner.channel(channel_id)?;
+        let hash = keel_core::secret_hash(secret);
         let answer = {
             let mut rt = channel.rt.lock().await;
             let incoming = rt.state.direction(rt.state.me().other());

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// write of the batch.
     #[error("commit failed: {0}")]
     Commit(#[source] Arc<rusqlite::Error>),
+    /// An earlier commit failed, so the store takes no more writes until it is reopened: a
+    /// later write that committed would be durable while one queued before it is not.
+    #[error("the store stopped writing after a failed commit: {0}")]
+    Failed(#[source] Arc<rusqlite::Error>),
     /// The writer's connection to the database could not be opened.
     #[error("store writer: {0}")]
     Writer(#[source] rusqlite::Error),

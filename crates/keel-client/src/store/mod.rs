@@ -284,7 +284,17 @@ impl Store {
 
     /// Stores a forward's new state; durable when it returns.
     pub async fn update_forward(&self, forward: &Forward) -> Result<()> {
-        self.write(Write::Forward(forward_row(forward))).await
+        self.enqueue_forward(forward, Vec::new()).await?.durable().await
+    }
+
+    /// Queues a forward's new state, with `notices` for the application in the same
+    /// transaction; durable once the returned [`Commit`] is.
+    pub async fn enqueue_forward(&self, forward: &Forward, notices: Vec<Vec<u8>>) -> Result<Commit> {
+        self.enqueue_write(Write::Forward {
+            row: forward_row(forward),
+            notices,
+        })
+        .await
     }
 
     /// Every forward record.
@@ -310,9 +320,21 @@ impl Store {
 
     /// Stores (or replaces) the invoice for `payment_hash`; durable when it returns.
     pub async fn put_invoice(&self, payment_hash: B256, invoice: &Invoice) -> Result<()> {
+        self.put_invoice_noted(payment_hash, invoice, Vec::new())
+            .await
+    }
+
+    /// [`Store::put_invoice`], with `notices` for the application in the same transaction.
+    pub async fn put_invoice_noted(
+        &self,
+        payment_hash: B256,
+        invoice: &Invoice,
+        notices: Vec<Vec<u8>>,
+    ) -> Result<()> {
         self.write(Write::Invoice {
             payment_hash,
             body: forward::encode_invoice(invoice),
+            notices,
         })
         .await
     }

@@ -14,6 +14,13 @@
 //! payments (docs/benchmarks.md). A write after a quiet spell is committed at once, so the
 //! pacing adds no latency to an idle store.
 //!
+//! Durability is a prefix of the queue: writes commit in queue order, and after a commit fails
+//! the writer refuses every later write ([`StoreError::Failed`]) until the store is reopened.
+//! So once a write is durable, every write queued before it is too (or was refused by its own
+//! constraint), and a caller that queued A then B may act on A once B is durable without
+//! waiting for A on its own: a hub queues the lock it received and the lock it forwards, and
+//! sends the second once it is durable. LDK and Core Lightning likewise stop on a failed write.
+//!
 //! The writer is a plain thread with a synchronous connection rather than a task on an async
 //! driver: a commit is then one wake-up (the queue's) and one run of SQLite, where an async
 //! driver hands each statement (begin, inserts, commit) to its own worker thread and back, and
@@ -66,13 +73,20 @@ pub(super) enum Write {
         forward: Option<ForwardRow>,
     },
     /// A forward record on its own (its state changed).
-    Forward(ForwardRow),
+    Forward {
+        /// The record.
+        row: ForwardRow,
+        /// Encoded notices for the application, written with it (or not at all).
+        notices: Vec<Vec<u8>>,
+    },
     /// An invoice, inserted or replaced.
     Invoice {
         /// The payment hash.
         payment_hash: B256,
         /// The encoded invoice.
         body: Vec<u8>,
+        /// Encoded notices for the application, written with it (or not at all).
+        notices: Vec<Vec<u8>>,
     },
     /// A notice for the application on its own.
     Notice {
@@ -203,7 +217,14 @@ fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last_commit: Option<Instant> = None;
+    // Set by the first failed commit: every later write is refused with it, so a write that
+    // is durable proves every write queued before it is too (see the module's docs).
+    let mut failed: Option<Arc<rusqlite::Error>> = None;
     while let Some(first) = queue.blocking_recv() {
+        if let Some(error) = &failed {
+            let _ = first.done.send(Err(StoreError::Failed(error.clone())));
+            continue;
+        }
         // Under load, wait out the interval so that what arrives meanwhile shares this commit;
         // a write arriving after a quiet spell is committed at once.
         let now = pacing.now();
@@ -232,9 +253,11 @@ fn run(
             }
             Err(error) => {
                 let error = Arc::new(error);
+                tracing::error!(%error, "store commit failed: refusing every later write");
                 for request in batch.drain(..) {
                     let _ = request.done.send(Err(StoreError::Commit(error.clone())));
                 }
+                failed = Some(error);
             }
         }
     }
@@ -277,16 +300,22 @@ fn write_one(
     let mut forward = None;
     let (sql, id, body, notices) = match write {
         Write::Barrier => return Ok(Ok(())),
-        Write::Forward(row) => {
+        Write::Forward { row, notices } => {
             write_forward(conn, row)?;
+            write_notices(notices)?;
             return Ok(Ok(()));
         }
-        Write::Invoice { payment_hash, body } => {
+        Write::Invoice {
+            payment_hash,
+            body,
+            notices,
+        } => {
             conn.prepare_cached(
                 "INSERT INTO invoices (payment_hash, body) VALUES (?1, ?2) \
                  ON CONFLICT (payment_hash) DO UPDATE SET body = excluded.body",
             )?
             .execute(params![payment_hash.as_slice(), body.as_slice()])?;
+            write_notices(notices)?;
             return Ok(Ok(()));
         }
         Write::Notice { body } => {

@@ -637,6 +637,36 @@ async fn refused_writes_are_typed_and_spare_their_batch() {
     store.close().await;
 }
 
+/// A failed commit stops the writer: a later write must not become durable while one queued
+/// before it is lost, or a hub could send the lock it forwards without the one that pays for it.
+#[tokio::test]
+async fn after_a_failed_commit_no_later_write_is_stored() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+    let state = store
+        .open_channel(&opening(a, b, Side::A, 0))
+        .await
+        .unwrap();
+    let deposit = |total: u64| Event::DepositConfirmed {
+        side: Side::A,
+        total: U256::from(total),
+    };
+    store.append(state.id(), &deposit(1)).await.unwrap();
+    // The notice's table vanishes under the writer: its next transaction fails as a whole.
+    db.tamper("DROP TABLE notices").await;
+    let lost = store.enqueue_notice(vec![1, 2, 3]).await.unwrap();
+    assert!(matches!(lost.durable().await, Err(StoreError::Commit(_))));
+    let later = store.append(state.id(), &deposit(2)).await;
+    assert!(matches!(later, Err(StoreError::Failed(_))), "{later:?}");
+    assert_eq!(
+        store.load_all().await.unwrap()[0].ledger(Side::A).0,
+        U256::from(1),
+        "nothing after the failed commit is stored"
+    );
+    store.close().await;
+}
+
 #[tokio::test]
 async fn corrupt_or_unknown_rows_are_typed_errors() {
     let db = TempDb::new();

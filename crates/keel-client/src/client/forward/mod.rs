@@ -220,10 +220,11 @@ pub(crate) fn locks_arrived(inner: &Arc<Inner>, channel_id: B256, locks: Vec<Loc
 }
 
 async fn lock_arrived(inner: Arc<Inner>, channel_id: B256, lock: Lock, packet: Packet) {
-    // The incoming lock is ours to claim only once it is stored.
-    if inner.store.flush().await.is_err() {
-        return;
-    }
+    // The incoming lock is ours to claim only once it is stored, and its update was queued
+    // for the store before this task started. Nothing below waits for it on its own: whatever
+    // acts on the lock (the lock forwarded downstream, the paid invoice before its secret
+    // leaves) is queued after it and waited for, and the store makes a write durable only
+    // with every write queued before it (`store::writer`), so the two share a commit.
     let failure = match onion::peel(&inner.forwarding.node_key, &packet, &lock.secret_hash) {
         Err(e) => {
             tracing::warn!(%channel_id, error = %e, "unreadable onion");
@@ -315,16 +316,18 @@ async fn receive(
         paid: true,
         ..invoice
     };
-    if inner.store.put_invoice(hash, &paid).await.is_err() {
+    let note = ClientEvent::InvoicePaid {
+        payment_hash: hash,
+        channel_id,
+        amount: lock.amount,
+    };
+    let stored = inner
+        .store
+        .put_invoice_noted(hash, &paid, super::encode_notes(&[note]))
+        .await;
+    if stored.is_err() {
         return Err(FailureReason::UnknownPayment);
     }
-    inner
-        .note(ClientEvent::InvoicePaid {
-            payment_hash: hash,
-            channel_id,
-            amount: lock.amount,
-        })
-        .await;
     {
         let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
         claims.insert((channel_id, hash), invoice.secret);
@@ -386,7 +389,8 @@ async fn claim_paid(inner: &Arc<Inner>, channel_id: B256, hash: B256, secret: B2
     let client = Client {
         inner: Arc::clone(inner),
     };
-    match client.claim_lock(channel_id, secret).await {
+    // The invoice is stored as paid: no hold invoice to record first.
+    match client.reveal_secret(channel_id, secret).await {
         Ok(()) => {
             let mut claims = inner.forwarding.claims.lock().expect("claims poisoned");
             claims.remove(&(channel_id, hash));
@@ -514,20 +518,29 @@ pub(crate) async fn secret_learned(inner: &Arc<Inner>, channel_id: B256, secret:
         return;
     }
     forward.state = ForwardState::Settled { secret };
-    if let Err(e) = inner.store.update_forward(&forward).await {
-        // Not paid downstream either until it is stored: the channel is failing.
-        tracing::error!(%channel_id, error = %e, "forward's secret not stored");
-        return;
+    let note = ClientEvent::PaymentForwarded {
+        incoming_channel: forward.incoming_channel,
+        outgoing_channel: forward.outgoing_channel,
+        secret_hash: hash,
+        fee: forward.fee(),
+    };
+    // Queued, not awaited: the payout downstream is queued after it (the caller sends it once
+    // this returns), so the store makes the payout durable only with the secret. Revealing
+    // the secret upstream needs no record: it only lets the upstream node pay us, and if we
+    // restart before the record is durable the payee reveals it again.
+    match inner
+        .store
+        .enqueue_forward(&forward, super::encode_notes(&[note]))
+        .await
+    {
+        Ok(commit) => drop(commit),
+        Err(e) => {
+            // Not paid downstream either: the store is failing.
+            tracing::error!(%channel_id, error = %e, "forward's secret not stored");
+            return;
+        }
     }
     inner.forwarding.set_forward(forward);
-    inner
-        .note(ClientEvent::PaymentForwarded {
-            incoming_channel: forward.incoming_channel,
-            outgoing_channel: forward.outgoing_channel,
-            secret_hash: hash,
-            fee: forward.fee(),
-        })
-        .await;
     reveal_upstream(inner, &forward, secret);
 }
 
@@ -541,7 +554,8 @@ fn reveal_upstream(inner: &Arc<Inner>, forward: &Forward, secret: B256) {
     };
     let (channel_id, forward) = (forward.incoming_channel, *forward);
     tokio::spawn(async move {
-        if let Err(e) = client.claim_lock(channel_id, secret).await {
+        // The secret is in the forward's record, queued before this.
+        if let Err(e) = client.reveal_secret(channel_id, secret).await {
             tracing::warn!(%channel_id, error = %e, "upstream claim not answered yet");
             // Tried again by the maintenance.
             client.inner.forwarding.not_done(&forward, REVEALED);
