@@ -650,6 +650,7 @@ async fn resend(
             change,
             proof,
             domain,
+            preface: None,
         };
         peer::send(inner, channel.peer, update).map_err(|_| (id, RejectCode::Storage))?;
     }

@@ -480,6 +480,19 @@ impl Client {
         secret_hash: B256,
         expiration: u64,
     ) -> Result<Lock> {
+        self.pay_locked_with(channel_id, amount, secret_hash, expiration, None)
+            .await
+    }
+
+    /// [`Client::pay_locked`], with `onion` sent just before the lock.
+    pub(crate) async fn pay_locked_with(
+        &self,
+        channel_id: B256,
+        amount: U256,
+        secret_hash: B256,
+        expiration: u64,
+        onion: Option<keel_core::wire::Message>,
+    ) -> Result<Lock> {
         let lock = Lock {
             expiration,
             amount,
@@ -487,7 +500,7 @@ impl Client {
         };
         let (reply, answer) = oneshot::channel();
         self.inner
-            .send_change(channel_id, Change::AddLock(lock), Some(reply))
+            .send_change_recorded(channel_id, Change::AddLock(lock), Some(reply), None, onion)
             .await?;
         answer.await.map_err(|_| ClientError::Stopped)??;
         Ok(lock)
@@ -778,17 +791,19 @@ impl Inner {
         change: Change,
         reply: Option<channel::Reply<()>>,
     ) -> Result<u64> {
-        self.send_change_recorded(channel_id, change, reply, None)
+        self.send_change_recorded(channel_id, change, reply, None, None)
             .await
     }
 
-    /// [`Inner::send_change`], storing `forward` in the same transaction as the change.
+    /// [`Inner::send_change`], storing `forward` in the same transaction as the change and
+    /// sending `preface` (a lock's onion) just before the update.
     pub(crate) async fn send_change_recorded(
         self: &Arc<Self>,
         channel_id: B256,
         change: Change,
         reply: Option<channel::Reply<()>>,
         forward: Option<&crate::store::Forward>,
+        preface: Option<keel_core::wire::Message>,
     ) -> Result<u64> {
         let channel = self.channel(channel_id)?;
         peer::wait_synced(self, &channel).await?;
@@ -839,6 +854,7 @@ impl Inner {
             change,
             proof,
             domain: *rt.state.domain(),
+            preface,
         });
         Ok(nonce)
     }

@@ -14,10 +14,7 @@ use keel_core::{
 use keel_routing::{Asset, Failure, PaymentSession, Route, RouteParams};
 use tokio::sync::oneshot;
 
-use super::{
-    peer::{self, Outgoing},
-    Client, ClientError, ClientEvent, Result,
-};
+use super::{peer, Client, ClientError, ClientEvent, Result};
 use crate::store::Invoice;
 
 /// A payment request and its payee's signature: what a payee hands a payer.
@@ -123,7 +120,10 @@ impl Client {
             paid: false,
             hold,
         };
-        self.inner.store.put_invoice(payment_hash, &invoice).await?;
+        self.inner
+            .store
+            .insert_invoice(payment_hash, &invoice)
+            .await?;
         Ok((SignedRequest { request, signature }, secret))
     }
 
@@ -317,18 +317,21 @@ impl Client {
                 .expect("payments poisoned");
             payments.remove(&payment_hash);
         };
+        // It leaves with the lock, in the same write.
         let onion = Message::LockOnion {
             channel_id: channel.id,
             secret_hash: payment_hash,
             packet,
         };
-        if let Err(e) = peer::send(&self.inner, channel.peer, Outgoing::message(onion)) {
-            forget();
-            return Err(e);
-        }
         let lock = route.locks[0];
         if let Err(e) = self
-            .pay_locked(channel.id, lock.amount, payment_hash, lock.expiration)
+            .pay_locked_with(
+                channel.id,
+                lock.amount,
+                payment_hash,
+                lock.expiration,
+                Some(onion),
+            )
             .await
         {
             forget();

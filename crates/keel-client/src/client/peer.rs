@@ -43,6 +43,9 @@ pub(crate) enum Outgoing {
         proof: BalanceProof,
         /// The channel's EIP-712 domain.
         domain: ChannelDomain,
+        /// A message that leaves just before the update, in the same write: the onion of the
+        /// lock it adds, which the peer needs only with the lock.
+        preface: Option<Message>,
     },
     /// Any other message, sent once `commit` (if any) is durable.
     Message {
@@ -499,6 +502,7 @@ async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<
                 change,
                 proof,
                 domain,
+                preface,
             } => {
                 if let Some(commit) = commit {
                     if !durable(commit, &mut sender).await {
@@ -508,6 +512,7 @@ async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<
                 // The same channel's updates queued behind it whose events are durable too
                 // leave with it, under one signature over the last proof.
                 let (mut changes, mut proof) = (vec![change], proof);
+                let mut prefaces: Vec<Message> = preface.into_iter().collect();
                 while changes.len() < MAX_UPDATE_CHANGES {
                     let Ok(item) = queue.try_recv() else {
                         break;
@@ -517,6 +522,7 @@ async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<
                         change,
                         proof: later,
                         domain,
+                        preface,
                     } = item
                     else {
                         next = Some(item);
@@ -534,11 +540,19 @@ async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<
                             change,
                             proof: later,
                             domain,
+                            preface,
                         });
                         break;
                     }
                     changes.push(change);
+                    prefaces.extend(preface);
                     proof = later;
+                }
+                if prefaces
+                    .iter()
+                    .any(|preface| sender.queue(preface).is_err())
+                {
+                    break;
                 }
                 let Ok(signature) = inner.sign(&domain, &proof) else {
                     // A local key that cannot sign is not a state to carry on in.

@@ -31,6 +31,7 @@ mod error;
 mod event;
 mod forward;
 mod forward_policy;
+mod fresh;
 mod pacing;
 mod release;
 mod tower;
@@ -92,6 +93,8 @@ pub struct Store {
     /// The sequence number of the last committed notice.
     notices: watch::Receiver<u64>,
     writer: Writer,
+    /// Invoices issued here and unchanged since, so a payee need not read them back.
+    fresh: std::sync::Mutex<fresh::FreshInvoices>,
 }
 
 impl Store {
@@ -195,6 +198,7 @@ impl Store {
             commits,
             notices,
             writer,
+            fresh: std::sync::Mutex::default(),
         })
     }
 
@@ -284,12 +288,19 @@ impl Store {
 
     /// Stores a forward's new state; durable when it returns.
     pub async fn update_forward(&self, forward: &Forward) -> Result<()> {
-        self.enqueue_forward(forward, Vec::new()).await?.durable().await
+        self.enqueue_forward(forward, Vec::new())
+            .await?
+            .durable()
+            .await
     }
 
     /// Queues a forward's new state, with `notices` for the application in the same
     /// transaction; durable once the returned [`Commit`] is.
-    pub async fn enqueue_forward(&self, forward: &Forward, notices: Vec<Vec<u8>>) -> Result<Commit> {
+    pub async fn enqueue_forward(
+        &self,
+        forward: &Forward,
+        notices: Vec<Vec<u8>>,
+    ) -> Result<Commit> {
         self.enqueue_write(Write::Forward {
             row: forward_row(forward),
             notices,
@@ -318,6 +329,33 @@ impl Store {
             .collect()
     }
 
+    /// Stores a new invoice for `payment_hash`; durable when it returns, and looked up without
+    /// reading the database until it is written again.
+    ///
+    /// It is kept in memory before it is durable, so a write that follows it (marking it paid)
+    /// always finds and drops it; whatever acts on a lookup before then writes after it, and
+    /// the store commits that only with the invoice (`store::writer`).
+    pub async fn insert_invoice(&self, payment_hash: B256, invoice: &Invoice) -> Result<()> {
+        self.fresh
+            .lock()
+            .expect("invoice cache poisoned")
+            .insert(payment_hash, *invoice);
+        let stored = self
+            .write(Write::Invoice {
+                payment_hash,
+                body: forward::encode_invoice(invoice),
+                notices: Vec::new(),
+            })
+            .await;
+        if stored.is_err() {
+            self.fresh
+                .lock()
+                .expect("invoice cache poisoned")
+                .remove(&payment_hash);
+        }
+        stored
+    }
+
     /// Stores (or replaces) the invoice for `payment_hash`; durable when it returns.
     pub async fn put_invoice(&self, payment_hash: B256, invoice: &Invoice) -> Result<()> {
         self.put_invoice_noted(payment_hash, invoice, Vec::new())
@@ -331,6 +369,12 @@ impl Store {
         invoice: &Invoice,
         notices: Vec<Vec<u8>>,
     ) -> Result<()> {
+        // Before the write is queued: a lookup from now on reads the database, which holds
+        // the old row until this commits and the new one after.
+        self.fresh
+            .lock()
+            .expect("invoice cache poisoned")
+            .remove(&payment_hash);
         self.write(Write::Invoice {
             payment_hash,
             body: forward::encode_invoice(invoice),
@@ -341,6 +385,14 @@ impl Store {
 
     /// The invoice for `payment_hash`, if we issued one.
     pub async fn invoice(&self, payment_hash: B256) -> Result<Option<Invoice>> {
+        let fresh = self
+            .fresh
+            .lock()
+            .expect("invoice cache poisoned")
+            .get(&payment_hash);
+        if let Some(invoice) = fresh {
+            return Ok(Some(invoice));
+        }
         let row: Option<(Vec<u8>,)> =
             sqlx::query_as("SELECT body FROM invoices WHERE payment_hash = ?")
                 .bind(payment_hash.as_slice())

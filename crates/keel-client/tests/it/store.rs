@@ -12,7 +12,7 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_client::store::{
-    ChannelOpening, DecodeError, Event, ManualPacing, ReplayError, Store, StoreError,
+    ChannelOpening, DecodeError, Event, Invoice, ManualPacing, ReplayError, Store, StoreError,
 };
 use keel_core::{
     secret_hash, sign_message, Address, Change, ChannelParams, ChannelState, Lock, Policy, Side,
@@ -634,6 +634,36 @@ async fn refused_writes_are_typed_and_spare_their_batch() {
         store.load_all().await.unwrap()[0].ledger(Side::B).0,
         U256::from(4)
     );
+    store.close().await;
+}
+
+/// A new invoice is looked up from memory, and a later write of it is what the next lookup
+/// returns, never the remembered first version (a paid invoice must not look unpaid), also
+/// after a restart.
+#[tokio::test]
+async fn an_invoice_written_again_is_never_read_as_its_first_version() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let hash = B256::repeat_byte(0x77);
+    let issued = Invoice {
+        secret: B256::repeat_byte(0x11),
+        amount: U256::from(1_000),
+        expiry: NOW + 3_600,
+        paid: false,
+        hold: false,
+    };
+    store.insert_invoice(hash, &issued).await.unwrap();
+    assert_eq!(store.invoice(hash).await.unwrap(), Some(issued));
+    let paid = Invoice {
+        paid: true,
+        ..issued
+    };
+    store.put_invoice(hash, &paid).await.unwrap();
+    assert_eq!(store.invoice(hash).await.unwrap(), Some(paid));
+    assert_eq!(store.invoice(B256::repeat_byte(0x78)).await.unwrap(), None);
+    store.close().await;
+    let store = db.store().await;
+    assert_eq!(store.invoice(hash).await.unwrap(), Some(paid));
     store.close().await;
 }
 

@@ -465,15 +465,16 @@ async fn forward(
         secret_hash: lock.secret_hash,
         packet: next,
     };
-    // The onion first: the same queue carries the lock after it.
-    let sent = match peer::send(inner, outgoing.peer, Outgoing::message(onion)) {
-        Ok(()) => {
-            inner
-                .send_change_recorded(outgoing.id, Change::AddLock(out_lock), None, Some(&record))
-                .await
-        }
-        Err(e) => Err(e),
-    };
+    // The onion leaves just before the lock, in the same write.
+    let sent = inner
+        .send_change_recorded(
+            outgoing.id,
+            Change::AddLock(out_lock),
+            None,
+            Some(&record),
+            Some(onion),
+        )
+        .await;
     if let Err(e) = sent {
         // Nothing was stored: the lock never left.
         registry::unwatch(inner, &record);
