@@ -10,7 +10,8 @@
 //! payment returns), and a fixed offered rate ([`RATE_IN_FLIGHT`] at most at once), latency
 //! from when each payment fell due. At the
 //! end every lock has settled and every balance is checked to the wei. Run:
-//! `cargo bench -p keel-e2e --bench multihop`; results go to docs/benchmarks.md.
+//! `cargo bench -p keel-e2e --bench multihop` (`KEEL_BENCH_PAYMENTS`, `KEEL_BENCH_IN_FLIGHT`,
+//! `KEEL_BENCH_OFFERED` change the run); results go to docs/benchmarks.md.
 #![forbid(unsafe_code)]
 // A bench binary reports on stdout.
 #![allow(clippy::print_stdout, missing_docs)]
@@ -43,8 +44,9 @@ const RATE_IN_FLIGHT: usize = 24;
 const PAYMENTS: usize = 5_000;
 /// Payments of the discarded warm-up before each scenario.
 const WARM_UP: usize = 500;
-/// Offered rate in the fixed-rate scenario: the target.
-const OFFERED: f64 = 2_500.0;
+/// Offered rate (payments a second) in the fixed-rate scenario, unless `KEEL_BENCH_OFFERED`
+/// says otherwise: the target.
+const OFFERED: usize = 2_500;
 /// Each payment's amount, and the hub's fee policy (base, proportional).
 const AMOUNT: u64 = 1_000_000;
 const FEE_BASE: u64 = 10;
@@ -330,6 +332,7 @@ async fn check_balances(line: &Line, payments: usize, deposit: U256) -> Result<(
 fn main() -> Result<()> {
     let payments = env_or("KEEL_BENCH_PAYMENTS", PAYMENTS);
     let in_flight = env_or("KEEL_BENCH_IN_FLIGHT", IN_FLIGHT);
+    let offered = env_or("KEEL_BENCH_OFFERED", OFFERED);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -349,8 +352,8 @@ fn main() -> Result<()> {
         rows.push(
             run(
                 &line,
-                &format!("{OFFERED:.0}/s offered"),
-                Load::Rate(OFFERED),
+                &format!("{offered}/s offered"),
+                Load::Rate(offered as f64),
                 payments,
             )
             .await?,

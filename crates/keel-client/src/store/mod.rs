@@ -20,7 +20,10 @@
 //! `synchronous = FULL`, and a single writer thread commits whatever appends are queued in one
 //! transaction (group commit), answering each waiter only after that commit. Under load it
 //! starts a commit at most once per [`MIN_COMMIT_INTERVAL`] so that batches grow instead of
-//! fsyncs (see `src/store/writer.rs`); reads go through a small sqlx pool.
+//! fsyncs (see `src/store/writer.rs`); reads go through a small sqlx pool. Durability is a
+//! prefix of the queue: writes commit in queue order and a failed commit stops the writer
+//! ([`StoreError::Failed`] for every later write), so a caller may act on an event once any
+//! write queued after it is durable.
 //! [`Store::commits`] counts the transactions.
 //!
 //! One process owns a store file at a time.
