@@ -4,7 +4,7 @@
 //! the graph as it was. The client checks the part this crate cannot see (that the vault
 //! exists on chain and what it holds) and passes the capacity in.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use keel_core::{
     channel_id,
@@ -93,7 +93,9 @@ pub enum GossipError {
 /// The graph and the announcements behind it.
 #[derive(Debug, Clone)]
 pub struct Gossip {
-    graph: Graph,
+    /// Shared with the searches under way ([`Gossip::snapshot`]); a change while one holds it
+    /// copies it first.
+    graph: Arc<Graph>,
     domains: HashMap<B256, (ChannelAnnouncement, ChannelDomain)>,
     max_channels: usize,
 }
@@ -103,7 +105,7 @@ impl Gossip {
     /// whatever peers send).
     pub fn new(max_channels: usize) -> Self {
         Self {
-            graph: Graph::new(),
+            graph: Arc::new(Graph::new()),
             domains: HashMap::new(),
             max_channels,
         }
@@ -112,6 +114,14 @@ impl Gossip {
     /// The graph, for pathfinding.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// The graph as it is now, to search without holding the gossip: sharing it costs nothing,
+    /// where copying a 10,000-channel graph takes longer than searching it
+    /// (docs/benchmarks.md, "Pathfinding"). The next change copies it if the snapshot is
+    /// still held.
+    pub fn snapshot(&self) -> Arc<Graph> {
+        Arc::clone(&self.graph)
     }
 
     /// Checks an announcement of a channel of `deployment` without adding it: its id follows
@@ -164,7 +174,7 @@ impl Gossip {
         let params = announcement.params();
         let id = announcement.channelId;
         let known = self.domains.contains_key(&id);
-        self.graph.add_channel(Channel {
+        Arc::make_mut(&mut self.graph).add_channel(Channel {
             id,
             asset: Asset {
                 chain_id: deployment.chain_id,
@@ -192,8 +202,7 @@ impl Gossip {
         }
         let policy = policy_of(update)?;
         verify_update(update, announcement, domain, &signed.signature)?;
-        self.graph
-            .update_policy(&update.channelId, update.node, policy)?;
+        Arc::make_mut(&mut self.graph).update_policy(&update.channelId, update.node, policy)?;
         Ok(())
     }
 
@@ -206,14 +215,14 @@ impl Gossip {
             .filter(|_| self.domains.contains_key(id))
             .ok_or(GossipError::Unannounced(*id))?;
         channel.capacity = capacity;
-        self.graph.add_channel(channel)?;
+        Arc::make_mut(&mut self.graph).add_channel(channel)?;
         Ok(())
     }
 
     /// Drops a channel seen closed on chain.
     pub fn closed(&mut self, id: &B256) -> Result<(), GossipError> {
         self.domains.remove(id);
-        self.graph.remove_channel(id)?;
+        Arc::make_mut(&mut self.graph).remove_channel(id)?;
         Ok(())
     }
 }

@@ -143,9 +143,13 @@ fn verified_announcements_and_updates_make_a_routable_graph() {
     );
     assert!(route_100(&gossip, &alice, &carol).is_ok());
 
-    // Closed on chain: gone, its updates are no longer taken, nor is a resize.
+    // Closed on chain: gone, its updates are no longer taken, nor is a resize. A search that
+    // took a snapshot before keeps the graph it started with.
+    let snapshot = gossip.snapshot();
     gossip.closed(&bc_id).unwrap();
     assert_eq!(gossip.graph().channel_count(), 1);
+    assert_eq!(snapshot.channel_count(), 2);
+    assert_eq!(snapshot.channel(&bc_id).unwrap().capacity, U256::from(500));
     assert!(matches!(
         gossip.resized(&bc_id, U256::from(1)),
         Err(GossipError::Unannounced(_))

@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, RwLock},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use k256::PublicKey;
@@ -288,14 +288,11 @@ impl Client {
     }
 
     /// Our routing graph with our own channels in it, each direction's balance known exactly.
-    pub(crate) async fn graph(&self) -> keel_routing::Graph {
+    /// The gossip's graph as it is, shared, unless one of our channels is missing from it (not
+    /// announced) or closed: then a copy with that put right.
+    pub(crate) async fn graph(&self) -> Arc<keel_routing::Graph> {
         let routing = &self.inner.forwarding.routing;
-        let mut graph = routing
-            .gossip
-            .lock()
-            .expect("gossip poisoned")
-            .graph()
-            .clone();
+        let mut graph = routing.gossip.lock().expect("gossip poisoned").snapshot();
         let mut own = Vec::new();
         let mut closed = Vec::new();
         for channel in self.inner.channel_list() {
@@ -325,7 +322,7 @@ impl Client {
         // other nodes' closed channels stay until a restart, as we do not follow their vaults).
         for id in closed {
             if graph.channel(&id).is_some() {
-                let _ = graph.remove_channel(&id);
+                let _ = Arc::make_mut(&mut graph).remove_channel(&id);
                 let _ = routing.gossip.lock().expect("gossip poisoned").closed(&id);
                 self.inner.gossip.forget(&id);
             }
@@ -334,7 +331,7 @@ impl Client {
         for (channel, direction, available) in own {
             if graph.channel(&channel.id).is_none() {
                 // Refused only for a malformed channel, which ours are not.
-                let _ = graph.add_channel(channel);
+                let _ = Arc::make_mut(&mut graph).add_channel(channel);
             }
             scorer.set_local(channel.id, direction, available);
         }
