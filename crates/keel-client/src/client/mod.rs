@@ -854,7 +854,7 @@ impl Inner {
             change,
             proof,
             domain: *rt.state.domain(),
-            preface,
+            preface: preface.map(Box::new),
         });
         Ok(nonce)
     }

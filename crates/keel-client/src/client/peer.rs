@@ -45,7 +45,7 @@ pub(crate) enum Outgoing {
         domain: ChannelDomain,
         /// A message that leaves just before the update, in the same write: the onion of the
         /// lock it adds, which the peer needs only with the lock.
-        preface: Option<Message>,
+        preface: Option<Box<Message>>,
     },
     /// Any other message, sent once `commit` (if any) is durable.
     Message {
@@ -512,7 +512,7 @@ async fn write(inner: Arc<Inner>, mut sender: Sender, mut queue: mpsc::Receiver<
                 // The same channel's updates queued behind it whose events are durable too
                 // leave with it, under one signature over the last proof.
                 let (mut changes, mut proof) = (vec![change], proof);
-                let mut prefaces: Vec<Message> = preface.into_iter().collect();
+                let mut prefaces: Vec<Box<Message>> = preface.into_iter().collect();
                 while changes.len() < MAX_UPDATE_CHANGES {
                     let Ok(item) = queue.try_recv() else {
                         break;
