@@ -64,6 +64,19 @@ pub(crate) struct Submissions {
     pub(crate) next_try: Option<tokio::time::Instant>,
 }
 
+/// One of our updates the peer has not acknowledged.
+#[derive(Debug)]
+pub(crate) struct Unacked {
+    /// Its proof's nonce.
+    pub(crate) nonce: u64,
+    /// Its caller, answered on the acknowledgement.
+    pub(crate) reply: Option<Reply<()>>,
+    /// The onion of the lock it adds, if any: sent again with the update if a new connection
+    /// asks for it, since the onion is not stored. Once the peer acknowledged the update it
+    /// had the onion too (both left in one write, in order).
+    pub(crate) onion: Option<Box<keel_core::wire::Message>>,
+}
+
 /// The mutable part of a [`Channel`].
 #[derive(Debug)]
 pub(crate) struct Runtime {
@@ -71,8 +84,8 @@ pub(crate) struct Runtime {
     pub(crate) state: ChannelState,
     /// Where the channel stands on chain.
     pub(crate) chain: ChainStatus,
-    /// Nonces of our updates the peer has not acknowledged, oldest first, with their callers.
-    pub(crate) unacked: VecDeque<(u64, Option<Reply<()>>)>,
+    /// Our updates the peer has not acknowledged, oldest first.
+    pub(crate) unacked: VecDeque<Unacked>,
     /// Set once the channel stops taking updates.
     pub(crate) failed: Option<String>,
     /// Caller of `withdraw`, waiting for the peer's co-signature.
@@ -174,8 +187,11 @@ impl Runtime {
     /// Completes every waiter for a nonce up to `nonce`; returns how many updates that frees.
     pub(crate) fn acknowledge(&mut self, nonce: u64) -> usize {
         let mut freed = 0;
-        while self.unacked.front().is_some_and(|(n, _)| *n <= nonce) {
-            if let Some((_, Some(reply))) = self.unacked.pop_front() {
+        while self.unacked.front().is_some_and(|u| u.nonce <= nonce) {
+            if let Some(Unacked {
+                reply: Some(reply), ..
+            }) = self.unacked.pop_front()
+            {
                 // A caller that stopped waiting does not need the answer.
                 let _ = reply.send(Ok(()));
             }
@@ -186,8 +202,8 @@ impl Runtime {
 
     /// Fails every waiter with `error()`: the channel failed or the client stops.
     pub(crate) fn fail_waiters(&mut self, error: impl Fn() -> ClientError) {
-        for (_, reply) in self.unacked.drain(..) {
-            if let Some(reply) = reply {
+        for unacked in self.unacked.drain(..) {
+            if let Some(reply) = unacked.reply {
                 let _ = reply.send(Err(error()));
             }
         }

@@ -645,12 +645,18 @@ async fn resend(
     }
     let domain = *rt.state.domain();
     for (change, proof) in sent {
+        // A lock's onion, lost with the connection if the update was: it leads again.
+        let preface = rt
+            .unacked
+            .iter()
+            .find(|u| u.nonce == proof.nonce)
+            .and_then(|u| u.onion.clone());
         let update = Outgoing::Update {
             commit: None,
             change,
             proof,
             domain,
-            preface: None,
+            preface,
         };
         peer::send(inner, channel.peer, update).map_err(|_| (id, RejectCode::Storage))?;
     }

@@ -845,7 +845,12 @@ impl Inner {
         // The window slot comes back with the acknowledgement.
         permit.forget();
         let nonce = proof.nonce;
-        rt.unacked.push_back((nonce, reply));
+        let preface = preface.map(Box::new);
+        rt.unacked.push_back(channel::Unacked {
+            nonce,
+            reply,
+            onion: preface.clone(),
+        });
         // If the connection just dropped the update is lost with it; the peer's Resync on the
         // next connection asks for it again. The writer signs it, or the last update of the
         // batch it leaves in.
@@ -854,7 +859,7 @@ impl Inner {
             change,
             proof,
             domain: *rt.state.domain(),
-            preface: preface.map(Box::new),
+            preface,
         });
         Ok(nonce)
     }

@@ -109,6 +109,8 @@ fn config(dir: &TempDir, signer: &PrivateKeySigner, name: &str, clock: &ManualCl
 /// dial it. Neither channel is public yet.
 struct Line {
     _dir: TempDir,
+    /// Each client's configuration as started, chain included.
+    configs: [Config; 3],
     signers: [PrivateKeySigner; 3],
     a: Client,
     b: Client,
@@ -138,6 +140,11 @@ async fn channel(x: (&Client, Address), y: (&Client, Address)) -> B256 {
 
 impl Line {
     async fn new() -> Self {
+        Self::with_commit_interval(None).await
+    }
+
+    /// [`Line::new`], A's store pacing its commits `a_commits` apart once it runs with the chain.
+    async fn with_commit_interval(a_commits: Option<Duration>) -> Self {
         let dir = TempDir::new();
         let clock = ManualClock::new(NOW);
         let signers = [(); 3].map(|()| PrivateKeySigner::random());
@@ -156,16 +163,22 @@ impl Line {
         for client in [a, b, c] {
             client.shutdown().await;
         }
-        let [a, b, c] = configs.map(|mut config| {
+        let configs = configs.map(|mut config| {
             config.chains = vec![chain()];
-            Client::start(config)
+            config
         });
+        let mut configs = configs;
+        if let Some(interval) = a_commits {
+            configs[0].min_commit_interval = interval;
+        }
+        let [a, b, c] = configs.clone().map(Client::start);
         let (a, b, c) = (a.await.unwrap(), b.await.unwrap(), c.await.unwrap());
         let b_at = b.listen("127.0.0.1:0").await.unwrap();
         a.connect(b_at, addr_b).await.unwrap();
         c.connect(b_at, addr_b).await.unwrap();
         Self {
             _dir: dir,
+            configs,
             signers,
             a,
             b,
@@ -344,4 +357,54 @@ async fn forged_gossip_is_refused_not_relayed_and_repeated_costs_the_connection(
     assert!(closed.is_ok(), "B still talks to Mallory");
     assert_eq!(line.b.gossip_refused(), u64::from(MAX_GOSSIP_STRIKES));
     line.a.pay(line.ab, U256::from(5)).await.unwrap();
+}
+
+/// A's lock and its onion wait together for A's store (a commit paced a second after the
+/// previous one), and the connection to B drops meanwhile: both are lost with it. When B is
+/// back and asks for the update, the onion leads it again, so B forwards and the payment
+/// completes. Without the onion B would hold a lock it cannot act on, and A would wait for its
+/// expiry (an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_onion_lost_with_the_connection_is_resent_with_its_lock() {
+    let mut line = Line::with_commit_interval(Some(Duration::from_secs(1))).await;
+    let (amount, c_addr) = (U256::from(10_000), line.address(2));
+    line.b.announce_channel(line.bc).await.unwrap();
+    line.c.announce_channel(line.bc).await.unwrap();
+    let a = line.a.clone();
+    eventually("A learns B–C", async || {
+        a.find_route(CHAIN_ID, c_addr, Address::ZERO, amount)
+            .await
+            .is_ok()
+    })
+    .await;
+    let invoice = line
+        .c
+        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "resent")
+        .await
+        .unwrap();
+    // A write of A's just before: the lock's commit waits out the second after it.
+    line.a
+        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "pacing")
+        .await
+        .unwrap();
+    let paying = tokio::spawn(async move { a.send_payment(&invoice, 1).await });
+    let (a, ab) = (line.a.clone(), line.ab);
+    eventually("A applies its lock", async || {
+        !a.channel(ab).await.unwrap().outgoing_locks.is_empty()
+    })
+    .await;
+    line.b.clone().shutdown().await;
+    line.b = Client::start(line.configs[1].clone()).await.unwrap();
+    line.b.listen(line.b_at).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), paying)
+        .await
+        .expect("the payment never completed: the onion was not resent")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.route.hops.len(), 2);
+    let (c, bc) = (line.c.clone(), line.bc);
+    eventually("C is paid", async || {
+        c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
+    })
+    .await;
 }
