@@ -192,6 +192,22 @@ impl Line {
     fn address(&self, i: usize) -> Address {
         self.signers[i].address()
     }
+
+    /// Waits until A, told nothing by the application, finds a route to C for `amount` (B
+    /// gossiped B–C), then has C ask for `amount`.
+    async fn payable(&self, amount: U256, memo: &str) -> keel_client::client::SignedRequest {
+        let (a, c_addr) = (&self.a, self.address(2));
+        eventually("A learns B–C", async || {
+            a.find_route(CHAIN_ID, c_addr, Address::ZERO, amount)
+                .await
+                .is_ok()
+        })
+        .await;
+        self.c
+            .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, memo)
+            .await
+            .unwrap()
+    }
 }
 
 /// Polls `probe` until it holds, for at most 10 s.
@@ -227,18 +243,7 @@ async fn a_payer_learns_a_channel_from_gossip_and_pays_over_it() {
     line.c.announce_channel(line.bc).await.unwrap();
     // B completes the announcement with C's half and gossips it with its policy; A, which
     // the application told nothing, routes over it.
-    let a = &line.a;
-    eventually("A learns B–C", async || {
-        a.find_route(CHAIN_ID, c_addr, Address::ZERO, amount)
-            .await
-            .is_ok()
-    })
-    .await;
-    let invoice = line
-        .c
-        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "over gossip")
-        .await
-        .unwrap();
+    let invoice = line.payable(amount, "over gossip").await;
     let before = line.c.channel(line.bc).await.unwrap().balance;
     let outcome = line.a.send_payment(&invoice, 3).await.unwrap();
     assert_eq!(outcome.route.hops.len(), 2);
@@ -367,21 +372,11 @@ async fn forged_gossip_is_refused_not_relayed_and_repeated_costs_the_connection(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_onion_lost_with_the_connection_is_resent_with_its_lock() {
     let mut line = Line::with_commit_interval(Some(Duration::from_secs(1))).await;
-    let (amount, c_addr) = (U256::from(10_000), line.address(2));
+    let amount = U256::from(10_000);
     line.b.announce_channel(line.bc).await.unwrap();
     line.c.announce_channel(line.bc).await.unwrap();
+    let invoice = line.payable(amount, "resent").await;
     let a = line.a.clone();
-    eventually("A learns B–C", async || {
-        a.find_route(CHAIN_ID, c_addr, Address::ZERO, amount)
-            .await
-            .is_ok()
-    })
-    .await;
-    let invoice = line
-        .c
-        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "resent")
-        .await
-        .unwrap();
     // A write of A's just before: the lock's commit waits out the second after it.
     line.a
         .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "pacing")

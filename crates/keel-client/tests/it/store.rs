@@ -45,6 +45,17 @@ impl TempDb {
         Store::open(&self.0).await.unwrap()
     }
 
+    /// The store, holding one new channel between `0xa…` (side A, ours) and `0xb…`.
+    async fn store_with_channel(&self) -> (Store, ChannelState) {
+        let store = self.store().await;
+        let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        let state = store
+            .open_channel(&opening(a, b, Side::A, 0))
+            .await
+            .unwrap();
+        (store, state)
+    }
+
     /// Runs raw SQL against the file, as a corruption on disk would.
     async fn tamper(&self, sql: &str) {
         let mut conn = SqliteConnectOptions::new()
@@ -672,12 +683,7 @@ async fn an_invoice_written_again_is_never_read_as_its_first_version() {
 #[tokio::test]
 async fn after_a_failed_commit_no_later_write_is_stored() {
     let db = TempDb::new();
-    let store = db.store().await;
-    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
-    let state = store
-        .open_channel(&opening(a, b, Side::A, 0))
-        .await
-        .unwrap();
+    let (store, state) = db.store_with_channel().await;
     let deposit = |total: u64| Event::DepositConfirmed {
         side: Side::A,
         total: U256::from(total),
@@ -700,12 +706,7 @@ async fn after_a_failed_commit_no_later_write_is_stored() {
 #[tokio::test]
 async fn corrupt_or_unknown_rows_are_typed_errors() {
     let db = TempDb::new();
-    let store = db.store().await;
-    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
-    let state = store
-        .open_channel(&opening(a, b, Side::A, 0))
-        .await
-        .unwrap();
+    let (store, state) = db.store_with_channel().await;
     let event = Event::DepositConfirmed {
         side: Side::A,
         total: U256::from(5),
@@ -762,12 +763,7 @@ async fn corrupt_or_unknown_rows_are_typed_errors() {
 #[tokio::test]
 async fn an_event_the_state_machine_refuses_fails_the_load() {
     let db = TempDb::new();
-    let store = db.store().await;
-    let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
-    let mut state = store
-        .open_channel(&opening(a, b, Side::A, 0))
-        .await
-        .unwrap();
+    let (store, mut state) = db.store_with_channel().await;
     state.deposit_confirmed(Side::A, U256::from(10)).unwrap();
     let deposit = Event::DepositConfirmed {
         side: Side::A,
