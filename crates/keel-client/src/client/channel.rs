@@ -116,6 +116,13 @@ impl Channel {
         locks.iter().find(|l| l.secret_hash == secret_hash).copied()
     }
 
+    /// The pending lock we sent the peer under `secret_hash`, if there is one.
+    pub(crate) async fn outgoing_lock(&self, secret_hash: B256) -> Option<Lock> {
+        let rt = self.rt.lock().await;
+        let locks = &rt.state.direction(rt.state.me()).locks;
+        locks.iter().find(|l| l.secret_hash == secret_hash).copied()
+    }
+
     /// Wraps a new channel state; `window` updates may be in flight.
     pub(crate) fn new(state: ChannelState, window: usize) -> Self {
         Self::with_status(state, ChainStatus::Open, window)

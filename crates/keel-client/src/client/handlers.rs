@@ -506,16 +506,11 @@ async fn reveal_secret(
 ) -> Result<(), Refusal> {
     let channel = channel_of(inner, from, channel_id)?;
     let hash = secret_hash(secret);
-    let amount = {
-        let rt = channel.rt.lock().await;
-        rt.state
-            .direction(rt.state.me())
-            .locks
-            .iter()
-            .find(|l| l.secret_hash == hash)
-            .map(|l| l.amount)
-            .ok_or((channel_id, RejectCode::Refused))?
-    };
+    let amount = channel
+        .outgoing_lock(hash)
+        .await
+        .ok_or((channel_id, RejectCode::Refused))?
+        .amount;
     // A forward's secret is stored before anything is paid out downstream.
     super::forward::secret_learned(inner, channel_id, secret).await;
     // Sending waits for a window slot, which the reader must not: the acks that free slots
@@ -550,14 +545,7 @@ async fn lock_failed(
     failure: keel_core::forwarding::HopFailure,
 ) -> Result<(), Refusal> {
     let channel = channel_of(inner, from, channel_id)?;
-    let ours = {
-        let rt = channel.rt.lock().await;
-        rt.state
-            .direction(rt.state.me())
-            .locks
-            .iter()
-            .any(|l| l.secret_hash == secret_hash)
-    };
+    let ours = channel.outgoing_lock(secret_hash).await.is_some();
     // A lock the peer released may already be gone from our proof: its failure still counts.
     let released = || {
         inner

@@ -111,14 +111,7 @@ pub(crate) async fn retry_is_safe(
     payment_hash: B256,
 ) -> Result<bool, ClientError> {
     let channel = inner.channel(channel_id)?;
-    let pending = || async {
-        let rt = channel.rt.lock().await;
-        rt.state
-            .direction(rt.state.me())
-            .locks
-            .iter()
-            .any(|l| l.secret_hash == payment_hash)
-    };
+    let pending = || async { channel.outgoing_lock(payment_hash).await.is_some() };
     if !pending().await {
         return Ok(true);
     }
