@@ -71,10 +71,6 @@ pub(crate) struct Unacked {
     pub(crate) nonce: u64,
     /// Its caller, answered on the acknowledgement.
     pub(crate) reply: Option<Reply<()>>,
-    /// The onion of the lock it adds, if any: sent again with the update if a new connection
-    /// asks for it, since the onion is not stored. Once the peer acknowledged the update it
-    /// had the onion too (both left in one write, in order).
-    pub(crate) onion: Option<Box<keel_core::wire::Message>>,
 }
 
 /// The mutable part of a [`Channel`].
@@ -86,6 +82,9 @@ pub(crate) struct Runtime {
     pub(crate) chain: ChainStatus,
     /// Our updates the peer has not acknowledged, oldest first.
     pub(crate) unacked: VecDeque<Unacked>,
+    /// The highest of our nonces the peer acknowledged in this run (0 until its first
+    /// Resync): the stored onions up to it are no longer needed.
+    pub(crate) acknowledged: u64,
     /// Set once the channel stops taking updates.
     pub(crate) failed: Option<String>,
     /// Caller of `withdraw`, waiting for the peer's co-signature.
@@ -145,6 +144,7 @@ impl Channel {
                 state,
                 chain,
                 unacked: VecDeque::new(),
+                acknowledged: 0,
                 failed: None,
                 withdrawal: None,
                 close: None,
@@ -193,6 +193,7 @@ impl Runtime {
 
     /// Completes every waiter for a nonce up to `nonce`; returns how many updates that frees.
     pub(crate) fn acknowledge(&mut self, nonce: u64) -> usize {
+        self.acknowledged = self.acknowledged.max(nonce);
         let mut freed = 0;
         while self.unacked.front().is_some_and(|u| u.nonce <= nonce) {
             if let Some(Unacked {

@@ -612,11 +612,14 @@ async fn resend(
     let id = channel.id;
     // Proofs applied but still queued for the disk are included once they are durable.
     let stored = match inner.store.flush().await {
-        Ok(()) => inner.store.sent_since(id, after).await,
+        Ok(()) => match inner.store.sent_since(id, after).await {
+            Ok(sent) => inner.store.lock_onions(id, after).await.map(|o| (sent, o)),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
-    let sent = match stored {
-        Ok(sent) => sent,
+    let (sent, mut onions) = match stored {
+        Ok(stored) => stored,
         Err(e) => {
             inner.fail_channel(
                 id,
@@ -633,12 +636,10 @@ async fn resend(
     }
     let domain = *rt.state.domain();
     for (change, proof) in sent {
-        // A lock's onion, lost with the connection if the update was: it leads again.
-        let preface = rt
-            .unacked
-            .iter()
-            .find(|u| u.nonce == proof.nonce)
-            .and_then(|u| u.onion.clone());
+        // A lock's onion, lost with the update: it leads it again.
+        let preface = onions
+            .remove(&proof.nonce)
+            .and_then(|packet| super::lock_onion(id, &change, packet));
         let update = Outgoing::Update {
             commit: None,
             change,

@@ -53,7 +53,7 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_core::{
-    forwarding::{ChainTiming, FeePolicy},
+    forwarding::{onion::Packet, ChainTiming, FeePolicy},
     wire::Signature,
     Address, Change, ChannelDomain, CooperativeClose, Lock, Policy, Side, Withdrawal, B256, U256,
 };
@@ -491,7 +491,7 @@ impl Client {
         amount: U256,
         secret_hash: B256,
         expiration: u64,
-        onion: Option<keel_core::wire::Message>,
+        onion: Option<Packet>,
     ) -> Result<Lock> {
         let lock = Lock {
             expiration,
@@ -795,15 +795,16 @@ impl Inner {
             .await
     }
 
-    /// [`Inner::send_change`], storing `forward` in the same transaction as the change and
-    /// sending `preface` (a lock's onion) just before the update.
+    /// [`Inner::send_change`], storing `forward` and `onion` (the onion of the lock the change
+    /// adds) in the same transaction as the change, and sending the onion just before the
+    /// update.
     pub(crate) async fn send_change_recorded(
         self: &Arc<Self>,
         channel_id: B256,
         change: Change,
         reply: Option<channel::Reply<()>>,
         forward: Option<&crate::store::Forward>,
-        preface: Option<keel_core::wire::Message>,
+        onion: Option<Packet>,
     ) -> Result<u64> {
         let channel = self.channel(channel_id)?;
         peer::wait_synced(self, &channel).await?;
@@ -822,14 +823,13 @@ impl Inner {
             proof: proof.clone(),
             now,
         };
-        let enqueued = match forward {
-            Some(forward) => {
-                self.store
-                    .enqueue_forwarded(channel_id, &event, forward)
-                    .await
-            }
-            None => self.store.enqueue(channel_id, &event).await,
-        };
+        // The onion is stored with its lock, so that it can lead the update again whenever
+        // the peer asks for it (a dropped connection, our restart).
+        let stored_onion = onion.as_ref().map(|packet| (packet, rt.acknowledged));
+        let enqueued = self
+            .store
+            .enqueue_sent(channel_id, &event, forward, stored_onion)
+            .await;
         let commit = match enqueued {
             Ok(commit) => commit,
             Err(e) => {
@@ -845,12 +845,8 @@ impl Inner {
         // The window slot comes back with the acknowledgement.
         permit.forget();
         let nonce = proof.nonce;
-        let preface = preface.map(Box::new);
-        rt.unacked.push_back(channel::Unacked {
-            nonce,
-            reply,
-            onion: preface.clone(),
-        });
+        rt.unacked.push_back(channel::Unacked { nonce, reply });
+        let preface = onion.and_then(|packet| lock_onion(channel_id, &change, packet));
         // If the connection just dropped the update is lost with it; the peer's Resync on the
         // next connection asks for it again. The writer signs it, or the last update of the
         // batch it leaves in.
@@ -863,6 +859,23 @@ impl Inner {
         });
         Ok(nonce)
     }
+}
+
+/// The message carrying `packet`, the onion of the lock `change` adds (none if it adds none):
+/// it leaves just before the update, in the same write.
+pub(crate) fn lock_onion(
+    channel_id: B256,
+    change: &Change,
+    packet: Packet,
+) -> Option<Box<keel_core::wire::Message>> {
+    let Change::AddLock(lock) = change else {
+        return None;
+    };
+    Some(Box::new(keel_core::wire::Message::LockOnion {
+        channel_id,
+        secret_hash: lock.secret_hash,
+        packet,
+    }))
 }
 
 /// The default [`Config::forward_policy`] expiry delta, in seconds: what keel-core's

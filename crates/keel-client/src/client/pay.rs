@@ -8,7 +8,7 @@ use keel_core::{
         onion::{self, HopPayload},
         FailureReason, ForwardInstruction, HopFailure, PaymentRequest,
     },
-    wire::{Message, Signature},
+    wire::Signature,
     Address, B256, U256,
 };
 use keel_routing::{Asset, Failure, PaymentSession, Route, RouteParams};
@@ -317,12 +317,6 @@ impl Client {
                 .expect("payments poisoned");
             payments.remove(&payment_hash);
         };
-        // It leaves with the lock, in the same write.
-        let onion = Message::LockOnion {
-            channel_id: channel.id,
-            secret_hash: payment_hash,
-            packet,
-        };
         let lock = route.locks[0];
         if let Err(e) = self
             .pay_locked_with(
@@ -330,7 +324,8 @@ impl Client {
                 lock.amount,
                 payment_hash,
                 lock.expiration,
-                Some(onion),
+                // It leaves with the lock, in the same write, and is stored with it.
+                Some(packet),
             )
             .await
         {

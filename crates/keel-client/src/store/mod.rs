@@ -62,6 +62,7 @@ pub struct OwnRequests {
 }
 
 use std::{
+    collections::HashMap,
     path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -70,7 +71,11 @@ use std::{
     time::Duration,
 };
 
-use keel_core::{wire::Signature, Address, ChannelState, CooperativeClose, Withdrawal, B256};
+use keel_core::{
+    forwarding::onion::{Packet, PACKET_LEN},
+    wire::Signature,
+    Address, ChannelState, CooperativeClose, Withdrawal, B256,
+};
 use sqlx::{
     migrate::Migrator,
     sqlite::{
@@ -79,7 +84,7 @@ use sqlx::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use writer::{ForwardRow, Request, Write, Writer};
+use writer::{ForwardRow, OnionRow, Request, Write, Writer};
 
 /// The schema, embedded from `crates/keel-client/migrations`.
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -267,24 +272,39 @@ impl Store {
             body: codec::encode_event(event),
             notices,
             forward: None,
+            onion: None,
         })
         .await
     }
 
-    /// [`Store::enqueue`], with `forward` written in the same transaction as the event: the
-    /// lock a hub adds downstream and the record of which incoming lock it forwards are stored
-    /// both or neither, so a restart finds every forward whose lock the peer may hold.
-    pub async fn enqueue_forwarded(
+    /// [`Store::enqueue`] for an update we send (`event` is [`Event::Sent`]), with what must be
+    /// stored in the same transaction, both or neither:
+    /// - `forward`: the lock a hub adds downstream and the record of which incoming lock it
+    ///   forwards, so a restart finds every forward whose lock the peer may hold;
+    /// - `onion`: the onion of the lock the update adds, so a peer that lost the update gets
+    ///   it again with the onion ([`Store::lock_onions`]). The onions of updates the peer has
+    ///   acknowledged (nonces up to `acknowledged`) are dropped in the same write.
+    pub async fn enqueue_sent(
         &self,
         channel_id: B256,
         event: &Event,
-        forward: &Forward,
+        forward: Option<&Forward>,
+        onion: Option<(&Packet, u64)>,
     ) -> Result<Commit> {
+        let onion = match (event, onion) {
+            (Event::Sent { proof, .. }, Some((packet, acknowledged))) => Some(OnionRow {
+                nonce: proof.nonce,
+                packet: packet.0.to_vec(),
+                acknowledged,
+            }),
+            _ => None,
+        };
         self.enqueue_write(Write::Event {
             channel_id,
             body: codec::encode_event(event),
             notices: Vec::new(),
-            forward: Some(forward_row(forward)),
+            forward: forward.map(forward_row),
+            onion,
         })
         .await
     }
@@ -516,6 +536,32 @@ impl Store {
         }
         sent.reverse();
         Ok(sent)
+    }
+
+    /// The onions stored with our updates in `channel_id` with a nonce above `after`, by
+    /// nonce: what leads each of those updates when a peer asks for it again. Reads committed
+    /// rows only, like [`Store::sent_since`].
+    pub async fn lock_onions(&self, channel_id: B256, after: u64) -> Result<HashMap<u64, Packet>> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT nonce, packet FROM lock_onions WHERE channel_id = ? AND nonce > ?",
+        )
+        .bind(channel_id.as_slice())
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(nonce, packet)| {
+                let packet =
+                    <Box<[u8; PACKET_LEN]>>::try_from(packet.into_boxed_slice()).map_err(|_| {
+                        StoreError::Corrupt {
+                            channel_id,
+                            seq: None,
+                            source: DecodeError::Invalid("lock onion length"),
+                        }
+                    })?;
+                Ok((nonce.unsigned_abs(), Packet(packet)))
+            })
+            .collect()
     }
 
     /// The locks of the proof we sent in `channel_id` whose locks root is `root`, newest such

@@ -71,6 +71,8 @@ pub(super) enum Write {
         /// A forward record written with it (or not at all): the pairing of the lock it adds
         /// with the lock that pays for it.
         forward: Option<ForwardRow>,
+        /// The onion of the lock the event adds, written with it (or not at all).
+        onion: Option<OnionRow>,
     },
     /// A forward record on its own (its state changed).
     Forward {
@@ -120,6 +122,34 @@ pub(super) struct ForwardRow {
     pub(super) secret_hash: B256,
     /// The encoded forward.
     pub(super) body: Vec<u8>,
+}
+
+/// The onion of a lock we send, stored with the update adding it.
+#[derive(Debug)]
+pub(super) struct OnionRow {
+    /// Our proof's nonce for that update.
+    pub(super) nonce: u64,
+    /// The packet.
+    pub(super) packet: Vec<u8>,
+    /// The peer acknowledged our updates up to this nonce: their onions are dropped.
+    pub(super) acknowledged: u64,
+}
+
+/// Stores `row` for `channel_id`, dropping the onions the peer no longer needs.
+fn write_onion(conn: &Connection, channel_id: &B256, row: &OnionRow) -> rusqlite::Result<()> {
+    let nonce = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    conn.prepare_cached("DELETE FROM lock_onions WHERE channel_id = ?1 AND nonce <= ?2")?
+        .execute(params![channel_id.as_slice(), nonce(row.acknowledged)])?;
+    conn.prepare_cached(
+        "INSERT INTO lock_onions (channel_id, nonce, packet) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (channel_id, nonce) DO UPDATE SET packet = excluded.packet",
+    )?
+    .execute(params![
+        channel_id.as_slice(),
+        nonce(row.nonce),
+        row.packet.as_slice()
+    ])?;
+    Ok(())
 }
 
 /// Inserts or replaces a forward record.
@@ -298,6 +328,7 @@ fn write_one(
         Ok(())
     };
     let mut forward = None;
+    let mut onion = None;
     let (sql, id, body, notices) = match write {
         Write::Barrier => return Ok(Ok(())),
         Write::Forward { row, notices } => {
@@ -345,8 +376,10 @@ fn write_one(
             body,
             notices,
             forward: row,
+            onion: lock_onion,
         } => {
             forward = row.as_ref();
+            onion = lock_onion.as_ref();
             (
                 "INSERT INTO events (channel_id, body) VALUES (?1, ?2)",
                 channel_id,
@@ -373,6 +406,9 @@ fn write_one(
             write_notices(notices)?;
             if let Some(row) = forward {
                 write_forward(conn, row)?;
+            }
+            if let Some(row) = onion {
+                write_onion(conn, id, row)?;
             }
             Ok(())
         }

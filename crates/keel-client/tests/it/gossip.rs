@@ -403,3 +403,50 @@ async fn an_onion_lost_with_the_connection_is_resent_with_its_lock() {
     })
     .await;
 }
+
+/// A's lock and its onion are stored (A's commit paced a second after the previous write), but
+/// A stops before the update leaves: the onion never reached B. The restarted A resends the
+/// update when B asks for it, and the onion stored with the lock leads it, so B forwards and C
+/// is paid. An onion kept only in memory would be gone, and B would hold a lock it cannot act on
+/// until it expires (an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_onion_stored_with_its_lock_is_resent_after_the_payer_restarts() {
+    let mut line = Line::with_commit_interval(Some(Duration::from_secs(1))).await;
+    let amount = U256::from(10_000);
+    line.b.announce_channel(line.bc).await.unwrap();
+    line.c.announce_channel(line.bc).await.unwrap();
+    let invoice = line.payable(amount, "restarted").await;
+    let a = line.a.clone();
+    // A write of A's just before: the lock's commit waits out the second after it.
+    line.a
+        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "pacing")
+        .await
+        .unwrap();
+    let paying = tokio::spawn(async move { a.send_payment(&invoice, 1).await });
+    let (a, ab) = (line.a.clone(), line.ab);
+    eventually("A applies its lock", async || {
+        !a.channel(ab).await.unwrap().outgoing_locks.is_empty()
+    })
+    .await;
+    // Disconnected first, then the store flushed: the lock is stored and never left.
+    line.a.clone().shutdown().await;
+    paying.abort();
+    assert!(
+        line.b.channel(ab).await.unwrap().incoming_locks.is_empty(),
+        "the update left before A stopped: the test proves nothing"
+    );
+    line.a = Client::start(line.configs[0].clone()).await.unwrap();
+    line.a.connect(line.b_at, line.address(1)).await.unwrap();
+
+    let (c, bc) = (line.c.clone(), line.bc);
+    eventually("C is paid", async || {
+        c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
+    })
+    .await;
+    let a = line.a.clone();
+    eventually("A's lock is paid out", async || {
+        let view = a.channel(ab).await.unwrap();
+        view.outgoing_locks.is_empty() && view.balance <= U256::from(DEPOSIT) - amount
+    })
+    .await;
+}

@@ -15,6 +15,7 @@ use keel_client::store::{
     ChannelOpening, DecodeError, Event, Invoice, ManualPacing, ReplayError, Store, StoreError,
 };
 use keel_core::{
+    forwarding::onion::{Packet, PACKET_LEN},
     secret_hash, sign_message, Address, Change, ChannelParams, ChannelState, Lock, Policy, Side,
     Withdrawal, B256, U256,
 };
@@ -914,6 +915,90 @@ async fn a_snapshot_replaces_the_events_before_it_and_a_damaged_one_is_refused()
             err,
             StoreError::Corrupt {
                 source: DecodeError::Truncated,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store.close().await;
+}
+
+/// A lock's onion is stored with the update adding it, read back for the nonces a peer asks
+/// for, and dropped once the peer acknowledged its update; a row of the wrong length is a
+/// typed error, not a packet.
+#[tokio::test]
+async fn lock_onions_are_stored_with_their_update_and_pruned_once_acknowledged() {
+    let db = TempDb::new();
+    let (store, mut state) = db.store_with_channel().await;
+    let id = state.id();
+    state.deposit_confirmed(Side::A, U256::from(100)).unwrap();
+    let deposit = Event::DepositConfirmed {
+        side: Side::A,
+        total: U256::from(100),
+    };
+    store.append(id, &deposit).await.unwrap();
+    let packet = |byte: u8| Packet(Box::new([byte; PACKET_LEN]));
+    // Three locks, each with its onion; the peer had acknowledged nothing, then nonce 1.
+    for (n, acknowledged) in [(1u8, 0), (2, 0), (3, 1)] {
+        let change = Change::AddLock(Lock {
+            expiration: NOW + 3_600,
+            amount: U256::from(1),
+            secret_hash: secret_hash(B256::repeat_byte(n)),
+        });
+        let proof = state.send(&change, NOW).unwrap();
+        let event = Event::Sent {
+            change,
+            proof,
+            now: NOW,
+        };
+        let onion = packet(n);
+        store
+            .enqueue_sent(id, &event, None, Some((&onion, acknowledged)))
+            .await
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+    }
+    // A plain update stores no onion and prunes nothing.
+    let proof = state.send(&pay(1), NOW).unwrap();
+    let event = Event::Sent {
+        change: pay(1),
+        proof,
+        now: NOW,
+    };
+    store
+        .enqueue_sent(id, &event, None, None)
+        .await
+        .unwrap()
+        .durable()
+        .await
+        .unwrap();
+
+    let mut onions = store.lock_onions(id, 0).await.unwrap();
+    assert_eq!(
+        onions.len(),
+        2,
+        "nonce 1 was acknowledged: its onion is gone"
+    );
+    assert_eq!(onions.remove(&2), Some(packet(2)));
+    assert_eq!(onions.remove(&3), Some(packet(3)));
+    let after_two = store.lock_onions(id, 2).await.unwrap();
+    assert_eq!(after_two.into_keys().collect::<Vec<_>>(), vec![3]);
+    assert!(store
+        .lock_onions(B256::repeat_byte(9), 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    db.tamper("UPDATE lock_onions SET packet = x'00' WHERE nonce = 3")
+        .await;
+    let err = store.lock_onions(id, 0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                source: DecodeError::Invalid("lock onion length"),
                 ..
             }
         ),

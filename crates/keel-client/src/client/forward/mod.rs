@@ -460,19 +460,14 @@ async fn forward(
     // chain or registered on chain.
     inner.forwarding.set_forward(record);
     registry::watch(inner, &record);
-    let onion = Message::LockOnion {
-        channel_id: outgoing.id,
-        secret_hash: lock.secret_hash,
-        packet: next,
-    };
-    // The onion leaves just before the lock, in the same write.
+    // The onion leaves just before the lock, in the same write, and is stored with it.
     let sent = inner
         .send_change_recorded(
             outgoing.id,
             Change::AddLock(out_lock),
             None,
             Some(&record),
-            Some(onion),
+            Some(next),
         )
         .await;
     if let Err(e) = sent {
