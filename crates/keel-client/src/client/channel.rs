@@ -102,6 +102,12 @@ pub(crate) struct Runtime {
 }
 
 impl Channel {
+    /// Whether an update can leave at once: the peer is connected and synchronised, and the
+    /// window has room.
+    pub(crate) fn ready(&self) -> bool {
+        *self.synced.borrow() && self.window.available_permits() > 0
+    }
+
     /// The locks the peer sent us that are pending.
     pub(crate) async fn incoming_locks(&self) -> Vec<Lock> {
         let rt = self.rt.lock().await;

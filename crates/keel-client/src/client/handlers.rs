@@ -177,14 +177,8 @@ async fn update(
             let _ = channel.table.set(table);
         }
     }
-    // Locks that may have come with an onion: looked at once the update is stored.
-    let added: Vec<keel_core::Lock> = changes
-        .iter()
-        .filter_map(|change| match change {
-            Change::AddLock(lock) => Some(*lock),
-            _ => None,
-        })
-        .collect();
+    // Locks that came with an onion: acted on behind the update's write.
+    let arrived = super::forward::take_onions(inner, id, &changes);
     // Accepted: the changes took one nonce each, up to the proof's.
     let first_nonce = proof.nonce + 1 - changes.len() as u64;
     let events: Vec<ClientEvent> = changes
@@ -227,9 +221,7 @@ async fn update(
     };
     // Sent while the channel is locked, so acks leave in nonce order.
     let _ = peer::send(inner, from, ack);
-    if !added.is_empty() {
-        super::forward::locks_arrived(inner, id, added);
-    }
+    super::forward::locks_arrived(inner, id, arrived);
     Ok(())
 }
 

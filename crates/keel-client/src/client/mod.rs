@@ -355,6 +355,7 @@ impl Client {
         let links = onchain::start(&inner, &inner.config.chains).await?;
         inner.chains.set(links).expect("chains are set once, here");
         forward::watch_pending(&inner);
+        forward::resume_arrivals(&inner).await?;
         tokio::spawn(maintain(Arc::downgrade(&inner)));
         tokio::spawn(forward::maintain(Arc::downgrade(&inner)));
         tower::start(&inner)?;

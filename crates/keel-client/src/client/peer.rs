@@ -200,11 +200,17 @@ pub(crate) async fn wait_synced(inner: &Inner, channel: &Channel) -> Result<()> 
     if *channel.synced.borrow() {
         return Ok(());
     }
-    let mut synced = channel.synced.subscribe();
-    let waited = tokio::time::timeout(inner.config.sync_timeout, synced.wait_for(|s| *s)).await;
-    match waited {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(_)) => Err(ClientError::Stopped),
+    let (mut synced, mut stopping) = (channel.synced.subscribe(), inner.stopping.subscribe());
+    // A client that stops ends every wait at once.
+    let wait = async {
+        tokio::select! {
+            synced = synced.wait_for(|s| *s) => synced.is_ok(),
+            _ = stopping.wait_for(|s| *s) => false,
+        }
+    };
+    match tokio::time::timeout(inner.config.sync_timeout, wait).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ClientError::Stopped),
         Err(_) => Err(ClientError::PeerOffline(channel.peer)),
     }
 }

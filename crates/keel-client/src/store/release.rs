@@ -46,6 +46,7 @@ impl Store {
                 .into(),
             ))
         })?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO lock_releases \
              (channel_id, secret_hash, outgoing, amount, expiration, signature) \
@@ -57,8 +58,17 @@ impl Store {
         .bind(release.amount.to_be_bytes::<32>().to_vec())
         .bind(expiration)
         .bind(signature.as_slice())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if way == Released::Incoming {
+            // We will never claim the lock: its onion is not needed again.
+            sqlx::query("DELETE FROM incoming_onions WHERE secret_hash = ? AND channel_id = ?")
+                .bind(release.secretHash.as_slice())
+                .bind(release.channelId.as_slice())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -71,7 +71,7 @@ pub(super) enum Write {
         /// A forward record written with it (or not at all): the pairing of the lock it adds
         /// with the lock that pays for it.
         forward: Option<ForwardRow>,
-        /// The onion of the lock the event adds, written with it (or not at all).
+        /// The onion of the lock the event (ours) adds, written with it (or not at all).
         onion: Option<OnionRow>,
     },
     /// A forward record on its own (its state changed).
@@ -149,6 +149,14 @@ fn write_onion(conn: &Connection, channel_id: &B256, row: &OnionRow) -> rusqlite
         nonce(row.nonce),
         row.packet.as_slice()
     ])?;
+    Ok(())
+}
+
+/// Drops the stored onion of the peer's lock with `secret_hash` in `channel_id`: the lock was
+/// forwarded.
+fn drop_received(conn: &Connection, secret_hash: &B256, channel_id: &B256) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM incoming_onions WHERE secret_hash = ?1 AND channel_id = ?2")?
+        .execute(params![secret_hash.as_slice(), channel_id.as_slice()])?;
     Ok(())
 }
 
@@ -406,6 +414,8 @@ fn write_one(
             write_notices(notices)?;
             if let Some(row) = forward {
                 write_forward(conn, row)?;
+                // The incoming lock is forwarded: its onion is not needed again.
+                drop_received(conn, &row.secret_hash, &row.incoming_channel)?;
             }
             if let Some(row) = onion {
                 write_onion(conn, id, row)?;

@@ -450,3 +450,52 @@ async fn an_onion_stored_with_its_lock_is_resent_after_the_payer_restarts() {
     })
     .await;
 }
+
+/// C is away, so B stores A's lock and its onion but cannot forward yet; B stops before it
+/// does. The restarted B finds the onion stored with the lock and forwards it once C is back,
+/// and the payment completes. An onion kept only in memory would be gone: B would hold a lock it
+/// can neither forward nor claim, and A would wait for its expiry (an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restarted_before_forwarding_forwards_from_the_stored_onion() {
+    let mut line = Line::new().await;
+    let amount = U256::from(10_000);
+    line.b.announce_channel(line.bc).await.unwrap();
+    line.c.announce_channel(line.bc).await.unwrap();
+    let invoice = line.payable(amount, "hub restarted").await;
+    line.c.clone().shutdown().await;
+    // B notices C left (its forward then waits for C instead of leaving at once).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = line.a.clone();
+    let paying = tokio::spawn(async move { a.send_payment(&invoice, 1).await });
+    let (b, ab) = (line.b.clone(), line.ab);
+    eventually("B holds A's lock", async || {
+        !b.channel(ab).await.unwrap().incoming_locks.is_empty()
+    })
+    .await;
+    line.b.clone().shutdown().await;
+    assert!(
+        line.b
+            .channel(line.bc)
+            .await
+            .unwrap()
+            .outgoing_locks
+            .is_empty(),
+        "B forwarded before it stopped: the test proves nothing"
+    );
+    line.b = Client::start(line.configs[1].clone()).await.unwrap();
+    line.b.listen(line.b_at).await.unwrap();
+    line.c = Client::start(line.configs[2].clone()).await.unwrap();
+    line.c.connect(line.b_at, line.address(1)).await.unwrap();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(20), paying)
+        .await
+        .expect("the payment never completed: B did not forward after its restart")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.route.hops.len(), 2);
+    let (c, bc) = (line.c.clone(), line.bc);
+    eventually("C is paid", async || {
+        c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
+    })
+    .await;
+}

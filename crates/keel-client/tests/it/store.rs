@@ -12,7 +12,8 @@ use std::{
 
 use alloy::signers::local::PrivateKeySigner;
 use keel_client::store::{
-    ChannelOpening, DecodeError, Event, Invoice, ManualPacing, ReplayError, Store, StoreError,
+    ChannelOpening, DecodeError, Event, Forward, ForwardState, Invoice, ManualPacing, Released,
+    ReplayError, Store, StoreError,
 };
 use keel_core::{
     forwarding::onion::{Packet, PACKET_LEN},
@@ -999,6 +1000,105 @@ async fn lock_onions_are_stored_with_their_update_and_pruned_once_acknowledged()
             err,
             StoreError::Corrupt {
                 source: DecodeError::Invalid("lock onion length"),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store.close().await;
+}
+
+/// The onion of a lock a hop waits to forward is stored, read back at start, and dropped in the
+/// same transaction as what settles its lock: our release of it, or the forward record pairing
+/// it with the lock we send on. A row of the wrong length is a typed error.
+#[tokio::test]
+async fn an_incoming_onion_stays_until_its_lock_is_forwarded_or_released() {
+    let db = TempDb::new();
+    let store = db.store().await;
+    let mut pair = Pair::open(&store).await;
+    let id = pair.alice.id();
+    for side in [Side::A, Side::B] {
+        let deposit = Event::DepositConfirmed {
+            side,
+            total: U256::from(100),
+        };
+        deposit.apply(&mut pair.alice).unwrap();
+        pair.both(&store, deposit).await;
+    }
+    let packet = |byte: u8| Packet(Box::new([byte; PACKET_LEN]));
+    let lock = |n: u8| Lock {
+        expiration: NOW + 3_600,
+        amount: U256::from(1),
+        secret_hash: secret_hash(B256::repeat_byte(n)),
+    };
+    // Bob adds two locks; Alice waits to forward each and stores its onion.
+    for n in 1..=2 {
+        pair.bob_sends(&store, Change::AddLock(lock(n)), NOW).await;
+        store
+            .put_incoming_onion(id, lock(n).secret_hash, &packet(n))
+            .await
+            .unwrap();
+    }
+    let held = || async {
+        let mut rows = store.incoming_onions().await.unwrap();
+        rows.sort_by_key(|(_, hash, _)| *hash);
+        rows
+    };
+    let mut expected: Vec<_> = (1..=2)
+        .map(|n| (id, lock(n).secret_hash, packet(n)))
+        .collect();
+    expected.sort_by_key(|(_, hash, _)| *hash);
+    assert_eq!(held().await, expected);
+
+    // Lock 1 we release.
+    let release = pair
+        .alice
+        .lock_release(Side::B, lock(1).secret_hash)
+        .unwrap();
+    store
+        .put_release(Released::Incoming, &release, &[7; 65])
+        .await
+        .unwrap();
+    let left: Vec<_> = held().await.into_iter().map(|(_, h, _)| h).collect();
+    assert_eq!(left, vec![lock(2).secret_hash]);
+
+    // Lock 2 we forward: the record is written with our lock, and the onion goes with it.
+    let out = lock(2);
+    let proof = pair.alice.send(&Change::AddLock(out), NOW).unwrap();
+    let sent = Event::Sent {
+        change: Change::AddLock(out),
+        proof,
+        now: NOW,
+    };
+    let forward = Forward {
+        incoming_channel: id,
+        incoming: lock(2),
+        outgoing_channel: id,
+        outgoing: out,
+        state: ForwardState::Pending,
+    };
+    store
+        .enqueue_sent(id, &sent, Some(&forward), None)
+        .await
+        .unwrap()
+        .durable()
+        .await
+        .unwrap();
+    assert!(held().await.is_empty());
+
+    // A row of the wrong length is refused with a typed error.
+    store
+        .put_incoming_onion(id, lock(3).secret_hash, &packet(3))
+        .await
+        .unwrap();
+    db.tamper("UPDATE incoming_onions SET packet = x'0102'")
+        .await;
+    let err = store.incoming_onions().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                source: DecodeError::Invalid("onion length"),
                 ..
             }
         ),

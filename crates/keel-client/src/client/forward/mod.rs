@@ -205,18 +205,69 @@ pub(crate) fn onion_arrived(inner: &Inner, channel_id: B256, secret_hash: B256, 
     }
 }
 
-/// The peer's update adding `locks` in `channel_id` was accepted: each that came with an
-/// onion is peeled and acted on once the update is durable.
-pub(crate) fn locks_arrived(inner: &Arc<Inner>, channel_id: B256, locks: Vec<Lock>) {
-    for lock in locks {
-        let packet = {
-            let mut onions = inner.forwarding.onions.lock().expect("onions poisoned");
-            onions.0.remove(&(channel_id, lock.secret_hash))
+/// The onions held for the locks `changes` (the peer's accepted update in `channel_id`) add,
+/// taken out of the pending ones: they are stored with the update.
+pub(crate) fn take_onions(
+    inner: &Inner,
+    channel_id: B256,
+    changes: &[Change],
+) -> Vec<(Lock, Packet)> {
+    let mut added = changes.iter().filter_map(|change| match change {
+        Change::AddLock(lock) => Some(*lock),
+        _ => None,
+    });
+    let Some(first) = added.next() else {
+        return Vec::new();
+    };
+    let mut onions = inner.forwarding.onions.lock().expect("onions poisoned");
+    std::iter::once(first)
+        .chain(added)
+        .filter_map(|lock| {
+            let packet = onions.0.remove(&(channel_id, lock.secret_hash))?;
+            Some((lock, packet))
+        })
+        .collect()
+}
+
+/// The peer's update adding `locks` in `channel_id`, each with its onion, was accepted and
+/// queued for the store: each is peeled and acted on behind it.
+pub(crate) fn locks_arrived(inner: &Arc<Inner>, channel_id: B256, locks: Vec<(Lock, Packet)>) {
+    for (lock, packet) in locks {
+        tokio::spawn(lock_arrived(Arc::clone(inner), channel_id, lock, packet));
+    }
+}
+
+/// At start: the locks the peer sent us that a hop was waiting to forward when the process
+/// stopped (the next peer offline, or its window full: the onion is stored first, see
+/// [`forward`]) are forwarded now. Onions of locks no longer pending, forwarded or released are
+/// dropped.
+pub(crate) async fn resume_arrivals(inner: &Arc<Inner>) -> Result<(), crate::store::StoreError> {
+    let forwarded: HashSet<LockKey> = {
+        let forwards = inner.forwarding.forwards.lock().expect("forwards poisoned");
+        forwards
+            .values()
+            .map(|f| (f.incoming_channel, f.incoming.secret_hash))
+            .collect()
+    };
+    for (channel_id, hash, packet) in inner.store.incoming_onions().await? {
+        let lock = match inner.channel(channel_id) {
+            Ok(channel) => channel.incoming_lock(hash).await,
+            Err(_) => None,
         };
-        if let Some(packet) = packet {
-            tokio::spawn(lock_arrived(Arc::clone(inner), channel_id, lock, packet));
+        let settled = forwarded.contains(&(channel_id, hash))
+            || inner
+                .store
+                .is_released(Released::Incoming, channel_id, hash)
+                .await?;
+        match lock {
+            Some(lock) if !settled => {
+                tracing::info!(%channel_id, secret_hash = %hash, "forwarding a lock held before the restart");
+                tokio::spawn(lock_arrived(Arc::clone(inner), channel_id, lock, packet));
+            }
+            _ => inner.store.drop_incoming_onion(channel_id, hash).await?,
         }
     }
+    Ok(())
 }
 
 async fn lock_arrived(inner: Arc<Inner>, channel_id: B256, lock: Lock, packet: Packet) {
@@ -237,22 +288,38 @@ async fn lock_arrived(inner: Arc<Inner>, channel_id: B256, lock: Lock, packet: P
                 .map(|reason| (reason, channel_id))
         }
         Ok(Peeled::Forward(instruction, next)) => {
-            forward(&inner, channel_id, lock, instruction, next)
+            forward(&inner, channel_id, lock, instruction, (&packet, next))
                 .await
                 .err()
                 .map(|reason| (reason, instruction.next_channel))
         }
     };
     if let Some((reason, channel)) = failure {
-        let failure = HopFailure {
-            node: inner.address,
-            channel,
-            reason,
-        };
-        tracing::info!(%channel_id, ?failure, "refused a multi-hop lock");
-        // Refused here, so no lock of ours stands on it: it is given up at once.
-        fail_upstream(&inner, channel_id, lock.secret_hash, failure, true).await;
+        refuse(&inner, channel_id, lock.secret_hash, reason, channel).await;
     }
+}
+
+/// We will not take the lock with `secret_hash` in `channel_id`, for `reason` (about
+/// `channel`): no lock of ours stands on it, so it is released and the sender told at once.
+async fn refuse(
+    inner: &Inner,
+    channel_id: B256,
+    secret_hash: B256,
+    reason: FailureReason,
+    channel: B256,
+) {
+    if *inner.stopping.borrow() {
+        // Cut short by our own stop, not refused: the lock (and its onion) are stored, and the
+        // restart acts on them ([`resume_arrivals`]).
+        return;
+    }
+    let failure = HopFailure {
+        node: inner.address,
+        channel,
+        reason,
+    };
+    tracing::info!(%channel_id, ?failure, "refused a multi-hop lock");
+    fail_upstream(inner, channel_id, secret_hash, failure, true).await;
 }
 
 /// Tells the sender of our incoming lock that it will not be claimed, releasing the lock first
@@ -401,13 +468,14 @@ async fn claim_paid(inner: &Arc<Inner>, channel_id: B256, hash: B256, secret: B2
     }
 }
 
-/// We are a hop: check the instruction against our policy and forward the lock.
+/// We are a hop: check the instruction against our policy and forward the lock. `onions` are
+/// the one the lock came with and the one for the next hop.
 async fn forward(
     inner: &Arc<Inner>,
     channel_id: B256,
     lock: Lock,
     instruction: ForwardInstruction,
-    next: Packet,
+    (incoming_onion, next): (&Packet, Packet),
 ) -> Result<(), FailureReason> {
     let incoming = inner
         .channel(channel_id)
@@ -456,6 +524,18 @@ async fn forward(
         outgoing: out_lock,
         state: ForwardState::Pending,
     };
+    if !outgoing.ready() {
+        // The lock waits for the next peer (offline, or its window full): a restart meanwhile
+        // must still be able to forward it, so its onion is stored first. (Otherwise the
+        // forward is written right behind the incoming lock, usually in the same commit.)
+        let stored = inner
+            .store
+            .put_incoming_onion(channel_id, lock.secret_hash, incoming_onion)
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(%channel_id, error = %e, "onion not stored: forwarding anyway");
+        }
+    }
     // Known before the lock leaves, so a secret coming straight back finds it, whether off
     // chain or registered on chain.
     inner.forwarding.set_forward(record);
