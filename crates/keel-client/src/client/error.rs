@@ -155,9 +155,11 @@ pub enum ClientError {
     /// every hop before it). `hop` is its index on the route, if the node is on it.
     #[error("payment stopped at {} (channel {}): {:?}", failure.node, failure.channel, failure.reason)]
     PaymentFailed {
-        /// The hop's report.
+        /// The hop's report: the failing node, and the channel it could not use (the one it
+        /// forwards into, or the one the lock reached it by).
         failure: keel_core::forwarding::HopFailure,
-        /// Its index among the route's hops.
+        /// The index among the route's hops of the hop that reached the failing node (`None`
+        /// if the node is not on the route).
         hop: Option<usize>,
     },
     /// No route to pay along, or the route given is unusable.

@@ -210,11 +210,14 @@ impl Client {
                         return Err(ClientError::PaymentFailed { failure, hop });
                     }
                     tracing::info!(?failure, ?hop, "route failed, trying another");
-                    let hop = hop.unwrap_or(0);
+                    // The scorer learns about the channel the failing node could not use (the
+                    // one it forwards into, as it reported), not the one that reached it.
+                    let failed = route.hops.iter().position(|h| h.channel == failure.channel);
+                    let at = failed.or(hop).unwrap_or(0);
                     let lesson = if failure.reason.is_liquidity() {
-                        Failure::Liquidity { hop }
+                        Failure::Liquidity { hop: at }
                     } else {
-                        Failure::Refused { hop }
+                        Failure::Refused { hop: at }
                     };
                     let learnt = {
                         let routing = &self.inner.forwarding.routing;
@@ -222,10 +225,7 @@ impl Client {
                         session.failed(&mut scorer, &graph, &route, lesson, now)
                     };
                     learnt.map_err(|e| ClientError::Routing(e.to_string()))?;
-                    last_failure = Some(ClientError::PaymentFailed {
-                        failure,
-                        hop: Some(hop),
-                    });
+                    last_failure = Some(ClientError::PaymentFailed { failure, hop });
                 }
                 Err(e) => return Err(e),
             }

@@ -16,14 +16,14 @@ use std::{
 use alloy::signers::local::PrivateKeySigner;
 use keel_client::{
     chain::ChainConfig,
-    client::{Config, ManualClock, MAX_GOSSIP_STRIKES},
+    client::{ClientError, Config, ManualClock, MAX_GOSSIP_STRIKES},
     store::ChannelOpening,
     transport::Transport,
     Client,
 };
 use keel_core::{
     channel_id,
-    forwarding::{ChannelAnnouncement, ChannelUpdate},
+    forwarding::{ChannelAnnouncement, ChannelUpdate, FailureReason},
     sign_hash,
     wire::Message,
     Address, ChannelDomain, ChannelParams, Policy, Side, B256, U256,
@@ -498,4 +498,163 @@ async fn a_hub_restarted_before_forwarding_forwards_from_the_stored_onion() {
         c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
     })
     .await;
+}
+
+/// A–B–C and A–D–C: two routes from A to C, B and D listening, A and C dialling both.
+struct Diamond {
+    _dir: TempDir,
+    clock: ManualClock,
+    signers: [PrivateKeySigner; 4],
+    clients: [Client; 4],
+    ab: B256,
+    bc: B256,
+    ad: B256,
+    dc: B256,
+}
+
+impl Diamond {
+    async fn new() -> Self {
+        let dir = TempDir::new();
+        let clock = ManualClock::new(NOW);
+        let signers = [(); 4].map(|()| PrivateKeySigner::random());
+        let configs = [("a", 0), ("b", 1), ("c", 2), ("d", 3)]
+            .map(|(name, i)| config(&dir, &signers[i], name, &clock));
+        let addr = |i: usize| signers[i].address();
+        // Channels recorded (deposits reported by hand) before the chain is followed.
+        let mut started = Vec::new();
+        for config in configs.clone() {
+            started.push(Client::start(config).await.unwrap());
+        }
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| (&started[i], addr(i)));
+        let (ab, bc) = (channel(a, b).await, channel(b, c).await);
+        let (ad, dc) = (channel(a, d).await, channel(d, c).await);
+        for client in started {
+            client.shutdown().await;
+        }
+        let mut clients = Vec::new();
+        for mut config in configs {
+            config.chains = vec![chain()];
+            clients.push(Client::start(config).await.unwrap());
+        }
+        let clients: [Client; 4] = clients.try_into().unwrap();
+        for hub in [1, 3] {
+            let at = clients[hub].listen("127.0.0.1:0").await.unwrap();
+            for end in [0, 2] {
+                clients[end].connect(at, addr(hub)).await.unwrap();
+            }
+        }
+        Self {
+            _dir: dir,
+            clock,
+            signers,
+            clients,
+            ab,
+            bc,
+            ad,
+            dc,
+        }
+    }
+
+    /// D charges 500 wei for forwarding, so B's route is the cheaper; both channels to C are
+    /// announced, and this waits until A routes through B and knows D–C too.
+    async fn both_routes_known(&self, amount: U256) {
+        let [a, b, c, d] = &self.clients;
+        let fee = keel_core::forwarding::FeePolicy {
+            base: U256::from(500),
+            proportional_millionths: 0,
+        };
+        let policy =
+            keel_client::client::ForwardPolicy::new(fee, keel_client::client::DEFAULT_EXPIRY_DELTA);
+        d.set_forward_policy(self.dc, policy).await.unwrap();
+        for (hub, channel) in [(b, self.bc), (d, self.dc)] {
+            hub.announce_channel(channel).await.unwrap();
+            c.announce_channel(channel).await.unwrap();
+        }
+        let c_addr = self.signers[2].address();
+        eventually("A learns both routes, B's the cheaper", async || {
+            let route = a.find_route(CHAIN_ID, c_addr, Address::ZERO, amount).await;
+            let via_b = route.is_ok_and(|r| r.hops[0].channel == self.ab);
+            let both = [self.bc, self.dc].map(|id| a.graph_capacity(id).is_some());
+            via_b && both == [true, true]
+        })
+        .await;
+        // D's policy travels with its half of the announcement; let any update behind it land.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A's cheaper route to C, through B, fails: B has nothing left on its side of B–C (gossip
+/// shows only the channel's capacity). B refuses and releases A's lock, so A takes it back at
+/// once and, the retry being safe, pays over D instead: one payment, two attempts, C paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_failing_for_liquidity_is_released_and_retried_on_another() {
+    let diamond = Diamond::new().await;
+    let [a, b, c, _] = &diamond.clients;
+    let amount = U256::from(10_000);
+    // B empties its side of B–C.
+    b.pay(diamond.bc, U256::from(DEPOSIT)).await.unwrap();
+    diamond.both_routes_known(amount).await;
+    let invoice = c
+        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "retried")
+        .await
+        .unwrap();
+
+    let outcome = a.send_payment(&invoice, 3).await.unwrap();
+    assert_eq!(outcome.attempts, 2, "{outcome:?}");
+    let hops: Vec<_> = outcome.route.hops.iter().map(|h| h.channel).collect();
+    assert_eq!(hops, vec![diamond.ad, diamond.dc]);
+    assert_eq!(outcome.fees, U256::from(500));
+    let (ab, dc) = (diamond.ab, diamond.dc);
+    eventually("A's failed lock is back, untouched", async || {
+        let view = a.channel(ab).await.unwrap();
+        view.outgoing_locks.is_empty() && view.balance == U256::from(DEPOSIT)
+    })
+    .await;
+    eventually("C is paid once, over D", async || {
+        c.channel(dc).await.unwrap().balance == U256::from(DEPOSIT) + amount
+    })
+    .await;
+}
+
+/// The payment through B fails without B releasing A's lock: C holds the lock B sent it (a hold
+/// invoice) until it expires, and B, whose lock C never released, passes the failure on and
+/// keeps A's. A must not try D then: B could still claim A's lock with the secret a second
+/// route would reveal, and A would pay twice. The payment ends with B's failure, D never sees a
+/// lock, and A's lock stays until its own expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_whose_lock_is_not_released_is_not_retried() {
+    let diamond = Diamond::new().await;
+    let [a, _, c, _] = &diamond.clients;
+    let amount = U256::from(10_000);
+    diamond.both_routes_known(amount).await;
+    let (invoice, _secret) = c
+        .create_hold_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "held")
+        .await
+        .unwrap();
+    let payer = a.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&invoice, 3).await });
+    let bc = diamond.bc;
+    eventually("C holds B's lock", async || {
+        !c.channel(bc).await.unwrap().incoming_locks.is_empty()
+    })
+    .await;
+    let held = c.channel(bc).await.unwrap().incoming_locks[0];
+    diamond.clock.set(held.expiration + 1);
+
+    let failed = tokio::time::timeout(Duration::from_secs(20), paying)
+        .await
+        .expect("the payment never ended")
+        .unwrap();
+    match failed {
+        Err(ClientError::PaymentFailed { failure, .. }) => {
+            assert_eq!(failure.reason, FailureReason::Expired, "{failure:?}");
+        }
+        other => panic!("expected B's failure, got {other:?}"),
+    }
+    let (ab, ad, dc) = (diamond.ab, diamond.ad, diamond.dc);
+    let view = a.channel(ab).await.unwrap();
+    assert_eq!(view.outgoing_locks.len(), 1, "A's lock through B stays");
+    let view = a.channel(ad).await.unwrap();
+    assert!(view.outgoing_locks.is_empty() && view.balance == U256::from(DEPOSIT));
+    assert!(c.channel(dc).await.unwrap().incoming_locks.is_empty());
 }
