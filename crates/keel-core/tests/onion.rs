@@ -155,6 +155,23 @@ fn session_keys_make_packets_unlinkable() {
 }
 
 proptest! {
+    /// A packet from a hostile peer, any bytes at all (a real ephemeral key in front or not),
+    /// is refused with a typed error: never a panic, never instructions.
+    #[test]
+    fn arbitrary_packets_are_refused(
+        bytes in prop::collection::vec(any::<u8>(), PACKET_LEN),
+        keyed in any::<bool>(),
+    ) {
+        let mut packet = Packet(Box::new(bytes.try_into().unwrap()));
+        if keyed {
+            // A genuine packet's key, so the bytes reach the HMAC check.
+            let genuine = build(&[7; 32], &route(2), &HASH).unwrap();
+            packet.0[..33].copy_from_slice(&genuine.0[..33]);
+        }
+        let peeled = peel(&node(1), &packet, &HASH);
+        prop_assert!(matches!(peeled, Err(OnionError::BadKey | OnionError::BadHmac)), "{peeled:?}");
+    }
+
     #[test]
     fn random_routes_round_trip(hops in 1..=MAX_HOPS, session in prop::array::uniform32(1u8..), amount in any::<u128>()) {
         let mut route = route(hops);
