@@ -658,3 +658,60 @@ async fn a_failure_whose_lock_is_not_released_is_not_retried() {
     assert!(view.outgoing_locks.is_empty() && view.balance == U256::from(DEPOSIT));
     assert!(c.channel(dc).await.unwrap().incoming_locks.is_empty());
 }
+
+/// Mallory, who has a channel with B, floods B with onions for locks she never adds, while A
+/// pays C through B: B keeps Mallory's connection and memory in bounds (onions are held per
+/// channel, her flood pushing out only her own: forward/pending.rs tests that directly), and
+/// every one of A's payments completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_onions_does_not_push_out_its_neighbours() {
+    let line = Line::new().await;
+    line.b.announce_channel(line.bc).await.unwrap();
+    line.c.announce_channel(line.bc).await.unwrap();
+    let mallory = PrivateKeySigner::random();
+    let b_addr = line.address(1);
+    let mb = line
+        .b
+        .add_channel(&opening(mallory.address(), b_addr, Side::B))
+        .await
+        .unwrap()
+        .id;
+    let mut conn = Transport::new(mallory.clone())
+        .unwrap()
+        .connect(line.b_at, b_addr)
+        .await
+        .unwrap();
+    conn.send(&Message::Hello {
+        address: mallory.address(),
+    })
+    .await
+    .unwrap();
+    let flood = tokio::spawn(async move {
+        for n in 0u64.. {
+            let onion = Message::LockOnion {
+                channel_id: mb,
+                secret_hash: B256::from(U256::from(n)),
+                packet: keel_core::forwarding::onion::Packet(Box::new(
+                    [2; keel_core::forwarding::onion::PACKET_LEN],
+                )),
+            };
+            if conn.send(&onion).await.is_err() {
+                return n;
+            }
+        }
+        unreachable!()
+    });
+    let amount = U256::from(1_000);
+    for i in 0..20 {
+        let invoice = line.payable(amount, &format!("flooded {i}")).await;
+        let paid = tokio::time::timeout(Duration::from_secs(10), line.a.send_payment(&invoice, 1))
+            .await
+            .unwrap_or_else(|_| panic!("payment {i} stalled at B"));
+        paid.unwrap();
+    }
+    assert!(
+        !flood.is_finished(),
+        "B dropped Mallory: the flood proved nothing"
+    );
+    flood.abort();
+}

@@ -12,7 +12,7 @@
 //! expires. A restarted hub finds its forwards in the store and finishes each ([`maintain`]).
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, RwLock},
 };
 
@@ -29,6 +29,7 @@ use keel_core::{
 use tokio::sync::oneshot;
 
 mod maintain;
+mod pending;
 mod policy;
 mod registry;
 pub(crate) mod release;
@@ -45,10 +46,6 @@ use super::{
 };
 use crate::store::{Forward, ForwardPolicy, ForwardState, Invoice, Released};
 
-/// Most onions held for locks that have not arrived yet (a peer sending onions and no locks
-/// pushes out its own oldest).
-const MAX_PENDING_ONIONS: usize = 1_024;
-
 /// What a payer waiting for a payment hears: the secret (the payee's receipt), or where the
 /// payment stopped.
 pub(crate) type PaymentReply = oneshot::Sender<std::result::Result<B256, HopFailure>>;
@@ -56,16 +53,13 @@ pub(crate) type PaymentReply = oneshot::Sender<std::result::Result<B256, HopFail
 /// A lock's channel and secret hash.
 type LockKey = (B256, B256);
 
-/// Onions by lock, and the order they came in (the oldest goes first when full).
-type PendingOnions = (HashMap<LockKey, Packet>, VecDeque<LockKey>);
-
 /// The client's multi-hop state.
 #[derive(Debug)]
 pub(crate) struct Forwarding {
     /// Our node key: the onion's layers for us are encrypted to it.
     pub(crate) node_key: SecretKey,
-    /// Onions that arrived ahead of their locks, by (channel, secret hash).
-    onions: Mutex<PendingOnions>,
+    /// Onions that arrived ahead of their locks, per channel.
+    onions: Mutex<pending::PendingOnions>,
     /// Our forwards, by (outgoing channel, secret hash).
     forwards: Mutex<HashMap<(B256, B256), Forward>>,
     /// Payers waiting, by payment hash.
@@ -194,15 +188,7 @@ impl Forwarding {
 /// The peer sent the onion for a lock it is about to add in `channel_id`.
 pub(crate) fn onion_arrived(inner: &Inner, channel_id: B256, secret_hash: B256, packet: Packet) {
     let mut onions = inner.forwarding.onions.lock().expect("onions poisoned");
-    let (held, order) = &mut *onions;
-    if held.len() >= MAX_PENDING_ONIONS {
-        if let Some(oldest) = order.pop_front() {
-            held.remove(&oldest);
-        }
-    }
-    if held.insert((channel_id, secret_hash), packet).is_none() {
-        order.push_back((channel_id, secret_hash));
-    }
+    onions.hold(channel_id, secret_hash, packet);
 }
 
 /// The onions held for the locks `changes` (the peer's accepted update in `channel_id`) add,
@@ -223,7 +209,7 @@ pub(crate) fn take_onions(
     std::iter::once(first)
         .chain(added)
         .filter_map(|lock| {
-            let packet = onions.0.remove(&(channel_id, lock.secret_hash))?;
+            let packet = onions.take(channel_id, lock.secret_hash)?;
             Some((lock, packet))
         })
         .collect()
