@@ -1,6 +1,6 @@
 //! Why a client operation failed.
 
-use keel_core::{Address, ChannelError, B256};
+use keel_core::{Address, ChannelError, B256, U256};
 
 use crate::{store::StoreError, transport};
 
@@ -161,6 +161,14 @@ pub enum ClientError {
         /// The index among the route's hops of the hop that reached the failing node (`None`
         /// if the node is not on the route).
         hop: Option<usize>,
+    },
+    /// The cheapest route found costs more in fees than the caller allows: nothing was sent.
+    #[error("the route's fees, {fee}, exceed the limit of {limit}")]
+    FeeAboveLimit {
+        /// What the route's hops would keep.
+        fee: U256,
+        /// The caller's limit.
+        limit: U256,
     },
     /// No route to pay along, or the route given is unusable.
     #[error("routing: {0}")]

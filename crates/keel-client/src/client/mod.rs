@@ -26,6 +26,7 @@ mod notice;
 mod onchain;
 mod pay;
 mod peer;
+mod rebalance;
 mod requests;
 mod routing;
 mod sweep;

@@ -73,7 +73,7 @@ impl Client {
             .await
     }
 
-    async fn issue_invoice(
+    pub(crate) async fn issue_invoice(
         &self,
         chain_id: u64,
         token: Address,
@@ -160,6 +160,18 @@ impl Client {
             .verify(deployment.factory, &signed.signature, now)
             .map_err(|e| ClientError::Gossip(e.to_string()))?;
         let params = self.route_params(chain_id, request.token, request.minFinalLifetime);
+        self.pay_request(request, params, max_attempts, None).await
+    }
+
+    /// [`Client::send_payment`]'s attempts, over routes found under `params`; with `max_fee`,
+    /// a route costing more ends the payment before anything is locked.
+    pub(crate) async fn pay_request(
+        &self,
+        request: &PaymentRequest,
+        params: RouteParams,
+        max_attempts: usize,
+        max_fee: Option<U256>,
+    ) -> Result<PaymentOutcome> {
         let mut session = PaymentSession::new(
             self.inner.address,
             request.payee,
@@ -182,6 +194,12 @@ impl Client {
                 (Err(_), Some(failed)) => return Err(failed),
                 (Err(e), None) => return Err(ClientError::Routing(e.to_string())),
             };
+            if let Some(limit) = max_fee {
+                let fee = fees_of(&route);
+                if fee > limit {
+                    return Err(ClientError::FeeAboveLimit { fee, limit });
+                }
+            }
             match self.attempt(&route, request.paymentHash).await {
                 Ok(secret) => {
                     let attempts = session.attempts();
@@ -274,7 +292,12 @@ impl Client {
             .saturating_add(config.claim_margin)
     }
 
-    fn route_params(&self, chain_id: u64, token: Address, final_lifetime: u64) -> RouteParams {
+    pub(crate) fn route_params(
+        &self,
+        chain_id: u64,
+        token: Address,
+        final_lifetime: u64,
+    ) -> RouteParams {
         RouteParams {
             payee_asset: Some(Asset { chain_id, token }),
             final_lifetime: final_lifetime
@@ -423,11 +446,16 @@ fn worth(route: &Route) -> U256 {
 const FINAL_MARGIN: u64 = 120;
 
 fn outcome(route: Route, attempts: usize, secret: B256) -> PaymentOutcome {
-    let sent = route.locks.first().map_or(U256::ZERO, |l| l.amount);
     PaymentOutcome {
-        fees: sent.saturating_sub(worth(&route)),
+        fees: fees_of(&route),
         route,
         attempts,
         secret,
     }
+}
+
+/// What the hops of `route` keep, in our asset: what we lock less what the payee receives.
+fn fees_of(route: &Route) -> U256 {
+    let sent = route.locks.first().map_or(U256::ZERO, |l| l.amount);
+    sent.saturating_sub(worth(route))
 }

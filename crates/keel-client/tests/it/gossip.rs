@@ -500,34 +500,35 @@ async fn a_hub_restarted_before_forwarding_forwards_from_the_stored_onion() {
     .await;
 }
 
-/// A–B–C and A–D–C: two routes from A to C, B and D listening, A and C dialling both.
-struct Diamond {
+/// Clients over loopback with funded channels between them (`DEPOSIT` a side); every client
+/// but the first listens, and each channel's other end dials it.
+struct Net {
     _dir: TempDir,
     clock: ManualClock,
-    signers: [PrivateKeySigner; 4],
-    clients: [Client; 4],
-    ab: B256,
-    bc: B256,
-    ad: B256,
-    dc: B256,
+    signers: Vec<PrivateKeySigner>,
+    clients: Vec<Client>,
+    /// The channels, in the order of the edges asked for.
+    channels: Vec<B256>,
 }
 
-impl Diamond {
-    async fn new() -> Self {
+impl Net {
+    async fn new(nodes: usize, edges: &[(usize, usize)]) -> Self {
         let dir = TempDir::new();
         let clock = ManualClock::new(NOW);
-        let signers = [(); 4].map(|()| PrivateKeySigner::random());
-        let configs = [("a", 0), ("b", 1), ("c", 2), ("d", 3)]
-            .map(|(name, i)| config(&dir, &signers[i], name, &clock));
+        let signers: Vec<_> = (0..nodes).map(|_| PrivateKeySigner::random()).collect();
+        let configs: Vec<_> = (0..nodes)
+            .map(|i| config(&dir, &signers[i], &format!("n{i}"), &clock))
+            .collect();
         let addr = |i: usize| signers[i].address();
         // Channels recorded (deposits reported by hand) before the chain is followed.
         let mut started = Vec::new();
         for config in configs.clone() {
             started.push(Client::start(config).await.unwrap());
         }
-        let [a, b, c, d] = [0, 1, 2, 3].map(|i| (&started[i], addr(i)));
-        let (ab, bc) = (channel(a, b).await, channel(b, c).await);
-        let (ad, dc) = (channel(a, d).await, channel(d, c).await);
+        let mut channels = Vec::new();
+        for &(x, y) in edges {
+            channels.push(channel((&started[x], addr(x)), (&started[y], addr(y))).await);
+        }
         for client in started {
             client.shutdown().await;
         }
@@ -536,18 +537,40 @@ impl Diamond {
             config.chains = vec![chain()];
             clients.push(Client::start(config).await.unwrap());
         }
-        let clients: [Client; 4] = clients.try_into().unwrap();
-        for hub in [1, 3] {
-            let at = clients[hub].listen("127.0.0.1:0").await.unwrap();
-            for end in [0, 2] {
-                clients[end].connect(at, addr(hub)).await.unwrap();
-            }
+        let mut at = vec![None];
+        for client in &clients[1..] {
+            at.push(Some(client.listen("127.0.0.1:0").await.unwrap()));
+        }
+        for &(x, y) in edges {
+            let (dialer, listener) = if y == 0 { (y, x) } else { (x, y) };
+            let to = at[listener].unwrap();
+            clients[dialer].connect(to, addr(listener)).await.unwrap();
         }
         Self {
             _dir: dir,
             clock,
             signers,
             clients,
+            channels,
+        }
+    }
+}
+
+/// A–B–C and A–D–C: two routes from A to C.
+struct Diamond {
+    net: Net,
+    ab: B256,
+    bc: B256,
+    ad: B256,
+    dc: B256,
+}
+
+impl Diamond {
+    async fn new() -> Self {
+        let net = Net::new(4, &[(0, 1), (1, 2), (0, 3), (3, 2)]).await;
+        let [ab, bc, ad, dc] = net.channels[..].try_into().unwrap();
+        Self {
+            net,
             ab,
             bc,
             ad,
@@ -555,10 +578,14 @@ impl Diamond {
         }
     }
 
+    fn clients(&self) -> [&Client; 4] {
+        [0, 1, 2, 3].map(|i| &self.net.clients[i])
+    }
+
     /// D charges 500 wei for forwarding, so B's route is the cheaper; both channels to C are
     /// announced, and this waits until A routes through B and knows D–C too.
     async fn both_routes_known(&self, amount: U256) {
-        let [a, b, c, d] = &self.clients;
+        let [a, b, c, d] = self.clients();
         let fee = keel_core::forwarding::FeePolicy {
             base: U256::from(500),
             proportional_millionths: 0,
@@ -570,7 +597,7 @@ impl Diamond {
             hub.announce_channel(channel).await.unwrap();
             c.announce_channel(channel).await.unwrap();
         }
-        let c_addr = self.signers[2].address();
+        let c_addr = self.net.signers[2].address();
         eventually("A learns both routes, B's the cheaper", async || {
             let route = a.find_route(CHAIN_ID, c_addr, Address::ZERO, amount).await;
             let via_b = route.is_ok_and(|r| r.hops[0].channel == self.ab);
@@ -589,7 +616,7 @@ impl Diamond {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_failing_for_liquidity_is_released_and_retried_on_another() {
     let diamond = Diamond::new().await;
-    let [a, b, c, _] = &diamond.clients;
+    let [a, b, c, _] = diamond.clients();
     let amount = U256::from(10_000);
     // B empties its side of B–C.
     b.pay(diamond.bc, U256::from(DEPOSIT)).await.unwrap();
@@ -624,7 +651,7 @@ async fn a_route_failing_for_liquidity_is_released_and_retried_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_whose_lock_is_not_released_is_not_retried() {
     let diamond = Diamond::new().await;
-    let [a, _, c, _] = &diamond.clients;
+    let [a, _, c, _] = diamond.clients();
     let amount = U256::from(10_000);
     diamond.both_routes_known(amount).await;
     let (invoice, _secret) = c
@@ -639,7 +666,7 @@ async fn a_failure_whose_lock_is_not_released_is_not_retried() {
     })
     .await;
     let held = c.channel(bc).await.unwrap().incoming_locks[0];
-    diamond.clock.set(held.expiration + 1);
+    diamond.net.clock.set(held.expiration + 1);
 
     let failed = tokio::time::timeout(Duration::from_secs(20), paying)
         .await
@@ -715,4 +742,92 @@ async fn a_peer_flooding_onions_does_not_push_out_its_neighbours() {
         "B dropped Mallory: the flood proved nothing"
     );
     flood.abort();
+}
+
+/// A–B, B–C and C–A, every channel public; B charges 100 wei for forwarding into B–C and C 50
+/// into C–A. Returns the network and the three channels.
+async fn triangle() -> (Net, [B256; 3]) {
+    let net = Net::new(3, &[(0, 1), (1, 2), (2, 0)]).await;
+    let [ab, bc, ca]: [B256; 3] = net.channels[..].try_into().unwrap();
+    let [a, b, c] = [0, 1, 2].map(|i| &net.clients[i]);
+    let fee = |base: u64| {
+        let fee = keel_core::forwarding::FeePolicy {
+            base: U256::from(base),
+            proportional_millionths: 0,
+        };
+        keel_client::client::ForwardPolicy::new(fee, keel_client::client::DEFAULT_EXPIRY_DELTA)
+    };
+    b.set_forward_policy(bc, fee(100)).await.unwrap();
+    c.set_forward_policy(ca, fee(50)).await.unwrap();
+    for (x, y, channel) in [(a, b, ab), (b, c, bc), (c, a, ca)] {
+        x.announce_channel(channel).await.unwrap();
+        y.announce_channel(channel).await.unwrap();
+    }
+    eventually("A knows every channel", async || {
+        [ab, bc, ca]
+            .iter()
+            .all(|id| a.graph_capacity(*id).is_some())
+    })
+    .await;
+    // The policies travel with the announcements' halves; let any update behind them land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (net, [ab, bc, ca])
+}
+
+/// A pays itself round the triangle: out by A–B, back by C–A. A–B's balance on A's side drains
+/// by the amount and the fees, C–A's refills by the amount, B and C earn their fees, and A's
+/// total falls by exactly the fees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circular_rebalance_moves_balance_between_our_channels_for_the_fees() {
+    let (net, [ab, bc, ca]) = triangle().await;
+    let [a, b, c] = [0, 1, 2].map(|i| &net.clients[i]);
+    let amount = U256::from(100_000);
+    let outcome = a
+        .rebalance(ab, ca, amount, U256::from(150), 3)
+        .await
+        .unwrap();
+    let hops: Vec<_> = outcome.route.hops.iter().map(|h| h.channel).collect();
+    assert_eq!(hops, vec![ab, bc, ca]);
+    assert_eq!(outcome.fees, U256::from(150));
+    let deposit = U256::from(DEPOSIT);
+    eventually("every lock settled", async || {
+        let (x, y) = (a.channel(ab).await.unwrap(), a.channel(ca).await.unwrap());
+        x.outgoing_locks.is_empty() && y.incoming_locks.is_empty()
+    })
+    .await;
+    assert_eq!(
+        a.channel(ab).await.unwrap().balance,
+        deposit - amount - U256::from(150)
+    );
+    assert_eq!(a.channel(ca).await.unwrap().balance, deposit + amount);
+    eventually("B and C earn their fees", async || {
+        let b_total = b.channel(ab).await.unwrap().balance + b.channel(bc).await.unwrap().balance;
+        let c_total = c.channel(bc).await.unwrap().balance + c.channel(ca).await.unwrap().balance;
+        b_total == deposit * U256::from(2) + U256::from(100)
+            && c_total == deposit * U256::from(2) + U256::from(50)
+    })
+    .await;
+}
+
+/// A rebalance whose cheapest route costs more than the caller allows is refused before
+/// anything is locked, and one between a channel and itself is refused outright.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_dearer_than_its_limit_locks_nothing() {
+    let (net, [ab, _, ca]) = triangle().await;
+    let a = &net.clients[0];
+    let amount = U256::from(100_000);
+    let refused = a.rebalance(ab, ca, amount, U256::from(149), 3).await;
+    match refused {
+        Err(ClientError::FeeAboveLimit { fee, limit }) => {
+            assert_eq!((fee, limit), (U256::from(150), U256::from(149)));
+        }
+        other => panic!("expected the fee limit, got {other:?}"),
+    }
+    let same = a.rebalance(ab, ab, amount, U256::from(1_000), 3).await;
+    assert!(matches!(same, Err(ClientError::Routing(_))), "{same:?}");
+    for id in [ab, ca] {
+        let view = a.channel(id).await.unwrap();
+        assert!(view.outgoing_locks.is_empty() && view.incoming_locks.is_empty());
+        assert_eq!(view.balance, U256::from(DEPOSIT));
+    }
 }
