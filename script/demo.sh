@@ -2,7 +2,8 @@
 # The demo: installs what it needs, starts an embedded Anvil, deploys Keel to it with
 # script/deploy.sh, starts a watchtower (the keel-tower daemon), and runs the client example
 # (crates/keel-client/examples/open_pay_close.rs): clients open channels, pay each other
-# off-chain, move liquidity on chain, pay a third party through a hub, and close; then the third
+# off-chain, move liquidity on chain, pay a third party through a hub, move balance between
+# their own two channels through the hub (a circular rebalance), and close; then the third
 # party goes offline, the hub closes alone, and the tower answers for her. Last, the rebalancing
 # simulator (keel-sim) compares five strategies on a small generated network. (Until `keel demo`
 # exists.)

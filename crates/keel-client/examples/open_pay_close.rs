@@ -1,6 +1,8 @@
 //! What a dApp does with Keel, start to finish: two parties open a channel, pay each other
 //! off-chain, move liquidity into a second channel in one transaction (a hub's rebalancing step),
-//! pay a third party through the hub (a multi-hop payment), and close cooperatively — through
+//! pay a third party through the hub (a multi-hop payment), move balance between their own two
+//! channels by paying themselves through the hub (a circular rebalance), and close
+//! cooperatively — through
 //! `keel_client::Client` against a real chain. With a watchtower (`KEEL_TOWER_URL` and
 //! `KEEL_TOWER_ADDRESS`, which `script/demo.sh` starts and sets), the third party's client keeps
 //! the tower holding her newest proof, goes offline, the hub closes alone, and the tower answers
@@ -267,6 +269,51 @@ async fn main() -> Result<()> {
         outcome.route.hops.len(),
         outcome.attempts,
         outcome.fees
+    );
+
+    // 8b. A circular rebalance: Alice moves 0.02 ETH of her balance from the first channel into
+    //     the second by paying herself through Bob (out by one channel, back by the other).
+    //     Bob charges for forwarding into the second channel; Alice learns his policy when the
+    //     two make that channel public, and caps what she will pay in fees.
+    bob.set_forward_policy(
+        second.id,
+        ForwardPolicy::new(
+            FeePolicy {
+                base: U256::from(500),
+                proportional_millionths: 1_000,
+            },
+            keel_client::client::DEFAULT_EXPIRY_DELTA,
+        ),
+    )
+    .await?;
+    alice.announce_channel(second.id).await?;
+    bob.announce_channel(second.id).await?;
+    loop_until(|| async { Ok(alice.graph_capacity(second.id)) }).await?;
+    // Bob's policy follows his half of the announcement on the same connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = alice.channel(second.id).await?.balance;
+    let rebalanced = alice
+        .rebalance(
+            channel,
+            second.id,
+            parse_ether("0.02")?,
+            parse_ether("0.0001")?,
+            3,
+        )
+        .await?;
+    // Paid once Bob pays out the lock he sent her there (it may trail her receipt).
+    let after = loop_until(|| async {
+        let view = alice.channel(second.id).await?;
+        Ok(view.incoming_locks.is_empty().then_some(view.balance))
+    })
+    .await?;
+    println!(
+        "alice rebalanced 0.02 ETH from her first channel into her second through bob ({} \
+         hops); her side of the second went from {} to {} ETH, bob earned {} wei",
+        rebalanced.route.hops.len(),
+        format_ether(before),
+        format_ether(after),
+        rebalanced.fees
     );
 
     // 9. Close cooperatively: one transaction pays both. Alice co-signs only the ledger she sees
