@@ -465,16 +465,7 @@ async fn hostile_messages_are_rejected_and_change_nothing() {
 
     // Mallory authenticates as herself and sends B messages about A and B's channel.
     let mallory = PrivateKeySigner::random();
-    let transport = Transport::new(mallory.clone()).unwrap();
-    let mut conn = transport
-        .connect(pair.b_addr, pair.signers[1].address())
-        .await
-        .unwrap();
-    conn.send(&Message::Hello {
-        address: mallory.address(),
-    })
-    .await
-    .unwrap();
+    let mut conn = crate::raw_peer(&mallory, pair.b_addr, pair.signers[1].address()).await;
     let _hello = conn.recv().await.unwrap();
     let proof = keel_core::BalanceProof {
         channelId: pair.id,

@@ -18,7 +18,6 @@ use keel_client::{
     chain::ChainConfig,
     client::{ClientError, Config, ManualClock, MAX_GOSSIP_STRIKES},
     store::ChannelOpening,
-    transport::Transport,
     Client,
 };
 use keel_core::{
@@ -208,6 +207,42 @@ impl Line {
             .await
             .unwrap()
     }
+
+    /// With A's store pacing its commits a second apart: C's invoice for `amount`, made
+    /// payable over gossip, is paid by A in the background, and this returns once A applied
+    /// its lock, which then waits (with its onion) for A's next commit, a second after a write
+    /// of A's just before.
+    async fn lock_waiting_for_its_commit(
+        &self,
+        amount: U256,
+        memo: &str,
+    ) -> tokio::task::JoinHandle<keel_client::client::Result<keel_client::client::PaymentOutcome>>
+    {
+        self.b.announce_channel(self.bc).await.unwrap();
+        self.c.announce_channel(self.bc).await.unwrap();
+        let invoice = self.payable(amount, memo).await;
+        self.a
+            .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "pacing")
+            .await
+            .unwrap();
+        let a = self.a.clone();
+        let paying = tokio::spawn(async move { a.send_payment(&invoice, 1).await });
+        let (a, ab) = (&self.a, self.ab);
+        eventually("A applies its lock", async || {
+            !a.channel(ab).await.unwrap().outgoing_locks.is_empty()
+        })
+        .await;
+        paying
+    }
+
+    /// Waits until C holds `amount` more in B–C than it deposited.
+    async fn c_is_paid(&self, amount: U256) {
+        let (c, bc) = (&self.c, self.bc);
+        eventually("C is paid", async || {
+            c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
+        })
+        .await;
+    }
 }
 
 /// Polls `probe` until it holds, for at most 10 s.
@@ -290,16 +325,7 @@ async fn forged_gossip_is_refused_not_relayed_and_repeated_costs_the_connection(
     // Mallory connects to B and gossips a channel between two strangers she signed herself,
     // and a policy for B–C in C's name, with a fee that would make every route through C free.
     let mallory = PrivateKeySigner::random();
-    let mut conn = Transport::new(mallory.clone())
-        .unwrap()
-        .connect(line.b_at, b_addr)
-        .await
-        .unwrap();
-    conn.send(&Message::Hello {
-        address: mallory.address(),
-    })
-    .await
-    .unwrap();
+    let mut conn = crate::raw_peer(&mallory, line.b_at, b_addr).await;
     let (x, y) = (Address::repeat_byte(0x11), Address::repeat_byte(0x22));
     let fake = params(x, y);
     let announcement = ChannelAnnouncement {
@@ -373,21 +399,7 @@ async fn forged_gossip_is_refused_not_relayed_and_repeated_costs_the_connection(
 async fn an_onion_lost_with_the_connection_is_resent_with_its_lock() {
     let mut line = Line::with_commit_interval(Some(Duration::from_secs(1))).await;
     let amount = U256::from(10_000);
-    line.b.announce_channel(line.bc).await.unwrap();
-    line.c.announce_channel(line.bc).await.unwrap();
-    let invoice = line.payable(amount, "resent").await;
-    let a = line.a.clone();
-    // A write of A's just before: the lock's commit waits out the second after it.
-    line.a
-        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "pacing")
-        .await
-        .unwrap();
-    let paying = tokio::spawn(async move { a.send_payment(&invoice, 1).await });
-    let (a, ab) = (line.a.clone(), line.ab);
-    eventually("A applies its lock", async || {
-        !a.channel(ab).await.unwrap().outgoing_locks.is_empty()
-    })
-    .await;
+    let paying = line.lock_waiting_for_its_commit(amount, "resent").await;
     line.b.clone().shutdown().await;
     line.b = Client::start(line.configs[1].clone()).await.unwrap();
     line.b.listen(line.b_at).await.unwrap();
@@ -397,11 +409,7 @@ async fn an_onion_lost_with_the_connection_is_resent_with_its_lock() {
         .unwrap()
         .unwrap();
     assert_eq!(outcome.route.hops.len(), 2);
-    let (c, bc) = (line.c.clone(), line.bc);
-    eventually("C is paid", async || {
-        c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
-    })
-    .await;
+    line.c_is_paid(amount).await;
 }
 
 /// A's lock and its onion are stored (A's commit paced a second after the previous write), but
@@ -413,21 +421,8 @@ async fn an_onion_lost_with_the_connection_is_resent_with_its_lock() {
 async fn an_onion_stored_with_its_lock_is_resent_after_the_payer_restarts() {
     let mut line = Line::with_commit_interval(Some(Duration::from_secs(1))).await;
     let amount = U256::from(10_000);
-    line.b.announce_channel(line.bc).await.unwrap();
-    line.c.announce_channel(line.bc).await.unwrap();
-    let invoice = line.payable(amount, "restarted").await;
-    let a = line.a.clone();
-    // A write of A's just before: the lock's commit waits out the second after it.
-    line.a
-        .create_invoice(CHAIN_ID, Address::ZERO, amount, 3_600, "pacing")
-        .await
-        .unwrap();
-    let paying = tokio::spawn(async move { a.send_payment(&invoice, 1).await });
-    let (a, ab) = (line.a.clone(), line.ab);
-    eventually("A applies its lock", async || {
-        !a.channel(ab).await.unwrap().outgoing_locks.is_empty()
-    })
-    .await;
+    let paying = line.lock_waiting_for_its_commit(amount, "restarted").await;
+    let ab = line.ab;
     // Disconnected first, then the store flushed: the lock is stored and never left.
     line.a.clone().shutdown().await;
     paying.abort();
@@ -438,11 +433,7 @@ async fn an_onion_stored_with_its_lock_is_resent_after_the_payer_restarts() {
     line.a = Client::start(line.configs[0].clone()).await.unwrap();
     line.a.connect(line.b_at, line.address(1)).await.unwrap();
 
-    let (c, bc) = (line.c.clone(), line.bc);
-    eventually("C is paid", async || {
-        c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
-    })
-    .await;
+    line.c_is_paid(amount).await;
     let a = line.a.clone();
     eventually("A's lock is paid out", async || {
         let view = a.channel(ab).await.unwrap();
@@ -493,11 +484,7 @@ async fn a_hub_restarted_before_forwarding_forwards_from_the_stored_onion() {
         .unwrap()
         .unwrap();
     assert_eq!(outcome.route.hops.len(), 2);
-    let (c, bc) = (line.c.clone(), line.bc);
-    eventually("C is paid", async || {
-        c.channel(bc).await.unwrap().balance == U256::from(DEPOSIT) + amount
-    })
-    .await;
+    line.c_is_paid(amount).await;
 }
 
 /// Clients over loopback with funded channels between them (`DEPOSIT` a side); every client
@@ -703,16 +690,7 @@ async fn a_peer_flooding_onions_does_not_push_out_its_neighbours() {
         .await
         .unwrap()
         .id;
-    let mut conn = Transport::new(mallory.clone())
-        .unwrap()
-        .connect(line.b_at, b_addr)
-        .await
-        .unwrap();
-    conn.send(&Message::Hello {
-        address: mallory.address(),
-    })
-    .await
-    .unwrap();
+    let mut conn = crate::raw_peer(&mallory, line.b_at, b_addr).await;
     let flood = tokio::spawn(async move {
         for n in 0u64.. {
             let onion = Message::LockOnion {
