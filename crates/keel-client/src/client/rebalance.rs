@@ -34,6 +34,11 @@ impl Client {
             rt.ensure_usable()?;
             Ok::<_, ClientError>((channel.chain_id, rt.state.params().token))
         };
+        if amount.is_zero() || max_attempts == 0 {
+            return Err(ClientError::Routing(format!(
+                "nothing to rebalance: {amount} in {max_attempts} attempts"
+            )));
+        }
         let (source, target) = (asset(from).await?, asset(to).await?);
         if from == to || source != target {
             return Err(ClientError::Routing(format!(

@@ -788,7 +788,8 @@ async fn a_circular_rebalance_moves_balance_between_our_channels_for_the_fees() 
 }
 
 /// A rebalance whose cheapest route costs more than the caller allows is refused before
-/// anything is locked, and one between a channel and itself is refused outright.
+/// anything is locked; so are one between a channel and itself, one of nothing, one of more
+/// than the channel holds on our side, and one allowed no attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_dearer_than_its_limit_locks_nothing() {
     let (net, [ab, _, ca]) = triangle().await;
@@ -803,6 +804,16 @@ async fn a_rebalance_dearer_than_its_limit_locks_nothing() {
     }
     let same = a.rebalance(ab, ab, amount, U256::from(1_000), 3).await;
     assert!(matches!(same, Err(ClientError::Routing(_))), "{same:?}");
+    // Nothing to move, more than A holds there, no attempt allowed: typed refusals too.
+    for (amount, attempts) in [(U256::ZERO, 3), (U256::from(DEPOSIT), 3), (amount, 0)] {
+        let refused = a
+            .rebalance(ab, ca, amount, U256::from(1_000), attempts)
+            .await;
+        assert!(
+            matches!(refused, Err(ClientError::Routing(_))),
+            "{refused:?}"
+        );
+    }
     for id in [ab, ca] {
         let view = a.channel(id).await.unwrap();
         assert!(view.outgoing_locks.is_empty() && view.incoming_locks.is_empty());
