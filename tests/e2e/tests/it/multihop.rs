@@ -3,8 +3,8 @@
 //! The payee issues an invoice, the payer routes over the announcements it learnt from gossip
 //! (the fee tests) or was given by hand (the fault tests), each hub forwards under its own fee
 //! policy, and every hop's balance is checked to the wei: fees land where the policies say, a
-//! withheld secret refunds every hop after expiry, and a hop lied to refuses with a typed
-//! reason.
+//! withheld secret refunds every hop after expiry, a hop lied to refuses with a typed
+//! reason, and a circular rebalance moves a node's balance between its own channels.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -736,6 +736,53 @@ async fn a_channel_closed_mid_payment_unwinds_on_chain_and_off() -> Result<()> {
             if to_receiver.is_zero() && to_sender == amount)
         ),
         "{kinds:?} after {settle_kinds:?}"
+    );
+    Ok(())
+}
+
+/// A circular rebalance in an ERC-20 token on Anvil: Alice has two channels with Bob and moves
+/// 10 tokens of her balance from the first into the second by paying herself through Bob
+/// (`Client::rebalance`). The first drains by the amount and Bob's fee, the second refills by
+/// the amount, Bob keeps exactly his fee, and nothing touches the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circular_rebalance_in_erc20_moves_balance_between_two_channels() -> Result<()> {
+    let line = Line::start("multihop-rebalance", 2).await?;
+    let token = line.net.token;
+    let [alice, bob] = [&line.nodes[0], &line.nodes[1]];
+    let deposit = units("100");
+    let first = line.open(0, token, deposit).await?;
+    let second = line.open(0, token, deposit).await?;
+    // Bob needs a balance of his own in the second channel to forward into it.
+    let bobs = units("50");
+    bob.top_up(second, bobs).await?;
+    let bobs_index = usize::from(bob.channel(second).await?.me == keel_core::Side::B);
+    for client in [alice, bob] {
+        wait_until(client, second, |i| i.deposits[bobs_index] == bobs).await?;
+    }
+    let bob_policy = policy(7, 1_000);
+    bob.set_forward_policy(second, bob_policy.clone()).await?;
+    line.announce(alice, 0, second, deposit + bobs).await?;
+    alice.add_channel_update(&bob.channel_update(second).await?)?;
+
+    let amount = units("10");
+    let fee = bob_policy.fee.fee(amount)?;
+    let height = line.net.block_number().await?;
+    let outcome = alice.rebalance(first, second, amount, fee, 3).await?;
+    ensure!(outcome.fees == fee, "{outcome:?}");
+    ensure!(outcome
+        .route
+        .hops
+        .iter()
+        .map(|h| h.channel)
+        .eq([first, second]));
+
+    settled_at(alice, first, deposit - amount - fee, amount + fee).await?;
+    settled_at(bob, first, amount + fee, deposit - amount - fee).await?;
+    settled_at(alice, second, deposit + amount, bobs - amount).await?;
+    settled_at(bob, second, bobs - amount, deposit + amount).await?;
+    ensure!(
+        line.net.block_number().await? == height,
+        "a rebalance off chain sent a transaction"
     );
     Ok(())
 }
