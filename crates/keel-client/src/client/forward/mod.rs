@@ -33,10 +33,12 @@ mod pending;
 mod policy;
 mod registry;
 pub(crate) mod release;
+mod resume;
 
 pub(crate) use maintain::maintain;
 pub(crate) use policy::chain_timing;
 pub(crate) use registry::{secret_registered, watch_pending};
+pub(crate) use resume::{resume_arrivals, resume_claims};
 
 use keel_routing::Asset;
 
@@ -223,39 +225,6 @@ pub(crate) fn locks_arrived(inner: &Arc<Inner>, channel_id: B256, locks: Vec<(Lo
     }
 }
 
-/// At start: the locks the peer sent us that a hop was waiting to forward when the process
-/// stopped (the next peer offline, or its window full: the onion is stored first, see
-/// [`forward`]) are forwarded now. Onions of locks no longer pending, forwarded or released are
-/// dropped.
-pub(crate) async fn resume_arrivals(inner: &Arc<Inner>) -> Result<(), crate::store::StoreError> {
-    let forwarded: HashSet<LockKey> = {
-        let forwards = inner.forwarding.forwards.lock().expect("forwards poisoned");
-        forwards
-            .values()
-            .map(|f| (f.incoming_channel, f.incoming.secret_hash))
-            .collect()
-    };
-    for (channel_id, hash, packet) in inner.store.incoming_onions().await? {
-        let lock = match inner.channel(channel_id) {
-            Ok(channel) => channel.incoming_lock(hash).await,
-            Err(_) => None,
-        };
-        let settled = forwarded.contains(&(channel_id, hash))
-            || inner
-                .store
-                .is_released(Released::Incoming, channel_id, hash)
-                .await?;
-        match lock {
-            Some(lock) if !settled => {
-                tracing::info!(%channel_id, secret_hash = %hash, "forwarding a lock held before the restart");
-                tokio::spawn(lock_arrived(Arc::clone(inner), channel_id, lock, packet));
-            }
-            _ => inner.store.drop_incoming_onion(channel_id, hash).await?,
-        }
-    }
-    Ok(())
-}
-
 async fn lock_arrived(inner: Arc<Inner>, channel_id: B256, lock: Lock, packet: Packet) {
     // The incoming lock is ours to claim only once it is stored, and its update was queued
     // for the store before this task started. Nothing below waits for it on its own: whatever
@@ -388,26 +357,6 @@ async fn receive(
     // The towers learn the secret too, in case the sender never pays the lock out.
     inner.towers.updated(channel_id);
     claim_paid(inner, channel_id, hash, invoice.secret).await;
-    Ok(())
-}
-
-/// At start: the locks in `channel` paying invoices of ours that were paid (their secret
-/// revealed) but not yet paid out go back to the maintenance, which reveals their secrets
-/// again until they are, so a payee restarted between its reveal and the payout is still paid.
-/// A hold invoice is paid once the application claimed it ([`hold_invoice_claimed`]).
-pub(crate) async fn resume_claims(
-    forwarding: &Forwarding,
-    store: &crate::store::Store,
-    channel: &super::channel::Channel,
-) -> Result<(), crate::store::StoreError> {
-    for hash in channel.incoming_locks().await.iter().map(|l| l.secret_hash) {
-        if let Some(invoice) = store.invoice(hash).await? {
-            if invoice.paid {
-                let mut claims = forwarding.claims.lock().expect("claims poisoned");
-                claims.insert((channel.id, hash), invoice.secret);
-            }
-        }
-    }
     Ok(())
 }
 
