@@ -5,7 +5,8 @@
 //! hub's fee and no other moved anything: with no clock moved every lock settles (the hub
 //! stores each onion with its lock, both ways, so it resumes whatever it was doing), each
 //! channel holds exactly what the paid invoices say, and every payment the payer saw complete
-//! is among them.
+//! is among them. A second test kills the hub while it waits to forward (the payee offline):
+//! restarted, it forwards from the onion it stored before waiting.
 
 use std::{collections::HashSet, process::Stdio, time::Duration};
 
@@ -18,7 +19,7 @@ use tokio::{
 };
 
 use crate::{
-    client_flow::units,
+    client_flow::{units, wait_until},
     multihop::{policy, settled_at, Line},
 };
 
@@ -198,5 +199,59 @@ async fn a_hub_killed_mid_forward_ten_times_settles_every_payment() -> Result<()
     println!("after {KILLS} kills: all {started} payments and the last one completed");
     settled_at(carol, bc, n * amount, deposit - n * amount).await?;
     settled_at(alice, ab, deposit - n * (amount + fee), n * (amount + fee)).await?;
+    Ok(())
+}
+
+/// Carol is offline, so Bob (his own process) stores Alice's lock and waits to forward it;
+/// he is killed with SIGKILL while he waits. Restarted, with Carol back, he finds the onion he
+/// stored before waiting and forwards the lock: the payment completes with no clock moved.
+/// (Without the stored onion Bob would hold a lock he could neither forward nor claim, and
+/// Alice's payment would end only with its expiry.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_while_waiting_to_forward_forwards_after_its_restart() -> Result<()> {
+    let line = Line::start("multihop-crash-wait", 3).await?;
+    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
+    let deposit = units("1");
+    let ab = line.open(0, Address::ZERO, deposit).await?;
+    let bc = line.open(1, Address::ZERO, deposit).await?;
+    let fee = (700, 1_500);
+    let hub_policy = policy(fee.0, fee.1);
+    bob.set_forward_policy(bc, hub_policy.clone()).await?;
+    line.announce(alice, 1, bc, deposit).await?;
+    bob.clone().shutdown().await;
+    let hub = Hub {
+        line: &line,
+        channel: bc,
+        fee,
+    };
+    let mut child = hub.spawn().await?;
+
+    let amount = units("0.001");
+    let request = carol
+        .create_invoice(line.net.chain_id, Address::ZERO, amount, 3_600, "waited")
+        .await?;
+    carol.clone().shutdown().await;
+    let payer = alice.clone();
+    let paying = tokio::spawn(async move { payer.send_payment(&request, 1).await });
+    wait_until(alice, ab, |i| !i.outgoing_locks.is_empty()).await?;
+    // Bob stores the lock, then the onion, and waits for Carol (up to his sync timeout, 10 s).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    child.start_kill()?;
+    child.wait().await?;
+
+    let carol = line.restart(2, false).await?;
+    let _child = hub.spawn().await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), paying)
+        .await
+        .map_err(|_| eyre!("the payment did not complete after the hub's restart"))???;
+    ensure!(outcome.fees == hub_policy.fee.fee(amount)?);
+    settled_at(&carol, bc, amount, deposit - amount).await?;
+    settled_at(
+        alice,
+        ab,
+        deposit - amount - outcome.fees,
+        amount + outcome.fees,
+    )
+    .await?;
     Ok(())
 }
