@@ -603,13 +603,13 @@ async fn resend(
 ) -> Result<(), Refusal> {
     let id = channel.id;
     // Proofs applied but still queued for the disk are included once they are durable.
-    let stored = match inner.store.flush().await {
-        Ok(()) => match inner.store.sent_since(id, after).await {
-            Ok(sent) => inner.store.lock_onions(id, after).await.map(|o| (sent, o)),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+    let stored = async {
+        inner.store.flush().await?;
+        let sent = inner.store.sent_since(id, after).await?;
+        let onions = inner.store.lock_onions(id, after).await?;
+        Ok::<_, crate::store::StoreError>((sent, onions))
+    }
+    .await;
     let (sent, mut onions) = match stored {
         Ok(stored) => stored,
         Err(e) => {

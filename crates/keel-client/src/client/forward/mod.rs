@@ -194,7 +194,8 @@ pub(crate) fn onion_arrived(inner: &Inner, channel_id: B256, secret_hash: B256, 
 }
 
 /// The onions held for the locks `changes` (the peer's accepted update in `channel_id`) add,
-/// taken out of the pending ones: they are stored with the update.
+/// taken out of the pending ones to be acted on behind the update ([`locks_arrived`]). No
+/// lock is taken for an update that adds none.
 pub(crate) fn take_onions(
     inner: &Inner,
     channel_id: B256,
