@@ -12,7 +12,7 @@ use std::{collections::HashSet, process::Stdio, time::Duration};
 
 use alloy::primitives::{Address, B256, U256};
 use eyre::{ensure, eyre, Result};
-use keel_client::{client::Clock, ClientEvent};
+use keel_client::{client::Clock, ClientError, ClientEvent};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Child,
@@ -177,26 +177,39 @@ async fn a_hub_killed_mid_forward_ten_times_settles_every_payment() -> Result<()
         .await
         .map_err(|_| eyre!("locks still pending with no clock moved"))??;
 
-    // And every payment completes for the payer too: none is left to its lock's expiry.
-    let started = payments.len();
+    // And every payment that locked anything completes for the payer too: none is left to its
+    // lock's expiry. One may have found Bob down for longer than Alice's sync timeout and sent
+    // nothing.
+    let (started, mut completed) = (payments.len(), 0);
     for (hash, payment) in payments {
         let outcome = tokio::time::timeout(Duration::from_secs(30), payment)
             .await
             .map_err(|_| eyre!("payment {hash} never completed (seed {seed})"))??;
-        outcome.map_err(|e| eyre!("payment {hash} failed: {e} (seed {seed})"))?;
-        ensure!(
-            paid.contains(&hash),
-            "alice saw {hash} complete, carol was not paid"
-        );
+        match outcome {
+            Ok(_) => {
+                ensure!(
+                    paid.contains(&hash),
+                    "alice saw {hash} complete, carol was not paid"
+                );
+                completed += 1;
+            }
+            Err(ClientError::PeerOffline(_)) => {
+                ensure!(
+                    !paid.contains(&hash),
+                    "carol was paid for {hash}, alice was told no"
+                );
+            }
+            Err(e) => return Err(eyre!("payment {hash} failed: {e} (seed {seed})")),
+        }
     }
     ensure!(
-        paid.len() == started + 1,
-        "{} invoices paid for {started} payments and the last",
+        paid.len() == completed + 1,
+        "{} invoices paid for {completed} payments completed and the last",
         paid.len()
     );
     let n = U256::from(paid.len());
     let fee = hub_policy.fee.fee(amount)?;
-    println!("after {KILLS} kills: all {started} payments and the last one completed");
+    println!("after {KILLS} kills: {completed} of {started} payments and the last one completed");
     settled_at(carol, bc, n * amount, deposit - n * amount).await?;
     settled_at(alice, ab, deposit - n * (amount + fee), n * (amount + fee)).await?;
     Ok(())
