@@ -356,7 +356,11 @@ impl Client {
         let links = onchain::start(&inner, &inner.config.chains).await?;
         inner.chains.set(links).expect("chains are set once, here");
         forward::watch_pending(&inner);
-        forward::resume_arrivals(&inner).await?;
+        if let Err(e) = forward::resume_arrivals(&inner).await {
+            // The onions only spare those locks their expiry: a store that cannot give them
+            // back costs that, not the start.
+            tracing::warn!(error = %e, "locks waiting to be forwarded not resumed");
+        }
         tokio::spawn(maintain(Arc::downgrade(&inner)));
         tokio::spawn(forward::maintain(Arc::downgrade(&inner)));
         tower::start(&inner)?;

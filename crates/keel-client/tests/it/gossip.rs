@@ -678,7 +678,7 @@ async fn a_failure_whose_lock_is_not_released_is_not_retried() {
 /// channel, her flood pushing out only her own: forward/pending.rs tests that directly), and
 /// every one of A's payments completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_flooding_onions_does_not_push_out_its_neighbours() {
+async fn payments_through_a_hub_go_on_while_a_channel_peer_floods_it_with_onions() {
     let line = Line::new().await;
     line.b.announce_channel(line.bc).await.unwrap();
     line.c.announce_channel(line.bc).await.unwrap();

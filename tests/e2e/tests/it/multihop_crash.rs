@@ -44,7 +44,6 @@ impl Rng {
 struct Hub<'a> {
     line: &'a Line,
     channel: B256,
-    fee: (u64, u32),
 }
 
 impl Hub<'_> {
@@ -74,8 +73,8 @@ impl Hub<'_> {
             .env("KEEL_PEER", net.carol.address().to_string())
             .env("KEEL_PEER_ADDR", carol.to_string())
             .env("KEEL_CHANNEL", self.channel.to_string())
-            .env("KEEL_FEE_BASE", self.fee.0.to_string())
-            .env("KEEL_FEE_PPM", self.fee.1.to_string())
+            .env("KEEL_FEE_BASE", HUB_FEE.0.to_string())
+            .env("KEEL_FEE_PPM", HUB_FEE.1.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -104,23 +103,35 @@ async fn paid_invoices(carol: &keel_client::Client) -> Result<HashSet<B256>> {
     Ok(paid)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_killed_mid_forward_ten_times_settles_every_payment() -> Result<()> {
-    let line = Line::start("multihop-crash", 3).await?;
-    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
-    let deposit = units("1");
+/// Bob's fee for forwarding into Bob–Carol: base (wei) and millionths.
+const HUB_FEE: (u64, u32) = (700, 1_500);
+/// Each channel's opening deposit, in ETH.
+const DEPOSIT: &str = "1";
+
+/// Alice–Bob–Carol on Anvil, Bob charging [`HUB_FEE`] into Bob–Carol and Alice told of that
+/// channel; Bob then stopped, to run in his own process ([`Hub`]) from the same store and
+/// address. Returns the line and its two channels.
+async fn hub_line(name: &str) -> Result<(Line, B256, B256)> {
+    let line = Line::start(name, 3).await?;
+    let [alice, bob] = [&line.nodes[0], &line.nodes[1]];
+    let deposit = units(DEPOSIT);
     let ab = line.open(0, Address::ZERO, deposit).await?;
     let bc = line.open(1, Address::ZERO, deposit).await?;
-    let fee = (700, 1_500);
-    let hub_policy = policy(fee.0, fee.1);
-    bob.set_forward_policy(bc, hub_policy.clone()).await?;
+    bob.set_forward_policy(bc, policy(HUB_FEE.0, HUB_FEE.1))
+        .await?;
     line.announce(alice, 1, bc, deposit).await?;
-    // From here Bob runs in his own process, from the same store and address.
     bob.clone().shutdown().await;
+    Ok((line, ab, bc))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_mid_forward_ten_times_settles_every_payment() -> Result<()> {
+    let (line, ab, bc) = hub_line("multihop-crash").await?;
+    let [alice, carol] = [&line.nodes[0], &line.nodes[2]];
+    let (deposit, hub_policy) = (units(DEPOSIT), policy(HUB_FEE.0, HUB_FEE.1));
     let hub = Hub {
         line: &line,
         channel: bc,
-        fee,
     };
     let mut child = hub.spawn().await?;
 
@@ -222,20 +233,12 @@ async fn a_hub_killed_mid_forward_ten_times_settles_every_payment() -> Result<()
 /// Alice's payment would end only with its expiry.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_killed_while_waiting_to_forward_forwards_after_its_restart() -> Result<()> {
-    let line = Line::start("multihop-crash-wait", 3).await?;
-    let [alice, bob, carol] = [&line.nodes[0], &line.nodes[1], &line.nodes[2]];
-    let deposit = units("1");
-    let ab = line.open(0, Address::ZERO, deposit).await?;
-    let bc = line.open(1, Address::ZERO, deposit).await?;
-    let fee = (700, 1_500);
-    let hub_policy = policy(fee.0, fee.1);
-    bob.set_forward_policy(bc, hub_policy.clone()).await?;
-    line.announce(alice, 1, bc, deposit).await?;
-    bob.clone().shutdown().await;
+    let (line, ab, bc) = hub_line("multihop-crash-wait").await?;
+    let [alice, carol] = [&line.nodes[0], &line.nodes[2]];
+    let (deposit, hub_policy) = (units(DEPOSIT), policy(HUB_FEE.0, HUB_FEE.1));
     let hub = Hub {
         line: &line,
         channel: bc,
-        fee,
     };
     let mut child = hub.spawn().await?;
 
